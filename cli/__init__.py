@@ -1,0 +1,1 @@
+"""The `overnight` command line: one module per command group."""

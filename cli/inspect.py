@@ -1,0 +1,139 @@
+"""Reading the store back: status, log, show, diff, export."""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+import time
+
+import click
+
+from overnight.cli.common import db_option, find_experiment, find_run, open_store, view_of
+from overnight.core.decide import fmt
+
+LEDGER = ("run_id", "seq", "status", "score", "delta", "holdout_score", "reason", "rationale", "candidate",
+          "seconds", "cost_usd", "tokens")
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@db_option
+def status(as_json, db):
+    """Show the runs in this workspace, newest first."""
+    store = open_store(db)
+    runs = store.runs()
+    if as_json:
+        keep = ("id", "recipe", "status", "stop_reason", "best_experiment", "baseline_score", "best_score",
+                "holdout_baseline", "holdout_best", "experiments", "usd", "tokens", "seconds", "started_at", "ended_at")
+        click.echo(json.dumps([{k: r[k] for k in keep} for r in runs], indent=2))
+        return
+    if not runs:
+        click.echo(f"No runs in {store.path} yet. Start one with `overnight run RECIPE` or `overnight demo`.")
+        return
+    click.echo(f"{'run':>4}  {'recipe':<16} {'status':<9} {'exps':>5}  {'baseline':>10} -> {'best':<10}  stop reason")
+    for r in runs:
+        click.echo(f"{r['id']:>4}  {r['recipe'][:16]:<16} {r['status']:<9} {r['experiments'] or 0:>5}  "
+                   f"{fmt(r['baseline_score']):>10} -> {fmt(r['best_score']):<10}  {r['stop_reason'] or ''}")
+
+
+@click.command()
+@click.argument("run_ref", required=False, metavar="[RUN]")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON lines.")
+@db_option
+def log(run_ref, as_json, db):
+    """List the experiments of RUN (default: the latest run)."""
+    store = open_store(db)
+    run = find_run(store, run_ref)
+    rows = store.experiments(run["id"])
+    if as_json:
+        for r in rows:
+            click.echo(json.dumps({k: r[k] for k in LEDGER}))
+        return
+    click.echo(f"Run {run['id']} of '{run['recipe']}' ({run['status']}{': ' + run['stop_reason'] if run['stop_reason'] else ''})")
+    click.echo(f"{'#':>4}  {'status':<12} {'score':>10} {'delta':>10}  reason / rationale")
+    for r in rows:
+        text = r["reason"] or ""
+        if r["rationale"] and r["status"] != "baseline":
+            text = f"{r['rationale']} -- {text}"
+        click.echo(f"{r['seq']:>4}  {r['status']:<12} {fmt(r['score']):>10} {fmt(r['delta']):>10}  {text}")
+
+
+@click.command()
+@click.argument("exp")
+@db_option
+def show(exp, db):
+    """Show experiment EXP (SEQ in the latest run, or RUN:SEQ)."""
+    store = open_store(db)
+    run, e = find_experiment(store, exp)
+    click.echo(f"Experiment {run['id']}:{e['seq']} of '{run['recipe']}'")
+    click.echo(f"  status     {e['status']}: {e['reason']}")
+    click.echo(f"  score      {fmt(e['score'])}" + (f" (samples {', '.join(fmt(s) for s in json.loads(e['samples']))})" if e["samples"] and len(json.loads(e["samples"])) > 1 else ""))
+    if e["holdout_score"] is not None:
+        click.echo(f"  holdout    {fmt(e['holdout_score'])}")
+    if e["components"] and json.loads(e["components"]):
+        click.echo("  components " + ", ".join(f"{k} {fmt(v)}" for k, v in json.loads(e["components"]).items()))
+    click.echo(f"  delta      {fmt(e['delta'])}")
+    click.echo(f"  rationale  {e['rationale'] or ''}")
+    click.echo(f"  time       {e['seconds'] or 0:.2f} s, ${e['cost_usd'] or 0:.4f}, {e['tokens'] or 0} tokens")
+    examples = store.example_results(e["id"])
+    if examples:
+        failing = [x for x in examples if x["score"] < 1]
+        click.echo(f"  examples   {len(examples) - len(failing)} of {len(examples)} passed")
+        for x in failing[:10]:
+            click.echo(f"    [{x['split']}] {x['example_id']}: got {x['output'][:60]!r}, expected {x['expected'][:60]!r} {x['feedback'][:80]}")
+    if e["trace"]:
+        click.echo("  trace (tail):")
+        for line in e["trace"].splitlines()[-20:]:
+            click.echo(f"    {line}")
+    if e["diff"]:
+        click.echo("")
+        _echo_diff(e["diff"])
+
+
+@click.command()
+@click.argument("exp")
+@click.argument("exp2", required=False)
+@db_option
+def diff(exp, exp2, db):
+    """Show the change EXP made against the baseline, or against EXP2."""
+    store = open_store(db)
+    run, e = find_experiment(store, exp)
+    from overnight.cli.common import surface_of
+
+    new = view_of(store, e)
+    if exp2:
+        _, other = find_experiment(store, exp2 if ":" in exp2 else f"{run['id']}:{exp2}")
+        old = view_of(store, other)
+    else:
+        old = view_of(store, store.experiment(run["baseline_experiment"]))
+    text = surface_of(run).diff(old, new)
+    if not text:
+        click.echo("No difference.")
+    _echo_diff(text)
+
+
+def _echo_diff(text: str) -> None:
+    for line in text.splitlines():
+        color = "green" if line.startswith("+") else "red" if line.startswith("-") else "cyan" if line.startswith("@@") else None
+        click.secho(line, fg=color)
+
+
+@click.command()
+@click.argument("run_ref", required=False, metavar="[RUN]")
+@click.option("--format", "fmt_", type=click.Choice(["tsv", "jsonl"]), default="tsv", show_default=True)
+@click.option("--output", "-o", type=click.File("w"), default="-", help="Where to write (default: stdout).")
+@db_option
+def export(run_ref, fmt_, output, db):
+    """Write RUN's ledger (default: the latest run) as TSV or JSONL."""
+    store = open_store(db)
+    run = find_run(store, run_ref)
+    rows = store.experiments(run["id"])
+    if fmt_ == "jsonl":
+        for r in rows:
+            output.write(json.dumps({k: r[k] for k in LEDGER}) + "\n")
+        return
+    writer = csv.writer(output, delimiter="\t", lineterminator="\n")
+    writer.writerow(LEDGER)
+    for r in rows:
+        writer.writerow(["" if r[k] is None else str(r[k]).replace("\t", " ").replace("\n", " ") for k in LEDGER])

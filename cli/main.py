@@ -1,0 +1,125 @@
+"""The `overnight` command group. Imports stay light: `overnight --help` must be instant."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from overnight.core.errors import OvernightError
+
+
+class Group(click.Group):
+    """Commands are imported only when one is called, so --help pays for none of them."""
+
+    LAZY = {
+        "run": ("overnight.cli.run", "run"),
+        "status": ("overnight.cli.inspect", "status"),
+        "log": ("overnight.cli.inspect", "log"),
+        "show": ("overnight.cli.inspect", "show"),
+        "diff": ("overnight.cli.inspect", "diff"),
+        "export": ("overnight.cli.inspect", "export"),
+        "apply": ("overnight.cli.apply", "apply"),
+        "plugins": ("overnight.cli.plugins", "plugins"),
+        "demo": ("overnight.cli.demo", "demo"),
+        "tui": ("overnight.cli.tui", "tui"),
+        "recipes": ("overnight.cli.recipes", "recipes"),
+        "check": ("overnight.cli.check", "check"),
+        "explain": ("overnight.cli.explain", "explain"),
+        "pause": ("overnight.cli.control", "pause"),
+        "resume": ("overnight.cli.control", "resume"),
+        "stop": ("overnight.cli.control", "stop"),
+        "steer": ("overnight.cli.control", "steer"),
+        "reject": ("overnight.cli.control", "reject"),
+        "star": ("overnight.cli.control", "star"),
+    }
+    HELP = {
+        "run": "Run a recipe: propose, measure, keep what is really better.",
+        "status": "Show the runs in this workspace.",
+        "log": "List the experiments of a run.",
+        "show": "Show one experiment: status, reason, score, rationale, diff.",
+        "diff": "Show the change an experiment made (against the baseline or another experiment).",
+        "export": "Write a run's ledger as TSV or JSONL.",
+        "apply": "Write an experiment's change to your file (atomic, with a backup).",
+        "plugins": "List the plugins and what each provides.",
+        "demo": "Run the bundled pricing recipe offline in a fresh folder.",
+        "tui": "Open the terminal UI: watch runs, review, apply.",
+        "recipes": "List, show, use, install and validate recipes.",
+        "check": "Audit a recipe's metric before spending anything.",
+        "explain": "Show what each kept change contributed.",
+        "pause": "Pause a running run.",
+        "resume": "Resume a paused run.",
+        "stop": "Stop a running run cleanly.",
+        "steer": "Give the agent a line of guidance from its next proposal on.",
+        "reject": "Reject an experiment with a note the agent reads in later runs.",
+        "star": "Star an experiment.",
+    }
+
+    def invoke(self, ctx):
+        # User mistakes end in one sentence and a non-zero exit, never a traceback.
+        try:
+            return super().invoke(ctx)
+        except OvernightError as exc:
+            click.echo(f"Error: {exc.message}", err=True)
+            ctx.exit(exc.exit_code)
+
+    def list_commands(self, ctx):
+        return sorted(set(self.LAZY) | set(super().list_commands(ctx)))
+
+    def get_command(self, ctx, name):
+        if name in self.LAZY:
+            import importlib
+
+            module, attr = self.LAZY[name]
+            return getattr(importlib.import_module(module), attr)
+        _load_plugin_commands(self)
+        return super().get_command(ctx, name)
+
+    def format_commands(self, ctx, formatter):
+        _load_plugin_commands(self)
+        rows = [(name, self.HELP.get(name) or self._short(ctx, name)) for name in self.list_commands(ctx)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+    def _short(self, ctx, name):
+        cmd = super().get_command(ctx, name)
+        return cmd.get_short_help_str(60) if cmd else ""
+
+
+_plugins_loaded = False
+
+
+def _load_plugin_commands(group: click.Group) -> None:
+    global _plugins_loaded
+    if _plugins_loaded:
+        return
+    _plugins_loaded = True
+    from overnight.core.plugins import registry
+
+    registry().pm.hook.overnight_register_commands(cli=group)
+
+
+@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="overnight", prog_name="overnight")
+def cli():
+    """overnight: improve one thing you own while you sleep.
+
+    One surface (the only thing that may change), one metric (a number with a
+    direction), one budget. An agent proposes changes; each is measured in a
+    work folder of its own and kept only if it is really better. Nothing of
+    yours is written until you `overnight apply` it.
+    """
+
+
+def main() -> None:
+    try:
+        cli.main()
+    except KeyboardInterrupt:
+        click.echo("Interrupted.", err=True)
+        sys.exit(130)
+    except BrokenPipeError:
+        sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()

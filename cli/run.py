@@ -1,0 +1,178 @@
+"""`overnight run`: the loop with a progress line and one summary at the end."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from overnight.cli.common import db_option, open_store
+from overnight.core.errors import OvernightError
+
+
+@click.command()
+@click.argument("recipe")
+@click.option("--dry-run", is_flag=True, help="Measure the baseline once and print the plan; record nothing.")
+@click.option("--resume", is_flag=True, help="Continue the latest unfinished run of this recipe.")
+@click.option("--yes", "-y", is_flag=True, help="Trust the recipe's commands and code without asking.")
+@click.option("--quiet", "-q", is_flag=True, help="Print only the summary.")
+@db_option
+def run(recipe, dry_run, resume, yes, quiet, db):
+    """Run RECIPE (a folder with recipe.toml, or the file itself).
+
+    Nothing of yours is written: each experiment is measured in a work folder
+    of its own. Ctrl-C stops cleanly; --resume continues.
+    """
+    from overnight.core import recipe as recipes
+    from overnight.core.runner import build, resumable_run, run as run_loop
+
+    loaded = recipes.load(_recipe_path(recipe))
+    store = open_store(db)
+    _trust(loaded, store, yes)
+    setup = build(loaded, store)
+    if dry_run:
+        return _plan(setup)
+    run_id = resumable_run(store, loaded) if resume else None
+    display = Progress(setup.budget, quiet=quiet)
+    setup.events.subscribe(display)
+    for plugin in _observers():
+        setup.events.subscribe(plugin)
+    try:
+        summary = run_loop(setup, run_id)
+    except KeyboardInterrupt:
+        display.close()
+        raise
+    display.close()
+    print_summary(summary)
+
+
+def _recipe_path(recipe: str) -> Path:
+    return Path(recipe)
+
+
+def _trust(recipe, store, yes: bool) -> None:
+    try:
+        from overnight.cli.trust import ensure_trusted
+    except ImportError:
+        return
+    ensure_trusted(recipe, store, yes)
+
+
+def _observers():
+    from overnight.core.plugins import registry
+
+    hook = registry().pm.hook.overnight_event
+    return [lambda event: hook(event=event)] if hook.get_hookimpls() else []
+
+
+def _plan(setup) -> None:
+    """Prints what a run would do, with the time and cost of one baseline measurement."""
+    from overnight.core.contracts import MeasureRequest
+    from overnight.core.decide import fmt
+    from overnight.core.executor import LocalExecutor
+
+    r, b = setup.recipe, setup.budget
+    click.echo(f"Recipe   {r.name}: {r.summary}" if r.summary else f"Recipe   {r.name}")
+    click.echo(f"Surface  {r.surface.cls.name} ({setup.surface.source()})")
+    click.echo(f"Metric   {setup.objective.describe()}")
+    for g in r.guards:
+        bounds = " and ".join(x for x in (f">= {fmt(g.min)}" if g.min is not None else "", f"<= {fmt(g.max)}" if g.max is not None else "") if x)
+        click.echo(f"Guard    {g.label} {bounds}")
+    click.echo(f"Agent    {r.agent.cls.name}")
+    parts = [f"{b.experiments} experiments" if b.experiments is not None else "no experiment cap"]
+    if b.minutes is not None:
+        parts.append(f"{b.minutes:g} min")
+    parts += [f"${b.usd:g}", f"{b.per_experiment_seconds:g} s per experiment", f"{b.parallel} in parallel"]
+    click.echo("Budget   " + ", ".join(parts))
+    executor = LocalExecutor(setup.surface, setup.objective)
+    start = time.monotonic()
+    outcome = executor.measure(setup.surface.read(), MeasureRequest(b.per_experiment_seconds, llm=setup.llm))
+    seconds = time.monotonic() - start
+    m = outcome.measurement
+    if not m.ok:
+        tail = "\n".join(m.trace.splitlines()[-20:])
+        raise OvernightError(f"The baseline could not be measured ({m.status}): {m.reason}" + (f"\n{tail}" if tail else ""))
+    click.echo(f"Baseline {fmt(m.value)} ({setup.objective.goal}), measured in {seconds:.2f} s, ${m.cost_usd:.4f}, {m.tokens} tokens")
+    per = seconds * (1 if setup.objective.deterministic else 1.5)
+    if b.experiments is not None:
+        total = per * b.experiments / b.parallel
+        if b.minutes is not None:
+            total = min(total, b.minutes * 60)
+        click.echo(f"Estimate about {per:.2f} s and ${m.cost_usd:.4f} of measurement per experiment "
+                   f"(plus what the agent spends); the whole budget: about {_duration(total)}, ${m.cost_usd * b.experiments:.2f}.")
+    click.echo("Dry run: nothing was recorded.")
+
+
+class Progress:
+    """One line that redraws on a terminal; a line per experiment elsewhere (logs, CI)."""
+
+    def __init__(self, budget, quiet: bool = False):
+        self.budget = budget
+        self.quiet = quiet
+        self.tty = sys.stderr.isatty()
+        self.best = None
+        self.baseline = None
+        self.n = 0
+        self.started = time.monotonic()
+        self.last = ""
+
+    def __call__(self, event) -> None:
+        from overnight.core.decide import fmt
+
+        if self.quiet:
+            return
+        d = event.data
+        if event.kind == "experiment_finished":
+            self.n += 1
+            self.best = d.get("best")
+            self.last = d["status"]
+            cap = f"/{self.budget.experiments}" if self.budget.experiments is not None else ""
+            elapsed = _duration(time.monotonic() - self.started)
+            if self.tty:
+                line = f"[{self.n}{cap}] best {fmt(self.best)} | last #{d['seq']} {d['status']} | {elapsed}"
+                click.echo("\r\033[K" + line[: _width()], nl=False, err=True)
+            else:
+                click.echo(f"#{d['seq']:<4} {d['status']:<12} {fmt(d.get('score')):>10}  {d['reason']}", err=True)
+
+    def close(self) -> None:
+        if self.tty and not self.quiet and self.n:
+            click.echo("\r\033[K", nl=False, err=True)
+
+
+def _width() -> int:
+    import shutil
+
+    return shutil.get_terminal_size((100, 20)).columns - 1
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    h, rest = divmod(seconds, 3600)
+    m, s = divmod(rest, 60)
+    return f"{h}h{m:02d}m" if h else f"{m}m{s:02d}s" if m else f"{s}s"
+
+
+def print_summary(s) -> None:
+    from overnight.core.decide import fmt
+
+    click.echo(f"Run {s.run_id} of '{s.recipe}' {s.status}: {s.stop_reason}.")
+    by_status = ", ".join(f"{n} {status}" for status, n in sorted(s.counts.items()) if status != "baseline")
+    click.echo(f"Kept {s.kept} of {s.experiments} experiments ({by_status or 'none'}).")
+    if s.baseline is not None:
+        change = ""
+        if s.best is not None and s.baseline:
+            change = f" ({(s.best - s.baseline) / abs(s.baseline) * 100:+.1f}%)"
+        where = f", experiment {s.run_id}:{s.best_seq}" if s.best_seq else ""
+        click.echo(f"Score ({s.goal}): baseline {fmt(s.baseline)} -> best {fmt(s.best)}{change}{where}.")
+    if s.holdout_baseline is not None or s.holdout_best is not None:
+        line = f"Holdout: baseline {fmt(s.holdout_baseline)} -> best {fmt(s.holdout_best)}."
+        if None not in (s.holdout_baseline, s.holdout_best, s.best, s.baseline):
+            sign = 1 if s.goal == "maximize" else -1
+            if sign * (s.best - s.baseline) > 0 and sign * (s.holdout_best - s.holdout_baseline) < 0:
+                line += " Warning: train rose while holdout fell; the gain may not be real."
+        click.echo(line)
+    click.echo(f"Spent {_duration(s.seconds)}, ${s.usd:.4f}, {s.tokens} tokens.")
+    if s.best_seq:
+        click.echo(f"Next: overnight log {s.run_id} | overnight diff {s.run_id}:{s.best_seq} | overnight apply {s.run_id}:{s.best_seq}")

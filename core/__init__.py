@@ -1,0 +1,1 @@
+"""The loop and its contracts. Names no surface, metric or agent: those are plugins."""

@@ -1,0 +1,297 @@
+"""The contracts between the loop and its plugins, in one place.
+
+A plugin implements `Surface`, `Metric` or `Agent`; the loop only ever talks to
+these types. Each plugin class carries its `name`, a one-line `summary` and an
+`options` schema, which the recipe section is checked against before it is built.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+from .options import Schema
+
+Goal = Literal["maximize", "minimize"]
+
+# Every status an experiment can end with (DESIGN section 2).
+STATUSES = (
+    "baseline",
+    "keep",
+    "discard",
+    "crash",
+    "timeout",
+    "invalid",
+    "duplicate",
+    "guard_failed",
+    "interrupted",
+)
+FAILURES = ("crash", "timeout", "invalid")
+
+
+def digest(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """An immutable view and its digest; identical views are measured once per run."""
+
+    view: str
+    digest: str
+
+    @classmethod
+    def of(cls, view: str) -> "Candidate":
+        return cls(view, digest(view))
+
+
+@dataclass(frozen=True)
+class Parameter:
+    """A typed knob of a surface, for agents that search without an LLM."""
+
+    name: str
+    min: float | None = None
+    max: float | None = None
+    step: float | None = None
+    integer: bool = False
+    log: bool = False
+    choices: tuple | None = None
+
+
+@dataclass
+class ExampleResult:
+    id: str
+    input: str = ""
+    output: str = ""
+    expected: str = ""
+    score: float = 0.0
+    feedback: str = ""
+    split: str = "train"
+
+
+@dataclass
+class LLMCall:
+    """One call to a model, as the store keeps it (no secrets: messages and reply only)."""
+
+    role: str  # agent, task or judge
+    model: str
+    messages: list[dict]
+    response: str = ""
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: float = 0.0
+    seconds: float = 0.0
+    cached: bool = False
+    error: str = ""
+
+
+@dataclass
+class Measurement:
+    """What a metric saw. `status` is "ok", "crash" or "timeout"; only "ok" carries a value."""
+
+    value: float | None
+    status: str = "ok"
+    reason: str = ""
+    examples: list[ExampleResult] = field(default_factory=list)
+    components: dict[str, float] = field(default_factory=dict)
+    trace: str = ""
+    cost_usd: float = 0.0
+    tokens: int = 0
+    seconds: float = 0.0
+    llm_calls: list[LLMCall] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok" and self.value is not None
+
+    @classmethod
+    def crash(cls, reason: str, trace: str = "", **kw) -> "Measurement":
+        return cls(None, status="crash", reason=reason, trace=trace, **kw)
+
+    @classmethod
+    def timeout(cls, seconds: float, trace: str = "", **kw) -> "Measurement":
+        return cls(None, status="timeout", reason=f"took longer than {seconds:g} s", trace=trace, **kw)
+
+
+@dataclass
+class Proposal:
+    """An agent's answer: a whole new view, or edits of the current best view."""
+
+    view: str | None = None
+    edits: list[tuple[str, str]] = field(default_factory=list)
+    rationale: str = ""
+    cost_usd: float = 0.0
+    tokens: int = 0
+    trace: str = ""
+    # Set when the agent could not produce a usable proposal: recorded as `invalid`.
+    error: str = ""
+    # Agent-specific state stored with the experiment (for example the line it came from),
+    # handed back to the agent on --resume.
+    meta: dict[str, Any] = field(default_factory=dict)
+    llm_calls: list[LLMCall] = field(default_factory=list)
+
+
+@dataclass
+class Attempt:
+    """One past experiment as an agent sees it."""
+
+    seq: int
+    status: str
+    reason: str
+    rationale: str
+    score: float | None
+    delta: float | None
+    view: str | None = None
+    failing: list[ExampleResult] = field(default_factory=list)
+    trace: str = ""
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Context:
+    """Everything an agent may read before proposing. Holdout results are never in it."""
+
+    best_view: str
+    best_score: float | None
+    baseline_score: float | None
+    goal: Goal
+    rules: str
+    metric: str
+    parameters: list[Parameter]
+    history: list[Attempt]  # recent experiments, newest last, with traces
+    ledger: list[Attempt]  # every rejected idea of this run, so none is paid for twice
+    failing: list[ExampleResult]  # the best candidate's failing train examples
+    notes: list[str]  # human review notes and steering lines
+    budget_left: dict[str, float]
+    seq: int
+
+
+class Plugin:
+    """Common to every plugin class: who it is and which recipe keys it takes."""
+
+    name: ClassVar[str] = ""
+    summary: ClassVar[str] = ""
+    options: ClassVar[Schema] = {}
+    # True when the plugin runs the recipe's own commands or code: people must trust it first.
+    runs_code: ClassVar[bool] = False
+    # True when the plugin calls a language model; the run then hands it `self.llm`,
+    # its gateway to models (budget, cache, concurrency and the call log in one place).
+    uses_llm: ClassVar[bool] = False
+    llm: Any = None
+
+    def __init__(self, options: dict[str, Any], recipe_dir: Path):
+        self.config = options
+        self.recipe_dir = recipe_dir
+
+    def path(self, value: str) -> Path:
+        """A path from the recipe, relative to the recipe's folder."""
+        return (self.recipe_dir / value).resolve()
+
+    def describe_code(self) -> list[str]:
+        """Exactly what this plugin will run, for the trust prompt."""
+        return []
+
+
+class Surface(Plugin):
+    """The one thing that may change, seen through a text view."""
+
+    def source(self) -> Path:
+        """The user's artifact on disk (apply writes it, nothing else does)."""
+        raise NotImplementedError
+
+    def read(self) -> str:
+        raise NotImplementedError
+
+    def rules(self) -> str:
+        return "Return the whole new text."
+
+    def problems(self, view: str, base: str) -> list[str]:
+        """Why a proposed view cannot be measured; empty when it can."""
+        return []
+
+    def materialize(self, view: str, folder: Path) -> Path:
+        """Writes the view into a work folder; returns the path the metric should read."""
+        raise NotImplementedError
+
+    def diff(self, old: str, new: str) -> str:
+        import difflib
+
+        name = self.source().name
+        lines = difflib.unified_diff(
+            old.splitlines(keepends=True), new.splitlines(keepends=True), f"a/{name}", f"b/{name}"
+        )
+        return "".join(line if line.endswith("\n") else line + "\n" for line in lines)
+
+    def apply(self, view: str, backup_dir: Path) -> Path:
+        """Writes the view to the user's artifact atomically; returns the backup of the old one."""
+        raise NotImplementedError
+
+    def fingerprint(self) -> str:
+        """A digest of the artifact on disk, to notice it changed since the run began."""
+        return hashlib.sha256(self.source().read_bytes()).hexdigest()
+
+    def parameters(self) -> list[Parameter]:
+        return []
+
+    def view_from(self, values: dict[str, Any], base: str) -> str:
+        """A view with these parameter values (for surfaces with parameters)."""
+        raise NotImplementedError
+
+    def values_of(self, view: str) -> dict[str, Any]:
+        """The parameter values a view holds."""
+        raise NotImplementedError
+
+    def degenerate(self, view: str) -> dict[str, str]:
+        """Views that should score badly; a metric that likes them is gameable."""
+        return {}
+
+
+@dataclass
+class MeasureRequest:
+    """How one measurement should run."""
+
+    seconds: float  # the per-experiment time limit
+    split: str = "train"  # "train" or "holdout", for metrics with examples
+    cache: bool = True  # False for re-measurements that estimate noise
+    view: str = ""
+    llm: Any = None  # the run's LLM gateway (budget, concurrency, cache), when there is one
+
+
+class Metric(Plugin):
+    """Measures a materialized candidate. Never decides keep or discard."""
+
+    goal: Goal = "maximize"
+    deterministic: ClassVar[bool] = True
+    has_examples: ClassVar[bool] = False
+
+    def __init__(self, options: dict[str, Any], recipe_dir: Path):
+        # `goal` is a key every metric section shares; the plugin's own default otherwise.
+        self.goal = options.pop("goal", None) or type(self).goal
+        super().__init__(options, recipe_dir)
+
+    def prepare(self, surface: Surface) -> None:
+        """Called once before a run: compile, load, check. Raise OvernightError for user mistakes."""
+
+    def describe(self) -> str:
+        return f"{self.name} ({self.goal})"
+
+    def measure(self, artifact: Path, folder: Path, request: MeasureRequest) -> Measurement:
+        raise NotImplementedError
+
+
+class Agent(Plugin):
+    """Proposes changes. Returns None when it has nothing more to propose."""
+
+    def prepare(self, surface: Surface) -> None:
+        """Called once before a run; raise OvernightError when it cannot work on this surface."""
+
+    def start(self, surface: Surface, history: list[Attempt]) -> None:
+        """Called once before proposing, with what earlier sessions of this run recorded."""
+
+    def propose(self, context: Context) -> Proposal | None:
+        raise NotImplementedError
+
+    def observe(self, attempt: Attempt) -> None:
+        """Told the outcome of each of its proposals."""

@@ -1,0 +1,58 @@
+"""The keep rule: a change is kept only when it is really better."""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass
+
+
+def sign(goal: str) -> int:
+    return 1 if goal == "maximize" else -1
+
+
+def gain(value: float, best: float, goal: str) -> float:
+    """How much better `value` is than `best`, positive when better, whatever the goal."""
+    return (value - best) * sign(goal)
+
+
+def noise(samples: list[float]) -> float:
+    return statistics.stdev(samples) if len(samples) > 1 else 0.0
+
+
+def threshold(noise_floor: float, min_delta: float, k: float) -> float:
+    return max(min_delta, k * noise_floor)
+
+
+def ties(value: float, best: float) -> bool:
+    return abs(value - best) <= 1e-9 * max(1.0, abs(best))
+
+
+@dataclass
+class Verdict:
+    keep: bool
+    reason: str
+    needs_confirmation: bool = False
+
+
+def judge(value: float, best: float, goal: str, bar: float, *, shorter: bool = False) -> Verdict:
+    """Compares one candidate score with the best; a noisy metric confirms a win separately."""
+    g = gain(value, best, goal)
+    if g > bar:
+        return Verdict(True, f"beats the best ({fmt(best)}) by {fmt(g)}, more than the bar of {fmt(bar)}")
+    if shorter and ties(value, best):
+        return Verdict(True, "scores the same as the best with a shorter view (simplicity wins ties)")
+    if g > 0:
+        return Verdict(False, f"better than the best ({fmt(best)}) by {fmt(g)}, not more than the bar of {fmt(bar)}")
+    if ties(value, best):
+        return Verdict(False, f"same score as the best ({fmt(best)})")
+    return Verdict(False, f"worse than the best ({fmt(best)}) by {fmt(-g)}")
+
+
+def fmt(x: float | None) -> str:
+    if x is None:
+        return "-"
+    if x == 0:
+        return "0"
+    if abs(x) >= 1e5 or abs(x) < 1e-3:
+        return f"{x:.4g}"
+    return f"{x:.4f}".rstrip("0").rstrip(".")

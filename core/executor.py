@@ -1,0 +1,57 @@
+"""Where a measurement runs. The local one uses a fresh work folder on this machine.
+
+The seam is `Executor.measure(view, request) -> Outcome`: a cluster executor could
+ship the materialized folder to a worker and return the same Outcome, with no
+change to the loop.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .contracts import Measurement, MeasureRequest, Surface
+from .errors import OvernightError
+from .objective import Objective
+
+
+@dataclass
+class Outcome:
+    measurement: Measurement
+    guard_problem: str | None = None
+    guard_values: dict = field(default_factory=dict)
+
+
+class LocalExecutor:
+    def __init__(self, surface: Surface, objective: Objective, root: Path | None = None, keep: bool = False):
+        self.surface = surface
+        self.objective = objective
+        self.root = root
+        self.keep = keep
+
+    def measure(self, view: str, request: MeasureRequest, guards: bool = True) -> Outcome:
+        if self.root:
+            self.root.mkdir(parents=True, exist_ok=True)
+        folder = Path(tempfile.mkdtemp(prefix="exp-", dir=self.root))
+        start = time.monotonic()
+        try:
+            request.view = view
+            artifact = self.surface.materialize(view, folder)
+            m = self.objective.measure(artifact, folder, request)
+            m.seconds = m.seconds or time.monotonic() - start
+            outcome = Outcome(m)
+            if guards and m.ok and self.objective.guards:
+                outcome.guard_problem, outcome.guard_values = self.objective.guard_problem(artifact, folder, request)
+            return outcome
+        except OvernightError as exc:
+            return Outcome(Measurement.crash(exc.message, seconds=time.monotonic() - start))
+        except Exception as exc:  # a plugin bug: the run goes on, the trace says where
+            reason = f"the metric failed: {type(exc).__name__}: {exc}"
+            return Outcome(Measurement.crash(reason, traceback.format_exc(), seconds=time.monotonic() - start))
+        finally:
+            if not self.keep:
+                shutil.rmtree(folder, ignore_errors=True)

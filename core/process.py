@@ -1,0 +1,74 @@
+"""Running a command under a time limit, killing its whole process group on timeout."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import threading
+import time
+from dataclasses import dataclass
+
+_live: set[int] = set()
+_lock = threading.Lock()
+
+
+@dataclass
+class Finished:
+    returncode: int | None  # None when it timed out or was killed
+    output: str  # stdout, then stderr
+    seconds: float
+    timed_out: bool = False
+    stdout: str = ""
+
+    def tail(self, lines: int = 50) -> str:
+        return "\n".join(self.output.splitlines()[-lines:])
+
+
+def run(args, *, cwd, seconds: float, env: dict | None = None, shell: bool = False) -> Finished:
+    """Runs a command in its own session so a timeout can kill everything it started."""
+    start = time.monotonic()
+    proc = subprocess.Popen(
+        args,
+        cwd=cwd,
+        env=env,
+        shell=shell,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+        text=True,
+        errors="replace",
+    )
+    with _lock:
+        _live.add(proc.pid)
+    try:
+        out, err = proc.communicate(timeout=seconds)
+        timed_out = False
+    except subprocess.TimeoutExpired:
+        _kill_group(proc.pid)
+        out, err = proc.communicate()
+        timed_out = True
+    finally:
+        with _lock:
+            _live.discard(proc.pid)
+        # Children that outlive the command (a daemon it left behind) go too.
+        _kill_group(proc.pid)
+    code = None if timed_out or proc.returncode < 0 else proc.returncode
+    output = out + (("\n" if out and err else "") + err if err else "")
+    return Finished(code, output, time.monotonic() - start, timed_out, stdout=out)
+
+
+def _kill_group(pid: int) -> None:
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def kill_all() -> None:
+    """Ends every command still running (on Ctrl-C or SIGTERM)."""
+    with _lock:
+        pids = list(_live)
+    for pid in pids:
+        _kill_group(pid)

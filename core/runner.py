@@ -1,0 +1,69 @@
+"""From a recipe to a running loop: build the plugins, prepare them, run, stop cleanly."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+
+from .contracts import Agent, Metric, Surface
+from .errors import OvernightError
+from .events import Events
+from .loop import Loop, Setup, Summary
+from .objective import Bounded, Objective, Weighted
+from .recipe import Recipe
+from .store import RESUMABLE, Store
+
+
+def build(recipe: Recipe, store: Store, events: Events | None = None) -> Setup:
+    """Builds and prepares every plugin; user mistakes surface here, before anything is spent."""
+    surface: Surface = recipe.surface.build(recipe.dir)
+    metrics = [Weighted(p.build(recipe.dir), p.weight, p.label) for p in recipe.metrics]
+    guards = [Bounded(p.build(recipe.dir), p.min, p.max, p.label) for p in recipe.guards]
+    objective = Objective(metrics, guards)
+    repeats = [p.repeats for p in recipe.metrics if p.repeats]
+    objective.repeats = max(repeats) if repeats else None
+    agent: Agent = recipe.agent.build(recipe.dir)
+    setup = Setup(recipe, surface, objective, agent, recipe.budget, store, events or Events())
+    plugins = [surface, *objective.all_metrics(), agent]
+    if any(p.uses_llm for p in plugins):
+        from .llm import Gateway
+
+        setup.llm = Gateway(store, recipe.budget, setup.spend)
+        for p in plugins:
+            p.llm = setup.llm
+    surface.read()  # a missing or unreadable artifact is an error now, not at the baseline
+    metric: Metric
+    for metric in objective.all_metrics():
+        metric.prepare(surface)
+    agent.prepare(surface)
+    return setup
+
+
+def resumable_run(store: Store, recipe: Recipe) -> int:
+    run = store.latest_run(recipe.name)
+    if run is None or run["status"] not in RESUMABLE:
+        raise OvernightError(f"There is no unfinished run of recipe '{recipe.name}' to resume in {store.path}.")
+    return run["id"]
+
+
+def run(setup: Setup, run_id: int | None = None) -> Summary:
+    """Runs the loop; Ctrl-C and SIGTERM stop it cleanly, recording what was in flight."""
+    return asyncio.run(_run(setup, run_id))
+
+
+async def _run(setup: Setup, run_id: int | None) -> Summary:
+    loop = Loop(setup, run_id)
+    aio = asyncio.get_running_loop()
+    for sig, name in ((signal.SIGINT, "Ctrl-C"), (signal.SIGTERM, "SIGTERM")):
+        try:
+            aio.add_signal_handler(sig, loop.stop, f"interrupted by {name}")
+        except (NotImplementedError, RuntimeError, ValueError):
+            pass  # not the main thread (the TUI runs the loop in a worker)
+    try:
+        return await loop.run()
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                aio.remove_signal_handler(sig)
+            except (NotImplementedError, RuntimeError, ValueError):
+                pass

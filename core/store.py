@@ -1,0 +1,271 @@
+"""Everything the loop learns goes to one SQLite file, through this module only."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, Iterable
+
+import sqlite_utils
+from sqlite_utils.migrations import Migrations
+
+from .contracts import Attempt, ExampleResult, LLMCall
+from .errors import OvernightError
+
+migrations = Migrations("overnight")
+
+
+@migrations(name="001_initial")
+def _initial(db: sqlite_utils.Database) -> None:
+    db["runs"].create(
+        {
+            "id": int, "recipe": str, "recipe_path": str, "recipe_text": str, "recipe_digest": str,
+            "config": str, "status": str, "stop_reason": str, "control": str,
+            "baseline_experiment": int, "best_experiment": int,
+            "baseline_score": float, "best_score": float, "noise": float, "goal": str,
+            "holdout_baseline": float, "holdout_best": float,
+            "source_path": str, "source_fingerprint": str,
+            "experiments": int, "usd": float, "tokens": int, "seconds": float,
+            "started_at": float, "updated_at": float, "ended_at": float, "pid": int,
+        },
+        pk="id",
+    )
+    db["runs"].create_index(["recipe"])
+    db["candidates"].create({"digest": str, "view": str}, pk="digest")
+    db["experiments"].create(
+        {
+            "id": int, "run_id": int, "seq": int, "parent": int, "candidate": str,
+            "status": str, "reason": str, "score": float, "samples": str, "components": str,
+            "holdout_score": float, "delta": float, "rationale": str, "diff": str,
+            "trace": str, "agent_trace": str, "meta": str, "error": str,
+            "started_at": float, "seconds": float, "cost_usd": float, "tokens": int,
+        },
+        pk="id",
+        foreign_keys=[("run_id", "runs", "id")],
+    )
+    db["experiments"].create_index(["run_id", "seq"], unique=True)
+    db["experiments"].create_index(["run_id", "status"])
+    db["example_results"].create(
+        {
+            "id": int, "experiment_id": int, "example_id": str, "split": str, "input": str,
+            "output": str, "expected": str, "score": float, "feedback": str,
+        },
+        pk="id",
+    )
+    db["example_results"].create_index(["experiment_id"])
+    db["llm_calls"].create(
+        {
+            "id": int, "run_id": int, "experiment_id": int, "role": str, "model": str,
+            "messages": str, "response": str, "prompt_tokens": int, "completion_tokens": int,
+            "cost_usd": float, "seconds": float, "cached": int, "error": str,
+            "cache_key": str, "created_at": float,
+        },
+        pk="id",
+    )
+    db["llm_calls"].create_index(["run_id"])
+    db["llm_calls"].create_index(["cache_key"])
+    db["reviews"].create(
+        {
+            "id": int, "run_id": int, "experiment_id": int, "recipe": str, "action": str,
+            "note": str, "path": str, "backup": str, "previous": str, "created_at": float,
+        },
+        pk="id",
+    )
+    db["notes"].create(
+        {"id": int, "recipe": str, "run_id": int, "kind": str, "text": str, "created_at": float},
+        pk="id",
+    )
+    db["notes"].create_index(["recipe"])
+
+
+RESUMABLE = ("running", "stopped")
+
+
+def default_path() -> Path:
+    return Path(os.environ.get("OVERNIGHT_DB") or Path.cwd() / ".overnight" / "overnight.db")
+
+
+class Store:
+    def __init__(self, path: Path | str | None = None, *, readonly: bool = False):
+        self.path = Path(path) if path else default_path()
+        self.readonly = readonly
+        try:
+            if not readonly:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            elif not self.path.exists():
+                raise OvernightError(f"No overnight store at {self.path}: start a run first (overnight run RECIPE or overnight demo).")
+            conn = sqlite3.connect(self.path, check_same_thread=False, timeout=10, isolation_level=None)
+            self.db = sqlite_utils.Database(conn)
+            self.db.execute("PRAGMA busy_timeout = 10000")
+            if not readonly:
+                self.db.execute("PRAGMA journal_mode = WAL")
+                self.db.execute("PRAGMA synchronous = NORMAL")
+            self._migrate()
+        except OvernightError:
+            raise
+        except (sqlite3.Error, OSError) as exc:
+            raise OvernightError(f"Cannot open the store {self.path}: {exc}.") from None
+
+    def _migrate(self) -> None:
+        known = {m.name for m in migrations._migrations}
+        applied = {m.name for m in migrations.applied(self.db)}
+        newer = sorted(applied - known)
+        if newer:
+            raise OvernightError(
+                f"The store {self.path} was written by a newer version of overnight "
+                f"(migration {newer[-1]}); upgrade overnight to read it. Nothing was changed."
+            )
+        if applied != known:
+            if self.readonly:
+                raise OvernightError(f"The store {self.path} needs an upgrade: run any overnight command that writes (e.g. overnight status) first.")
+            migrations.apply(self.db)
+
+    def close(self) -> None:
+        self.db.conn.close()
+
+    # -- runs ---------------------------------------------------------------
+
+    def start_run(self, **fields: Any) -> int:
+        now = time.time()
+        fields.setdefault("status", "running")
+        fields.update(started_at=now, updated_at=now, pid=os.getpid(), experiments=0, usd=0.0, tokens=0, seconds=0.0)
+        return self.db["runs"].insert(fields).last_pk
+
+    def update_run(self, run_id: int, **fields: Any) -> None:
+        fields["updated_at"] = time.time()
+        self.db["runs"].update(run_id, fields)
+
+    def run(self, run_id: int) -> dict | None:
+        rows = list(self.db.query("select * from runs where id = ?", [run_id]))
+        return rows[0] if rows else None
+
+    def runs(self) -> list[dict]:
+        return list(self.db.query("select * from runs order by id desc"))
+
+    def latest_run(self, recipe: str | None = None, statuses: Iterable[str] | None = None) -> dict | None:
+        sql, args = "select * from runs where 1", []
+        if recipe is not None:
+            sql += " and recipe = ?"
+            args.append(recipe)
+        if statuses:
+            statuses = list(statuses)
+            sql += f" and status in ({','.join('?' * len(statuses))})"
+            args += statuses
+        rows = list(self.db.query(sql + " order by id desc limit 1", args))
+        return rows[0] if rows else None
+
+    def control(self, run_id: int) -> str | None:
+        rows = list(self.db.query("select control from runs where id = ?", [run_id]))
+        return rows[0]["control"] if rows else None
+
+    def set_control(self, run_id: int, control: str | None) -> None:
+        self.db["runs"].update(run_id, {"control": control})
+
+    # -- candidates and experiments -------------------------------------------
+
+    def put_candidate(self, digest: str, view: str) -> None:
+        self.db.execute("insert or ignore into candidates (digest, view) values (?, ?)", [digest, view])
+
+    def candidate(self, digest: str) -> str | None:
+        rows = list(self.db.query("select view from candidates where digest = ?", [digest]))
+        return rows[0]["view"] if rows else None
+
+    def record_experiment(self, run_id: int, examples: list[ExampleResult] = (), **fields: Any) -> int:
+        for key in ("samples", "components", "meta"):
+            if key in fields and not isinstance(fields[key], str):
+                fields[key] = json.dumps(fields[key])
+        with self.db.conn:
+            exp_id = self.db["experiments"].insert(dict(run_id=run_id, **fields)).last_pk
+            if examples:
+                self.db["example_results"].insert_all(
+                    dict(experiment_id=exp_id, example_id=e.id, split=e.split, input=e.input,
+                         output=e.output, expected=e.expected, score=e.score, feedback=e.feedback)
+                    for e in examples
+                )
+        return exp_id
+
+    def update_experiment(self, exp_id: int, examples: list[ExampleResult] = (), **fields: Any) -> None:
+        for key in ("samples", "components", "meta"):
+            if key in fields and not isinstance(fields[key], str):
+                fields[key] = json.dumps(fields[key])
+        with self.db.conn:
+            if fields:
+                self.db["experiments"].update(exp_id, fields)
+            if examples:
+                self.db["example_results"].insert_all(
+                    dict(experiment_id=exp_id, example_id=e.id, split=e.split, input=e.input,
+                         output=e.output, expected=e.expected, score=e.score, feedback=e.feedback)
+                    for e in examples
+                )
+
+    def experiments(self, run_id: int) -> list[dict]:
+        return list(self.db.query("select * from experiments where run_id = ? order by seq", [run_id]))
+
+    def experiment(self, exp_id: int) -> dict | None:
+        rows = list(self.db.query("select * from experiments where id = ?", [exp_id]))
+        return rows[0] if rows else None
+
+    def experiment_at(self, run_id: int, seq: int) -> dict | None:
+        rows = list(self.db.query("select * from experiments where run_id = ? and seq = ?", [run_id, seq]))
+        return rows[0] if rows else None
+
+    def example_results(self, exp_id: int) -> list[dict]:
+        return list(self.db.query("select * from example_results where experiment_id = ? order by id", [exp_id]))
+
+    def counts(self, run_id: int) -> dict[str, int]:
+        rows = self.db.query("select status, count(*) n from experiments where run_id = ? group by status", [run_id])
+        return {r["status"]: r["n"] for r in rows}
+
+    def attempts(self, run_id: int) -> list[Attempt]:
+        return [_attempt(row) for row in self.experiments(run_id)]
+
+    # -- LLM calls ------------------------------------------------------------
+
+    def record_llm_call(self, call: LLMCall, *, run_id: int | None, experiment_id: int | None = None, cache_key: str = "") -> None:
+        row = asdict(call)
+        row["messages"] = json.dumps(row["messages"])
+        row.update(run_id=run_id, experiment_id=experiment_id, cache_key=cache_key, created_at=time.time(), cached=int(call.cached))
+        self.db["llm_calls"].insert(row)
+
+    def cached_response(self, cache_key: str) -> dict | None:
+        rows = list(self.db.query(
+            "select * from llm_calls where cache_key = ? and error = '' and cached = 0 order by id desc limit 1", [cache_key]))
+        return rows[0] if rows else None
+
+    def llm_calls(self, run_id: int, experiment_id: int | None = None) -> list[dict]:
+        if experiment_id is None:
+            return list(self.db.query("select * from llm_calls where run_id = ? order by id", [run_id]))
+        return list(self.db.query("select * from llm_calls where experiment_id = ? order by id", [experiment_id]))
+
+    # -- reviews and notes ----------------------------------------------------
+
+    def add_review(self, **fields: Any) -> int:
+        fields["created_at"] = time.time()
+        return self.db["reviews"].insert(fields).last_pk
+
+    def reviews(self, run_id: int) -> list[dict]:
+        return list(self.db.query("select * from reviews where run_id = ? order by id", [run_id]))
+
+    def add_note(self, recipe: str, text: str, kind: str = "steer", run_id: int | None = None) -> int:
+        return self.db["notes"].insert(
+            {"recipe": recipe, "run_id": run_id, "kind": kind, "text": text, "created_at": time.time()}
+        ).last_pk
+
+    def notes(self, recipe: str) -> list[dict]:
+        return list(self.db.query("select * from notes where recipe = ? order by id", [recipe]))
+
+
+def _attempt(row: dict) -> Attempt:
+    return Attempt(
+        seq=row["seq"], status=row["status"], reason=row["reason"] or "", rationale=row["rationale"] or "",
+        score=row["score"], delta=row["delta"], trace=row["trace"] or "",
+        meta=json.loads(row["meta"]) if row["meta"] else {},
+    )
+
+
+def loads(value: str | None, default: Any = None) -> Any:
+    return json.loads(value) if value else default

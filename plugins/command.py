@@ -1,0 +1,103 @@
+"""Metric `command`: a shell command in the work folder prints the score."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import shutil
+from pathlib import Path
+
+from overnight.core import process
+from overnight.core.contracts import Measurement, MeasureRequest, Metric
+from overnight.core.errors import OvernightError
+from overnight.core.hookspecs import hookimpl
+from overnight.core.options import Option
+
+SHELL_WORDS = {"cd", "export", "set", ".", "source", "exec", "test", "[", "true", "false", ":", "if", "for", "(", "{", "env"}
+NUMBER = r"(-?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)"
+
+
+class CommandMetric(Metric):
+    name = "command"
+    summary = "Runs a shell command in the work folder and reads the score from its output."
+    runs_code = True
+    options = {
+        "run": Option(str, "the command; {file} is the materialized surface, {recipe} the recipe folder", required=True),
+        "pattern": Option(str, "a regex whose first group is the score, read from stdout (default: the last number)", default=None),
+        "json_file": Option(str, "a JSON file the command writes, holding the score", default=None),
+        "json_key": Option(str, "the key of the score in json_file (dots for nesting)", default="score"),
+        "deterministic": Option(bool, "false when the same input can score differently", default=True),
+        "env": Option(dict, "extra environment variables", default={}),
+    }
+
+    def __init__(self, options, recipe_dir):
+        super().__init__(options, recipe_dir)
+        self.deterministic = self.config["deterministic"]
+        pattern = self.config["pattern"]
+        try:
+            self.regex = re.compile(pattern) if pattern else re.compile(NUMBER)
+        except re.error as exc:
+            raise OvernightError(f"The metric's pattern {pattern!r} is not a valid regular expression: {exc}.") from None
+
+    def describe(self) -> str:
+        return f"the number printed by `{self.config['run']}` ({self.goal})"
+
+    def describe_code(self) -> list[str]:
+        return [f"shell command in a work folder: {self.config['run']}"]
+
+    def command(self, artifact: Path) -> str:
+        return (self.config["run"].replace("{file}", shlex.quote(str(artifact)))
+                .replace("{recipe}", shlex.quote(str(self.recipe_dir))))
+
+    def prepare(self, surface) -> None:
+        try:
+            words = shlex.split(self.command(Path("file")))
+        except ValueError as exc:
+            raise OvernightError(f"The metric command {self.config['run']!r} cannot be parsed: {exc}.") from None
+        program = words[0] if words else ""
+        if program in SHELL_WORDS or "=" in program or (self.recipe_dir / program).exists():
+            return
+        if not program or (not shutil.which(program) and not Path(program).exists()):
+            raise OvernightError(f"The metric command {program!r} was not found (metric run = {self.config['run']!r}).")
+
+    def measure(self, artifact: Path, folder: Path, request: MeasureRequest) -> Measurement:
+        command = self.command(artifact)
+        env = {**os.environ, **{k: str(v) for k, v in self.config["env"].items()},
+               "OVERNIGHT_RECIPE_DIR": str(self.recipe_dir), "OVERNIGHT_SPLIT": request.split}
+        done = process.run(command, cwd=folder, seconds=request.seconds, env=env, shell=True)
+        trace = done.tail(50)
+        if done.timed_out:
+            return Measurement.timeout(request.seconds, trace, seconds=done.seconds)
+        if done.returncode != 0:
+            return Measurement.crash(f"the command exited with code {done.returncode}", trace, seconds=done.seconds)
+        if self.config["json_file"]:
+            return self._from_json(folder, trace, done.seconds)
+        found = self.regex.findall(done.stdout)
+        if not found:
+            what = f"matching {self.config['pattern']!r}" if self.config["pattern"] else ""
+            return Measurement.crash(f"the command printed no number {what}".rstrip(), trace, seconds=done.seconds)
+        last = found[0] if self.config["pattern"] else found[-1]
+        value = last[0] if isinstance(last, tuple) else last
+        try:
+            return Measurement(float(value), trace=trace, seconds=done.seconds)
+        except ValueError:
+            return Measurement.crash(f"the pattern matched {value!r}, which is not a number", trace, seconds=done.seconds)
+
+    def _from_json(self, folder: Path, trace: str, seconds: float) -> Measurement:
+        file = folder / self.config["json_file"]
+        try:
+            data = json.loads(file.read_text())
+            for key in self.config["json_key"].split("."):
+                data = data[key]
+            return Measurement(float(data), trace=trace, seconds=seconds)
+        except FileNotFoundError:
+            return Measurement.crash(f"the command did not write {self.config['json_file']}", trace, seconds=seconds)
+        except (ValueError, KeyError, TypeError, IndexError) as exc:
+            return Measurement.crash(f"no number at key {self.config['json_key']!r} in {self.config['json_file']} ({exc})", trace, seconds=seconds)
+
+
+@hookimpl
+def overnight_register_metrics(register):
+    register(CommandMetric)

@@ -1,0 +1,92 @@
+"""Metric `python`: a function in a file of the recipe scores the materialized file.
+
+It runs in a subprocess, so a hang is killed at the time limit like any command.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from overnight.core import process
+from overnight.core.contracts import ExampleResult, Measurement, MeasureRequest, Metric
+from overnight.core.errors import OvernightError
+from overnight.core.hookspecs import hookimpl
+from overnight.core.options import Option
+
+# Runs in the child: imports the recipe's file, calls the function, prints one JSON line.
+CHILD = r"""
+import importlib.util, json, sys
+file, function, artifact = sys.argv[1:4]
+spec = importlib.util.spec_from_file_location("overnight_recipe_metric", file)
+module = importlib.util.module_from_spec(spec)
+sys.path.insert(0, str(__import__("pathlib").Path(file).parent))
+spec.loader.exec_module(module)
+result = getattr(module, function)(artifact)
+print("\n@@overnight-result@@" + json.dumps(result, default=str))
+"""
+MARK = "@@overnight-result@@"
+
+
+class PythonMetric(Metric):
+    name = "python"
+    summary = "Calls a Python function of the recipe with the materialized file's path."
+    runs_code = True
+    options = {
+        "file": Option(str, "a .py file in the recipe folder", required=True),
+        "function": Option(str, "the function to call", default="score"),
+        "deterministic": Option(bool, "false when the same input can score differently", default=True),
+    }
+
+    def __init__(self, options, recipe_dir):
+        super().__init__(options, recipe_dir)
+        self.deterministic = self.config["deterministic"]
+
+    def describe(self) -> str:
+        return f"{self.config['function']}() in {self.config['file']} ({self.goal})"
+
+    def describe_code(self) -> list[str]:
+        return [f"Python function {self.config['function']}() from {self.path(self.config['file'])}"]
+
+    def prepare(self, surface) -> None:
+        file = self.path(self.config["file"])
+        if not file.exists():
+            raise OvernightError(f"The metric file {file} does not exist (metric file = {self.config['file']!r}).")
+
+    def measure(self, artifact: Path, folder: Path, request: MeasureRequest) -> Measurement:
+        file = str(self.path(self.config["file"]))
+        args = [sys.executable, "-c", CHILD, file, self.config["function"], str(artifact)]
+        done = process.run(args, cwd=folder, seconds=request.seconds)
+        trace = done.tail(50)
+        if done.timed_out:
+            return Measurement.timeout(request.seconds, trace, seconds=done.seconds)
+        if done.returncode != 0 or MARK not in done.stdout:
+            last = done.output.strip().splitlines()[-1:] or ["no output"]
+            return Measurement.crash(f"the function failed: {last[0]}", trace, seconds=done.seconds)
+        printed, _, result = done.stdout.rpartition(MARK)
+        trace = "\n".join((printed + done.output[len(done.stdout):]).splitlines()[-50:])
+        return _measurement(json.loads(result), trace, done.seconds)
+
+
+def _measurement(result, trace: str, seconds: float) -> Measurement:
+    if isinstance(result, dict):
+        examples = [
+            ExampleResult(
+                id=str(e.get("id", i)), input=str(e.get("input", "")), output=str(e.get("output", "")),
+                expected=str(e.get("expected", "")), score=float(e.get("score", 0.0)),
+                feedback=str(e.get("feedback", "")), split=str(e.get("split", "train")),
+            )
+            for i, e in enumerate(result.get("examples", []))
+        ]
+        value = result.get("score")
+    else:
+        examples, value = [], result
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return Measurement.crash(f"the function returned {value!r}, not a number", trace, seconds=seconds)
+    return Measurement(float(value), examples=examples, trace=trace, seconds=seconds)
+
+
+@hookimpl
+def overnight_register_metrics(register):
+    register(PythonMetric)

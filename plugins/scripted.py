@@ -1,0 +1,87 @@
+"""Agent `scripted`: proposals read from a JSONL file, in order. For tests, demos, replays."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+from overnight.core.contracts import Agent, Attempt, Context, Proposal, Surface
+from overnight.core.errors import OvernightError
+from overnight.core.hookspecs import hookimpl
+from overnight.core.options import Option
+
+
+class ScriptedAgent(Agent):
+    name = "scripted"
+    summary = "Proposals read from a JSONL file, one a line, used in order."
+    options = {
+        "file": Option(str, "a JSONL file: {\"view\": ..., \"rationale\": ...} or {\"replace\": [old, new], ...}", required=True),
+    }
+
+    def __init__(self, options, recipe_dir):
+        super().__init__(options, recipe_dir)
+        self.lock = threading.Lock()
+        self.proposals = self._read()
+        self.done: set[int] = set()
+        self.position = 0
+
+    def _read(self) -> list[tuple[int, dict]]:
+        file = self.path(self.config["file"])
+        try:
+            lines = file.read_text(encoding="utf-8").splitlines()
+        except FileNotFoundError:
+            raise OvernightError(f"The proposals file {file} does not exist (agent file = {self.config['file']!r}).") from None
+        out = []
+        for number, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            try:
+                item = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise OvernightError(f"{file}:{number}: this line is not valid JSON ({exc.msg}).") from None
+            problem = _problem(item)
+            if problem:
+                raise OvernightError(f"{file}:{number}: {problem}.")
+            out.append((number, item))
+        return out
+
+    def start(self, surface: Surface, history: list[Attempt]) -> None:
+        # On --resume, skip what an earlier session already recorded, and nothing else.
+        self.done = {a.meta.get("line") for a in history if a.meta.get("line")}
+
+    def propose(self, context: Context) -> Proposal | None:
+        with self.lock:
+            while self.position < len(self.proposals) and self.proposals[self.position][0] in self.done:
+                self.position += 1
+            if self.position >= len(self.proposals):
+                return None
+            number, item = self.proposals[self.position]
+            self.position += 1
+        meta = {"line": number}
+        rationale = item.get("rationale", "")
+        if "view" in item:
+            return Proposal(view=item["view"], rationale=rationale, meta=meta)
+        old, new = item["replace"]
+        return Proposal(edits=[(old, new)], rationale=rationale, meta=meta)
+
+
+def _problem(item) -> str | None:
+    if not isinstance(item, dict):
+        return "each line must be a JSON object"
+    if "view" in item:
+        if not isinstance(item["view"], str):
+            return "'view' must be a string"
+    elif "replace" in item:
+        r = item["replace"]
+        if not (isinstance(r, list) and len(r) == 2 and all(isinstance(s, str) for s in r)):
+            return "'replace' must be a list of two strings: [old, new]"
+    else:
+        return "each line needs 'view' (the whole new text) or 'replace' ([old, new])"
+    if not isinstance(item.get("rationale", ""), str):
+        return "'rationale' must be a string"
+    return None
+
+
+@hookimpl
+def overnight_register_agents(register):
+    register(ScriptedAgent)
