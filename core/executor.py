@@ -19,6 +19,9 @@ from .errors import OvernightError
 from .objective import Objective
 
 
+IGNORE = shutil.ignore_patterns(".overnight", ".git", "__pycache__", "*.pyc", ".venv", "node_modules")
+
+
 @dataclass
 class Outcome:
     measurement: Measurement
@@ -39,6 +42,9 @@ class LocalExecutor:
         folder = Path(tempfile.mkdtemp(prefix="exp-", dir=self.root))
         start = time.monotonic()
         try:
+            # A copy of the recipe folder, so a metric's scripts and data sit beside the candidate
+            # just as they sit beside the user's file; the user's folder itself is never touched.
+            shutil.copytree(self.surface.recipe_dir, folder, ignore=IGNORE, dirs_exist_ok=True, symlinks=True)
             request.view = view
             artifact = self.surface.materialize(view, folder)
             m = self.objective.measure(artifact, folder, request)

@@ -71,7 +71,9 @@ class CommandMetric(Metric):
         if done.timed_out:
             return Measurement.timeout(request.seconds, trace, seconds=done.seconds)
         if done.returncode != 0:
-            return Measurement.crash(f"the command exited with code {done.returncode}", trace, seconds=done.seconds)
+            last = done.output.strip().splitlines()[-1:]
+            said = f": {last[0][:200]}" if last else ""
+            return Measurement.crash(f"the command exited with code {done.returncode}{said}", trace, seconds=done.seconds)
         if self.config["json_file"]:
             return self._from_json(folder, trace, done.seconds)
         found = self.regex.findall(done.stdout)

@@ -55,7 +55,11 @@ class TextSurface(Surface):
         return []
 
     def materialize(self, view: str, folder: Path) -> Path:
-        target = folder / self.source().name
+        source = self.source()
+        # Same place relative to the recipe as the user's file, so imports and paths still work.
+        relative = source.relative_to(self.recipe_dir) if source.is_relative_to(self.recipe_dir) else Path(source.name)
+        target = folder / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(view, encoding="utf-8")
         return target
 
