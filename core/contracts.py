@@ -85,6 +85,8 @@ class LLMCall:
     seconds: float = 0.0
     cached: bool = False
     error: str = ""
+    # sha256 of (model, messages, parameters): the store finds a cached reply by it.
+    cache_key: str = ""
 
 
 @dataclass

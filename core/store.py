@@ -228,7 +228,7 @@ class Store:
     def record_llm_call(self, call: LLMCall, *, run_id: int | None, experiment_id: int | None = None, cache_key: str = "") -> None:
         row = asdict(call)
         row["messages"] = json.dumps(row["messages"])
-        row.update(run_id=run_id, experiment_id=experiment_id, cache_key=cache_key, created_at=time.time(), cached=int(call.cached))
+        row.update(run_id=run_id, experiment_id=experiment_id, cache_key=cache_key or call.cache_key, created_at=time.time(), cached=int(call.cached))
         self.db["llm_calls"].insert(row)
 
     def cached_response(self, cache_key: str) -> dict | None:

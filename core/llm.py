@@ -1,0 +1,327 @@
+"""The one door to language models: budget, cache, concurrency, retries and the call log.
+
+Every call a plugin makes (the agent's, the task model's, the judge's) goes through
+`Gateway.complete`, so the spend caps hold across all of them, at most
+`[budget] llm_concurrency` calls are in flight, and each call comes back with an
+`LLMCall` ready for the store. The gateway never writes to the store itself: the
+loop records `Proposal.llm_calls` and `Measurement.llm_calls` with the experiment
+they belong to, and the cache key travels on the `LLMCall`.
+
+litellm is imported on first use only: it takes seconds to import, and most
+commands never need it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from .budget import Budget, Spend
+from .contracts import LLMCall
+from .errors import OvernightError
+from .secrets import is_secret_name, redact, scrub
+
+# Set to 1 to let litellm fetch its current price table at import (it uses the bundled one otherwise).
+REMOTE_COSTS_ENV = "OVERNIGHT_LITELLM_REMOTE_COSTS"
+ATTEMPTS = 3  # tries per call when the server answers 429, 5xx or times out
+BACKOFF = 1.0  # seconds before the second try; doubled for each further try
+MAX_WAIT = 60.0  # the longest retry-after we honour
+DEFAULT_TIMEOUT = 120.0  # seconds one try may take when the caller does not say
+REPLY_ESTIMATE = 512  # reply tokens assumed by the budget check when max_tokens is not set
+# Providers that speak the OpenAI protocol: with an api_base of your own, a key is optional.
+OPENAI_COMPATIBLE = {"openai", "openai_like", "custom_openai", "hosted_vllm", "lm_studio", "llamafile", "ollama", "ollama_chat"}
+
+
+class LLMError(OvernightError):
+    """A model call that failed; `call` is the failed call, for the log."""
+
+    def __init__(self, message: str, call: LLMCall | None = None):
+        super().__init__(message)
+        self.call = call
+
+
+class ModelConfigError(LLMError):
+    """The model cannot be used as configured (missing or refused key, unknown model): fatal."""
+
+
+class ModelUnavailable(LLMError):
+    """The server kept failing (rate limit, server error, timeout) or refused this one request."""
+
+
+class BudgetExceeded(LLMError):
+    """The call would pass `[budget] usd` or `tokens`, so it was not made. The run stops."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason[0].upper() + reason[1:] + ".")
+        self.reason = reason  # lower case, as the run's stop reason
+
+
+@dataclass
+class Reply:
+    text: str
+    finish_reason: str  # "stop", "length", ...
+    call: LLMCall  # ready to attach to a Measurement's or Proposal's llm_calls
+    cached: bool = False
+
+
+_litellm = None
+_import_lock = threading.Lock()
+
+
+def litellm():
+    """The litellm module, imported once, quietly, with the bundled price table."""
+    global _litellm
+    with _import_lock:
+        if _litellm is None:
+            if os.environ.get(REMOTE_COSTS_ENV, "").strip().lower() not in ("1", "true", "yes"):
+                os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+            import litellm as module
+
+            module.suppress_debug_info = True
+            module.telemetry = False
+            _litellm = module
+    return _litellm
+
+
+def cache_key(model: str, messages: list[dict], api_base: str | None, params: dict) -> str:
+    blob = json.dumps({"model": model, "api_base": api_base or "", "messages": messages, "params": params},
+                      sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+class Gateway:
+    def __init__(self, store, budget: Budget, spend: Spend, run_id: int | None = None):
+        self.store = store
+        self.budget = budget
+        self.spend = spend
+        self.run_id = run_id  # set by the loop once the run is known
+        self.attempts = ATTEMPTS
+        self.backoff = BACKOFF
+        self.slots = threading.BoundedSemaphore(budget.llm_concurrency)
+        self.lock = threading.Lock()
+        # Spend reserved by calls in flight, so parallel calls cannot jointly pass a cap.
+        self.reserved_usd = 0.0
+        self.reserved_tokens = 0
+        # Replies of this process by cache key: a re-measurement in flight need not wait for the store.
+        self.memo: dict[str, tuple[str, str]] = {}
+        self.checked: set[tuple[str, str | None]] = set()
+
+    # -- before the run -----------------------------------------------------------
+
+    def check_model(self, model: str, api_base: str | None = None) -> None:
+        """Fails before anything is spent when the model is unknown or its key is missing."""
+        if (model, api_base) in self.checked:
+            return
+        provider = self._provider(model, api_base)
+        missing = [k for k in self._missing(model, api_base) if is_secret_name(k)]
+        if missing and not (api_base and provider in OPENAI_COMPATIBLE):
+            raise ModelConfigError(
+                f"The model {model!r} needs the environment variable {missing[0]}, which is not set: "
+                f"export {missing[0]}=... before the run (nothing was spent)."
+            )
+        self.checked.add((model, api_base))
+
+    def _provider(self, model: str, api_base: str | None) -> str:
+        lit = litellm()
+        try:
+            return lit.get_llm_provider(model, api_base=api_base)[1]
+        except Exception:  # litellm raises a bare BadRequestError for a name it cannot place
+            raise ModelConfigError(
+                f"Unknown model {model!r}: litellm cannot tell which provider serves it; write it as "
+                f"'provider/name', such as 'gpt-4o-mini', 'anthropic/claude-3-5-haiku-latest', 'ollama/llama3.2', "
+                f"or 'openai/{model.split('/')[-1]}' with api_base for an OpenAI-compatible server."
+            ) from None
+
+    def _missing(self, model: str, api_base: str | None) -> list[str]:
+        try:
+            return list(litellm().validate_environment(model, api_base=api_base).get("missing_keys") or [])
+        except Exception:
+            return []
+
+    def key_variable(self, model: str, api_base: str | None = None) -> str:
+        """The environment variable that holds the key for this model, for error messages."""
+        missing = [k for k in self._missing(model, api_base) if is_secret_name(k)]
+        if missing:
+            return missing[0]
+        try:
+            provider = self._provider(model, api_base)
+        except ModelConfigError:
+            return "the provider's API key variable"
+        return f"{provider.upper()}_API_KEY"
+
+    # -- one call -------------------------------------------------------------------
+
+    def complete(self, *, role: str, model: str, messages: list[dict], api_base: str | None = None,
+                 temperature: float | None = None, max_tokens: int | None = None, cache: bool = True,
+                 timeout: float | None = None, **params: Any) -> Reply:
+        """One chat completion: from the cache when allowed, else within budget, with retries."""
+        self.check_model(model, api_base)
+        params = {k: v for k, v in dict(params, temperature=temperature, max_tokens=max_tokens).items() if v is not None}
+        key = cache_key(model, messages, api_base, params)
+        if cache:
+            hit = self._cached(key, role, model, messages)
+            if hit:
+                return hit
+        tokens, usd = self._estimate(model, messages, max_tokens)
+        self._reserve(model, tokens, usd)
+        try:
+            return self._call(role, model, messages, api_base, timeout, params, key)
+        finally:
+            with self.lock:
+                self.reserved_tokens -= tokens
+                self.reserved_usd -= usd
+
+    def _cached(self, key: str, role: str, model: str, messages: list[dict]) -> Reply | None:
+        with self.lock:
+            memo = self.memo.get(key)
+        if memo is None and self.store is not None:
+            row = self.store.cached_response(key)
+            memo = (row["response"], "stop") if row else None
+        if memo is None:
+            return None
+        call = LLMCall(role=role, model=model, messages=redact(messages), response=memo[0], cached=True, cache_key=key)
+        return Reply(memo[0], memo[1], call, cached=True)
+
+    def _estimate(self, model: str, messages: list[dict], max_tokens: int | None) -> tuple[int, float]:
+        """Tokens and dollars this call may take: the prompt exactly, the reply at its cap."""
+        lit = litellm()
+        try:
+            prompt = int(lit.token_counter(model=model, messages=messages))
+        except Exception:
+            prompt = sum(len(str(m.get("content") or "")) for m in messages) // 4 + 1
+        reply = max_tokens or REPLY_ESTIMATE
+        try:
+            usd = sum(lit.cost_per_token(model=model, prompt_tokens=prompt, completion_tokens=reply))
+        except Exception:  # a model without a price costs nothing
+            usd = 0.0
+        return prompt + reply, usd
+
+    def _reserve(self, model: str, tokens: int, usd: float) -> None:
+        b, s = self.budget, self.spend
+        with self.lock:
+            if b.tokens is not None and s.tokens + self.reserved_tokens + tokens > b.tokens:
+                raise BudgetExceeded(
+                    f"token cap reached ({b.tokens}): a call to {model} of up to {tokens} tokens would pass it "
+                    f"({s.tokens} used)"
+                )
+            if usd > 0 and s.usd + self.reserved_usd + usd > b.usd:
+                raise BudgetExceeded(
+                    f"spend cap reached (${b.usd:g}): a call to {model} estimated at ${usd:.4g} would pass it "
+                    f"(${s.usd:.4g} spent)"
+                )
+            self.reserved_tokens += tokens
+            self.reserved_usd += usd
+
+    def _call(self, role, model, messages, api_base, timeout, params, key) -> Reply:
+        lit = litellm()
+        kwargs = dict(params, model=model, messages=messages, timeout=timeout or DEFAULT_TIMEOUT,
+                      num_retries=0, max_retries=0)
+        if api_base:
+            kwargs["api_base"] = api_base
+            if self._provider(model, api_base) in OPENAI_COMPATIBLE and self._missing(model, api_base):
+                kwargs["api_key"] = "none"  # a local server that wants no key still needs one sent
+        failed = LLMCall(role=role, model=model, messages=redact(messages), cache_key=key)
+        for attempt in range(1, self.attempts + 1):
+            started = time.monotonic()
+            try:
+                with self.slots:
+                    started = time.monotonic()
+                    response = lit.completion(**kwargs)
+            except Exception as exc:  # litellm's exceptions, sorted below
+                failed.seconds = time.monotonic() - started
+                error = self._translate(exc, model, api_base, timeout or DEFAULT_TIMEOUT)
+                failed.error = scrub(error.message)
+                error.call = failed
+                if not isinstance(error, ModelUnavailable) or not _retryable(exc) or attempt == self.attempts:
+                    raise error from None
+                time.sleep(self._wait(exc, attempt))
+                continue
+            return self._reply(lit, response, role, model, messages, key, time.monotonic() - started)
+        raise AssertionError("unreachable")
+
+    def _reply(self, lit, response, role, model, messages, key, seconds) -> Reply:
+        choice = response.choices[0]
+        text = choice.message.content or ""
+        finish = choice.finish_reason or "stop"
+        usage = getattr(response, "usage", None)
+        prompt_tokens = int(getattr(usage, "prompt_tokens", 0) or 0)
+        completion_tokens = int(getattr(usage, "completion_tokens", 0) or 0)
+        try:
+            usd = float(lit.completion_cost(completion_response=response) or 0.0)
+        except Exception:  # no price for this model: it costs nothing, its tokens still count
+            usd = 0.0
+        self.spend.add(usd=usd, tokens=prompt_tokens + completion_tokens)
+        if finish == "stop":
+            with self.lock:
+                self.memo[key] = (text, finish)
+        call = LLMCall(
+            role=role, model=model, messages=redact(messages), response=scrub(text),
+            prompt_tokens=prompt_tokens, completion_tokens=completion_tokens, cost_usd=usd,
+            seconds=seconds, cache_key=key if finish == "stop" else "",
+        )
+        return Reply(text, finish, call)
+
+    def _wait(self, exc: Exception, attempt: int) -> float:
+        """Seconds before the next try: the server's retry-after, else exponential with jitter."""
+        headers = getattr(getattr(exc, "response", None), "headers", None) or getattr(exc, "litellm_response_headers", None) or {}
+        for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
+            try:
+                value = headers.get(name)
+            except Exception:
+                value = None
+            if value is not None:
+                try:
+                    return min(MAX_WAIT, max(0.0, float(value) * scale))
+                except ValueError:
+                    pass
+        return self.backoff * 2 ** (attempt - 1) * (0.5 + random.random())
+
+    def _translate(self, exc: Exception, model: str, api_base: str | None, timeout: float) -> LLMError:
+        lit = litellm()
+        where = f"the model server at {api_base}" if api_base else "the model server"
+        detail = scrub(_first_line(str(exc)))
+        if isinstance(exc, (lit.AuthenticationError, lit.PermissionDeniedError)):
+            var = self.key_variable(model, api_base)
+            state = "is not set" if not os.environ.get(var) else "is set"
+            return ModelConfigError(f"{where[0].upper() + where[1:]} refused the API key for {model!r} "
+                                    f"(environment variable {var}, which {state}).")
+        if isinstance(exc, lit.NotFoundError):
+            return ModelConfigError(f"{where[0].upper() + where[1:]} does not know the model {model!r}: {detail}")
+        if isinstance(exc, lit.Timeout):
+            return ModelUnavailable(f"The call to {model!r} got no answer within {timeout:g} s ({self.attempts} tries).")
+        if isinstance(exc, lit.RateLimitError):
+            return ModelUnavailable(f"{where[0].upper() + where[1:]} kept answering 'rate limit' (429) for {model!r} "
+                                    f"after {self.attempts} tries.")
+        if isinstance(exc, lit.ContextWindowExceededError):
+            return ModelUnavailable(f"The request is too long for {model!r}: {detail}")
+        if isinstance(exc, lit.BadRequestError) and "LLM Provider NOT provided" in str(exc):
+            return ModelConfigError(f"Unknown model {model!r}: write it as 'provider/name'.")
+        if isinstance(exc, lit.BadRequestError):
+            return ModelUnavailable(f"{where[0].upper() + where[1:]} rejected the request to {model!r}: {detail}")
+        status = getattr(exc, "status_code", None)
+        code = f" ({status})" if isinstance(status, int) else ""
+        return ModelUnavailable(f"{where[0].upper() + where[1:]} failed{code} for {model!r} after "
+                                f"{self.attempts} tries: {detail}")
+
+
+def _retryable(exc: Exception) -> bool:
+    lit = litellm()
+    if isinstance(exc, (lit.RateLimitError, lit.Timeout, lit.APIConnectionError, lit.InternalServerError,
+                        lit.ServiceUnavailableError)):
+        return True
+    status = getattr(exc, "status_code", None)
+    return isinstance(status, int) and status >= 500
+
+
+def _first_line(text: str) -> str:
+    text = text.strip().splitlines()[0] if text.strip() else "no detail"
+    # litellm prefixes its own class names: "litellm.InternalServerError: InternalServerError: OpenAIException - ..."
+    if " - " in text:
+        text = text.split(" - ", 1)[1]
+    return text[:300]
