@@ -34,7 +34,11 @@ def status(as_json, db):
     click.echo(f"{'run':>4}  {'recipe':<16} {'status':<9} {'exps':>5}  {'baseline':>10} -> {'best':<10}  stop reason")
     for r in runs:
         click.echo(f"{r['id']:>4}  {r['recipe'][:16]:<16} {r['status']:<9} {r['experiments'] or 0:>5}  "
-                   f"{fmt(r['baseline_score']):>10} -> {fmt(r['best_score']):<10}  {r['stop_reason'] or ''}")
+                   f"{fmt(r['baseline_score']):>10} -> {fmt(r['best_score']):<10}  {_first_line(r['stop_reason'])}")
+
+
+def _first_line(text: str | None) -> str:
+    return (text or "").strip().split("\n", 1)[0]
 
 
 @click.command()
@@ -50,7 +54,7 @@ def log(run_ref, as_json, db):
         for r in rows:
             click.echo(json.dumps({k: r[k] for k in LEDGER}))
         return
-    click.echo(f"Run {run['id']} of '{run['recipe']}' ({run['status']}{': ' + run['stop_reason'] if run['stop_reason'] else ''})")
+    click.echo(f"Run {run['id']} of '{run['recipe']}' ({run['status']}{': ' + _first_line(run['stop_reason']) if run['stop_reason'] else ''})")
     click.echo(f"{'#':>4}  {'status':<12} {'score':>10} {'delta':>10}  reason / rationale")
     for r in rows:
         text = r["reason"] or ""

@@ -11,6 +11,9 @@ from dataclasses import dataclass
 
 _live: set[int] = set()
 _lock = threading.Lock()
+# Set by kill_all(): a command that starts after a stop (its thread was already on its way)
+# is killed at once instead of running to its time limit.
+_stopped = threading.Event()
 
 
 @dataclass
@@ -42,6 +45,8 @@ def run(args, *, cwd, seconds: float, env: dict | None = None, shell: bool = Fal
     )
     with _lock:
         _live.add(proc.pid)
+    if _stopped.is_set():
+        _kill_group(proc.pid)
     try:
         out, err = proc.communicate(timeout=seconds)
         timed_out = False
@@ -66,8 +71,14 @@ def _kill_group(pid: int) -> None:
         pass
 
 
+def allow() -> None:
+    """Lets commands run again; a run calls it as it starts."""
+    _stopped.clear()
+
+
 def kill_all() -> None:
-    """Ends every command still running (on Ctrl-C or SIGTERM)."""
+    """Ends every command still running (on Ctrl-C or SIGTERM), and any that starts after."""
+    _stopped.set()
     with _lock:
         pids = list(_live)
     for pid in pids:

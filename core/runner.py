@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
+from pathlib import Path
 
 from .contracts import Agent, Metric, Surface
 from .errors import OvernightError
@@ -43,7 +45,28 @@ def resumable_run(store: Store, recipe: Recipe) -> int:
     run = store.latest_run(recipe.name)
     if run is None or run["status"] not in RESUMABLE:
         raise OvernightError(f"There is no unfinished run of recipe '{recipe.name}' to resume in {store.path}.")
+    if run["status"] == "running" and _alive(run["pid"]):
+        raise OvernightError(
+            f"Run {run['id']} of recipe '{recipe.name}' is still running (process {run['pid']}); "
+            f"stop it first (overnight stop) or wait for it to end."
+        )
     return run["id"]
+
+
+def _alive(pid: int | None) -> bool:
+    """True when another live process has this pid (a run killed with SIGKILL left its row 'running')."""
+    if not pid or pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie is dead for our purpose
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return True
 
 
 def run(setup: Setup, run_id: int | None = None) -> Summary:

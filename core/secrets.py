@@ -26,11 +26,39 @@ def secret_values() -> list[str]:
     )
 
 
-def scrub(text: str) -> str:
-    for value in secret_values():
+def scrub(text: str, secrets: list[str] | None = None) -> str:
+    for value in secret_values() if secrets is None else secrets:
         if value in text:
             text = text.replace(value, MASK)
     return text
+
+
+def redact_toml(text: str) -> str:
+    """A recipe's text with the values of secret-looking keys masked; comments and layout kept."""
+    import tomlkit
+    from tomlkit.exceptions import TOMLKitError
+
+    try:
+        doc = tomlkit.parse(text)
+    except TOMLKitError:
+        return scrub(text)
+    return scrub(tomlkit.dumps(doc) if _mask(doc) else text)
+
+
+def _mask(node: Any) -> bool:
+    changed = False
+    if isinstance(node, dict):
+        for key in list(node.keys()):
+            value = node[key]
+            if isinstance(value, str) and value and SECRET_KEY.search(str(key)):
+                node[key] = MASK
+                changed = True
+            else:
+                changed = _mask(value) or changed
+    elif isinstance(node, list):
+        for value in node:
+            changed = _mask(value) or changed
+    return changed
 
 
 def redact(obj: Any) -> Any:

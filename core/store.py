@@ -15,6 +15,7 @@ from sqlite_utils.migrations import Migrations
 
 from .contracts import Attempt, ExampleResult, LLMCall
 from .errors import OvernightError
+from .secrets import redact_toml, scrub, secret_values
 
 migrations = Migrations("overnight")
 
@@ -82,6 +83,29 @@ def _initial(db: sqlite_utils.Database) -> None:
     db["notes"].create_index(["recipe"])
 
 
+@migrations(name="002_check_confirm_explain")
+def _trust_the_gains(db: sqlite_utils.Database) -> None:
+    # Confirmation at the end of a run: the baseline and the best measured again, afresh.
+    for column in ("confirmed_baseline", "confirmed_best", "confirmed_holdout_baseline", "confirmed_holdout_best"):
+        db["runs"].add_column(column, float)
+    db["runs"].add_column("confirmation", str)  # one sentence: held, did not hold, or why not confirmed
+    db["runs"].add_column("confirmed_held", int)  # 1, 0, or NULL when nothing was confirmed
+    db["checks"].create(
+        {"id": int, "recipe": str, "digest": str, "verdict": str, "report": str, "created_at": float}, pk="id"
+    )
+    db["checks"].create_index(["recipe", "digest"])
+    # `overnight explain`: what each kept change of a run still contributes at the end.
+    db["contributions"].create(
+        {
+            "id": int, "run_id": int, "experiment_id": int, "seq": int, "rationale": str,
+            "gain": float, "best_score": float, "score_without": float, "contribution": float,
+            "bar": float, "status": str, "reason": str, "created_at": float,
+        },
+        pk="id",
+    )
+    db["contributions"].create_index(["run_id"])
+
+
 RESUMABLE = ("running", "stopped")
 
 
@@ -106,9 +130,16 @@ class Store:
                 self.db.execute("PRAGMA synchronous = NORMAL")
             self._migrate()
         except OvernightError:
+            self._close_quietly()
             raise
         except (sqlite3.Error, OSError) as exc:
+            self._close_quietly()
             raise OvernightError(f"Cannot open the store {self.path}: {exc}.") from None
+
+    def _close_quietly(self) -> None:
+        db = getattr(self, "db", None)
+        if db is not None:
+            db.conn.close()
 
     def _migrate(self) -> None:
         known = {m.name for m in migrations._migrations}
@@ -130,12 +161,16 @@ class Store:
     # -- runs ---------------------------------------------------------------
 
     def start_run(self, **fields: Any) -> int:
+        fields = _scrubbed(fields)
+        if fields.get("recipe_text"):
+            fields["recipe_text"] = redact_toml(fields["recipe_text"])
         now = time.time()
         fields.setdefault("status", "running")
         fields.update(started_at=now, updated_at=now, pid=os.getpid(), experiments=0, usd=0.0, tokens=0, seconds=0.0)
         return self.db["runs"].insert(fields).last_pk
 
     def update_run(self, run_id: int, **fields: Any) -> None:
+        fields = _scrubbed(fields)
         fields["updated_at"] = time.time()
         self.db["runs"].update(run_id, fields)
 
@@ -178,29 +213,23 @@ class Store:
         for key in ("samples", "components", "meta"):
             if key in fields and not isinstance(fields[key], str):
                 fields[key] = json.dumps(fields[key])
+        fields = _scrubbed(fields)
         with self.db.conn:
             exp_id = self.db["experiments"].insert(dict(run_id=run_id, **fields)).last_pk
             if examples:
-                self.db["example_results"].insert_all(
-                    dict(experiment_id=exp_id, example_id=e.id, split=e.split, input=e.input,
-                         output=e.output, expected=e.expected, score=e.score, feedback=e.feedback)
-                    for e in examples
-                )
+                self.db["example_results"].insert_all(_example_rows(exp_id, examples))
         return exp_id
 
     def update_experiment(self, exp_id: int, examples: list[ExampleResult] = (), **fields: Any) -> None:
         for key in ("samples", "components", "meta"):
             if key in fields and not isinstance(fields[key], str):
                 fields[key] = json.dumps(fields[key])
+        fields = _scrubbed(fields)
         with self.db.conn:
             if fields:
                 self.db["experiments"].update(exp_id, fields)
             if examples:
-                self.db["example_results"].insert_all(
-                    dict(experiment_id=exp_id, example_id=e.id, split=e.split, input=e.input,
-                         output=e.output, expected=e.expected, score=e.score, feedback=e.feedback)
-                    for e in examples
-                )
+                self.db["example_results"].insert_all(_example_rows(exp_id, examples))
 
     def experiments(self, run_id: int) -> list[dict]:
         return list(self.db.query("select * from experiments where run_id = ? order by seq", [run_id]))
@@ -228,6 +257,7 @@ class Store:
     def record_llm_call(self, call: LLMCall, *, run_id: int | None, experiment_id: int | None = None, cache_key: str = "") -> None:
         row = asdict(call)
         row["messages"] = json.dumps(row["messages"])
+        row = _scrubbed(row)
         row.update(run_id=run_id, experiment_id=experiment_id, cache_key=cache_key or call.cache_key, created_at=time.time(), cached=int(call.cached))
         self.db["llm_calls"].insert(row)
 
@@ -252,11 +282,63 @@ class Store:
 
     def add_note(self, recipe: str, text: str, kind: str = "steer", run_id: int | None = None) -> int:
         return self.db["notes"].insert(
-            {"recipe": recipe, "run_id": run_id, "kind": kind, "text": text, "created_at": time.time()}
+            {"recipe": recipe, "run_id": run_id, "kind": kind, "text": scrub(text), "created_at": time.time()}
         ).last_pk
 
     def notes(self, recipe: str) -> list[dict]:
         return list(self.db.query("select * from notes where recipe = ? order by id", [recipe]))
+
+    # -- checks and contributions (trusting the gains) ------------------------
+
+    def record_check(self, recipe: str, digest: str, verdict: str, report: dict) -> int:
+        row = {"recipe": recipe, "digest": digest, "verdict": verdict, "report": scrub(json.dumps(report)), "created_at": time.time()}
+        return self.db["checks"].insert(row).last_pk
+
+    def latest_check(self, recipe: str, digest: str | None = None) -> dict | None:
+        sql, args = "select * from checks where recipe = ?", [recipe]
+        if digest is not None:
+            sql, args = sql + " and digest = ?", args + [digest]
+        rows = list(self.db.query(sql + " order by id desc limit 1", args))
+        return rows[0] if rows else None
+
+    def save_contributions(self, run_id: int, rows: list[dict]) -> None:
+        """Replaces what an earlier `overnight explain` of this run found."""
+        now = time.time()
+        with self.db.conn:
+            self.db.execute("delete from contributions where run_id = ?", [run_id])
+            if rows:
+                self.db["contributions"].insert_all({**_scrubbed(r), "run_id": run_id, "created_at": now} for r in rows)
+
+    def contributions(self, run_id: int) -> list[dict]:
+        return list(self.db.query("select * from contributions where run_id = ? order by seq", [run_id]))
+
+
+# Text the store keeps that may quote the environment (a command's output, a model's reply).
+# Candidate views are stored exactly as proposed: apply must write them back byte for byte.
+_FREE_TEXT = ("reason", "rationale", "trace", "agent_trace", "error", "meta", "diff", "config",
+              "stop_reason", "messages", "response")
+
+
+def _scrubbed(fields: dict[str, Any]) -> dict[str, Any]:
+    """Secrets out of free text: values of environment variables named like keys or tokens."""
+    secrets = secret_values()
+    if not secrets:
+        return fields
+    out = dict(fields)
+    for key in _FREE_TEXT:
+        value = out.get(key)
+        if isinstance(value, str) and value:
+            out[key] = scrub(value, secrets)
+    return out
+
+
+def _example_rows(exp_id: int, examples: Iterable[ExampleResult]) -> list[dict]:
+    secrets = secret_values()
+    return [
+        dict(experiment_id=exp_id, example_id=e.id, split=e.split, input=scrub(e.input, secrets),
+             output=scrub(e.output, secrets), expected=e.expected, score=e.score, feedback=scrub(e.feedback, secrets))
+        for e in examples
+    ]
 
 
 def _attempt(row: dict) -> Attempt:

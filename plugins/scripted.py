@@ -46,8 +46,9 @@ class ScriptedAgent(Agent):
         return out
 
     def start(self, surface: Surface, history: list[Attempt]) -> None:
-        # On --resume, skip what an earlier session already recorded, and nothing else.
-        self.done = {a.meta.get("line") for a in history if a.meta.get("line")}
+        # On --resume, skip what an earlier session already recorded, and nothing else; a
+        # proposal cut short by a stop was never measured, so it is proposed again.
+        self.done = {a.meta.get("line") for a in history if a.meta.get("line") and a.status != "interrupted"}
 
     def propose(self, context: Context) -> Proposal | None:
         with self.lock:
