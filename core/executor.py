@@ -16,6 +16,7 @@ from pathlib import Path
 
 from .contracts import Measurement, MeasureRequest, Surface
 from .errors import OvernightError
+from .llm import BudgetExceeded
 from .objective import Objective
 
 
@@ -53,6 +54,8 @@ class LocalExecutor:
             if guards and m.ok and self.objective.guards:
                 outcome.guard_problem, outcome.guard_values = self.objective.guard_problem(artifact, folder, request)
             return outcome
+        except BudgetExceeded:
+            raise  # not the candidate's fault: the loop stops the run
         except OvernightError as exc:
             return Outcome(Measurement.crash(exc.message, seconds=time.monotonic() - start))
         except Exception as exc:  # a plugin bug: the run goes on, the trace says where

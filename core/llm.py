@@ -57,8 +57,8 @@ class ModelUnavailable(LLMError):
 class BudgetExceeded(LLMError):
     """The call would pass `[budget] usd` or `tokens`, so it was not made. The run stops."""
 
-    def __init__(self, reason: str):
-        super().__init__(reason[0].upper() + reason[1:] + ".")
+    def __init__(self, reason: str, key: str = "usd"):
+        super().__init__(f"{reason[0].upper()}{reason[1:]}; raise [budget] {key} in the recipe to allow more.")
         self.reason = reason  # lower case, as the run's stop reason
 
 
@@ -208,7 +208,7 @@ class Gateway:
             if b.tokens is not None and s.tokens + self.reserved_tokens + tokens > b.tokens:
                 raise BudgetExceeded(
                     f"token cap reached ({b.tokens}): a call to {model} of up to {tokens} tokens would pass it "
-                    f"({s.tokens} used)"
+                    f"({s.tokens} used)", key="tokens",
                 )
             if usd > 0 and s.usd + self.reserved_usd + usd > b.usd:
                 raise BudgetExceeded(

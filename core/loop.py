@@ -24,6 +24,7 @@ from .decide import fmt, gain, judge, noise, threshold
 from .errors import OvernightError
 from .events import EXPERIMENT_FINISHED, EXPERIMENT_STARTED, NEW_BEST, RUN_FINISHED, RUN_STARTED, Events
 from .executor import LocalExecutor, Outcome
+from .llm import BudgetExceeded
 from .objective import Objective
 from .store import Store
 
@@ -112,6 +113,8 @@ class Loop:
         else:
             self._restore()
             self.store.update_run(self.run_id, status="running", stop_reason=None, control=None, ended_at=None)
+        if self.s.llm:
+            self.s.llm.run_id = self.run_id
         self.s.events.publish(RUN_STARTED, self.run_id, recipe=recipe.name, budget=self.budget)
         status = "finished"
         try:
@@ -123,6 +126,13 @@ class Loop:
                 status = "stopped"
             elif self.objective.has_examples:
                 await self._measure_holdout()
+        except BudgetExceeded as exc:
+            # The cap ends the run where it is (say, before its holdout figure); only a run that
+            # could not even measure its baseline has failed.
+            self.stopping = f"{self.stopping}; {exc.reason}" if self.stopping else exc.reason
+            if self.baseline is None:
+                status = "failed"
+                raise
         except OvernightError as exc:
             status, self.stopping = "failed", exc.message
             raise
@@ -191,6 +201,9 @@ class Loop:
             proposal = await asyncio.to_thread(self.s.agent.propose, context)
         except asyncio.CancelledError:
             return  # nothing was proposed yet, so nothing to record
+        except BudgetExceeded as exc:  # its call would have passed a cap, so it was not made
+            self.stopping = self.stopping or exc.reason
+            return
         if proposal is None:
             if not self.stopping:
                 self.stopping = "the agent has no more proposals"
@@ -220,6 +233,10 @@ class Loop:
         except asyncio.CancelledError:
             self.seen = {d: s for d, s in self.seen.items() if s != seq}
             await asyncio.shield(self._record(row, "interrupted", self.stopping or "interrupted", proposal=proposal))
+        except BudgetExceeded as exc:  # a model call of the measurement would have passed a cap
+            self.stopping = self.stopping or exc.reason
+            self.seen = {d: s for d, s in self.seen.items() if s != seq}
+            await self._record(row, "interrupted", exc.reason, proposal=proposal)
 
     def _view_of(self, proposal: Proposal, base: str) -> tuple[str, str | None]:
         if proposal.error:

@@ -1,0 +1,365 @@
+"""Agent `llm`: a language model reads what happened and proposes the next change.
+
+It sees traces, not just scores: the failing examples with their outputs and
+feedback, the crash log tails, every idea already tried and how it scored, and
+the person's own notes. It answers with a one-line hypothesis and either the
+whole new text or SEARCH/REPLACE edits of the current best. An answer that
+cannot be used is retried once with the problem shown, then recorded as invalid.
+"""
+
+from __future__ import annotations
+
+import re
+
+from overnight.core.contracts import Agent, Attempt, Context, ExampleResult, Proposal, Surface
+from overnight.core.errors import OvernightError
+from overnight.core.hookspecs import hookimpl
+from overnight.core.llm import BudgetExceeded, ModelUnavailable
+from overnight.core.options import Option
+
+WHOLE_LIMIT = 4000  # characters: smaller views are proposed whole, larger ones as edits
+FIELD = 600  # characters of one example field shown
+FAILING = 12  # failing examples shown in all
+PER_ATTEMPT = 2  # failing examples shown per recent experiment
+DETAILED = 3  # recent experiments shown with their examples and log tails
+TAIL = 1500  # characters of a crash log shown
+
+SYSTEM = """You improve one text, one change at a time. Each change you propose is measured by a metric; \
+it is kept only if the score improves, otherwise it is discarded and recorded. Read the failing \
+examples and the log of what was already tried, find the cause of the failures, and propose one \
+focused change that addresses it. Do not repeat an idea that was already tried. Follow the editing \
+rules exactly."""
+
+WHOLE_FORMAT = """Answer in exactly this format:
+
+HYPOTHESIS: <one line: what you change and why it should raise the score>
+```
+<the whole new text, from its first line to its last>
+```"""
+
+EDIT_FORMAT = """Answer in exactly this format: one HYPOTHESIS line, then one or more SEARCH/REPLACE blocks.
+
+HYPOTHESIS: <one line: what you change and why it should raise the score>
+<<<<<<< SEARCH
+<lines copied exactly from the current best version, including their whitespace>
+=======
+<the lines that replace them>
+>>>>>>> REPLACE
+
+Each SEARCH part must match the current best version exactly and should be just long enough to be \
+unique. Blocks are applied in order."""
+
+HYPOTHESIS = re.compile(r"^[\s*#>_-]*hypothesis[\s*_]*:\s*(.+?)\s*\**\s*$", re.IGNORECASE | re.MULTILINE)
+BLOCK = re.compile(
+    r"^[ \t]*<{5,9} ?SEARCH[^\n]*\n(.*?)^[ \t]*={5,9}[ \t]*\n(.*?)^[ \t]*>{5,9} ?REPLACE[^\n]*$",
+    re.DOTALL | re.MULTILINE,
+)
+FENCE = re.compile(r"^[ \t]*(`{3,}|~{3,})[^\n`]*$", re.MULTILINE)
+
+
+class Unusable(Exception):
+    """A reply that holds no usable proposal; the message is shown to the model on the retry."""
+
+
+class LLMAgent(Agent):
+    name = "llm"
+    summary = "A language model reads the failing examples and past experiments and proposes the next edit."
+    uses_llm = True
+    options = {
+        "model": Option(str, "the model that proposes, in litellm's naming (gpt-4o-mini, ollama/llama3.2, openai/NAME)", required=True),
+        "api_base": Option(str, "the server's URL, for Ollama or an OpenAI-compatible server of your own", default=None),
+        "temperature": Option(float, "sampling temperature", default=0.7, min=0, max=2),
+        "max_tokens": Option(int, "the longest answer, in tokens", default=4096, min=16),
+        "instructions": Option(str, "a file (such as program.md) whose text is given to the model as is", default=None),
+        "history": Option(int, "how many past experiments the model is shown", default=20, min=0),
+        "edit_format": Option(str, "whole or search_replace; by default whole for texts under 4,000 characters",
+                              default=None, choices=("whole", "search_replace")),
+        "timeout": Option(float, "seconds one call may take", default=120.0, min=1),
+    }
+
+    def __init__(self, options, recipe_dir):
+        super().__init__(options, recipe_dir)
+        self.instructions = ""
+        self.surface: Surface | None = None
+
+    def prepare(self, surface: Surface) -> None:
+        self.surface = surface
+        name = self.config.get("instructions")
+        if name:
+            file = self.path(name)
+            try:
+                self.instructions = file.read_text(encoding="utf-8").strip()
+            except FileNotFoundError:
+                raise OvernightError(f"The instructions file {file} does not exist (agent instructions = {name!r}).") from None
+            except (OSError, UnicodeDecodeError) as exc:
+                raise OvernightError(f"Cannot read the instructions file {file} (agent instructions = {name!r}): {exc}.") from None
+        if self.llm is None:
+            raise OvernightError("The llm agent was built without a model gateway; run it through overnight run.")
+        self.llm.check_model(self.config["model"], self.config.get("api_base"))
+
+    # -- proposing -------------------------------------------------------------
+
+    def propose(self, context: Context) -> Proposal | None:
+        edit_format = self._format(context.best_view)
+        messages = [
+            {"role": "system", "content": SYSTEM},
+            {"role": "user", "content": self.prompt(context, edit_format)},
+        ]
+        proposal = Proposal(meta={"model": self.config["model"], "format": edit_format})
+        replies: list[str] = []
+        for attempt in (1, 2):
+            try:
+                reply = self.llm.complete(
+                    role="agent", model=self.config["model"], messages=messages, api_base=self.config.get("api_base"),
+                    temperature=self.config["temperature"], max_tokens=self.config["max_tokens"],
+                    timeout=self.config["timeout"], cache=False,
+                )
+            except ModelUnavailable as exc:
+                if exc.call:
+                    proposal.llm_calls.append(exc.call)
+                return self._failed(proposal, exc.message, replies)
+            except BudgetExceeded as exc:
+                if not proposal.llm_calls:
+                    raise  # nothing was spent on this proposal: the run stops here
+                return self._failed(proposal, exc.reason, replies)
+            proposal.llm_calls.append(reply.call)
+            proposal.cost_usd += reply.call.cost_usd
+            proposal.tokens += reply.call.prompt_tokens + reply.call.completion_tokens
+            replies.append(reply.text)
+            try:
+                self._use(proposal, reply.text, reply.finish_reason, context.best_view)
+                proposal.trace = _replies_trace(proposal, replies)
+                return proposal
+            except Unusable as exc:
+                problem = str(exc)
+                if attempt == 2:
+                    return self._failed(proposal, problem, replies)
+                proposal.meta["retried"] = problem
+                messages = messages + [
+                    {"role": "assistant", "content": reply.text},
+                    {"role": "user", "content": f"That answer could not be used: {problem}\n\n"
+                                                f"Answer again.\n\n{_format_help(edit_format, reply.finish_reason)}"},
+                ]
+        return None  # unreachable: the second attempt always returns
+
+    def _format(self, view: str) -> str:
+        chosen = self.config.get("edit_format")
+        if chosen:
+            return chosen
+        return "whole" if len(view) < WHOLE_LIMIT else "search_replace"
+
+    def _use(self, proposal: Proposal, text: str, finish_reason: str, base: str) -> None:
+        if finish_reason == "length":
+            raise Unusable(f"the answer was cut off at max_tokens ({self.config['max_tokens']}); "
+                           "give a shorter answer (SEARCH/REPLACE edits need fewer tokens than the whole text)")
+        hypothesis = _hypothesis(text)
+        edits = parse_edits(text)
+        if edits:
+            view = apply_edits(base, edits)
+            proposal.edits = [(old, new) for old, new in edits]
+            edits_or_view = "edits"
+        else:
+            view = parse_whole(text, base)
+            proposal.view = view
+            edits_or_view = "view"
+        if view == base:
+            proposal.view, proposal.edits = None, []
+            raise Unusable("the proposal changes nothing; propose a real change")
+        problems = self.surface.problems(view, base) if self.surface else []
+        if problems:
+            proposal.view, proposal.edits = None, []
+            raise Unusable("the surface rejects it: " + "; ".join(problems))
+        proposal.rationale = hypothesis or "(no hypothesis given)"
+        proposal.meta["answer"] = edits_or_view
+
+    def _failed(self, proposal: Proposal, problem: str, replies: list[str]) -> Proposal:
+        proposal.view, proposal.edits = None, []
+        proposal.error = problem if len(replies) < 2 else f"{problem} (after one retry)"
+        proposal.rationale = next((h for h in map(_hypothesis, reversed(replies)) if h), "")
+        proposal.trace = _replies_trace(proposal, replies)
+        return proposal
+
+    # -- the context -------------------------------------------------------------
+
+    def prompt(self, c: Context, edit_format: str) -> str:
+        """The whole request, in sections; each section says what it is."""
+        out: list[str] = []
+        best = "not measured" if c.best_score is None else f"{c.best_score:g}"
+        base = "not measured" if c.baseline_score is None else f"{c.baseline_score:g}"
+        out.append(f"# What is measured\n{c.metric}\nGoal: {c.goal} the score. "
+                   f"Best score so far: {best} (the original scored {base}).")
+        out.append(f"# Editing rules\n{c.rules}")
+        if self.instructions:
+            out.append(f"# Instructions from the person who runs this\n{self.instructions}")
+        if c.notes:
+            out.append("# Notes and steering from people (follow them)\n" + "\n".join(f"- {n}" for n in c.notes))
+        out.append(f"# The current best version\n{_fenced(c.best_view)}")
+        failing = self._failing(c)
+        if failing:
+            out.append("# Failing examples\nTraining examples where the current best or a recent attempt falls short:\n\n"
+                       + "\n\n".join(failing))
+        tried = self._tried(c)
+        if tried:
+            out.append("# Already tried (newest last; do not repeat these ideas)\n" + "\n".join(tried))
+        crashes = self._crashes(c)
+        if crashes:
+            out.append("# Recent crashes and timeouts\n" + "\n\n".join(crashes))
+        if c.budget_left:
+            out.append("# Budget left\n" + ", ".join(f"{k} {_number(v)}" for k, v in c.budget_left.items()))
+        out.append(f"# Your answer\n{_format_help(edit_format)}")
+        return "\n\n".join(out) + "\n"
+
+    def _failing(self, c: Context) -> list[str]:
+        shown: list[str] = []
+        seen: set[tuple[str, str]] = set()
+
+        def add(example: ExampleResult, where: str) -> None:
+            key = (example.id, example.output)
+            if key in seen or len(shown) >= FAILING or example.split != "train":
+                return
+            seen.add(key)
+            shown.append(_example(example, where))
+
+        for e in c.failing[: FAILING - PER_ATTEMPT]:
+            add(e, "current best")
+        for a in reversed(c.history[-DETAILED:]):
+            for e in a.failing[:PER_ATTEMPT]:
+                add(e, f"experiment {a.seq} ({a.status})")
+        return shown
+
+    def _tried(self, c: Context) -> list[str]:
+        limit = self.config["history"]
+        if not limit:
+            return []
+        by_seq: dict[int, Attempt] = {a.seq: a for a in c.ledger}
+        by_seq.update({a.seq: a for a in c.history})
+        attempts = [by_seq[s] for s in sorted(by_seq) if s > 0][-limit:]
+        return [_line(a) for a in attempts]
+
+    def _crashes(self, c: Context) -> list[str]:
+        out = []
+        for a in c.history[-DETAILED:]:
+            if a.status in ("crash", "timeout") and a.trace:
+                tail = a.trace[-TAIL:]
+                out.append(f"Experiment {a.seq} ({a.status}: {a.reason}), end of its log:\n{_fenced(tail)}")
+        return out
+
+
+# -- reading answers ------------------------------------------------------------------
+
+
+def parse_edits(text: str) -> list[tuple[str, str]]:
+    """SEARCH/REPLACE blocks as (search, replace) pairs, in order."""
+    return [(search, replace) for search, replace in BLOCK.findall(text)]
+
+
+def apply_edits(base: str, edits: list[tuple[str, str]]) -> str:
+    """Applies the edits as the loop will; raises Unusable naming the first SEARCH text not found.
+
+    A SEARCH text that differs from the view only by trailing spaces or a final
+    newline is corrected in place, so the loop applies exactly what was meant.
+    """
+    view = base
+    for i, (search, replace) in enumerate(edits):
+        if not search.strip():
+            raise Unusable(f"SEARCH block {i + 1} is empty; copy the lines to change from the current best version")
+        exact = _locate(view, search)
+        if exact is None:
+            snippet = search.strip().splitlines()[0][:80]
+            raise Unusable(f"the SEARCH text of block {i + 1} is not in the current best version "
+                           f"(it starts {snippet!r}); copy the lines exactly")
+        if exact != search and search.endswith("\n") and not exact.endswith("\n"):
+            replace = replace[:-1] if replace.endswith("\n") else replace
+        edits[i] = (exact, replace)
+        view = view.replace(exact, replace, 1)
+    return view
+
+
+def _locate(view: str, search: str) -> str | None:
+    """The exact text of the view that `search` means, or None."""
+    if search in view:
+        return search
+    if search.endswith("\n") and search[:-1] in view:
+        return search[:-1]  # the last line of a file without a final newline
+    wanted = [line.rstrip() for line in search.rstrip("\n").split("\n")]
+    lines = view.splitlines(keepends=True)
+    for start in range(len(lines) - len(wanted) + 1):
+        if all(lines[start + k].rstrip() == wanted[k] for k in range(len(wanted))):
+            return "".join(lines[start:start + len(wanted)])
+    return None
+
+
+def parse_whole(text: str, base: str) -> str:
+    """The text of the one fenced block: from the first fence line to the last closing one,
+    so fences inside the proposed text (a Markdown prompt, say) survive."""
+    fences = list(FENCE.finditer(text))
+    if len(fences) < 2:
+        raise Unusable("no proposal found: give the whole new text in one fenced block (``` ... ```) after the HYPOTHESIS line")
+    opening, closing = fences[0], None
+    for f in reversed(fences[1:]):
+        if f.group(0).strip() == f.group(1):  # a bare fence closes
+            closing = f
+            break
+    if closing is None:
+        raise Unusable("the fenced block is not closed; end it with a line holding only ```")
+    body = text[opening.end() + 1:closing.start()]
+    if base.endswith("\n") and not body.endswith("\n"):
+        body += "\n"
+    elif not base.endswith("\n") and body.endswith("\n"):
+        body = body[:-1]
+    return body
+
+
+def _hypothesis(text: str) -> str:
+    m = HYPOTHESIS.search(text)
+    return m.group(1).strip()[:300] if m else ""
+
+
+def _format_help(edit_format: str, finish_reason: str = "stop") -> str:
+    if edit_format == "search_replace" or finish_reason == "length":
+        return EDIT_FORMAT
+    return WHOLE_FORMAT
+
+
+def _fenced(text: str) -> str:
+    longest = max((len(m.group(1)) for m in FENCE.finditer(text)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return f"{fence}\n{text}{'' if text.endswith(chr(10)) else chr(10)}{fence}"
+
+
+def _clip(text: str, limit: int = FIELD) -> str:
+    text = text or ""
+    return text if len(text) <= limit else text[: limit - 15] + " ... (cut here)"
+
+
+def _example(e: ExampleResult, where: str) -> str:
+    lines = [f"## Example {e.id} (score {e.score:g}; {where})", f"Input: {_clip(e.input)}", f"Output: {_clip(e.output)}"]
+    if e.expected:
+        lines.append(f"Expected: {_clip(e.expected)}")
+    if e.feedback:
+        lines.append(f"Feedback: {_clip(e.feedback)}")
+    return "\n".join(lines)
+
+
+def _line(a: Attempt) -> str:
+    score = "" if a.score is None else f" score {a.score:g}"
+    delta = "" if a.delta is None else f" ({a.delta:+g} vs the original)"
+    idea = _clip(a.rationale or "no hypothesis", 200)
+    reason = _clip(a.reason or "", 200)
+    return f"- #{a.seq} {a.status}{score}{delta}: {idea} -> {reason}"
+
+
+def _number(value) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def _replies_trace(proposal: Proposal, replies: list[str]) -> str:
+    parts = [f"--- answer {i + 1} ---\n{r}" for i, r in enumerate(replies)]
+    if proposal.meta.get("retried"):
+        parts.insert(1, f"--- retried because: {proposal.meta['retried']} ---")
+    return "\n".join(parts)
+
+
+@hookimpl
+def overnight_register_agents(register):
+    register(LLMAgent)
