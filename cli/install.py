@@ -1,0 +1,118 @@
+"""Installing, updating and removing recipes in the user data folder.
+
+Installing never runs anything from the recipe: it fetches the source into a
+staging folder, checks the pinned digest before unpacking, unpacks with no way
+out, reads recipe.toml, and only then moves the folder into place in one
+rename. Any failure deletes the staging folder, so nothing is kept.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+from overnight.core.errors import OvernightError, RecipeError
+
+from . import indexes, sources
+from .library import NAME, RECIPE_FILE, Entry, bundled, folder_digest, installed_root, lookup, write_manifest
+
+
+def install(text: str, sha256: str | None = None, name: str | None = None, force: bool = False) -> Entry:
+    source = sources.parse(text)
+    facts: dict = {}
+    if source.kind == "index":
+        found = indexes.resolve(source.location)
+        if found is None:
+            raise OvernightError(
+                f"Unknown source {text!r}: it is not a folder, a .zip or .tar.gz file, an https or git URL, "
+                f"gh:owner/repo, or a name in your indexes (see `overnight recipes index list`)."
+            )
+        facts = {"index": found.index, "resolved": found.source, "update_from": text}
+        if sha256 and found.sha256 and sha256.lower() != found.sha256:
+            raise OvernightError(f"--sha256 {sha256} differs from the digest the index '{found.index}' gives for '{text}': refused, nothing was installed.")
+        sha256 = sha256 or found.sha256
+        name = name or found.name
+        source = sources.parse(found.source)
+        if source.kind == "index":
+            raise OvernightError(f"The index '{found.index}' maps '{text}' to {found.source!r}, which is not a folder, archive or URL.")
+    root = installed_root()
+    staging_root = root.parent / ".staging"
+    staging_root.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix="install-", dir=staging_root))
+    try:
+        folder, fetched = sources.fetch(source, staging, sha256)
+        if source.kind in ("folder", "archive"):
+            facts.setdefault("update_from", str(Path(source.location).resolve()))
+        recipe = _check(folder, text)
+        name = name or recipe.name
+        target = _target(name, force)
+        digest = folder_digest(folder)
+        manifest = {
+            "name": name, "source": text, "sha256": sha256, "digest": digest,
+            "installed_at": time.strftime("%Y-%m-%d %H:%M:%S"), **facts, **fetched,
+        }
+        write_manifest(folder, manifest)
+        root.mkdir(parents=True, exist_ok=True)
+        if target.exists():
+            # --force or update: the old folder goes aside first, so a crash leaves one or the other whole.
+            target.rename(staging / "previous")
+        folder.rename(target)
+        return Entry(name, target, "installed", manifest)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _check(folder: Path, source: str):
+    """The recipe must read cleanly (every problem listed); nothing of it runs."""
+    from overnight.core.recipe import parse
+
+    file = folder / RECIPE_FILE
+    try:
+        text = file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise OvernightError(f"Cannot read the {RECIPE_FILE} of {source}: {exc}. Nothing was installed.") from None
+    try:
+        return parse(text, Path(RECIPE_FILE))
+    except RecipeError as exc:
+        count = len(exc.problems)
+        head = f"The recipe from {source} is not valid ({count} problem{'s' if count != 1 else ''}); nothing was installed:"
+        raise RecipeError([head, *exc.problems]) from None
+
+
+def _target(name: str, force: bool) -> Path:
+    if not NAME.match(name):
+        raise OvernightError(f"{name!r} is not a recipe name (letters, digits, '.', '_' and '-'): pass --name NAME.")
+    if any(e.name == name for e in bundled()):
+        raise OvernightError(f"'{name}' is the name of a bundled recipe: install this one under another name with --name.")
+    target = installed_root() / name
+    if target.exists() and not force:
+        raise OvernightError(f"A recipe named '{name}' is already installed: pass --force to replace it, or --name to keep both.")
+    return target
+
+
+def remove(name: str) -> Path:
+    entry = lookup(name)
+    if entry is None or entry.origin != "installed":
+        if entry is not None:
+            raise OvernightError(f"'{name}' is a bundled recipe: it comes with overnight and cannot be removed.")
+        raise OvernightError(f"There is no installed recipe named '{name}' (see `overnight recipes list`).")
+    shutil.rmtree(entry.path)
+    return entry.path
+
+
+def update(name: str, sha256: str | None = None) -> tuple[Entry, str]:
+    """Installs the recipe again from the source it came from; returns it and its previous digest."""
+    entry = lookup(name)
+    if entry is None or entry.origin != "installed":
+        if entry is not None:
+            raise OvernightError(f"'{name}' is a bundled recipe: it is updated with overnight itself.")
+        raise OvernightError(f"There is no installed recipe named '{name}' to update (see `overnight recipes list`).")
+    source = entry.manifest.get("update_from") or entry.manifest.get("source")
+    if not source:
+        raise OvernightError(f"The installed recipe '{name}' has no manifest saying where it came from: install it again with --force.")
+    previous = entry.manifest.get("digest", "")
+    # An index entry may have moved to a new version and digest; a pinned archive stays pinned.
+    pin = sha256 or (None if entry.manifest.get("index") else entry.manifest.get("sha256"))
+    return install(source, pin, name, force=True), previous
