@@ -49,7 +49,10 @@ def run(recipe, dry_run, resume, yes, quiet, db):
 
 
 def _recipe_path(recipe: str) -> Path:
-    return Path(recipe)
+    # A path runs as it is; a bundled or installed recipe's name is copied into ./NAME first.
+    from overnight.cli.library import recipe_path_for_run
+
+    return recipe_path_for_run(recipe)
 
 
 def _trust(recipe, store, yes: bool) -> None:
