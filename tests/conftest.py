@@ -14,6 +14,14 @@ from tests.support.fixtures import llm_server  # noqa: F401  (a fixture)
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 
+@pytest.fixture(autouse=True)
+def overnight_home(tmp_path_factory, monkeypatch) -> Path:
+    """Installed recipes, indexes and trust go to a folder of each test's own, never the user's."""
+    home = tmp_path_factory.mktemp("overnight-home")
+    monkeypatch.setenv("OVERNIGHT_HOME", str(home))
+    return home
+
+
 @pytest.fixture
 def workspace(tmp_path, monkeypatch) -> Path:
     """A fresh folder as the current directory, with its own store."""
