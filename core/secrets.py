@@ -8,8 +8,9 @@ from typing import Any
 
 # Environment variables: any name containing one of these words holds a secret.
 SECRET_ENV = re.compile(r"KEY|TOKEN|SECRET|PASSWORD", re.IGNORECASE)
-# Config keys are named by people; `max_tokens` is not a secret, `api_key` is.
-SECRET_KEY = re.compile(r"(^|_)(api_?key|key|token|secret|password)$", re.IGNORECASE)
+# Config keys are named by people; `max_tokens` is not a secret, `api_key` is. A bare `key`
+# is not either: the config surface names a key path with it (`key = "model.rate"`).
+SECRET_KEY = re.compile(r"(^|_)(api_?key|token|secret|password)$|_key$", re.IGNORECASE)
 MASK = "***"
 
 

@@ -1,0 +1,332 @@
+"""Surface `config`: chosen keys of a TOML or JSON file, as typed parameters.
+
+The view is the whole file, so a person reads a diff of their own file and a
+language model can edit it too; the check lets only the declared keys change,
+within their bounds or choices. Values are written in place: TOML through
+tomlkit (comments and layout survive), JSON by replacing just the value's
+characters, so a change is one line of diff.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from overnight.core.contracts import Parameter, Surface
+from overnight.core.errors import OvernightError
+from overnight.core.files import atomic_write
+from overnight.core.hookspecs import hookimpl
+from overnight.core.options import Option, check
+
+PARAM_KEYS = {
+    "key": Option(str, "the key path, dots between names (model.learning_rate)", required=True),
+    "min": Option(float, "the smallest allowed value", default=None),
+    "max": Option(float, "the largest allowed value", default=None),
+    "step": Option(float, "values move in steps of this size", default=None, min=0),
+    "integer": Option(bool, "whole numbers only", default=False),
+    "log": Option(bool, "search on a log scale (for rates and sizes)", default=False),
+    "choices": Option(list, "the allowed values, for a key that is not a number range", default=None),
+}
+FORMATS = {".toml": "toml", ".json": "json"}
+
+
+class ConfigSurface(Surface):
+    name = "config"
+    summary = "Numeric and choice keys of a TOML or JSON file, as parameters; every other key stays as it is."
+    options = {
+        "path": Option(str, "the .toml or .json file, relative to the recipe", required=True),
+        "params": Option(list, "the keys that may change: [{ key = \"a.b\", min = 0, max = 1 }, { key = \"c\", choices = [...] }]", required=True),
+        "format": Option(str, "toml or json (default: from the file's extension)", default=None, choices=("toml", "json")),
+    }
+
+    def __init__(self, options, recipe_dir):
+        super().__init__(options, recipe_dir)
+        self.recipe_file = recipe_dir / "recipe.toml"
+        self.format = self.config["format"] or FORMATS.get(Path(self.config["path"]).suffix.lower())
+        if self.format is None:
+            raise OvernightError(
+                f"{self.recipe_file}: [surface] path: the config file {self.config['path']!r} is neither .toml nor .json; "
+                f"rename it or set format = \"toml\" or \"json\"."
+            )
+        self.params = [self._param(i, entry) for i, entry in enumerate(self.config["params"], 1)]
+        if not self.params:
+            raise OvernightError(f"{self.recipe_file}: [surface] params: declare at least one key that may change.")
+        keys = [p.name for p in self.params]
+        twice = sorted({k for k in keys if keys.count(k) > 1})
+        if twice:
+            raise OvernightError(f"{self.recipe_file}: [surface] params: the key {twice[0]!r} is declared twice.")
+        self.by_key = {p.name: p for p in self.params}
+
+    def _param(self, i: int, entry: Any) -> Parameter:
+        where = f"{self.recipe_file}: [surface] params #{i}"
+        if not isinstance(entry, dict):
+            raise OvernightError(f"{where}: each entry must be a table such as {{ key = \"model.rate\", min = 0, max = 1 }}.")
+        checked = check(entry, PARAM_KEYS)
+        if checked.problems:
+            raise OvernightError(f"{where}: {checked.problems[0][1]}.")
+        v = checked.values
+        key = v["key"]
+        where = f"{where} (key {key!r})"
+        if v["choices"] is not None:
+            if not v["choices"]:
+                raise OvernightError(f"{where}: 'choices' is empty.")
+            if any(v[k] is not None for k in ("min", "max", "step")):
+                raise OvernightError(f"{where}: give either 'choices' or 'min'/'max', not both.")
+            return Parameter(key, choices=tuple(v["choices"]))
+        if v["min"] is None or v["max"] is None:
+            raise OvernightError(f"{where}: needs 'min' and 'max' (or 'choices').")
+        if v["min"] > v["max"]:
+            raise OvernightError(f"{where}: 'min' ({v['min']:g}) is larger than 'max' ({v['max']:g}).")
+        if v["log"] and v["min"] <= 0:
+            raise OvernightError(f"{where}: a log scale needs 'min' above 0, not {v['min']:g}.")
+        if v["integer"] and math.ceil(v["min"]) > math.floor(v["max"]):
+            raise OvernightError(f"{where}: there is no whole number between 'min' and 'max'.")
+        if v["step"] == 0:
+            raise OvernightError(f"{where}: 'step' must be above 0.")
+        return Parameter(key, min=v["min"], max=v["max"], step=v["step"], integer=v["integer"], log=v["log"])
+
+    # -- reading ----------------------------------------------------------------
+
+    def source(self) -> Path:
+        return self.path(self.config["path"])
+
+    def read(self) -> str:
+        path = self.source()
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise OvernightError(f"The config file {path} does not exist (surface path = {self.config['path']!r}).") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise OvernightError(f"Cannot read the config file {path}: {exc}.") from None
+        data, problem = self._parse(text)
+        if problem:
+            raise OvernightError(f"The config file {path} is not valid {self.format.upper()}: {problem}.")
+        for p in self.params:
+            found, value = _get(data, p.name)
+            if not found:
+                raise OvernightError(f"The config file {path} has no key {p.name!r} (declared in the recipe's [surface] params).")
+            if p.choices is None and not _is_number(value):
+                raise OvernightError(f"The key {p.name!r} in {path} holds {value!r}, not a number, but the recipe gives it min and max.")
+        return text
+
+    def parameters(self) -> list[Parameter]:
+        return list(self.params)
+
+    def rules(self) -> str:
+        lines = ["Return the whole file. Change only the values of these keys, and keep every other key, value and comment as it is:"]
+        lines += [f"- {_describe(p)}" for p in self.params]
+        return "\n".join(lines)
+
+    def problems(self, view: str, base: str) -> list[str]:
+        new, problem = self._parse(view)
+        if problem:
+            return [f"it is not valid {self.format.upper()}: {problem}"]
+        old, _ = self._parse(base)
+        out = []
+        for p in self.params:
+            found, value = _get(new, p.name)
+            if not found:
+                out.append(f"the key {p.name!r} is missing")
+                continue
+            bad = _out_of_bounds(p, value)
+            if bad:
+                out.append(f"{p.name} = {value!r} {bad}")
+        changed = _first_change(_without(old, self.by_key), _without(new, self.by_key))
+        if changed:
+            out.append(f"it changes {changed!r}, which is not a declared parameter")
+        return out
+
+    # -- writing ------------------------------------------------------------------
+
+    def view_from(self, values: dict[str, Any], base: str) -> str:
+        values = {k: _typed(self.by_key[k], v) for k, v in values.items() if k in self.by_key}
+        if self.format == "toml":
+            import tomlkit
+
+            doc = tomlkit.parse(base)
+            for key, value in values.items():
+                _set(doc, key, value)
+            return tomlkit.dumps(doc)
+        spans = _json_spans(base)
+        missing = [k for k in values if k not in spans]
+        if missing:
+            raise OvernightError(f"The config view has no key {missing[0]!r}.")
+        # Replace from the end so earlier offsets stay right.
+        for start, end, value in sorted(((*spans[k], v) for k, v in values.items()), reverse=True):
+            base = base[:start] + json.dumps(value) + base[end:]
+        return base
+
+    def values_of(self, view: str) -> dict[str, Any]:
+        data, problem = self._parse(view)
+        if problem:
+            raise OvernightError(f"The config view is not valid {self.format.upper()}: {problem}.")
+        return {p.name: _get(data, p.name)[1] for p in self.params}
+
+    def materialize(self, view: str, folder: Path) -> Path:
+        source = self.source()
+        # Same place relative to the recipe as the user's file, so a script finds it where it expects.
+        relative = source.relative_to(self.recipe_dir) if source.is_relative_to(self.recipe_dir) else Path(source.name)
+        target = folder / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(view, encoding="utf-8")
+        return target
+
+    def apply(self, view: str, backup_dir: Path) -> Path | None:
+        return atomic_write(self.source(), view.encode("utf-8"), backup_dir)
+
+    def _parse(self, text: str) -> tuple[Any, str | None]:
+        """(plain data, None), or (None, why it does not parse)."""
+        if self.format == "toml":
+            import tomlkit
+            from tomlkit.exceptions import ParseError
+
+            try:
+                return tomlkit.parse(text).unwrap(), None
+            except ParseError as exc:
+                return None, str(exc)
+        try:
+            return json.loads(text), None
+        except json.JSONDecodeError as exc:
+            return None, f"{exc.msg} at line {exc.lineno} column {exc.colno}"
+
+
+# -- key paths --------------------------------------------------------------------
+
+
+def _get(data: Any, key: str) -> tuple[bool, Any]:
+    node = data
+    for part in key.split("."):
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+        elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        else:
+            return False, None
+    return True, node
+
+
+def _set(doc: Any, key: str, value: Any) -> None:
+    parts = key.split(".")
+    node = doc
+    for part in parts[:-1]:
+        node = node[int(part)] if isinstance(node, list) and part.isdigit() else node[part]
+    last = parts[-1]
+    node[int(last) if isinstance(node, list) and last.isdigit() else last] = value
+
+
+def _without(data: Any, keys: dict) -> Any:
+    """A copy of the data with the declared keys blanked, to compare everything else."""
+    data = json.loads(json.dumps(data, default=str))
+    for key in keys:
+        found, _ = _get(data, key)
+        if found:
+            _set(data, key, None)
+    return data
+
+
+def _first_change(old: Any, new: Any, path: str = "") -> str | None:
+    """The first key path whose value differs, or None."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        for k in list(old) + [k for k in new if k not in old]:
+            if k not in old or k not in new:
+                return f"{path}{k}"
+            found = _first_change(old[k], new[k], f"{path}{k}.")
+            if found:
+                return found
+        return None
+    if isinstance(old, list) and isinstance(new, list) and len(old) == len(new):
+        for i, (a, b) in enumerate(zip(old, new)):
+            found = _first_change(a, b, f"{path}{i}.")
+            if found:
+                return found
+        return None
+    return None if old == new and type(old) is type(new) else (path.rstrip(".") or "the whole file")
+
+
+def _json_spans(text: str) -> dict[str, tuple[int, int]]:
+    """Where each value of a JSON document sits in its text, by key path."""
+    decoder = json.JSONDecoder()
+    spans: dict[str, tuple[int, int]] = {}
+
+    def skip(i: int) -> int:
+        while i < len(text) and text[i] in " \t\r\n":
+            i += 1
+        return i
+
+    def value(i: int, path: str) -> int:
+        i = skip(i)
+        start = i
+        if text[i] == "{":
+            i = skip(i + 1)
+            while text[i] != "}":
+                name, i = decoder.raw_decode(text, i)
+                i = skip(skip(i) + 1)  # past the colon
+                i = skip(value(i, f"{path}{name}."))
+                if text[i] == ",":
+                    i = skip(i + 1)
+            end = i + 1
+        elif text[i] == "[":
+            i, n = skip(i + 1), 0
+            while text[i] != "]":
+                i = skip(value(i, f"{path}{n}."))
+                n += 1
+                if text[i] == ",":
+                    i = skip(i + 1)
+            end = i + 1
+        else:
+            _, end = decoder.raw_decode(text, i)
+        spans[path.rstrip(".")] = (start, end)
+        return end
+
+    value(0, "")
+    return spans
+
+
+# -- values -------------------------------------------------------------------------
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _typed(p: Parameter, value: Any) -> Any:
+    """A value as it will read in the file: whole, on its step, or to 6 significant digits."""
+    if p.choices is not None:
+        return value
+    if p.integer:
+        return min(max(int(round(value)), math.ceil(p.min)), math.floor(p.max))
+    if p.step:
+        value = p.min + round((value - p.min) / p.step) * p.step
+        value = float(f"{value:.12g}")
+    else:
+        value = float(f"{value:.6g}")
+    return min(max(value, p.min), p.max)
+
+
+def _out_of_bounds(p: Parameter, value: Any) -> str | None:
+    if p.choices is not None:
+        if value not in p.choices or type(value) is bool and not any(type(c) is bool for c in p.choices):
+            return "is not one of " + ", ".join(repr(c) for c in p.choices)
+        return None
+    if not _is_number(value):
+        return "is not a number"
+    if p.integer and not isinstance(value, int):
+        return "is not a whole number"
+    if value < p.min or value > p.max:
+        return f"is outside its bounds [{p.min:g}, {p.max:g}]"
+    return None
+
+
+def _describe(p: Parameter) -> str:
+    if p.choices is not None:
+        return f"{p.name}: one of " + ", ".join(repr(c) for c in p.choices)
+    kind = "a whole number" if p.integer else "a number"
+    extra = f", in steps of {p.step:g}" if p.step else ""
+    return f"{p.name}: {kind} from {p.min:g} to {p.max:g}{extra}"
+
+
+@hookimpl
+def overnight_register_surfaces(register):
+    register(ConfigSurface)
