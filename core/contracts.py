@@ -259,6 +259,10 @@ class MeasureRequest:
     cache: bool = True  # False for re-measurements that estimate noise
     view: str = ""
     llm: Any = None  # the run's LLM gateway (budget, concurrency, cache), when there is one
+    # The current best and its score, for metrics that compare against it (a pairwise judge);
+    # empty when the measurement has no best to compare with (the baseline, a confirmation).
+    best_view: str = ""
+    best_score: float | None = None
 
 
 class Metric(Plugin):

@@ -228,7 +228,8 @@ class Loop:
                 first = self.seen[candidate.digest]
                 return await self._record(row, "duplicate", f"same candidate as experiment {first}; not measured again", proposal=proposal)
             self.seen[candidate.digest] = seq
-            outcome = await self._measure(view, MeasureRequest(self.budget.per_experiment_seconds, llm=self.s.llm))
+            outcome = await self._measure(view, MeasureRequest(self.budget.per_experiment_seconds, llm=self.s.llm,
+                                                               best_view=self.best.view, best_score=self.best.score))
             await self._decide(row, view, outcome, proposal)
         except asyncio.CancelledError:
             self.seen = {d: s for d, s in self.seen.items() if s != seq}
@@ -278,7 +279,8 @@ class Loop:
             bar = threshold(self.noise, self.budget.min_delta, self.budget.k)
             verdict = judge(m.value, self.best.score, self.goal, bar, shorter=len(view) < len(self.best.view))
             if verdict.keep and not self.objective.deterministic:
-                again = await self._measure(view, MeasureRequest(self.budget.per_experiment_seconds, cache=False, llm=self.s.llm), guards=False)
+                again = await self._measure(view, MeasureRequest(self.budget.per_experiment_seconds, cache=False, llm=self.s.llm,
+                                                                 best_view=self.best.view, best_score=self.best.score), guards=False)
                 self._account(row, again.measurement)
                 if again.measurement.ok:
                     samples.append(again.measurement.value)

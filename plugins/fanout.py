@@ -1,0 +1,55 @@
+"""Many model calls at once within one time limit, for the `dataset` and `judge` metrics.
+
+Threads, because each call waits on the network; the LLM gateway still caps how
+many calls are in flight across the whole run.
+"""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+
+@dataclass
+class Fanout:
+    results: dict[int, Any] = field(default_factory=dict)  # job index -> what it returned
+    error: BaseException | None = None  # the first job that raised
+    timed_out: bool = False
+
+
+def run_all(jobs: list[Callable[[], Any]], concurrency: int, deadline: float) -> Fanout:
+    """Runs the jobs, at most `concurrency` at a time; stops at the first error or at `deadline`."""
+    out = Fanout()
+    if not jobs:
+        return out
+    pool = ThreadPoolExecutor(max_workers=max(1, min(concurrency, len(jobs))), thread_name_prefix="overnight-llm")
+
+    def job(i: int) -> None:
+        out.results[i] = jobs[i]()
+
+    try:
+        futures = [pool.submit(job, i) for i in range(len(jobs))]
+        done, pending = wait(futures, timeout=max(0.0, deadline - time.monotonic()), return_when=FIRST_EXCEPTION)
+        out.error = next((f.exception() for f in futures if f in done and f.exception() is not None), None)
+        out.timed_out = out.error is None and bool(pending)
+    finally:
+        # Calls already in flight end by their own timeout; none that waits will start.
+        pool.shutdown(wait=False, cancel_futures=True)
+    out.results = dict(out.results)
+    return out
+
+
+def left(deadline: float) -> float:
+    """Seconds a call may still take (at least one: a call with no time at all cannot succeed)."""
+    return max(1.0, deadline - time.monotonic())
+
+
+def calls_of(error: BaseException | None) -> list:
+    """The model calls a failed job made before it failed, so the log misses none."""
+    if error is None:
+        return []
+    calls = list(getattr(error, "calls", None) or [])
+    call = getattr(error, "call", None)
+    return calls + ([call] if call is not None and call not in calls else [])
