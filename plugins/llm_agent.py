@@ -16,6 +16,7 @@ from overnight.core.errors import OvernightError
 from overnight.core.hookspecs import hookimpl
 from overnight.core.llm import BudgetExceeded, ModelUnavailable
 from overnight.core.options import Option
+from overnight.core.secrets import MASK, secret_values
 
 WHOLE_LIMIT = 4000  # characters: smaller views are proposed whole, larger ones as edits
 FIELD = 600  # characters of one example field shown
@@ -49,7 +50,7 @@ HYPOTHESIS: <one line: what you change and why it should raise the score>
 Each SEARCH part must match the current best version exactly and should be just long enough to be \
 unique. Blocks are applied in order."""
 
-HYPOTHESIS = re.compile(r"^[\s*#>_-]*hypothesis[\s*_]*:\s*(.+?)\s*\**\s*$", re.IGNORECASE | re.MULTILINE)
+HYPOTHESIS = re.compile(r"^[\s*#>_-]*hypothesis[\s*_]*:[\s*_]*(.+?)[\s*_]*$", re.IGNORECASE | re.MULTILINE)
 BLOCK = re.compile(
     r"^[ \t]*<{5,9} ?SEARCH[^\n]*\n(.*?)^[ \t]*={5,9}[ \t]*\n(.*?)^[ \t]*>{5,9} ?REPLACE[^\n]*$",
     re.DOTALL | re.MULTILINE,
@@ -153,6 +154,7 @@ class LLMAgent(Agent):
             raise Unusable(f"the answer was cut off at max_tokens ({self.config['max_tokens']}); "
                            "give a shorter answer (SEARCH/REPLACE edits need fewer tokens than the whole text)")
         hypothesis = _hypothesis(text)
+        text = _without_new_secrets(text, base)
         edits = parse_edits(text)
         if edits:
             view = apply_edits(base, edits)
@@ -308,6 +310,15 @@ def parse_whole(text: str, base: str) -> str:
     elif not base.endswith("\n") and body.endswith("\n"):
         body = body[:-1]
     return body
+
+
+def _without_new_secrets(text: str, base: str) -> str:
+    """A model may echo a key it saw; candidates are stored as proposed, so it is masked here.
+    A secret already in the person's own text is theirs to keep, and left alone."""
+    for value in secret_values():
+        if value in text and value not in base:
+            text = text.replace(value, MASK)
+    return text
 
 
 def _hypothesis(text: str) -> str:
