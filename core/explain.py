@@ -1,0 +1,196 @@
+"""`overnight explain`: what each kept change of a run still contributes at the end.
+
+Kept changes stack up, and each was judged against the best of its moment: once
+later changes are in, an early one may do nothing at all. So for each change on
+the chain from the baseline to the best (following the experiments' parent links),
+the best is measured with that change left out: the lines it changed are put back
+as they were before it (line-based, with difflib), where no later change has
+rewritten them; otherwise the change is skipped with that reason. Its contribution
+is the best's score minus the score without it, in the goal's direction; within
+the keep rule's noise bar it contributes nothing and can be dropped.
+"""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass
+from difflib import SequenceMatcher
+from typing import Callable
+
+from .contracts import MeasureRequest
+from .decide import fmt, gain, noise, threshold
+from .errors import OvernightError
+from .executor import LocalExecutor
+
+
+@dataclass
+class Change:
+    """One kept step: the view before it (its parent) and after it."""
+
+    seq: int
+    experiment_id: int
+    rationale: str
+    gain: float | None  # over its parent, in the goal's direction, when it was made
+    before: str
+    after: str
+
+
+@dataclass
+class Row:
+    seq: int
+    experiment_id: int
+    rationale: str
+    gain: float | None
+    score_without: float | None = None
+    contribution: float | None = None
+    bar: float = 0.0
+    best_score: float | None = None
+    status: str = "measured"  # measured, skipped, or essential (the best fails without it)
+    reason: str = ""
+
+    @property
+    def verdict(self) -> str:
+        """A few words for people: does this change still matter?"""
+        if self.status != "measured":
+            return self.reason
+        if self.contribution is None:
+            return ""
+        if self.contribution < -self.bar:
+            return "harmful: the best scores better without it; drop it"
+        if self.contribution <= self.bar:
+            return "no contribution: drop it"
+        return ""
+
+
+def chain(store, run: dict) -> list[Change]:
+    """The kept changes from the baseline to the run's best, oldest first."""
+    goal = run["goal"] or "maximize"
+    best = store.experiment(run["best_experiment"]) if run["best_experiment"] else None
+    steps = []
+    exp = best
+    while exp is not None and exp["status"] != "baseline":
+        parent = store.experiment(exp["parent"]) if exp["parent"] else None
+        if parent is None:
+            raise OvernightError(f"Experiment {exp['seq']} of run {run['id']} has no parent in the store, so its change cannot be traced back to the baseline.")
+        steps.append((exp, parent))
+        exp = parent
+    changes = []
+    for exp, parent in reversed(steps):
+        before, after = _view(store, run, parent), _view(store, run, exp)
+        made = gain(exp["score"], parent["score"], goal) if None not in (exp["score"], parent["score"]) else None
+        changes.append(Change(exp["seq"], exp["id"], exp["rationale"] or "", made, before, after))
+    return changes
+
+
+def _view(store, run: dict, exp: dict) -> str:
+    view = store.candidate(exp["candidate"]) if exp["candidate"] else None
+    if view is None:
+        raise OvernightError(
+            f"The candidate of experiment {exp['seq']} of run {run['id']} is missing from the store {store.path}, "
+            "so its change cannot be left out; nothing was measured.")
+    return view
+
+
+def revert(before: str, after: str, best: str) -> str | None:
+    """`best` with the lines that `before -> after` changed put back as they were; None when a later change rewrote them."""
+    old, new, now = (v.splitlines(keepends=True) for v in (before, after, best))
+    kept: dict[int, int] = {}  # line of `after` -> the same, unchanged line of `best`
+    for tag, i1, i2, j1, _ in SequenceMatcher(None, new, now, autojunk=False).get_opcodes():
+        if tag == "equal":
+            kept.update((i1 + n, j1 + n) for n in range(i2 - i1))
+    out = list(now)
+    hunks = [op for op in SequenceMatcher(None, old, new, autojunk=False).get_opcodes() if op[0] != "equal"]
+    for _, i1, i2, j1, j2 in reversed(hunks):
+        span = _where(kept, j1, j2, len(new))
+        if span is None:
+            return None
+        out[span[0]:span[1]] = old[i1:i2]
+    return "".join(out)
+
+
+def _where(kept: dict[int, int], j1: int, j2: int, size: int) -> tuple[int, int] | None:
+    """Where lines j1..j2 of the changed view sit in the best, if they are still there, together."""
+    if j2 > j1:
+        lines = range(j1, j2)
+        if any(j not in kept or kept[j] != kept[j1] + (j - j1) for j in lines):
+            return None
+        return kept[j1], kept[j2 - 1] + 1
+    # The change only removed lines: put them back after the line that preceded them.
+    if j1 > 0:
+        return (kept[j1 - 1] + 1,) * 2 if j1 - 1 in kept else None
+    if j1 < size:
+        return (kept[j1],) * 2 if j1 in kept else None
+    return 0, 0
+
+
+@dataclass
+class Explanation:
+    run_id: int
+    goal: str
+    best_score: float | None
+    bar: float
+    rows: list[Row]
+
+
+def explain(setup, store, run: dict, say: Callable[[str], None] = lambda line: None) -> Explanation:
+    """Measures the best, then the best without each kept change; stores and returns the rows."""
+    changes = chain(store, run)
+    goal = setup.objective.goal
+    if not changes:
+        return Explanation(run["id"], goal, run["best_score"], 0.0, [])
+    surface, objective, budget = setup.surface, setup.objective, setup.budget
+    executor = LocalExecutor(surface, objective)
+    times = 1 if objective.deterministic else (objective.repeats or 3)
+    best = changes[-1].after
+
+    def measure(view: str) -> tuple[list[float], str]:
+        samples, problem = [], ""
+        for _ in range(times):
+            request = MeasureRequest(budget.per_experiment_seconds, cache=objective.deterministic, llm=setup.llm)
+            m = executor.measure(view, request).measurement
+            if m.ok:
+                samples.append(m.value)
+            else:
+                problem = f"{m.status}: {m.reason}"
+        return samples, problem
+
+    say(f"Measuring the best again, then without each of its {len(changes)} kept change{'s' if len(changes) > 1 else ''}...")
+    reference, problem = measure(best)
+    if not reference:
+        raise OvernightError(f"The best of run {run['id']} cannot be measured any more ({problem}); nothing can be explained.")
+    best_score = statistics.fmean(reference)
+    bar = threshold(max(run["noise"] or 0.0, noise(reference)), budget.min_delta, budget.k)
+    say(f"  best: {fmt(best_score)}")
+    rows = []
+    for change in changes:
+        row = Row(change.seq, change.experiment_id, change.rationale, change.gain, bar=bar, best_score=best_score)
+        rows.append(row)
+        without = revert(change.before, change.after, best)
+        if without is None:
+            row.status, row.reason = "skipped", "a later change rewrote the lines it changed, so it cannot be left out alone"
+        elif surface.problems(without, best):
+            row.status, row.reason = "skipped", "the best without it is refused by the surface: " + "; ".join(surface.problems(without, best))
+        elif objective.screen(without):
+            row.status, row.reason = "skipped", f"the best without it is refused before measuring ({objective.screen(without)})"
+        else:
+            samples, problem = measure(without)
+            if not samples:
+                row.status, row.reason = "essential", f"essential: without it the best fails to measure ({problem})"
+            else:
+                row.score_without = statistics.fmean(samples)
+                row.contribution = gain(best_score, row.score_without, goal)
+        say(f"  without #{change.seq}: {fmt(row.score_without) if row.score_without is not None else row.status}")
+    store.save_contributions(run["id"], [_stored(r) for r in rows])
+    return Explanation(run["id"], goal, best_score, bar, rows)
+
+
+def _stored(row: Row) -> dict:
+    return dict(experiment_id=row.experiment_id, seq=row.seq, rationale=row.rationale, gain=row.gain,
+                best_score=row.best_score, score_without=row.score_without, contribution=row.contribution,
+                bar=row.bar, status=row.status, reason=row.reason)
+
+
+def stored(store, run_id: int) -> list[Row]:
+    """What the latest `overnight explain` of a run found, without measuring again (for the TUI)."""
+    return [Row(r["seq"], r["experiment_id"], r["rationale"] or "", r["gain"], r["score_without"], r["contribution"],
+                r["bar"] or 0.0, r["best_score"], r["status"], r["reason"] or "") for r in store.contributions(run_id)]
