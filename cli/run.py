@@ -31,6 +31,10 @@ def run(recipe, dry_run, resume, yes, quiet, db):
     loaded = recipes.load(_recipe_path(recipe))
     store = open_store(db)
     _trust(loaded, store, yes)
+    if not dry_run and not resume:
+        from overnight.cli.check import offer
+
+        offer(loaded, store, yes, quiet)  # before build: the check must not eat into the run's clock
     setup = build(loaded, store)
     if dry_run:
         return _plan(setup)
@@ -157,6 +161,17 @@ def _duration(seconds: float) -> str:
     return f"{h}h{m:02d}m" if h else f"{m}m{s:02d}s" if m else f"{s}s"
 
 
+def _confirmed(label: str, baseline, best, held) -> None:
+    """The figures measured again at the end, under the reported ones, columns aligned."""
+    from overnight.core.decide import fmt
+
+    if baseline is None and best is None:
+        return
+    change = f" ({(best - baseline) / abs(baseline) * 100:+.1f}%)" if None not in (baseline, best) and baseline else ""
+    mark = {True: "  held", False: "  << did NOT hold"}.get(held, "")
+    click.echo(f"{'confirmed: ':>{len(label)}}baseline {fmt(baseline)} -> best {fmt(best)}{change}{mark}")
+
+
 def print_summary(s) -> None:
     from overnight.core.decide import fmt
 
@@ -169,6 +184,7 @@ def print_summary(s) -> None:
             change = f" ({(s.best - s.baseline) / abs(s.baseline) * 100:+.1f}%)"
         where = f", experiment {s.run_id}:{s.best_seq}" if s.best_seq else ""
         click.echo(f"Score ({s.goal}): baseline {fmt(s.baseline)} -> best {fmt(s.best)}{change}{where}.")
+        _confirmed(f"Score ({s.goal}): ", getattr(s, "confirmed_baseline", None), getattr(s, "confirmed_best", None), getattr(s, "held", None))
     if s.holdout_baseline is not None or s.holdout_best is not None:
         line = f"Holdout: baseline {fmt(s.holdout_baseline)} -> best {fmt(s.holdout_best)}."
         if None not in (s.holdout_baseline, s.holdout_best, s.best, s.baseline):
@@ -176,6 +192,9 @@ def print_summary(s) -> None:
             if sign * (s.best - s.baseline) > 0 and sign * (s.holdout_best - s.holdout_baseline) < 0:
                 line += " Warning: train rose while holdout fell; the gain may not be real."
         click.echo(line)
+        _confirmed("Holdout: ", getattr(s, "confirmed_holdout_baseline", None), getattr(s, "confirmed_holdout_best", None), None)
+    if getattr(s, "confirmation", ""):
+        click.echo(s.confirmation)
     click.echo(f"Spent {_duration(s.seconds)}, ${s.usd:.4f}, {s.tokens} tokens.")
     if s.best_seq:
         click.echo(f"Next: overnight log {s.run_id} | overnight diff {s.run_id}:{s.best_seq} | overnight apply {s.run_id}:{s.best_seq}")

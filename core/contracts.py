@@ -286,6 +286,14 @@ class Metric(Plugin):
     def measure(self, artifact: Path, folder: Path, request: MeasureRequest) -> Measurement:
         raise NotImplementedError
 
+    def screen(self, view: str) -> str | None:
+        """Why a candidate must not even be measured (it copies the answers, say); None when it may."""
+        return None
+
+    def degenerate(self, view: str) -> dict[str, str]:
+        """Views only this metric knows should score badly (`overnight check` measures them)."""
+        return {}
+
 
 class Agent(Plugin):
     """Proposes changes. Returns None when it has nothing more to propose."""

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import process
+from . import confirm, process
 from .budget import Budget, Spend
 from .contracts import FAILURES, Agent, Attempt, Candidate, Context, ExampleResult, MeasureRequest, Proposal, Surface
 from .decide import fmt, gain, judge, noise, threshold
@@ -77,6 +77,13 @@ class Summary:
     usd: float
     tokens: int
     seconds: float
+    # Measured again afresh when the run ended (core/confirm.py); None when nothing was confirmed.
+    confirmed_baseline: float | None = None
+    confirmed_best: float | None = None
+    confirmed_holdout_baseline: float | None = None
+    confirmed_holdout_best: float | None = None
+    confirmation: str = ""
+    held: bool | None = None
 
 
 class Loop:
@@ -124,8 +131,10 @@ class Loop:
             await self._experiments()
             if self.stopping and self.stopping.startswith("interrupted"):
                 status = "stopped"
-            elif self.objective.has_examples:
-                await self._measure_holdout()
+            else:
+                if self.objective.has_examples:
+                    await self._measure_holdout()
+                await self._confirm()
         except BudgetExceeded as exc:
             # The cap ends the run where it is (say, before its holdout figure); only a run that
             # could not even measure its baseline has failed.
@@ -228,6 +237,9 @@ class Loop:
                 first = self.seen[candidate.digest]
                 return await self._record(row, "duplicate", f"same candidate as experiment {first}; not measured again", proposal=proposal)
             self.seen[candidate.digest] = seq
+            refused = self.objective.screen(view)
+            if refused:  # measuring it would reward copying the answers: refuse it, say why
+                return await self._record(row, "guard_failed", refused, proposal=proposal)
             outcome = await self._measure(view, MeasureRequest(self.budget.per_experiment_seconds, llm=self.s.llm,
                                                                best_view=self.best.view, best_score=self.best.score))
             await self._decide(row, view, outcome, proposal)
@@ -396,6 +408,21 @@ class Loop:
             self.store.update_experiment(best.exp_id, examples=[e for e in m.examples if e.split == "holdout"], holdout_score=figures[name])
         self.store.update_run(self.run_id, holdout_baseline=figures["baseline"], holdout_best=figures["best"])
 
+    async def _confirm(self) -> None:
+        """Measures the baseline and the best again afresh: a lucky keep shows here, not in the morning."""
+        if self.best is None or self.best.exp_id == self.baseline.exp_id:
+            return  # nothing was kept: no gain to confirm
+        times = 1 if self.objective.deterministic else (self.objective.repeats or 3)
+        c = await confirm.measure_again(
+            lambda view, request: self._measure(view, request, guards=False),
+            {"baseline": self.baseline.view, "best": self.best.view}, times=times,
+            seconds=self.budget.per_experiment_seconds, llm=self.s.llm, holdout=self.objective.has_examples)
+        for name, call in c.llm_calls:
+            self.store.record_llm_call(call, run_id=self.run_id, experiment_id=getattr(self, name).exp_id)
+        confirm.judge(c, reported=self.best.score, baseline=self.baseline.score, goal=self.goal,
+                      run_noise=self.noise, min_delta=self.budget.min_delta, k=self.budget.k)
+        self.store.update_run(self.run_id, **c.row())
+
     def _restore(self) -> None:
         """Picks up a run where an earlier session left it, counting what it spent."""
         run = self.store.run(self.run_id)
@@ -441,6 +468,9 @@ class Loop:
             kept=counts.get("keep", 0), goal=self.goal, baseline=run["baseline_score"], best=run["best_score"],
             best_seq=best_row["seq"] if best_row else None, holdout_baseline=run["holdout_baseline"],
             holdout_best=run["holdout_best"], usd=run["usd"] or 0.0, tokens=run["tokens"] or 0, seconds=run["seconds"] or 0.0,
+            confirmed_baseline=run["confirmed_baseline"], confirmed_best=run["confirmed_best"],
+            confirmed_holdout_baseline=run["confirmed_holdout_baseline"], confirmed_holdout_best=run["confirmed_holdout_best"],
+            confirmation=run["confirmation"] or "", held=None if run["confirmed_held"] is None else bool(run["confirmed_held"]),
         )
 
 

@@ -81,6 +81,14 @@ class Objective:
         total.seconds = time.monotonic() - start
         return total
 
+    def screen(self, view: str) -> str | None:
+        """The first metric's reason to refuse a view unmeasured (the contamination guard), or None."""
+        for metric in self.all_metrics():
+            reason = metric.screen(view)
+            if reason:
+                return reason
+        return None
+
     def guard_problem(self, artifact: Path, folder: Path, request: MeasureRequest) -> tuple[str | None, dict]:
         values = {}
         for g in self.guards:

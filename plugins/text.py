@@ -66,6 +66,16 @@ class TextSurface(Surface):
     def apply(self, view: str, backup_dir: Path) -> Path | None:
         return atomic_write(self.source(), view.encode("utf-8"), backup_dir)
 
+    def degenerate(self, view: str) -> dict[str, str]:
+        # With a marked region, `overnight check` empties, halves and pads the region, not the file.
+        parts = self._split(view) if self._has_region() else None
+        if parts is None:
+            return {}
+        before, region, after = parts
+        lines = region.splitlines(keepends=True)
+        half = "".join(lines[: len(lines) // 2])
+        return {"empty": before + after, "first half only": before + half + after, "repeated twice": before + region + region + after}
+
     def _has_region(self) -> bool:
         return bool(self.config.get("region_start") or self.config.get("region_end"))
 
