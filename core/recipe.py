@@ -185,6 +185,9 @@ def parse(text: str, file: Path, registry=None) -> Recipe:
                 problems.append(where.at(section, "min", f"'min' ({shared['min']:g}) is larger than 'max' ({shared['max']:g})"))
             guards.append(GuardPart(part.cls, part.options, section, shared["min"], shared["max"], shared["label"] or part.cls.name))
 
+    _distinct_labels(metrics, "metric", where, problems)
+    _distinct_labels(guards, "guard", where, problems)
+
     agent = _part(registry, "agent", "agent", _section(doc, "agent", where, problems), where, problems, {"kind": Option(str, required=True)})
 
     budget_table = _section(doc, "budget", where, problems, required=False)
@@ -232,6 +235,22 @@ def _part(registry, kind: str, section: str, table: dict, where: "Where", proble
     if kind == "metric":
         options["_shared"] = shared_checked.values
     return Part(cls, options, section)
+
+
+def _distinct_labels(parts: list, what: str, where: "Where", problems: list[str]) -> None:
+    """Components and guards are stored and shown by label: two of one kind get numbered."""
+    kinds = [p.cls.name for p in parts]
+    seen: dict[str, int] = {}
+    for p in parts:
+        name = p.cls.name
+        if p.label == name and kinds.count(name) > 1:
+            seen[name] = seen.get(name, 0) + 1
+            p.label = f"{name} #{seen[name]}"
+    labels = [p.label for p in parts]
+    for p in parts:
+        if labels.count(p.label) > 1:
+            problems.append(where.at(p.section, "label", f"the label {p.label!r} names another {what} too; give each its own"))
+            break
 
 
 def _parse_reason(exc: ParseError) -> str:
