@@ -1,0 +1,159 @@
+"""`overnight tui`: watch runs live, read what each experiment did, apply what you trust.
+
+The app only reads and writes the store, so a run in another terminal is seen
+(and paused, steered, stopped) the same way as one this app runs itself
+(`overnight run --tui`). All I/O happens in worker threads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from functools import partial
+from pathlib import Path
+from typing import Iterable
+
+from textual import work
+from textual.app import App, SystemCommand
+from textual.binding import Binding
+from textual.screen import Screen
+
+from overnight.core.errors import OvernightError
+
+from .compare import Compare
+from .dashboard import Dashboard
+from .data import Data
+from .detail import Detail
+from .messages import RunEnded, RunStarted
+from .runs_screen import RunsScreen
+
+
+class OvernightApp(App):
+    TITLE = "overnight"
+    CSS_PATH = ["app.tcss"]
+    BINDINGS = [
+        Binding("ctrl+q", "quit", "quit", show=False, priority=True),
+        Binding("ctrl+p", "command_palette", "menu", show=False, priority=True),
+    ]
+
+    def __init__(self, db: Path | str, setup=None, run_id: int | None = None, open_single: bool = True) -> None:
+        super().__init__()
+        self.data = Data(Path(db))
+        self.sub_title = str(db)
+        self.setup, self.resume_id = setup, run_id
+        self.loop = None  # the running core Loop under `run --tui`
+        self.loop_aio = None
+        self.summary = None
+        self.loop_error = ""
+        self.open_single = open_single and setup is None
+        self.opened_once = False
+
+    def on_mount(self) -> None:
+        self.push_screen(RunsScreen())
+        if self.setup is not None:
+            self.run_loop()
+
+    def on_unmount(self) -> None:
+        self.data.close()
+
+    # -- navigation -------------------------------------------------------------
+
+    def runs_shown(self, runs: list[dict]) -> None:
+        """With one run in the store, its dashboard is what anyone wants to see first."""
+        if self.open_single and not self.opened_once and len(runs) == 1:
+            self.opened_once = True
+            self.open_run(runs[0]["id"])
+        self.opened_once = True
+
+    def open_run(self, run_id: int) -> None:
+        self.push_screen(Dashboard(run_id))
+
+    def open_experiment(self, run_id: int, exp_id: int) -> None:
+        self.push_screen(Detail(run_id, exp_id))
+
+    def open_compare(self, run_id: int, first: int, second: int) -> None:
+        self.push_screen(Compare(run_id, first, second))
+
+    # -- run controls (through the store, so they reach any process) ------------
+
+    @work(thread=True, group="control")
+    def control(self, run_id: int, fn, *args) -> None:
+        try:
+            message = self.data.write(lambda store: fn(store, store.run(run_id), *args))
+        except (OvernightError, sqlite3.Error) as exc:
+            self.call_from_thread(self.notify, str(exc), severity="error", timeout=8)
+            return
+        self.call_from_thread(self.notify, message)
+
+    # -- the command palette lists what the current screen's keys do -------------
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        seen = set()
+        for key, active in screen.active_bindings.items():
+            binding = active.binding
+            if not binding.description or binding.action in seen or not active.enabled:
+                continue
+            seen.add(binding.action)
+            yield SystemCommand(binding.description.capitalize(), f"key: {self.get_key_display(binding)}",
+                                partial(self.call_later, active.node.run_action, binding.action))
+
+    # -- overnight run --tui ------------------------------------------------------
+
+    @work(thread=True, group="loop", exit_on_error=False)
+    def run_loop(self) -> None:
+        from overnight.core.events import RUN_STARTED
+        from overnight.core.loop import Loop
+
+        self.setup.events.subscribe(
+            lambda event: event.kind == RUN_STARTED and self.call_from_thread(self.post_message, RunStarted(event.run_id)))
+
+        async def go():
+            self.loop_aio = asyncio.get_running_loop()
+            self.loop = Loop(self.setup, self.resume_id)
+            return await self.loop.run()
+
+        try:
+            summary = asyncio.run(go())
+        except OvernightError as exc:
+            self.call_from_thread(self.post_message, RunEnded(error=exc.message))
+            return
+        except BaseException as exc:  # noqa: BLE001  a bug: shown, and the UI stays usable
+            self.call_from_thread(self.post_message, RunEnded(error=f"the run failed: {type(exc).__name__}: {exc}"))
+            return
+        self.call_from_thread(self.post_message, RunEnded(summary=summary))
+
+    def on_run_started(self, message: RunStarted) -> None:
+        self.open_run(message.run_id)
+
+    def on_run_ended(self, message: RunEnded) -> None:
+        self.summary, self.loop_error = message.summary, message.error
+        self.loop = None
+        if message.error:
+            self.notify(message.error, title="Run failed", severity="error", timeout=30)
+        else:
+            s = message.summary
+            self.notify(f"Run {s.run_id} {s.status}: {s.stop_reason}. Kept {s.kept} of {s.experiments}.",
+                        title="Run ended", timeout=30)
+        if self.quitting:
+            self.exit(self.summary)
+
+    quitting = False
+
+    async def action_quit(self) -> None:
+        """Under `run --tui`, quitting stops the run cleanly first (it can be resumed)."""
+        if self.loop is not None and self.loop_aio is not None:
+            self.quitting = True
+            self.notify("Stopping the run; what is in flight is recorded as interrupted.", timeout=30)
+            self.loop_aio.call_soon_threadsafe(self.loop.stop, "interrupted by quitting the TUI")
+            return
+        self.exit(self.summary)
+
+
+def run_with_ui(setup, run_id: int | None, db: Path):
+    """Runs the loop in a worker with the UI attached; returns the run's summary (or None)."""
+    app = OvernightApp(db, setup=setup, run_id=run_id)
+    app.run()
+    if app.loop_error:
+        raise OvernightError(app.loop_error)
+    return app.summary

@@ -1,0 +1,201 @@
+"""One run at a glance: status, budget, gain, the score plot and the experiments; live."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.widgets import Footer, Header, Static
+
+from overnight.core.errors import OvernightError
+
+from .ask import Ask
+from .budget_gauges import BudgetGauges
+from .confirm import Confirm
+from .experiment_table import SORT_NAMES, ExperimentTable
+from .run_summary import RunSummary
+from .score_plot import ScorePlot
+
+POLL_SECONDS = 0.5
+
+
+class Dashboard(Screen):
+    BINDINGS = [
+        Binding("c", "compare", "compare"),
+        Binding("space", "mark", "mark", show=False),
+        Binding("p", "pause", "pause"),
+        Binding("p", "resume", "resume"),
+        Binding("x", "stop", "stop"),
+        Binding("g", "steer", "steer"),
+        Binding("escape", "back", "back"),
+        Binding("q", "app.quit", "quit", show=False),
+    ]
+
+    def __init__(self, run_id: int) -> None:
+        super().__init__()
+        self.run_id = run_id
+        self.run: dict | None = None
+        self.last_id = 0
+        self.polling = False
+        self.alive = True
+
+    def compose(self) -> ComposeResult:
+        yield Header(icon="")
+        yield RunSummary(id="summary")
+        yield BudgetGauges(id="gauges")
+        yield ScorePlot(id="plot")
+        yield Static("", id="caption")
+        yield ExperimentTable(id="experiments")
+        yield Footer(compact=True)
+
+    def on_mount(self) -> None:
+        self.query_one(ExperimentTable).focus()
+        self.poll()
+        self.timer = self.set_interval(POLL_SECONDS, self.poll)
+
+    # -- live -------------------------------------------------------------------
+
+    def poll(self) -> None:
+        if not self.polling:
+            self.polling = True
+            self.read()
+
+    @work(thread=True, group="dashboard-poll")
+    def read(self) -> None:
+        """The run's row and the experiments recorded since the last look; nothing else."""
+        data = self.app.data
+        try:
+            run = data.run(self.run_id)
+            rows = []
+            if data.max_experiment_id(self.run_id) > self.last_id:
+                rows = data.experiments_after(self.run_id, self.last_id)
+            ended = self.run is not None and self.run["status"] != run["status"]
+            if ended and (run["baseline_experiment"] or run["best_experiment"]):
+                # The holdout scores land on the baseline and the best when a run ends.
+                rows += data.experiments_changed(self.run_id, [i for i in (run["baseline_experiment"], run["best_experiment"]) if i])
+            from overnight.cli.control import process_alive
+
+            alive = process_alive(run)
+            self.app.call_from_thread(self.show, run, rows, alive)
+        except (sqlite3.Error, OvernightError):
+            pass  # a writer holds the store for a moment: the next poll catches up
+        finally:
+            self.polling = False
+
+    def show(self, run: dict, rows: list[dict], alive: bool) -> None:
+        first = self.run is None
+        controls = (run["status"], run["control"], alive)
+        changed = first or controls != (self.run["status"], self.run["control"], self.alive)
+        self.run, self.alive = run, alive
+        if changed:
+            self.refresh_bindings()
+        if first:
+            self.query_one(ExperimentTable).goal = run["goal"] or "maximize"
+            self.query_one(ScorePlot).goal = run["goal"] or "maximize"
+            self.sub_title = f"run {run['id']} of {run['recipe']}"
+        if rows:
+            self.last_id = max(self.last_id, max(r["id"] for r in rows))
+            self.query_one(ExperimentTable).add_rows(rows)
+            self.query_one(ScorePlot).add_rows(rows)
+            self.show_caption()
+        elapsed = self.elapsed(run)
+        self.query_one(RunSummary).show(run, elapsed, alive)
+        budget = (json.loads(run["config"] or "{}")).get("budget", {})
+        self.query_one(BudgetGauges).show(run, budget, elapsed)
+
+    def elapsed(self, run: dict) -> float:
+        seconds = run["seconds"] or 0.0
+        if run["status"] == "running" and self.alive and run["updated_at"]:
+            seconds += max(0.0, time.time() - run["updated_at"])  # between two experiments
+        return seconds
+
+    def show_caption(self) -> None:
+        table = self.query_one(ExperimentTable)
+        text = f"{len(table.shown)} of {len(table.rows)} experiments · {table.filter} · {SORT_NAMES[table.sort]}"
+        if table.marked:
+            seq = table.rows[table.by_id[next(iter(table.marked))]]["seq"]
+            text += f" · #{seq} marked"
+        self.query_one("#caption", Static).update(text)
+
+    def on_experiment_table_changed(self) -> None:
+        self.show_caption()
+
+    # -- actions ----------------------------------------------------------------
+
+    def on_experiment_table_selected(self, event: ExperimentTable.Selected) -> None:
+        self.app.open_experiment(self.run_id, event.row["id"])
+
+    def action_mark(self) -> None:
+        table = self.query_one(ExperimentTable)
+        current = table.current
+        if current is None:
+            return
+        table.marked = set() if current["id"] in table.marked else {current["id"]}
+        table.refresh()
+        self.show_caption()
+
+    def action_compare(self) -> None:
+        """The first press marks the experiment under the cursor; the second compares it with another."""
+        table = self.query_one(ExperimentTable)
+        current = table.current
+        if current is None:
+            return
+        if not table.marked or current["id"] in table.marked:
+            self.action_mark()
+            if table.marked:
+                self.notify(f"Marked #{current['seq']}: move to another experiment and press c to compare.")
+            return
+        first = table.rows[table.by_id[next(iter(table.marked))]]
+        a, b = sorted((first, current), key=lambda r: r["seq"])
+        table.marked = set()
+        table.refresh()
+        self.show_caption()
+        self.app.open_compare(self.run_id, a["id"], b["id"])
+
+    def check_action(self, action: str, parameters: tuple) -> bool | None:
+        """Pause, resume and stop are offered only while the run is going."""
+        if action not in ("pause", "resume", "stop"):
+            return True
+        run = self.run
+        if run is None or run["status"] not in ("running", "paused") or not self.alive:
+            return False
+        paused = run["status"] == "paused" or run["control"] == "pause"
+        return {"pause": not paused, "resume": paused, "stop": True}[action]
+
+    def action_pause(self) -> None:
+        from overnight.cli.control import pause_run
+
+        self.app.control(self.run_id, pause_run)
+
+    def action_resume(self) -> None:
+        from overnight.cli.control import resume_run
+
+        self.app.control(self.run_id, resume_run)
+
+    def action_stop(self) -> None:
+        from overnight.cli.control import stop_run
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.app.control(self.run_id, stop_run)
+
+        self.app.push_screen(Confirm(f"Stop run {self.run_id} after the experiment in flight?", yes="Stop"), answered)
+
+    def action_steer(self) -> None:
+        from overnight.cli.control import steer_run
+
+        def answered(text: str | None) -> None:
+            if text:
+                self.app.control(self.run_id, steer_run, text)
+
+        self.app.push_screen(Ask("Steer", "A line of guidance; the agent reads it from its next proposal on.",
+                                 placeholder="e.g. keep every sentence under 20 words",
+                                 check=lambda t: None if t else "Write a line of guidance, or press Escape."), answered)
+
+    def action_back(self) -> None:
+        self.app.pop_screen()

@@ -1,0 +1,111 @@
+"""Two views compared, unified or side by side: difflib finds the changes, rich draws them."""
+
+from __future__ import annotations
+
+import difflib
+
+from rich.console import Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+from textual.containers import VerticalScroll
+from textual.widgets import Static
+
+CONTEXT = 3  # unchanged lines shown around each change
+
+
+def unified(old: str, new: str, old_name: str, new_name: str) -> Text:
+    lines = list(difflib.unified_diff(old.splitlines(), new.splitlines(), old_name, new_name, n=CONTEXT, lineterm=""))
+    if not lines:
+        return Text("No difference.", style="dim")
+    out = Text()
+    for line in lines:
+        if line.startswith(("+++", "---")):
+            style = "bold"
+        elif line.startswith("@@"):
+            style = "cyan"
+        elif line.startswith("+"):
+            style = "green"
+        elif line.startswith("-"):
+            style = "red"
+        else:
+            style = ""
+        out.append(line + "\n", style=style)
+    out.rstrip()
+    return out
+
+
+def side_by_side(old: str, new: str, old_name: str, new_name: str) -> RenderableType:
+    a, b = old.splitlines(), new.splitlines()
+    matcher = difflib.SequenceMatcher(None, a, b, autojunk=False)
+    if matcher.ratio() == 1.0:
+        return Text("No difference.", style="dim")
+    table = Table(box=None, expand=True, show_header=True, pad_edge=False, padding=(0, 1), show_edge=False)
+    table.add_column("", justify="right", style="dim", no_wrap=True, width=4)
+    table.add_column(old_name, ratio=1, overflow="fold")
+    table.add_column("", justify="right", style="dim", no_wrap=True, width=4)
+    table.add_column(new_name, ratio=1, overflow="fold")
+    for group in matcher.get_grouped_opcodes(CONTEXT):
+        first = group[0]
+        table.add_row("", Text(f"@@ {first[1] + 1} / {first[3] + 1}", style="cyan"), "", "")
+        for tag, i1, i2, j1, j2 in group:
+            if tag == "equal":
+                for i, j in zip(range(i1, i2), range(j1, j2)):
+                    table.add_row(str(i + 1), Text("  " + a[i]), str(j + 1), Text("  " + b[j]))
+                continue
+            left, right = list(range(i1, i2)), list(range(j1, j2))
+            for k in range(max(len(left), len(right))):
+                i = left[k] if k < len(left) else None
+                j = right[k] if k < len(right) else None
+                old_text, new_text = _pair(a[i] if i is not None else None, b[j] if j is not None else None)
+                table.add_row(str(i + 1) if i is not None else "", old_text, str(j + 1) if j is not None else "", new_text)
+    return table
+
+
+def _pair(old: str | None, new: str | None) -> tuple[Text, Text]:
+    """A changed line beside its new version, the changed characters underlined."""
+    left, right = Text(), Text()
+    if old is not None:
+        left.append("- ", style="red")
+    if new is not None:
+        right.append("+ ", style="green")
+    if old is None or new is None:
+        left.append(old or "", style="red")
+        right.append(new or "", style="green")
+        return left, right
+    for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(None, old, new, autojunk=False).get_opcodes():
+        strong = tag != "equal"
+        left.append(old[i1:i2], style="bold red underline" if strong else "red")
+        right.append(new[j1:j2], style="bold green underline" if strong else "green")
+    return left, right
+
+
+class DiffView(VerticalScroll):
+    """Scrolls a diff; `show` swaps what it holds."""
+
+    def compose(self):
+        yield Static("", classes="diff-body")
+
+    def show(self, old: str | None, new: str | None, old_name: str, new_name: str, side: bool,
+             note: str = "", stored: str = "") -> None:
+        body = self.query_one(".diff-body", Static)
+        parts: list[RenderableType] = []
+        if note:
+            parts.append(Text(note, style="yellow"))
+        if old is not None and new is not None:
+            parts.append(side_by_side(old, new, old_name, new_name) if side else unified(old, new, old_name, new_name))
+        elif stored:
+            parts.append(coloured(stored))
+        body.update(Group(*parts))
+        self.scroll_home(animate=False)
+
+
+def coloured(diff: str) -> Text:
+    """A diff already made as text (by the surface, or recorded by the run), coloured line by line."""
+    out = Text()
+    for line in diff.splitlines():
+        if line.startswith(("+++", "---")):
+            style = "bold"
+        else:
+            style = "green" if line.startswith("+") else "red" if line.startswith("-") else "cyan" if line.startswith("@@") else ""
+        out.append(line + "\n", style=style)
+    return out

@@ -1,0 +1,131 @@
+"""The home screen: every run in the store, newest first; a welcome when there is none."""
+
+from __future__ import annotations
+
+import sqlite3
+
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Header, Static
+
+from overnight.core.errors import OvernightError
+
+from .format import fmt, gain_pct, gain_text, when
+from .run_summary import STATUS_STYLE
+
+POLL_SECONDS = 0.5
+
+WELCOME = """\
+[b]No runs yet[/b] in {path}
+
+Start a first run in another terminal, in this folder:
+
+    [b]overnight demo[/b]            the bundled pricing recipe, offline
+    [b]overnight run RECIPE[/b]      your own recipe (a folder with recipe.toml)
+
+This screen shows the run as soon as it starts.
+"""
+
+
+class RunsScreen(Screen):
+    BINDINGS = [
+        Binding("enter", "open_run", "open run"),
+        Binding("q", "app.quit", "quit"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stamp = None
+        self.runs: list[dict] = []
+        self.polling = False
+        self.failed = False
+        self.errors = 0
+
+    def compose(self) -> ComposeResult:
+        yield Header(icon="")
+        yield DataTable(cursor_type="row", id="runs")
+        yield Static("", id="message")
+        yield Footer(compact=True)
+
+    def on_mount(self) -> None:
+        table = self.query_one("#runs", DataTable)
+        for title, width in (("#", 4), ("recipe", 16), ("status", 9), ("started", 16), ("exps", 5),
+                             ("baseline → best", 18), ("gain", 7)):
+            table.add_column(title, width=width, key=title)
+        table.display = False
+        self.poll()
+        self.timer = self.set_interval(POLL_SECONDS, self.poll)
+
+    def poll(self) -> None:
+        if not self.polling and not self.failed:
+            self.polling = True
+            self.read_runs()
+
+    @work(thread=True, group="runs-poll")
+    def read_runs(self) -> None:
+        data = self.app.data
+        try:
+            if not data.exists():
+                self.app.call_from_thread(self.show_welcome)
+                return
+            stamp = data.runs_stamp()
+            if stamp == self.stamp:
+                return
+            runs = data.runs()
+            self.app.call_from_thread(self.show_runs, stamp, runs)
+        except OvernightError as exc:
+            # A store being created by a run that just started is not migrated for a moment;
+            # anything else that persists is shown.
+            self.errors += 1
+            if "newer version" in exc.message or self.errors > 4:
+                self.app.call_from_thread(self.show_error, exc.message)
+        except sqlite3.Error:
+            pass  # a writer holds the store for a moment: the next poll catches up
+        finally:
+            self.polling = False
+
+    def show_welcome(self) -> None:
+        message = self.query_one("#message", Static)
+        message.update(WELCOME.format(path=self.app.data.path))
+        message.display = True
+        self.query_one("#runs").display = False
+
+    def show_error(self, text: str) -> None:
+        """The store cannot be read (for example a newer version wrote it): say so, touch nothing."""
+        self.failed = True
+        self.timer.stop()
+        message = self.query_one("#message", Static)
+        message.update(Text.assemble(("Error: ", "bold red"), text, "\n\nPress q to quit."))
+        message.display = True
+        self.query_one("#runs").display = False
+
+    def show_runs(self, stamp, runs: list[dict]) -> None:
+        self.stamp, self.runs = stamp, runs
+        if not runs:
+            return self.show_welcome()
+        self.query_one("#message").display = False
+        table = self.query_one("#runs", DataTable)
+        table.display = True
+        chosen = table.cursor_row
+        table.clear()
+        for r in runs:
+            pct = gain_pct(r["baseline_score"], r["best_score"], r["goal"])
+            style = "green" if pct and pct > 0 else "red" if pct and pct < 0 else ""
+            table.add_row(str(r["id"]), r["recipe"], Text(r["status"] or "", style=STATUS_STYLE.get(r["status"], "")),
+                          when(r["started_at"]), str(r["experiments"] or 0),
+                          f"{fmt(r['baseline_score'])} → {fmt(r['best_score'])}",
+                          Text(gain_text(r["baseline_score"], r["best_score"], r["goal"]), style=style), key=str(r["id"]))
+        table.move_cursor(row=min(chosen, len(runs) - 1))
+        table.focus()
+        self.app.runs_shown(runs)
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        self.app.open_run(int(event.row_key.value))
+
+    def action_open_run(self) -> None:
+        table = self.query_one("#runs", DataTable)
+        if self.runs and table.display:
+            self.app.open_run(self.runs[table.cursor_row]["id"])
