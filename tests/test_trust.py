@@ -1,0 +1,205 @@
+"""Trust before anything runs: asked on a terminal, refused without one, --yes for scripts, asked again on change."""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import select
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.support.recipe_sources import recipe_folder
+
+PROMPT = "Trust this recipe and let it run?"
+
+
+def runs_in(workspace: Path) -> int:
+    db = workspace / ".overnight" / "overnight.db"
+    if not db.exists():
+        return 0
+    with sqlite3.connect(db) as conn:
+        return conn.execute("select count(*) from runs").fetchone()[0]
+
+
+def trusted(home: Path) -> dict:
+    file = home / "trust.json"
+    return json.loads(file.read_text()) if file.exists() else {}
+
+
+@pytest.fixture
+def terminal(monkeypatch):
+    """As if stdin were a terminal (click's runner gives a pipe); the pty test below uses a real one."""
+    from overnight.cli import trust
+
+    monkeypatch.setattr(trust, "_terminal", lambda: True)
+
+
+def test_without_a_terminal_or_yes_it_refuses_and_records_nothing(cli, workspace, overnight_home):
+    recipe = recipe_folder(workspace / "note")
+
+    result = cli("run", recipe)
+
+    assert result.exit_code != 0
+    assert "Recipe 'longer-note' runs commands or code" in result.output
+    assert "run it from a terminal to review and trust it, or pass --yes" in result.output
+    assert "Traceback" not in result.output
+    assert runs_in(workspace) == 0 and trusted(overnight_home) == {}
+
+
+def test_yes_accepts_for_that_run_and_shows_what_ran(cli, workspace, overnight_home):
+    recipe = recipe_folder(workspace / "note")
+
+    result = cli("run", recipe, "--yes")
+
+    assert result.exit_code == 0, result.output
+    assert "[metric] command: shell command in a work folder: wc -c < note.txt" in result.output
+    assert runs_in(workspace) == 1
+    assert trusted(overnight_home) == {}  # --yes is not a person's recorded decision
+
+
+def test_on_a_terminal_it_shows_what_runs_and_a_no_runs_nothing(cli, workspace, overnight_home, terminal):
+    recipe = recipe_folder(workspace / "note")
+
+    result = cli("run", recipe, input="n\n")
+
+    assert result.exit_code != 0
+    assert "wc -c < note.txt" in result.output and PROMPT in result.output
+    assert "was not trusted: nothing was run" in result.output
+    assert runs_in(workspace) == 0 and trusted(overnight_home) == {}
+
+
+def test_trust_is_kept_and_asked_again_only_when_the_recipe_changes(cli, workspace, overnight_home, terminal):
+    recipe = recipe_folder(workspace / "note")
+
+    first = cli("run", recipe, input="y\n")
+    assert first.exit_code == 0, first.output
+    assert PROMPT in first.output and "Kept 1 of 1" in first.output
+    assert len(trusted(overnight_home)) == 1
+
+    second = cli("run", recipe)
+    assert second.exit_code == 0, second.output
+    assert PROMPT not in second.output
+
+    # Applying a change to the surface is what overnight is for: no new question.
+    applied = cli("apply", "1:1")
+    assert applied.exit_code == 0, applied.output
+    assert "longer note" in (recipe / "note.txt").read_text()
+    third = cli("run", recipe)
+    assert third.exit_code == 0 and PROMPT not in third.output
+
+    # A change to what runs asks again, and says why.
+    toml = recipe / "recipe.toml"
+    toml.write_text(toml.read_text().replace("wc -c < note.txt", "wc -w < note.txt"))
+    changed = cli("run", recipe, input="n\n")
+    assert changed.exit_code != 0
+    assert "This recipe changed since you trusted it" in changed.output
+    assert "wc -w < note.txt" in changed.output
+
+    # So does a change to any other file of the recipe (a script the command could call).
+    toml.write_text(toml.read_text().replace("wc -w", "wc -c"))
+    assert PROMPT not in cli("run", recipe).output
+    (recipe / "helper.sh").write_text("echo 1\n")
+    assert cli("run", recipe).exit_code != 0
+
+
+def test_a_file_named_outside_the_folder_is_part_of_the_digest(cli, workspace, overnight_home):
+    from overnight.cli import trust
+    from overnight.core.recipe import load
+
+    (workspace / "shared.py").write_text("def score(path):\n    return 1\n")
+    recipe = recipe_folder(workspace / "note", **{"recipe.toml": """
+        [recipe]
+        name = "outside"
+        [surface]
+        kind = "text"
+        path = "note.txt"
+        [metric]
+        kind = "python"
+        file = "../shared.py"
+        [agent]
+        kind = "scripted"
+        file = "proposals.jsonl"
+    """})
+    before = trust.digest(load(recipe))
+    (workspace / "shared.py").write_text("import os\ndef score(path):\n    return 2\n")
+    assert trust.digest(load(recipe)) != before
+    assert any("shared.py" in line for line in trust.what_runs(load(recipe)))
+
+
+def test_recipes_trust_records_it_and_list_shows_it(cli, workspace, overnight_home):
+    cli("recipes", "install", recipe_folder(workspace / "src"))
+    assert json.loads(cli("recipes", "list", "--json").output)[-1]["trusted"] is False
+
+    result = cli("recipes", "trust", "longer-note", "--yes")
+
+    assert result.exit_code == 0, result.output
+    row = [r for r in json.loads(cli("recipes", "list", "--json").output) if r["name"] == "longer-note"][0]
+    assert row["trusted"] is True
+    # The copy a run by name makes has the same digest: trusted already.
+    run = cli("run", "longer-note")
+    assert run.exit_code == 0, run.output
+    assert PROMPT not in run.output
+
+
+def test_a_recipe_that_runs_no_code_is_never_asked(workspace):
+    from overnight.cli import trust
+    from overnight.cli.library import lookup
+    from overnight.core.recipe import load
+
+    no_code = [e for e in (lookup(n) for n in ("pricing", "triage", "loan")) if e]
+    assert no_code, "a bundled recipe that runs no code"
+    recipe = load(no_code[0].path)
+    assert trust.what_runs(recipe) == []
+    trust.ensure_trusted(recipe, None, False)  # no terminal, no --yes: still fine
+
+
+def test_a_real_terminal_is_asked_and_the_answer_recorded(workspace, overnight_home):
+    recipe = recipe_folder(workspace / "note")
+    env = {**os.environ, "OVERNIGHT_HOME": str(overnight_home), "OVERNIGHT_DB": str(workspace / "run.db")}
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "from overnight.cli.main import main; main()", "run", str(recipe)],
+        stdin=slave, stdout=slave, stderr=slave, cwd=workspace, env=env, close_fds=True,
+    )
+    os.close(slave)
+    seen = b""
+    answered = False
+    seen_at = 0
+    deadline = time.monotonic() + 60
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([master], [], [], 0.2)
+            if ready:
+                try:
+                    chunk = os.read(master, 4096)
+                except OSError:  # the child closed the terminal
+                    break
+                if not chunk:
+                    break
+                seen += chunk
+            if not answered and PROMPT.encode() in seen:
+                os.write(master, b"y\n")
+                answered = True
+                seen_at = len(seen)
+            elif answered and seen.rstrip().endswith(b"]:") and len(seen) > seen_at:
+                # Any later question of the run (not about trust) is declined.
+                os.write(master, b"n\n")
+                seen_at = len(seen)
+            if proc.poll() is not None and not ready:
+                break
+        code = proc.wait(timeout=30)
+    finally:
+        os.close(master)
+        if proc.poll() is None:
+            proc.kill()
+    text = seen.decode(errors="replace")
+    assert answered, text
+    assert code == 0, text
+    assert "wc -c < note.txt" in text and "Kept 1 of 1" in text
+    assert len(trusted(overnight_home)) == 1
