@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from .contracts import Agent, Metric, Surface
@@ -77,6 +78,9 @@ def run(setup: Setup, run_id: int | None = None) -> Summary:
 async def _run(setup: Setup, run_id: int | None) -> Summary:
     loop = Loop(setup, run_id)
     aio = asyncio.get_running_loop()
+    # Experiments wait in threads (on a model, a command); asyncio's default pool has only
+    # cpu_count + 4 of them, which would cap `parallel` on a small machine.
+    aio.set_default_executor(ThreadPoolExecutor(max_workers=setup.budget.parallel * 2 + 4))
     for sig, name in ((signal.SIGINT, "Ctrl-C"), (signal.SIGTERM, "SIGTERM")):
         try:
             aio.add_signal_handler(sig, loop.stop, f"interrupted by {name}")
