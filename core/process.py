@@ -60,7 +60,7 @@ def run(args, *, cwd, seconds: float, env: dict | None = None, shell: bool = Fal
         # Children that outlive the command (a daemon it left behind) go too.
         _kill_group(proc.pid)
     code = None if timed_out or proc.returncode < 0 else proc.returncode
-    output = out + (("\n" if out and err else "") + err if err else "")
+    output = out + ("\n" if out and err and not out.endswith("\n") else "") + err
     return Finished(code, output, time.monotonic() - start, timed_out, stdout=out)
 
 

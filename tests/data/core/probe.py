@@ -19,6 +19,7 @@ class ProbeAgent(Agent):
     options = {
         "file": Option(str, "proposals, as for scripted", required=True),
         "log": Option(str, "where to write the contexts (JSONL)", required=True),
+        "api_key": Option(str, "a key, as a plugin that calls a model would take one", default=""),
     }
 
     def __init__(self, options, recipe_dir):

@@ -1,0 +1,140 @@
+"""Reading runs back from the command line: status, log, show, diff, export, and addressing
+experiments as SEQ or RUN:SEQ; and the dry run, which records nothing."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+import pytest
+
+from tests.data.core.kit import no_traceback, recipe, rows
+
+
+@pytest.fixture
+def two_runs(workspace, cli):
+    """Run 1 of recipe 'first' and run 2 of recipe 'second', both finished."""
+    first = recipe(workspace / "first", proposals=["hello world\n", "CRASH\n", "hi\n"])
+    second = recipe(workspace / "second", text="one\n", proposals=["one two\n", "one two three\n"])
+    assert cli("run", first, "--yes").exit_code == 0
+    assert cli("run", second, "--yes").exit_code == 0
+    return workspace
+
+
+def test_status_and_its_json(two_runs, cli):
+    result = cli("status")
+    assert result.exit_code == 0
+    lines = result.output.splitlines()
+    assert lines[0].split()[:4] == ["run", "recipe", "status", "exps"]
+    assert lines[1].split()[:4] == ["2", "second", "finished", "2"]
+    assert lines[2].split()[:4] == ["1", "first", "finished", "3"]
+    assert "4 -> 14" in lines[1] and "6 -> 12" in lines[2]
+
+    data = json.loads(cli("status", "--json").output)
+    assert [r["id"] for r in data] == [2, 1]
+    assert data[1]["recipe"] == "first" and data[1]["status"] == "finished"
+    assert data[1]["stop_reason"] == "the agent has no more proposals"
+    assert data[1]["baseline_score"] == 6 and data[1]["best_score"] == 12 and data[1]["experiments"] == 3
+
+
+def test_log_of_the_latest_and_of_a_named_run(two_runs, cli):
+    latest = cli("log")
+    assert latest.output.startswith("Run 2 of 'second' (finished: the agent has no more proposals)")
+    first = cli("log", "1")
+    assert first.output.startswith("Run 1 of 'first'")
+    assert "the command exited with code 3" in first.output
+    by_name = cli("log", "first")
+    assert by_name.output == first.output
+
+    lines = [json.loads(x) for x in cli("log", "1", "--json").output.splitlines()]
+    assert [(x["seq"], x["status"]) for x in lines] == [(0, "baseline"), (1, "keep"), (2, "crash"), (3, "discard")]
+    assert lines[1]["score"] == 12 and lines[1]["delta"] == 6 and lines[1]["rationale"] == "idea 1"
+
+    missing = cli("log", "9")
+    assert missing.exit_code != 0 and "There is no run '9'" in missing.output and no_traceback(missing.output)
+
+
+def test_show_addresses_seq_and_run_seq(two_runs, cli):
+    latest = cli("show", "1")
+    assert latest.exit_code == 0
+    assert latest.output.startswith("Experiment 2:1 of 'second'")
+    crash = cli("show", "1:2")
+    assert crash.output.startswith("Experiment 1:2 of 'first'")
+    assert "status     crash: the command exited with code 3" in crash.output
+    assert "boom: CRASH requested" in crash.output  # the trace tail
+    assert "+CRASH" in crash.output  # and its diff
+    by_name = cli("show", "first:2")
+    assert by_name.output == crash.output
+    nothing = cli("show", "1:7")
+    assert nothing.exit_code != 0 and "Run 1 has no experiment 7" in nothing.output
+
+
+def test_diff_against_the_baseline_and_between_two_experiments(two_runs, cli):
+    against_baseline = cli("diff", "2")
+    assert against_baseline.exit_code == 0
+    assert "-one\n" in against_baseline.output and "+one two three\n" in against_baseline.output
+    between = cli("diff", "2", "1")
+    assert "-one two\n" in between.output and "+one two three\n" in between.output
+    across = cli("diff", "1:1", "1:3")
+    assert "-hi\n" in across.output and "+hello world\n" in across.output
+    same = cli("diff", "1:1", "1:1")
+    assert "No difference." in same.output
+    invalid = recipe(two_runs / "third", proposals=[{"replace": ["absent", "x"]}])
+    cli("run", invalid, "--yes")
+    no_view = cli("diff", "1")
+    assert no_view.exit_code != 0 and "Experiment 1 has no candidate (invalid:" in no_view.output
+
+
+def test_export_tsv_and_jsonl(two_runs, cli):
+    tsv = cli("export", "1", "--format", "tsv")
+    assert tsv.exit_code == 0
+    table = list(csv.DictReader(io.StringIO(tsv.output), delimiter="\t"))
+    assert [r["status"] for r in table] == ["baseline", "keep", "crash", "discard"]
+    assert table[1]["score"] == "12.0" and table[1]["run_id"] == "1"
+    assert "\n" not in table[2]["reason"]
+
+    jsonl = [json.loads(x) for x in cli("export", "--format", "jsonl").output.splitlines()]
+    assert [x["seq"] for x in jsonl] == [0, 1, 2]
+    assert all(x["run_id"] == 2 for x in jsonl)
+
+    out = two_runs / "ledger.tsv"
+    assert cli("export", "first", "-o", out).exit_code == 0
+    assert out.read_text() == tsv.output
+
+
+def test_dry_run_prints_the_plan_and_records_nothing(workspace, cli):
+    folder = recipe(workspace / "r", proposals=["hello world\n"], budget="experiments = 20\nparallel = 2\nminutes = 30",
+                    guards='[[guards]]\nkind = "command"\nrun = "wc -l < {file}"\nmax = 3\nlabel = "lines"')
+    result = cli("run", folder, "--yes", "--dry-run")
+    assert result.exit_code == 0, result.output
+    out = result.output
+    assert "Recipe   r" in out
+    assert f"Surface  text ({folder / 'doc.txt'})" in out
+    assert "Metric   the number printed by `sh {recipe}/score.sh {file}` (maximize)" in out
+    assert "Guard    lines <= 3" in out
+    assert "Agent    scripted" in out
+    assert "Budget   20 experiments, 30 min, $0, 60 s per experiment, 2 in parallel" in out
+    assert "Baseline 6 (maximize), measured in " in out
+    assert "Estimate about " in out and " per experiment" in out
+    assert "Dry run: nothing was recorded." in out
+    db = workspace / ".overnight" / "overnight.db"
+    assert not db.exists() or rows(db, "select count(*) n from runs")[0]["n"] == 0
+    assert not (folder / "calls.log").read_text().count("hello world")
+    assert (folder / "doc.txt").read_text() == "hello\n"
+
+
+def test_dry_run_with_a_baseline_that_fails(workspace, cli):
+    folder = recipe(workspace / "r", text="CRASH\n")
+    result = cli("run", folder, "--yes", "--dry-run")
+    assert result.exit_code != 0
+    assert "The baseline could not be measured (crash)" in result.output and no_traceback(result.output)
+
+
+def test_help_lists_the_commands(cli):
+    result = cli("--help")
+    assert result.exit_code == 0
+    for command in ("run", "status", "log", "show", "diff", "export", "apply", "plugins"):
+        assert f"  {command} " in result.output
+    run_help = cli("run", "--help")
+    assert "--dry-run" in run_help.output and "--resume" in run_help.output and "--db" in run_help.output

@@ -1,0 +1,102 @@
+"""Plugins: found through the `overnight` entry-point group like any third-party package,
+listed with their versions and what they provide; a broken one is reported, never fatal."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from overnight.core import plugins
+from overnight.core.errors import OvernightError
+from overnight.core.plugins import Registry
+from tests.data.core.kit import no_traceback, recipe
+
+BUILT_INS = {"text": ("surface", "text"), "command": ("metric", "command"),
+             "python": ("metric", "python"), "scripted": ("agent", "scripted")}
+
+
+@pytest.fixture
+def extra_plugins(monkeypatch):
+    def use(modules: str):
+        monkeypatch.setenv("OVERNIGHT_PLUGINS", modules)
+        plugins.registry.cache_clear()
+
+    yield use
+    plugins.registry.cache_clear()
+
+
+def test_plugins_lists_every_plugin_its_version_and_what_it_provides(cli):
+    result = cli("plugins")
+    assert result.exit_code == 0
+    for name, (kind, provided) in BUILT_INS.items():
+        assert f"{name} 0.1.0 (built-in)" in result.output
+        assert f"  {kind:<8} {provided:<12} " in result.output
+
+    items = {p["name"]: p for p in json.loads(cli("plugins", "--json").output)}
+    entry_points = {ep.name for ep in importlib.metadata.entry_points(group="overnight")}
+    assert entry_points <= set(items)
+    for name, (kind, provided) in BUILT_INS.items():
+        item = items[name]
+        assert item["version"] == "0.1.0 (built-in)" and item["error"] == ""
+        assert [e["name"] for e in item["provides"][kind]] == [provided]
+        assert item["provides"][kind][0]["summary"]
+
+
+def test_a_plugin_that_fails_to_import_is_reported_and_skipped(workspace, cli, extra_plugins):
+    extra_plugins("tests.data.core.broken_plugin,tests.data.core.probe")
+    result = cli("plugins")
+    assert result.exit_code == 0
+    assert ("tests.data.core.broken_plugin: failed to load: ImportError: this plugin needs a library "
+            "that is not installed") in result.output
+    assert "tests.data.core.probe" in result.output and "  agent    probe" in result.output
+    items = {p["name"]: p for p in json.loads(cli("plugins", "--json").output)}
+    assert items["tests.data.core.broken_plugin"]["error"].startswith("ImportError: ")
+    assert items["text"]["error"] == ""
+
+    # Everything else still works.
+    folder = recipe(workspace / "r", proposals=["hello world\n"])
+    run = cli("run", folder, "--yes")
+    assert run.exit_code == 0 and "Kept 1 of 1" in run.output
+
+
+def test_a_broken_plugin_in_a_real_process(workspace):
+    repository = Path(__file__).resolve().parents[1]  # so that `tests` can be imported
+    env = {**os.environ, "OVERNIGHT_PLUGINS": "tests.data.core.broken_plugin, no.such.module",
+           "PYTHONPATH": str(repository)}
+    done = subprocess.run([sys.executable, "-m", "overnight.cli.main", "plugins"], capture_output=True,
+                          text=True, env=env, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "tests.data.core.broken_plugin: failed to load: ImportError" in done.stdout
+    assert "no.such.module: failed to load: ModuleNotFoundError" in done.stdout
+    assert "text 0.1.0 (built-in)" in done.stdout
+    assert no_traceback(done.stdout + done.stderr)
+
+
+def test_registry_load_with_modules_only():
+    reg = Registry().load(modules=["tests.data.core.broken_plugin", "tests.data.core.probe"], entry_points=False)
+    broken = reg.broken()
+    assert [b.name for b in broken] == ["tests.data.core.broken_plugin"]
+    assert "not installed" in broken[0].error
+    assert set(reg.classes["agent"]) == {"probe"} and set(reg.classes["metric"]) == {"length"}
+    assert reg.plugins["tests.data.core.probe"].provides == {"surface": [], "metric": ["length"], "agent": ["probe"]}
+
+
+def test_a_name_clash_is_reported_and_the_first_plugin_keeps_the_name():
+    reg = Registry().load(modules=["tests.data.core.clashing_plugin"])
+    error = reg.plugins["tests.data.core.clashing_plugin"].error
+    assert error == "TypeError: metric 'command' is already registered by command"
+    assert reg.get("metric", "command").__name__ == "CommandMetric"
+
+
+def test_unknown_kind_suggests_and_lists():
+    reg = Registry().load(entry_points=True)
+    with pytest.raises(OvernightError) as err:
+        reg.get("agent", "scriptd")
+    assert "Unknown agent kind 'scriptd'. Did you mean 'scripted'?" in err.value.message
+    assert "Available: " in err.value.message and "scripted" in err.value.message
