@@ -55,7 +55,9 @@ class SearchAgent(Agent):
         self.parameters: list[Parameter] = []
         self.distributions: dict[str, Any] = {}
         self.history: list[Attempt] = []
-        self.baseline_view: str | None = None
+        self.baseline_view: str | None = None  # the file measured as the baseline, on a fresh run
+        self.baseline_values: dict | None = None
+        self.baseline_noted = False
         self.study = None
         self.sign = 1
         self.known: dict[str, float | None] = {}  # view digest -> goodness told (None: failed)
@@ -88,9 +90,18 @@ class SearchAgent(Agent):
         if self.surface is None:
             self.prepare(surface)
         self.history = list(history)
-        # A fresh run has only its baseline, just measured from the file: a known point.
+        # The baseline is a known point. A fresh run has just measured it from the file; its
+        # values then ride in the first proposal's meta, so a resumed session knows them too.
         if all(a.status == "baseline" for a in history):
             self.baseline_view = surface.read()
+            try:
+                self.baseline_values = surface.values_of(self.baseline_view)
+            except OvernightError:
+                self.baseline_values = None
+        else:
+            self.baseline_noted = True
+            noted = [a.meta["baseline"] for a in history if isinstance(a.meta, dict) and isinstance(a.meta.get("baseline"), dict)]
+            self.baseline_values = noted[0] if noted else None
 
     # -- proposing ----------------------------------------------------------------
 
@@ -105,6 +116,9 @@ class SearchAgent(Agent):
                 values = {p.name: _plain(trial.params[p.name]) for p in self.parameters}
                 rationale = ", ".join(f"{name}={_show(v)}" for name, v in values.items())
                 meta = {"trial": trial.number, "values": values}
+                if not self.baseline_noted and self.baseline_values is not None:
+                    meta["baseline"] = self.baseline_values
+                    self.baseline_noted = True
                 try:
                     view = self.surface.view_from(values, context.best_view)
                 except OvernightError as exc:
@@ -127,10 +141,10 @@ class SearchAgent(Agent):
             if attempt.status == "duplicate":
                 if key in self.known:
                     self._tell(trial, self.known[key])
-                elif key:
+                elif key and any(key == k for _, k in self.pending.values()):
                     self.waiting.setdefault(key, []).append(trial)  # its twin is still being measured
                 else:
-                    self._tell(trial, None)
+                    self._tell(trial, None)  # a twin this study never saw: nothing to learn from it
                 return
             goodness = self._goodness(attempt)
             if goodness is not None:
@@ -150,33 +164,44 @@ class SearchAgent(Agent):
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
         self.sign = 1 if context.goal == "maximize" else -1
-        self.study = optuna.create_study(direction="maximize", sampler=self._sampler())
-        if self.baseline_view is not None and context.baseline_score is not None:
-            goodness = self.sign * context.baseline_score
-            self.worst = goodness
-            self.known[digest(self.baseline_view)] = goodness
-            if self.config["sampler"] != "grid":  # a grid learns nothing from an off-grid point
-                self._add(self.surface.values_of(self.baseline_view), goodness, failed=False)
-        for a in self.history:
-            values = a.meta.get("values") if isinstance(a.meta, dict) else None
-            if a.status in ("baseline", "duplicate", "interrupted") or not isinstance(values, dict):
-                continue
+        earlier = [a for a in self.history if a.status not in ("baseline", "duplicate", "interrupted")
+                   and isinstance(a.meta, dict) and isinstance(a.meta.get("values"), dict)]
+        # A resumed session with a fixed seed would otherwise replay the first session's draws.
+        self.study = optuna.create_study(direction="maximize", sampler=self._sampler(offset=len(earlier)))
+        if context.baseline_score is not None:
+            goodness = self.worst = self.sign * context.baseline_score
+            if self.baseline_view is not None:
+                self.known[digest(self.baseline_view)] = goodness
+            if self.baseline_values is not None:
+                key = self._key(self.baseline_values, context.best_view)
+                if key:
+                    self.known[key] = goodness
+                if self.config["sampler"] != "grid":  # a grid learns nothing from an off-grid point
+                    self._add(self.baseline_values, goodness, failed=False)
+        for a in earlier:
+            values = a.meta["values"]
             goodness = self._goodness(a)
             if goodness is not None:
                 self.worst = goodness if self.worst is None else min(self.worst, goodness)
-            try:
-                key = digest(self.surface.view_from(values, context.best_view))
-            except OvernightError:
-                key = ""
+            key = self._key(values, context.best_view)
             if key:
                 self.known[key] = goodness
             self._add(values, goodness, failed=goodness is None)
         self.history = []
 
-    def _sampler(self):
+    def _key(self, values: dict, base: str) -> str:
+        """The digest of the view these values make: what the loop calls the same candidate."""
+        try:
+            return digest(self.surface.view_from(values, base))
+        except (OvernightError, KeyError, ValueError, TypeError):
+            return ""
+
+    def _sampler(self, offset: int = 0):
         import optuna
 
         seed, startup = self.config["seed"], self.config["startup_trials"]
+        if seed is not None:
+            seed += offset
         kind = self.config["sampler"]
         if kind == "tpe":
             # constant_liar keeps parallel experiments from all asking for the same point.
