@@ -94,9 +94,18 @@ def _load_plugin_commands(group: click.Group) -> None:
     if _plugins_loaded:
         return
     _plugins_loaded = True
+    # The built-in plugins add no commands (theirs are in Group.LAZY), so importing them all,
+    # which takes longer than the rest of `overnight --help`, is left to the commands that need them;
+    # with no other plugin installed, there is nothing to import at all.
+    import importlib.metadata
+    import os
+
+    others = [ep for ep in importlib.metadata.entry_points(group="overnight") if not (ep.dist and ep.dist.name == "overnight")]
+    if not others and not os.environ.get("OVERNIGHT_PLUGINS", "").strip():
+        return
     from overnight.core.plugins import registry
 
-    registry().pm.hook.overnight_register_commands(cli=group)
+    registry(builtins=False).pm.hook.overnight_register_commands(cli=group)
 
 
 @click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})

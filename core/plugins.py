@@ -38,12 +38,13 @@ class Registry:
         self.owner: dict[tuple[str, str], str] = {}
         self.plugins: dict[str, PluginInfo] = {}
 
-    def load(self, modules=(), entry_points: bool = True) -> "Registry":
+    def load(self, modules=(), entry_points: bool = True, builtins: bool = True) -> "Registry":
         """Registers plugins from the `overnight` entry-point group (the built-ins are
         there too, declared in pyproject.toml) and from extra module names."""
         found = []
         if entry_points:
-            found = [(ep.name, _version(ep), ep.load) for ep in importlib.metadata.entry_points(group=GROUP)]
+            found = [(ep.name, _version(ep), ep.load) for ep in importlib.metadata.entry_points(group=GROUP)
+                     if builtins or not _builtin(ep)]
         found += [(m, "", lambda m=m: importlib.import_module(m)) for m in modules]
         for name, version, load in found:
             info = PluginInfo(name, version=version)
@@ -103,9 +104,15 @@ def _version(ep) -> str:
         return ""
 
 
+def _builtin(ep) -> bool:
+    return bool(ep.dist and ep.dist.name == "overnight")
+
+
 @cache
-def registry() -> Registry:
+def registry(builtins: bool = True) -> Registry:
+    """Every plugin; `builtins=False` skips overnight's own (for `--help`, which only needs the
+    commands third-party plugins add: the built-in commands are listed in cli/main.py)."""
     # OVERNIGHT_PLUGINS="pkg.mod,other.mod" adds plugin modules that have no entry point
     # (a plugin being written, or one a test defines).
     extra = [m.strip() for m in os.environ.get("OVERNIGHT_PLUGINS", "").split(",") if m.strip()]
-    return Registry().load(modules=extra)
+    return Registry().load(modules=extra, builtins=builtins)

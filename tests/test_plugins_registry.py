@@ -100,3 +100,16 @@ def test_unknown_kind_suggests_and_lists():
         reg.get("agent", "scriptd")
     assert "Unknown agent kind 'scriptd'. Did you mean 'scripted'?" in err.value.message
     assert "Available: " in err.value.message and "scripted" in err.value.message
+
+
+def test_a_plugin_adds_a_command_that_help_lists(workspace):
+    repository = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "OVERNIGHT_PLUGINS": "tests.data.core.probe", "PYTHONPATH": str(repository)}
+    main = [sys.executable, "-m", "overnight.cli.main"]
+    shown = subprocess.run([*main, "--help"], capture_output=True, text=True, env=env, timeout=60)
+    assert shown.returncode == 0 and "probe-hello  Says hello (a command added by a plugin)." in shown.stdout
+    said = subprocess.run([*main, "probe-hello"], capture_output=True, text=True, env=env, timeout=60)
+    assert said.returncode == 0 and said.stdout == "hello from a plugin command\n"
+    plain = subprocess.run([*main, "--help"], capture_output=True, text=True, timeout=60,
+                           env={k: v for k, v in env.items() if k != "OVERNIGHT_PLUGINS"})
+    assert "probe-hello" not in plain.stdout and "  run " in plain.stdout

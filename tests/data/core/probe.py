@@ -61,3 +61,13 @@ def overnight_register_agents(register):
 @hookimpl
 def overnight_register_metrics(register):
     register(LengthMetric)
+
+
+@hookimpl
+def overnight_register_commands(cli):
+    import click
+
+    @cli.command(name="probe-hello")
+    def probe_hello():
+        """Says hello (a command added by a plugin)."""
+        click.echo("hello from a plugin command")

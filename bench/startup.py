@@ -1,0 +1,82 @@
+"""How long `overnight --help` takes, and whether it pulled in anything heavy.
+
+Run: python bench/startup.py [RUNS]. Prints figures; asserts nothing. Target: at most 0.25 s median.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HEAVY = ("litellm", "optuna", "formulas", "openpyxl", "textual", "jinja2", "sqlite_utils", "pluggy", "tomlkit")
+
+PROBE = """
+import sys
+sys.argv = ["overnight", "--help"]
+from overnight.cli.main import main
+try:
+    main()
+except SystemExit:
+    pass
+heavy = %r
+print("@@", sorted(m for m in heavy if m in sys.modules))
+"""
+
+
+def console_script() -> list[str]:
+    # The script beside this interpreter, not a shim in front of it (pyenv's costs ~0.1 s of bash).
+    beside = Path(sys.executable).parent / "overnight"
+    if beside.exists():
+        return [str(beside)]
+    found = shutil.which("overnight")
+    return [found] if found else [sys.executable, "-m", "overnight.cli.main"]
+
+
+def median_seconds(command: list[str], runs: int) -> tuple[float, float, float]:
+    """Median and best wall time, and median CPU time (user + system: steadier on a busy machine)."""
+    times, cpu = [], []
+    for _ in range(runs):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        start = time.perf_counter()
+        subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+        times.append(time.perf_counter() - start)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
+    return statistics.median(times), min(times), statistics.median(cpu)
+
+
+def main() -> None:
+    runs = int(sys.argv[1]) if len(sys.argv) > 1 else 15
+    command = console_script()
+    subprocess.run(command + ["--help"], stdout=subprocess.DEVNULL, check=True)  # warm the disk cache
+    median, best, cpu = median_seconds(command + ["--help"], runs)
+    bare, bare_best, bare_cpu = median_seconds([sys.executable, "-c", "pass"], runs)
+    print(f"overnight --help: median {median:.3f} s, best {best:.3f} s, CPU {cpu:.3f} s over {runs} runs ({' '.join(command)})")
+    print(f"python -c pass:   median {bare:.3f} s, best {bare_best:.3f} s, CPU {bare_cpu:.3f} s (the interpreter alone)")
+    print(f"overnight's own share: {median - bare:.3f} s wall, {cpu - bare_cpu:.3f} s CPU; target: median at most 0.250 s")
+    print(f"load average while measuring: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+    out = subprocess.run([sys.executable, "-c", PROBE % (HEAVY,)], capture_output=True, text=True, check=True).stdout
+    imported = eval(out.split("@@", 1)[1])
+    print(f"heavy modules imported by --help: {', '.join(imported) if imported else 'none'} "
+          f"(checked: {', '.join(HEAVY)})")
+    slowest = subprocess.run([sys.executable, "-X", "importtime", "-c", "import overnight.cli.main"],
+                             capture_output=True, text=True).stderr.splitlines()
+    rows = []
+    for line in slowest:
+        if line.startswith("import time:") and "|" in line:
+            _, cumulative, name = line.split("|")
+            if cumulative.strip().isdigit():
+                rows.append((int(cumulative), name.rstrip()))
+    print("slowest imports of overnight.cli.main (cumulative):")
+    for micros, name in sorted(rows, reverse=True)[:5]:
+        print(f"  {micros / 1000:7.1f} ms {name.strip()}")
+
+
+if __name__ == "__main__":
+    main()
