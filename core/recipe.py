@@ -239,11 +239,11 @@ def _part(registry, kind: str, section: str, table: dict, where: "Where", proble
 
 def _distinct_labels(parts: list, what: str, where: "Where", problems: list[str]) -> None:
     """Components and guards are stored and shown by label: two of one kind get numbered."""
-    kinds = [p.cls.name for p in parts]
+    unlabeled = [p.cls.name for p in parts if p.label == p.cls.name]
     seen: dict[str, int] = {}
     for p in parts:
         name = p.cls.name
-        if p.label == name and kinds.count(name) > 1:
+        if p.label == name and unlabeled.count(name) > 1:
             seen[name] = seen.get(name, 0) + 1
             p.label = f"{name} #{seen[name]}"
     labels = [p.label for p in parts]
