@@ -128,3 +128,52 @@ def test_duplicate_metric_labels_are_a_recipe_error(workspace, cli):
     assert no_traceback(result.output)
     assert "recipe.toml:" in result.output and "label" in result.output and "'ease'" in result.output
     assert not (workspace / ".overnight" / "overnight.db").exists() or "runs" not in result.output
+
+
+def test_the_search_agent_climbs_a_weighted_objective_of_two_goals(workspace, cli):
+    # cost = (x - 3)^2 is minimized, reach = x is maximized with half the weight:
+    # the sum -(x - 3)^2 + 0.5 x peaks at x = 3.25.
+    folder = write(workspace / "mix", {
+        "recipe.toml": """
+            [recipe]
+            name = "mix"
+
+            [surface]
+            kind = "config"
+            path = "knobs.toml"
+            params = [{ key = "x", min = -10, max = 10 }]
+
+            [[metric]]
+            kind = "command"
+            run = "awk -f {recipe}/cost.awk {file}"
+            goal = "minimize"
+            label = "cost"
+
+            [[metric]]
+            kind = "command"
+            run = "awk -f {recipe}/reach.awk {file}"
+            goal = "maximize"
+            label = "reach"
+            weight = 0.5
+
+            [agent]
+            kind = "search"
+            seed = 5
+
+            [budget]
+            experiments = 30
+            """,
+        "knobs.toml": "x = 0.0\n",
+        "cost.awk": '$1 == "x" { print ($3 - 3) ^ 2 }\n',
+        "reach.awk": '$1 == "x" { print $3 }\n',
+    })
+    result = cli("run", folder, "--yes")
+    assert result.exit_code == 0, result.output
+    exps = experiments(workspace / ".overnight" / "overnight.db")
+    for e in exps:
+        c = json.loads(e["components"])
+        assert e["score"] == pytest.approx(-c["cost"] + 0.5 * c["reach"])
+    best = max(exps, key=lambda e: e["score"])
+    x = json.loads(best["components"])["reach"]
+    assert abs(x - 3.25) < 0.3, f"best x = {x}, the peak is at 3.25"
+    assert best["status"] == "keep"
