@@ -248,7 +248,7 @@ def _advice_for(name: str) -> str:
     if name == HALF:
         return ("Cutting half the file does not hurt the score: add a [[guards]] for what that half must keep, "
                 "or a metric that sees it.")
-    return f"A '{name}' view should never score as well as your file: add a [[guards]] against it, or examples the agent never sees (holdout)."
+    return f"The '{name}' view should never score as well as your file: add a [[guards]] against it, or examples the agent never sees (holdout)."
 
 
 def _project(report: Report, budget, objective) -> None:

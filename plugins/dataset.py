@@ -56,6 +56,7 @@ class DatasetMetric(Metric):
         "judge_model": Option(str, "judge: the model that grades (default: the task model)", default=None),
         "judge_api_base": Option(str, "judge: its server (default: the task model's api_base)", default=None),
         "judge_temperature": Option(float, "judge: its temperature", default=0.0, min=0),
+        "contamination": Option(bool, "refuse, unmeasured, a prompt that copies more than two train examples or any holdout one", default=True),
     }
 
     def __init__(self, options, recipe_dir):
@@ -122,6 +123,21 @@ class DatasetMetric(Metric):
                 raise OvernightError(
                     f"{path}:{record.line}: this example has no field {self.config['fields'].get(name, name)!r}, "
                     f"which the prompt uses as {templating.placeholder(name)}; its fields are: {', '.join(record.fields)}.")
+
+    def screen(self, view: str) -> str | None:
+        # The contamination guard (plugins/contamination.py says what counts as copying).
+        if not self.config["contamination"]:
+            return None
+        from . import contamination
+
+        if getattr(self, "_needles", None) is None:
+            self._needles = contamination.needles(self.load(), self.config["expected_field"], self.config["id_field"])
+        return contamination.reason(view, self._needles)
+
+    def degenerate(self, view: str) -> dict[str, str]:
+        # A prompt made only of the train answers: it must not score as well as a real prompt.
+        answers = [templating.field_text(r.fields.get(self.config["expected_field"])) for r, split in self.load() if split == "train"]
+        return {"expected outputs only": "\n".join(answers) + "\n"}
 
     def _judge_model(self) -> tuple[str, str | None]:
         c = self.config

@@ -1,0 +1,136 @@
+"""`overnight explain`: what each kept change still contributes at the end of a run."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+from overnight.core.explain import revert, stored
+from overnight.core.store import Store
+from tests.conftest import write
+
+RECIPE = """
+[recipe]
+name = "words"
+
+[surface]
+kind = "text"
+path = "notes.txt"
+
+[metric]
+kind = "python"
+file = "score.py"
+
+[agent]
+kind = "scripted"
+file = "proposals.jsonl"
+
+[budget]
+experiments = 10
+"""
+
+# One point for each of three words the notes should mention, however often.
+SCORE = """
+def score(path):
+    words = set(open(path).read().split())
+    return len(words & {"alpha", "beta", "gamma"})
+"""
+
+NOTES = "# notes\nintro\nmiddle\nend\n"
+
+
+def recipe(folder: Path, proposals: list[tuple[str, str, str]]) -> Path:
+    lines = [json.dumps({"replace": [old, new], "rationale": why}) for old, new, why in proposals]
+    write(folder, {"recipe.toml": RECIPE, "score.py": SCORE, "proposals.jsonl": "\n".join(lines) + "\n"})
+    (folder / "notes.txt").write_text(NOTES)
+    return folder
+
+
+def db(workspace: Path) -> Path:
+    return workspace / ".overnight" / "overnight.db"
+
+
+def test_a_change_that_a_later_one_subsumes_is_named_so_it_can_be_dropped(workspace, cli):
+    folder = recipe(workspace / "words", [
+        ("intro\n", "intro\nalpha\n", "mention alpha"),
+        ("middle\n", "middle\nbeta\n", "mention beta"),
+        # Brings gamma, and alpha again: the first change is now redundant.
+        ("end\n", "end\nalpha gamma\n", "mention gamma next to alpha"),
+    ])
+    result = cli("run", folder, "--yes")
+    assert result.exit_code == 0, result.output
+    assert "Kept 3 of 3 experiments" in result.output
+
+    result = cli("explain", "--yes")
+    assert result.exit_code == 0, result.output
+    out = result.output
+    assert "Measuring the best again, then without each of its 3 kept changes..." in out
+    assert "Run 1 of 'words': 3 kept changes from baseline 0 to best 3 (maximize); the best measured again: 3." in out
+    lines = {line.split()[0]: line for line in out.splitlines() if line.strip()[:1].isdigit()}
+    assert lines["1"].split()[-7:] == ["+1", "3", "0", "no", "contribution:", "drop", "it"]
+    assert lines["2"].split()[-3:] == ["+1", "2", "+1"]
+    assert lines["3"].split()[-3:] == ["+1", "2", "+1"]
+    assert "Change #1 (mention alpha) adds nothing at the end: the best does as well without it." in out
+
+    # The table is kept, for the TUI to show without measuring again.
+    store = Store(db(workspace), readonly=True)
+    rows = stored(store, 1)
+    assert [(r.seq, r.gain, r.score_without, r.contribution, r.status) for r in rows] == [
+        (1, 1.0, 3.0, 0.0, "measured"), (2, 1.0, 2.0, 1.0, "measured"), (3, 1.0, 2.0, 1.0, "measured")]
+    assert [r.verdict for r in rows] == ["no contribution: drop it", "", ""]
+    # The user's file was never touched.
+    assert (folder / "notes.txt").read_text() == NOTES
+
+
+def test_a_change_a_later_one_rewrote_is_skipped_with_its_reason(workspace, cli):
+    folder = recipe(workspace / "words", [
+        ("intro\n", "intro alpha\n", "mention alpha"),
+        ("intro alpha\n", "intro alpha beta\n", "and beta on the same line"),
+    ])
+    assert cli("run", folder, "--yes").exit_code == 0
+    result = cli("explain", "1", "--yes")
+    assert result.exit_code == 0, result.output
+    assert "a later change rewrote the lines it changed, so it cannot be left out alone" in result.output
+    rows = stored(Store(db(workspace), readonly=True), 1)
+    assert [(r.seq, r.status, r.contribution) for r in rows] == [(1, "skipped", None), (2, "measured", 1.0)]
+
+
+def test_revert_puts_back_only_the_lines_of_one_step():
+    before = "a\nb\nc\nd\n"
+    after = "a\nB\nc\nd\n"  # the step: b -> B
+    best = "a\nB\nc\nD\ne\n"  # later steps changed d and added e
+    assert revert(before, after, best) == "a\nb\nc\nD\ne\n"
+    # A step that removed a line gets it back in its place.
+    assert revert("a\nb\nc\n", "a\nc\n", "a\nc\nz\n") == "a\nb\nc\nz\n"
+    # A later step rewrote B: it cannot be undone alone.
+    assert revert(before, after, "a\nBB\nc\nd\n") is None
+
+
+def test_a_run_with_no_keeps_has_nothing_to_explain(workspace, cli):
+    folder = recipe(workspace / "words", [("intro\n", "intro\nnothing useful\n", "a line that scores nothing")])
+    assert cli("run", folder, "--yes").exit_code == 0
+    result = cli("explain")
+    assert result.exit_code == 0, result.output
+    assert result.output.strip() == "Run 1 of 'words' kept no change: its best is the baseline, so there is nothing to explain."
+
+
+def test_a_run_whose_candidates_are_missing_says_so_and_measures_nothing(workspace, cli):
+    folder = recipe(workspace / "words", [("intro\n", "intro\nalpha\n", "mention alpha")])
+    assert cli("run", folder, "--yes").exit_code == 0
+    with sqlite3.connect(db(workspace)) as conn:
+        conn.execute("delete from candidates")
+    result = cli("explain", "--yes")
+    assert result.exit_code == 1
+    assert result.output.startswith("Error: The candidate of experiment 0 of run 1 is missing from the store ")
+    assert "so its change cannot be left out; nothing was measured." in result.output
+    assert "Traceback" not in result.output
+    assert stored(Store(db(workspace), readonly=True), 1) == []
+
+
+def test_an_unknown_run_is_one_sentence(workspace, cli):
+    folder = recipe(workspace / "words", [])
+    assert cli("run", folder, "--yes").exit_code == 0
+    result = cli("explain", "7")
+    assert result.exit_code == 1
+    assert "There is no run '7'" in result.output
