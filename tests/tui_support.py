@@ -96,3 +96,31 @@ def screen_text(app) -> str:
                       record=True, legacy_windows=False, safe_box=False)
     console.print(app.screen._compositor.render_update(full=True, screen_stack=app._background_screens, simplify=True))
     return "\n".join(line.rstrip() for line in console.export_text().splitlines())
+
+
+def run_once(base: Path, **options) -> tuple[Path, Path]:
+    """A real run made once for many tests (outside any test's own workspace)."""
+    import pytest
+    from click.testing import CliRunner
+
+    from overnight.cli.main import cli as group
+
+    folder = recipe(base / "greeting", **options)
+    db = base / "store.db"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("OVERNIGHT_HOME", str(base / "home"))  # trust goes here, never to the user's folder
+        mp.chdir(base)
+        result = CliRunner().invoke(group, ["run", str(folder), "--yes", "--db", str(db)], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return folder, db
+
+
+def copy_store(source: Path, target: Path) -> Path:
+    """A consistent copy of a store (through SQLite, so nothing still in its log is lost)."""
+    src, dst = sqlite3.connect(source), sqlite3.connect(target)
+    try:
+        src.backup(dst)
+    finally:
+        src.close()
+        dst.close()
+    return target

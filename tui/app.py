@@ -33,7 +33,8 @@ class OvernightApp(App):
     CSS_PATH = ["app.tcss"]
     BINDINGS = [
         Binding("ctrl+q", "quit", "quit", show=False, priority=True),
-        Binding("ctrl+p", "command_palette", "menu", show=False, priority=True),
+        # Shown last in every footer (the footer's own palette key takes more room at 80 columns).
+        Binding("ctrl+p", "command_palette", "menu", priority=True),
     ]
 
     def __init__(self, db: Path | str, setup=None, run_id: int | None = None, open_single: bool = True) -> None:

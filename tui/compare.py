@@ -35,7 +35,7 @@ class Compare(Screen):
         yield Header(icon="")
         yield Static("Loading…", id="figures")
         yield DiffView(id="diff")
-        yield Footer(compact=True)
+        yield Footer(compact=True, show_command_palette=False)
 
     def on_mount(self) -> None:
         self.load()

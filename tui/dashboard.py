@@ -51,7 +51,7 @@ class Dashboard(Screen):
         yield ScorePlot(id="plot")
         yield Static("", id="caption")
         yield ExperimentTable(id="experiments")
-        yield Footer(compact=True)
+        yield Footer(compact=True, show_command_palette=False)
 
     def on_mount(self) -> None:
         self.query_one(ExperimentTable).focus()

@@ -66,7 +66,7 @@ class Detail(Screen):
                     yield Static("", id="traces")
             with TabPane("LLM calls", id="tab-calls"):
                 yield LLMCallsView(id="calls")
-        yield Footer(compact=True)
+        yield Footer(compact=True, show_command_palette=False)
 
     def on_mount(self) -> None:
         self.load()

@@ -48,7 +48,7 @@ class RunsScreen(Screen):
         yield Header(icon="")
         yield DataTable(cursor_type="row", id="runs")
         yield Static("", id="message")
-        yield Footer(compact=True)
+        yield Footer(compact=True, show_command_palette=False)
 
     def on_mount(self) -> None:
         table = self.query_one("#runs", DataTable)

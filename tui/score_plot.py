@@ -83,6 +83,9 @@ class ScorePlot(PlotextPlot):
                 plt.scatter(xs, ys, marker=marker, color=color)
                 legend.append(label)
         plt.xlabel("experiment   " + "  ".join(reversed(legend)))
+        last = max(series["best"][0])
+        ticks = sorted({round(i * last / 4) for i in range(5)})  # experiments are whole numbers
+        plt.xticks(ticks, [str(t) for t in ticks])
         self.refresh()
 
 
