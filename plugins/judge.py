@@ -10,7 +10,9 @@ value is the mean grade.
 both orders so that a judge who favours the first (or second) version cancels
 out. The value climbs a ladder: the baseline is 0, and a candidate scores the
 best's value plus its margin (its share of wins minus one half), so "beats the
-best" means exactly "won more than half of the comparisons".
+best" means exactly "won more than half of the comparisons". The loop says which
+version is the best (`MeasureRequest.best_view`); a measurement made without one
+(a confirmation at the end of a run, a dry run) compares with the original.
 """
 
 from __future__ import annotations
@@ -59,6 +61,7 @@ class JudgeMetric(Metric):
         self.deterministic = self.config["temperature"] == 0
         self.rubric = ""
         self.surface = None
+        self.original = ""  # the person's own version, the pairwise reference when no best is given
 
     def describe(self) -> str:
         c = self.config
@@ -69,6 +72,7 @@ class JudgeMetric(Metric):
 
     def prepare(self, surface) -> None:
         self.surface = surface
+        self.original = surface.read()
         self.rubric = grading.read_rubric(self.config["rubric"], self.recipe_dir)
         if self.llm is not None:
             self.llm.check_model(self.config["model"], self.config["api_base"])
@@ -84,11 +88,14 @@ class JudgeMetric(Metric):
         view = request.view or artifact.read_text(encoding="utf-8")
         deadline = time.monotonic() + request.seconds
         if self.config["mode"] == "pairwise":
-            best = getattr(request, "best_view", "") or ""
-            if not best or best == view:
-                # The baseline, or the best itself: nothing to compare with, so it holds its own place.
-                return Measurement(getattr(request, "best_score", None) or 0.0)
-            jobs, finish = self._pairwise(self._items(view), self._items(best), llm, request, deadline)
+            # Against the current best when the loop says which it is; otherwise (a confirmation,
+            # a dry run) against the original, whose place on the ladder is 0.
+            best, base = request.best_view, request.best_score or 0.0
+            if not best:
+                best, base = self.original, 0.0
+            if view == best:
+                return Measurement(base)  # nothing to compare with: it holds its own place
+            jobs, finish = self._pairwise(self._items(view), self._items(best), base, llm, request, deadline)
         else:
             jobs, finish = self._scores(self._items(view), llm, request, deadline)
         done = fanout.run_all(jobs, self.config["concurrency"], deadline)
@@ -132,7 +139,7 @@ class JudgeMetric(Metric):
 
     # -- pairwise: the candidate against the best, in both orders --------------------------
 
-    def _pairwise(self, mine: list[Item], best: list[Item], llm, request, deadline):
+    def _pairwise(self, mine: list[Item], best: list[Item], base: float, llm, request, deadline):
         if len(mine) != len(best):
             raise OvernightError(f"the candidate has {len(mine)} texts to compare and the best {len(best)}")
         samples = self.config["samples"]
@@ -145,17 +152,15 @@ class JudgeMetric(Metric):
                     jobs.append(lambda messages=messages: grading.ask(
                         llm, messages, pairwise=True, settings=self._settings(), cache=request.cache, timeout=fanout.left(deadline)))
                     layout.append((n, candidate_first))
-        base = getattr(request, "best_score", None) or 0.0
-
         def finish(grades: list[grading.Grade]) -> Measurement:
             wins: dict[int, list[float]] = {n: [] for n in range(len(mine))}
             lost: dict[int, list[str]] = {n: [] for n in range(len(mine))}
             for (n, candidate_first), g in zip(layout, grades):
                 share = g.value if candidate_first else 1.0 - g.value  # the candidate's share of this comparison
                 wins[n].append(share)
-                if share < 1.0:
-                    lost[n].append(g.reasons.replace("Version A", "the candidate" if candidate_first else "the best")
-                                   .replace("Version B", "the best" if candidate_first else "the candidate"))
+                if share < 1.0 and g.reasons:
+                    # The judge speaks of A and B; say which one was the candidate.
+                    lost[n].append(f"(the candidate was version {'A' if candidate_first else 'B'}) {g.reasons}")
             examples, lines = [], []
             for n, item in enumerate(mine):
                 share = sum(wins[n]) / len(wins[n])
