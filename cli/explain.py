@@ -41,23 +41,35 @@ def explain(run_ref, yes, db):
 def print_table(run: dict, result) -> None:
     from overnight.core.decide import fmt
 
-    rows = result.rows
-    click.echo(f"Run {run['id']} of '{run['recipe']}': {len(rows)} kept change{'s' if len(rows) > 1 else ''} from baseline "
+    steps = [r for r in result.rows if r.seq is not None]
+    values = [r for r in result.rows if r.seq is None]
+    click.echo(f"Run {run['id']} of '{run['recipe']}': {len(steps)} kept change{'s' if len(steps) > 1 else ''} from baseline "
                f"{fmt(run['baseline_score'])} to best {fmt(run['best_score'])} ({result.goal}); the best measured again: {fmt(result.best_score)}.")
     click.echo(f"A change contributes when leaving it out costs more than {fmt(result.bar)} (the keep rule's noise bar).")
     click.echo("")
     click.echo(f"{'#':>4}  {'change':<{RATIONALE}}  {'gain then':>10}  {'without it':>10}  {'contribution':>12}")
-    for r in rows:
-        text = r.rationale if len(r.rationale) <= RATIONALE else r.rationale[: RATIONALE - 3] + "..."
-        made, share = _signed(r.gain), _signed(r.contribution)
-        line = f"{r.seq:>4}  {text:<{RATIONALE}}  {made:>10}  {fmt(r.score_without):>10}  {share:>12}"
-        click.echo(f"{line}  {r.verdict}".rstrip())
-    idle = [r for r in rows if r.verdict.endswith("drop it")]
+    for r in steps:
+        _row(f"{r.seq:>4}", r)
+    if values:
+        click.echo("")
+        click.echo("Each changed value put back as it was in the baseline, the others left as in the best:")
+        for r in values:
+            _row("   -", r)
+    idle = [r for r in steps if r.verdict.endswith("drop it")]
     if idle:
         names = ", ".join(f"#{r.seq} ({r.rationale or 'no rationale'})" for r in idle)
         click.echo("")
         click.echo(f"{'Change' if len(idle) == 1 else 'Changes'} {names} {'adds' if len(idle) == 1 else 'add'} nothing at the end: "
                    f"the best does as well without {'it' if len(idle) == 1 else 'them'}.")
+
+
+def _row(label: str, r) -> None:
+    from overnight.core.decide import fmt
+
+    text = r.rationale if len(r.rationale) <= RATIONALE else r.rationale[: RATIONALE - 3] + "..."
+    line = f"{label}  {text:<{RATIONALE}}  {_signed(r.gain):>10}  {fmt(r.score_without):>10}  {_signed(r.contribution):>12}"
+    verdict = r.verdict.replace("drop it", "keep the baseline's value") if r.seq is None else r.verdict
+    click.echo(f"{line}  {verdict}".rstrip())
 
 
 def _signed(x: float | None) -> str:

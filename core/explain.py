@@ -8,6 +8,11 @@ as they were before it (line-based, with difflib), where no later change has
 rewritten them; otherwise the change is skipped with that reason. Its contribution
 is the best's score minus the score without it, in the goal's direction; within
 the keep rule's noise bar it contributes nothing and can be dropped.
+
+A surface with typed parameters (a spreadsheet's cells, a config's keys) is mostly
+changed by a search that rewrites every value at each step, so its steps rarely come
+apart. There, each value that differs from the baseline's is also put back on its
+own: what that one value contributes to the best.
 """
 
 from __future__ import annotations
@@ -37,8 +42,10 @@ class Change:
 
 @dataclass
 class Row:
-    seq: int
-    experiment_id: int
+    """One kept change left out; or, with `seq` None, one changed value of the surface put back."""
+
+    seq: int | None
+    experiment_id: int | None
     rationale: str
     gain: float | None
     score_without: float | None = None
@@ -167,7 +174,7 @@ def explain(setup, store, run: dict, say: Callable[[str], None] = lambda line: N
         rows.append(row)
         without = revert(change.before, change.after, best)
         if without is None:
-            row.status, row.reason = "skipped", "a later change rewrote the lines it changed, so it cannot be left out alone"
+            row.status, row.reason = "skipped", "a later change rewrote its lines: it cannot be left out alone"
         elif surface.problems(without, best):
             row.status, row.reason = "skipped", "the best without it is refused by the surface: " + "; ".join(surface.problems(without, best))
         elif objective.screen(without):
@@ -180,8 +187,36 @@ def explain(setup, store, run: dict, say: Callable[[str], None] = lambda line: N
                 row.score_without = statistics.fmean(samples)
                 row.contribution = gain(best_score, row.score_without, goal)
         say(f"  without #{change.seq}: {fmt(row.score_without) if row.score_without is not None else row.status}")
+    for name, view in _values_put_back(surface, changes[0].before, best).items():
+        # A search rewrites every value at each step, so steps rarely come apart; values do.
+        row = Row(None, None, name, None, bar=bar, best_score=best_score)
+        rows.append(row)
+        samples, problem = measure(view)
+        if samples:
+            row.score_without = statistics.fmean(samples)
+            row.contribution = gain(best_score, row.score_without, goal)
+        else:
+            row.status, row.reason = "essential", f"essential: with it put back the best fails to measure ({problem})"
+        say(f"  {name}: {fmt(row.score_without) if row.score_without is not None else row.status}")
     store.save_contributions(run["id"], [_stored(r) for r in rows])
     return Explanation(run["id"], goal, best_score, bar, rows)
+
+
+def _values_put_back(surface, baseline: str, best: str, limit: int = 20) -> dict[str, str]:
+    """For a surface with typed parameters: the best with each changed value put back as in the baseline."""
+    if not surface.parameters():
+        return {}
+    try:
+        before, after = surface.values_of(baseline), surface.values_of(best)
+        changed = [name for name in after if name in before and before[name] != after[name]][:limit]
+        return {f"{name}: {fmt_value(before[name])} -> {fmt_value(after[name])}, put back": surface.view_from({name: before[name]}, best)
+                for name in changed}
+    except (NotImplementedError, OvernightError):
+        return {}
+
+
+def fmt_value(value) -> str:
+    return fmt(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else str(value)
 
 
 def _stored(row: Row) -> dict:

@@ -310,7 +310,7 @@ class Store:
                 self.db["contributions"].insert_all({**_scrubbed(r), "run_id": run_id, "created_at": now} for r in rows)
 
     def contributions(self, run_id: int) -> list[dict]:
-        return list(self.db.query("select * from contributions where run_id = ? order by seq", [run_id]))
+        return list(self.db.query("select * from contributions where run_id = ? order by id", [run_id]))
 
 
 # Text the store keeps that may quote the environment (a command's output, a model's reply).

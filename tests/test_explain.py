@@ -91,7 +91,7 @@ def test_a_change_a_later_one_rewrote_is_skipped_with_its_reason(workspace, cli)
     assert cli("run", folder, "--yes").exit_code == 0
     result = cli("explain", "1", "--yes")
     assert result.exit_code == 0, result.output
-    assert "a later change rewrote the lines it changed, so it cannot be left out alone" in result.output
+    assert "a later change rewrote its lines: it cannot be left out alone" in result.output
     rows = stored(Store(db(workspace), readonly=True), 1)
     assert [(r.seq, r.status, r.contribution) for r in rows] == [(1, "skipped", None), (2, "measured", 1.0)]
 
@@ -134,3 +134,43 @@ def test_an_unknown_run_is_one_sentence(workspace, cli):
     result = cli("explain", "7")
     assert result.exit_code == 1
     assert "There is no run '7'" in result.output
+
+
+def test_a_search_that_rewrites_every_value_is_explained_value_by_value(workspace, cli):
+    # Two steps that each rewrite all three keys: the first cannot be left out alone, but each
+    # value can be put back on its own; `c` never mattered to the score.
+    write(workspace / "tune", {
+        "settings.toml": "a = 0.0\nb = 0.0\nc = 0.0\n",
+        "score.py": "import tomllib\ndef score(path):\n    v = tomllib.load(open(path, 'rb'))\n"
+                    "    return 100 - (v['a'] - 3) ** 2 - (v['b'] - 5) ** 2\n",
+        "proposals.jsonl": "\n".join(json.dumps({"view": v, "rationale": r}) for v, r in [
+            ("a = 2.0\nb = 4.0\nc = 1.0\n", "a=2, b=4, c=1"), ("a = 3.0\nb = 5.0\nc = 2.0\n", "a=3, b=5, c=2")]) + "\n",
+        "recipe.toml": """
+            [recipe]
+            name = "tune"
+            [surface]
+            kind = "config"
+            path = "settings.toml"
+            params = [{ key = "a", min = 0, max = 10 }, { key = "b", min = 0, max = 10 }, { key = "c", min = 0, max = 10 }]
+            [metric]
+            kind = "python"
+            file = "score.py"
+            [agent]
+            kind = "scripted"
+            file = "proposals.jsonl"
+        """,
+    })
+    assert cli("run", workspace / "tune", "--yes").exit_code == 0
+    result = cli("explain", "--yes")
+    assert result.exit_code == 0, result.output
+    out = result.output
+    assert "Each changed value put back as it was in the baseline, the others left as in the best:" in out
+    assert "a later change rewrote its lines: it cannot be left out alone" in out
+    values = {r.rationale: (r.score_without, r.contribution, r.verdict) for r in stored(Store(db(workspace), readonly=True), 1)
+              if r.seq is None}
+    assert values == {
+        "a: 0 -> 3, put back": (91.0, 9.0, ""),
+        "b: 0 -> 5, put back": (75.0, 25.0, ""),
+        "c: 0 -> 2, put back": (100.0, 0.0, "no contribution: drop it"),
+    }
+    assert "c: 0 -> 2, put back" in out and "keep the baseline's value" in out
