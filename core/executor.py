@@ -7,10 +7,14 @@ change to the loop.
 
 from __future__ import annotations
 
+import atexit
+import queue
 import shutil
 import tempfile
+import threading
 import time
 import traceback
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,12 +44,13 @@ class LocalExecutor:
     def measure(self, view: str, request: MeasureRequest, guards: bool = True) -> Outcome:
         if self.root:
             self.root.mkdir(parents=True, exist_ok=True)
-        folder = Path(tempfile.mkdtemp(prefix="exp-", dir=self.root))
+        # A name no other measurement has, in a folder only this user can read; the copy creates it.
+        folder = (self.root or private_root()) / f"exp-{uuid.uuid4().hex[:12]}"
         start = time.monotonic()
         try:
             # A copy of the recipe folder, so a metric's scripts and data sit beside the candidate
             # just as they sit beside the user's file; the user's folder itself is never touched.
-            shutil.copytree(self.surface.recipe_dir, folder, ignore=IGNORE, dirs_exist_ok=True, symlinks=True)
+            shutil.copytree(self.surface.recipe_dir, folder, ignore=IGNORE, symlinks=True)
             request.view = view
             artifact = self.surface.materialize(view, folder)
             m = self.objective.measure(artifact, folder, request)
@@ -63,4 +68,52 @@ class LocalExecutor:
             return Outcome(Measurement.crash(reason, traceback.format_exc(), seconds=time.monotonic() - start))
         finally:
             if not self.keep:
+                sweeper.remove(folder)
+
+
+_root: Path | None = None
+_root_lock = threading.Lock()
+
+
+def private_root() -> Path:
+    """This process's folder for work folders (mode 0700), removed at exit."""
+    global _root
+    with _root_lock:
+        if _root is None or not _root.is_dir():
+            _root = Path(tempfile.mkdtemp(prefix="overnight-work-"))
+            atexit.register(shutil.rmtree, _root, True)
+        return _root
+
+
+class Sweeper:
+    """Removes finished work folders in the background: on some disks a removal takes longer
+    than all the rest of what the loop does for an experiment. Drained at exit."""
+
+    def __init__(self) -> None:
+        self.queue: queue.Queue[Path] = queue.Queue()
+        self.thread: threading.Thread | None = None
+        self.lock = threading.Lock()
+
+    def remove(self, folder: Path) -> None:
+        with self.lock:
+            if self.thread is None:
+                self.thread = threading.Thread(target=self._work, name="overnight-sweeper", daemon=True)
+                self.thread.start()
+                atexit.register(self.drain)
+        self.queue.put(folder)
+
+    def drain(self) -> None:
+        """Returns once every folder handed over so far is gone."""
+        if self.thread is not None:
+            self.queue.join()
+
+    def _work(self) -> None:
+        while True:
+            folder = self.queue.get()
+            try:
                 shutil.rmtree(folder, ignore_errors=True)
+            finally:
+                self.queue.task_done()
+
+
+sweeper = Sweeper()

@@ -129,6 +129,8 @@ class Store:
                 self.db.execute("PRAGMA journal_mode = WAL")
                 self.db.execute("PRAGMA synchronous = NORMAL")
             self._migrate()
+            # Read once: scrubbing every write against the environment is on the loop's hot path.
+            self.secrets = secret_values()
         except OvernightError:
             self._close_quietly()
             raise
@@ -170,9 +172,21 @@ class Store:
         return self.db["runs"].insert(fields).last_pk
 
     def update_run(self, run_id: int, **fields: Any) -> None:
-        fields = _scrubbed(fields)
+        fields = _scrubbed(fields, self.secrets)
         fields["updated_at"] = time.time()
-        self.db["runs"].update(run_id, fields)
+        self._update("runs", run_id, fields)
+
+    # Plain SQL for the writes of every experiment: sqlite-utils' insert and update look the
+    # table up first, which costs more than the write itself.
+    def _insert(self, table: str, row: dict[str, Any]) -> int:
+        names = ", ".join(f"[{k}]" for k in row)
+        marks = ", ".join("?" * len(row))
+        return self.db.execute(f"insert into [{table}] ({names}) values ({marks})", _values(row)).lastrowid
+
+    def _update(self, table: str, pk: int, row: dict[str, Any]) -> None:
+        if row:
+            sets = ", ".join(f"[{k}] = ?" for k in row)
+            self.db.execute(f"update [{table}] set {sets} where id = ?", [*_values(row), pk])
 
     def run(self, run_id: int) -> dict | None:
         rows = list(self.db.query("select * from runs where id = ?", [run_id]))
@@ -213,23 +227,22 @@ class Store:
         for key in ("samples", "components", "meta"):
             if key in fields and not isinstance(fields[key], str):
                 fields[key] = json.dumps(fields[key])
-        fields = _scrubbed(fields)
-        with self.db.conn:
-            exp_id = self.db["experiments"].insert(dict(run_id=run_id, **fields)).last_pk
+        fields = _scrubbed(fields, self.secrets)
+        with self.db.atomic():  # an experiment and its examples, or neither (a SIGKILL may come any time)
+            exp_id = self._insert("experiments", dict(run_id=run_id, **fields))
             if examples:
-                self.db["example_results"].insert_all(_example_rows(exp_id, examples))
+                self.db["example_results"].insert_all(_example_rows(exp_id, examples, self.secrets))
         return exp_id
 
     def update_experiment(self, exp_id: int, examples: list[ExampleResult] = (), **fields: Any) -> None:
         for key in ("samples", "components", "meta"):
             if key in fields and not isinstance(fields[key], str):
                 fields[key] = json.dumps(fields[key])
-        fields = _scrubbed(fields)
-        with self.db.conn:
-            if fields:
-                self.db["experiments"].update(exp_id, fields)
+        fields = _scrubbed(fields, self.secrets)
+        with self.db.atomic():
+            self._update("experiments", exp_id, fields)
             if examples:
-                self.db["example_results"].insert_all(_example_rows(exp_id, examples))
+                self.db["example_results"].insert_all(_example_rows(exp_id, examples, self.secrets))
 
     def experiments(self, run_id: int) -> list[dict]:
         return list(self.db.query("select * from experiments where run_id = ? order by seq", [run_id]))
@@ -257,9 +270,9 @@ class Store:
     def record_llm_call(self, call: LLMCall, *, run_id: int | None, experiment_id: int | None = None, cache_key: str = "") -> None:
         row = asdict(call)
         row["messages"] = json.dumps(row["messages"])
-        row = _scrubbed(row)
+        row = _scrubbed(row, self.secrets)
         row.update(run_id=run_id, experiment_id=experiment_id, cache_key=cache_key or call.cache_key, created_at=time.time(), cached=int(call.cached))
-        self.db["llm_calls"].insert(row)
+        self._insert("llm_calls", row)
 
     def cached_response(self, cache_key: str) -> dict | None:
         rows = list(self.db.query(
@@ -319,9 +332,9 @@ _FREE_TEXT = ("reason", "rationale", "trace", "agent_trace", "error", "meta", "d
               "stop_reason", "messages", "response")
 
 
-def _scrubbed(fields: dict[str, Any]) -> dict[str, Any]:
+def _scrubbed(fields: dict[str, Any], secrets: list[str] | None = None) -> dict[str, Any]:
     """Secrets out of free text: values of environment variables named like keys or tokens."""
-    secrets = secret_values()
+    secrets = secret_values() if secrets is None else secrets
     if not secrets:
         return fields
     out = dict(fields)
@@ -332,13 +345,18 @@ def _scrubbed(fields: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _example_rows(exp_id: int, examples: Iterable[ExampleResult]) -> list[dict]:
-    secrets = secret_values()
+def _example_rows(exp_id: int, examples: Iterable[ExampleResult], secrets: list[str] | None = None) -> list[dict]:
+    secrets = secret_values() if secrets is None else secrets
     return [
         dict(experiment_id=exp_id, example_id=e.id, split=e.split, input=scrub(e.input, secrets),
              output=scrub(e.output, secrets), expected=e.expected, score=e.score, feedback=scrub(e.feedback, secrets))
         for e in examples
     ]
+
+
+def _values(row: dict[str, Any]) -> list[Any]:
+    # As sqlite-utils would store them: tables and lists as JSON.
+    return [json.dumps(v) if isinstance(v, (dict, list, tuple)) else v for v in row.values()]
 
 
 def _attempt(row: dict) -> Attempt:

@@ -59,7 +59,8 @@ class TextSurface(Surface):
         # Same place relative to the recipe as the user's file, so imports and paths still work.
         relative = source.relative_to(self.recipe_dir) if source.is_relative_to(self.recipe_dir) else Path(source.name)
         target = folder / relative
-        target.parent.mkdir(parents=True, exist_ok=True)
+        if target.parent != folder:  # a syscall saved per experiment; the folder itself exists
+            target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(view, encoding="utf-8")
         return target
 
