@@ -123,3 +123,24 @@ def test_a_gain_within_the_bar_did_not_hold_and_a_minimized_one_can_hold():
     c = Confirmation(baseline=10.0, best=7.0, samples={"baseline": [10.0], "best": [7.0]})
     judge(c, reported=6.0, baseline=10.0, goal="minimize", run_noise=0.0, min_delta=1.0, k=2.0)
     assert c.held is True and c.note.startswith("The gain held: measured again (1 fresh sample each), it is 3")
+
+
+def test_a_dataset_run_confirms_its_gain_on_holdout_too(workspace, cli, llm_server, monkeypatch):
+    from tests.test_contamination import GOOD, dataset_recipe, task_model
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-confirm-0123456789")
+    llm_server.add_rule(lambda r: r.get("model") == "task-model", task_model)
+    folder = dataset_recipe(workspace / "intents", llm_server, [GOOD])
+    result = cli("run", folder, "--yes")
+    assert result.exit_code == 0, result.output
+
+    assert "Score (maximize): baseline 0 -> best 1, experiment 1:1." in result.output
+    assert "       confirmed: baseline 0 -> best 1  held" in result.output
+    assert "Holdout: baseline 0 -> best 1." in result.output
+    assert "confirmed: baseline 0 -> best 1\n" in result.output  # under the holdout line
+    run = the_run(workspace)
+    assert (run["confirmed_holdout_baseline"], run["confirmed_holdout_best"]) == (0.0, 1.0)
+    # Fresh samples: the confirming calls went to the model again, not to the cache.
+    prompts = [r["messages"][-1]["content"] for r in llm_server.requests]
+    good = [p for p in prompts if p.startswith("What does this Ubuntu user want? One of:")]
+    assert len(good) == 23 * 2 + 10 * 2  # train when kept and confirmed; holdout at the end and confirmed
