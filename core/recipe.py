@@ -231,6 +231,8 @@ def _part(registry, kind: str, section: str, table: dict, where: "Where", proble
     problems += [where.at(section, k, p) for k, p in checked.problems]
     shared_checked = check({k: v for k, v in table.items() if k in shared}, shared)
     problems += [where.at(section, k, p) for k, p in shared_checked.problems]
+    for key, option in shared.items():  # a key with a problem still needs a value, so other problems get reported
+        shared_checked.values.setdefault(key, option.default)
     options = checked.values
     if kind == "metric":
         options["_shared"] = shared_checked.values
