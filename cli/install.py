@@ -55,10 +55,16 @@ def install(text: str, sha256: str | None = None, name: str | None = None, force
         }
         write_manifest(folder, manifest)
         root.mkdir(parents=True, exist_ok=True)
-        if target.exists():
-            # --force or update: the old folder goes aside first, so a crash leaves one or the other whole.
-            target.rename(staging / "previous")
-        folder.rename(target)
+        aside = staging / "previous"
+        try:
+            if target.exists():
+                # --force or update: the old folder goes aside first, so a crash leaves one or the other whole.
+                target.rename(aside)
+            folder.rename(target)
+        except OSError as exc:
+            if aside.exists() and not target.exists():
+                aside.rename(target)
+            raise OvernightError(f"Cannot move '{name}' into {root} ({exc.strerror or exc}); was another install of it running? Nothing was changed.") from None
         return Entry(name, target, "installed", manifest)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -115,4 +121,10 @@ def update(name: str, sha256: str | None = None) -> tuple[Entry, str]:
     previous = entry.manifest.get("digest", "")
     # An index entry may have moved to a new version and digest; a pinned archive stays pinned.
     pin = sha256 or (None if entry.manifest.get("index") else entry.manifest.get("sha256"))
-    return install(source, pin, name, force=True), previous
+    try:
+        return install(source, pin, name, force=True), previous
+    except OvernightError as exc:
+        if pin and "not the expected" in exc.message:
+            raise OvernightError(f"{exc.message} If the new version is the one you want, pass its digest: "
+                                 f"overnight recipes update {name} --sha256 NEW.") from None
+        raise

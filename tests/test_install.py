@@ -447,3 +447,19 @@ def test_index_remove_and_unknown_index(cli, workspace):
     assert cli("recipes", "index", "remove", "idx").exit_code == 0
     gone = cli("recipes", "index", "remove", "idx")
     assert gone.exit_code != 0 and "There is no index named 'idx'" in gone.output
+
+
+def test_updating_a_pinned_archive_that_changed_is_refused_and_the_install_kept(cli, workspace, overnight_home):
+    archive = make_zip(workspace / "note.zip", recipe_texts())
+    cli("recipes", "install", archive, "--sha256", sha256(archive))
+    make_zip(archive, {**recipe_texts(), "note.txt": "changed upstream\n"})
+
+    refused = cli("recipes", "update", "longer-note")
+
+    assert refused.exit_code != 0
+    assert "not the expected" in refused.output
+    assert "overnight recipes update longer-note --sha256 NEW" in refused.output
+    assert (overnight_home / "recipes" / "longer-note" / "note.txt").read_text() == "hello\n"
+    accepted = cli("recipes", "update", "longer-note", "--sha256", sha256(archive))
+    assert accepted.exit_code == 0, accepted.output
+    assert (overnight_home / "recipes" / "longer-note" / "note.txt").read_text() == "changed upstream\n"
