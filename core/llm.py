@@ -111,6 +111,7 @@ class Gateway:
         # Replies of this process by cache key: a re-measurement in flight need not wait for the store.
         self.memo: dict[str, tuple[str, str]] = {}
         self.checked: set[tuple[str, str | None]] = set()
+        self.keyless: set[tuple[str, str | None]] = set()  # servers of your own that were given no key
 
     # -- before the run -----------------------------------------------------------
 
@@ -125,6 +126,8 @@ class Gateway:
                 f"The model {model!r} needs the environment variable {missing[0]}, which is not set: "
                 f"export {missing[0]}=... before the run (nothing was spent)."
             )
+        if missing:
+            self.keyless.add((model, api_base))
         self.checked.add((model, api_base))
 
     def _provider(self, model: str, api_base: str | None) -> str:
@@ -168,7 +171,7 @@ class Gateway:
             hit = self._cached(key, role, model, messages)
             if hit:
                 return hit
-        tokens, usd = self._estimate(model, messages, max_tokens)
+        tokens, usd = self.estimate(model, messages, max_tokens)
         self._reserve(model, tokens, usd)
         try:
             return self._call(role, model, messages, api_base, timeout, params, key)
@@ -188,7 +191,7 @@ class Gateway:
         call = LLMCall(role=role, model=model, messages=redact(messages), response=memo[0], cached=True, cache_key=key)
         return Reply(memo[0], memo[1], call, cached=True)
 
-    def _estimate(self, model: str, messages: list[dict], max_tokens: int | None) -> tuple[int, float]:
+    def estimate(self, model: str, messages: list[dict], max_tokens: int | None = None) -> tuple[int, float]:
         """Tokens and dollars this call may take: the prompt exactly, the reply at its cap."""
         lit = litellm()
         try:
@@ -224,7 +227,7 @@ class Gateway:
                       num_retries=0, max_retries=0)
         if api_base:
             kwargs["api_base"] = api_base
-            if self._provider(model, api_base) in OPENAI_COMPATIBLE and self._missing(model, api_base):
+            if (model, api_base) in self.keyless:
                 kwargs["api_key"] = "none"  # a local server that wants no key still needs one sent
         failed = LLMCall(role=role, model=model, messages=redact(messages), cache_key=key)
         for attempt in range(1, self.attempts + 1):

@@ -143,6 +143,12 @@ class LLMAgent(Agent):
                 ]
         return None  # unreachable: the second attempt always returns
 
+    def estimate(self, context: Context) -> tuple[int, float]:
+        """Tokens and dollars one proposal may take at most (its retry doubles it), for a dry run."""
+        edit_format = self._format(context.best_view)
+        messages = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": self.prompt(context, edit_format)}]
+        return self.llm.estimate(self.config["model"], messages, self.config["max_tokens"])
+
     def _format(self, view: str) -> str:
         chosen = self.config.get("edit_format")
         if chosen:

@@ -181,15 +181,15 @@ def test_the_usd_cap_stops_the_run_saying_so(workspace, cli, key, llm_server):
     llm_server.add_rule(None, lambda request: reply("try another wording", next(answers)))
     # A priced model (litellm's table), served by the loopback server.
     folder = make_recipe(workspace / "support", llm_server, model="openai/gpt-4o-mini", agent="max_tokens = 200",
-                         budget="experiments = 50\nusd = 0.0006")
+                         budget="experiments = 50\nusd = 0.0003")
 
     result = cli("run", folder, "--yes")
 
     assert result.exit_code == 0, result.output
-    assert "spend cap reached ($0.0006)" in result.output
+    assert "spend cap reached ($0.0003)" in result.output
     run = db_rows(workspace, "select * from runs")[0]
-    assert run["status"] == "finished" and run["stop_reason"].startswith("spend cap reached ($0.0006)")
-    assert 0 < run["usd"] <= 0.0006
+    assert run["status"] == "finished" and run["stop_reason"].startswith("spend cap reached ($0.0003)")
+    assert 0 < run["usd"] <= 0.0003
     calls = db_rows(workspace, "select * from llm_calls")
     assert len(calls) == llm_server.count >= 2 and all(c["cost_usd"] > 0 for c in calls)
     assert sum(c["cost_usd"] for c in calls) == pytest.approx(run["usd"])
@@ -215,6 +215,7 @@ def test_an_unknown_model_is_named(workspace, cli, key):
 
     assert result.exit_code != 0
     assert "Error: Unknown model 'mystery-model'" in result.output and "Traceback" not in result.output
+    assert "Provider List" not in result.output  # litellm's own banner stays quiet
 
 
 def test_a_refused_key_fails_the_run_naming_the_variable(workspace, cli, key, llm_server):
@@ -394,3 +395,14 @@ def test_proposals_are_recorded_as_json_in_meta(tmp_path, key, llm_server):
     proposal = agent.propose(context())
 
     assert json.loads(json.dumps(proposal.meta)) == {"model": "openai/agent-model", "format": "whole", "answer": "view"}
+
+
+def test_a_proposal_can_be_priced_before_it_is_made(tmp_path, key, llm_server):
+    agent = agent_for(tmp_path, llm_server, model="openai/gpt-4o-mini", max_tokens=1000)
+
+    tokens, usd = agent.estimate(context())
+
+    assert tokens > 1000 and usd > 0
+    assert usd == pytest.approx(sum(litellm().cost_per_token(model="gpt-4o-mini", prompt_tokens=tokens - 1000,
+                                                             completion_tokens=1000)))
+    assert llm_server.count == 0
