@@ -276,9 +276,15 @@ def _distribution(p: Parameter):
     if p.log and p.step and not (p.integer and p.step == 1):
         raise OvernightError(f"The {where} cannot have both a step and a log scale; drop one of them.")
     try:
-        if p.integer:
-            return IntDistribution(math.ceil(p.min), math.floor(p.max), step=int(p.step or 1), log=p.log)
-        return FloatDistribution(float(p.min), float(p.max), step=p.step or None, log=p.log)
+        # A range that is not a whole number of steps ends at its last step (Optuna would
+        # do the same, with a warning the person cannot act on).
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            if p.integer:
+                low, step = math.ceil(p.min), int(p.step or 1)
+                return IntDistribution(low, low + (math.floor(p.max) - low) // step * step, step=step, log=p.log)
+            high = _grid_values(p, 2)[-1] if p.step else float(p.max)
+            return FloatDistribution(float(p.min), high, step=p.step or None, log=p.log)
     except ValueError as exc:
         raise OvernightError(f"The {where} cannot be searched: {exc}.") from None
 
