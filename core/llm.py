@@ -17,6 +17,7 @@ import hashlib
 import json
 import os
 import random
+import re
 import threading
 import time
 from dataclasses import dataclass
@@ -307,6 +308,10 @@ class Gateway:
             return ModelConfigError(f"Unknown model {model!r}: write it as 'provider/name'.")
         if isinstance(exc, lit.BadRequestError):
             return ModelUnavailable(f"{where[0].upper() + where[1:]} rejected the request to {model!r}: {detail}")
+        if isinstance(exc, lit.APIConnectionError) or re.search(r"connection (error|refused)|connect", detail, re.I):
+            # litellm reports a refused connection as a 500; say what it is.
+            return ModelUnavailable(f"Cannot reach {where} for {model!r} after {self.attempts} tries ({detail}); "
+                                    f"is the server running?")
         status = getattr(exc, "status_code", None)
         code = f" ({status})" if isinstance(status, int) else ""
         return ModelUnavailable(f"{where[0].upper() + where[1:]} failed{code} for {model!r} after "

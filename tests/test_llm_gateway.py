@@ -216,3 +216,14 @@ def test_a_truncated_reply_says_so_and_is_not_cached(store, key, llm_server):
     assert reply.finish_reason == "length" and reply.call.cache_key == ""
     ask(g, llm_server, max_tokens=5)
     assert llm_server.count == 2
+
+
+def test_a_server_that_is_not_running_is_named(store, monkeypatch, llm_server):
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    url = llm_server.url
+    llm_server.stop()
+    g = gateway(store)
+
+    with pytest.raises(ModelUnavailable, match=rf"Cannot reach the model server at {url} for 'openai/task-model' "
+                                               r"after 3 tries \(.*\); is the server running\?"):
+        g.complete(role="agent", model="openai/task-model", api_base=url, messages=[{"role": "user", "content": "hi"}])
