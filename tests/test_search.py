@@ -282,3 +282,26 @@ def test_an_unknown_sampler_is_a_recipe_error(workspace, cli):
     assert result.exit_code != 0
     assert no_traceback(result.output)
     assert "[agent] sampler" in result.output and "'tpe'" in result.output
+
+
+def test_crashes_are_told_as_failures_and_the_search_goes_on(workspace):
+    from optuna.trial import TrialState
+
+    from overnight.core.recipe import load
+    from overnight.core.runner import build, run
+    from overnight.core.store import Store
+
+    folder = recipe(workspace, params=XY, agent="seed = 2", budget="experiments = 20\nmax_failures = 20")
+    # The scorer refuses any x above 5, as a real script might on a bad setting.
+    (folder / "score.awk").write_text('$1 == "x" && $3 > 5 { exit 1 }\n' + SCORE)
+    store = Store(db(workspace))
+    setup = build(load(folder), store)
+    summary = run(setup)
+    exps = experiments(db(workspace))
+    crashed = [e for e in exps if e["status"] == "crash"]
+    assert crashed and len(exps) == 21 and summary.best < exps[0]["score"]
+    trials = {t.number: t for t in setup.agent.study.trials}
+    for e in crashed:
+        assert json.loads(e["meta"])["values"]["model.x"] > 5
+        assert trials[json.loads(e["meta"])["trial"]].state == TrialState.FAIL
+    store.close()
