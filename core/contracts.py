@@ -113,8 +113,9 @@ class Measurement:
         return cls(None, status="crash", reason=reason, trace=trace, **kw)
 
     @classmethod
-    def timeout(cls, seconds: float, trace: str = "", **kw) -> "Measurement":
-        return cls(None, status="timeout", reason=f"took longer than {seconds:g} s", trace=trace, **kw)
+    def timeout(cls, limit: float, trace: str = "", **kw) -> "Measurement":
+        # `limit` is the time limit it broke; `seconds=` (in kw) is how long it actually ran.
+        return cls(None, status="timeout", reason=f"took longer than {limit:g} s", trace=trace, **kw)
 
 
 @dataclass

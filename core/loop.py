@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import statistics
 import time
+import traceback
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +34,7 @@ HISTORY = 20  # experiments shown to the agent with their traces
 TRACE_TAIL = 4000  # characters of a trace kept for the agent
 # Statuses whose candidate was measured: the same digest is not measured again in a run.
 MEASURED = ("baseline", "keep", "discard", "crash", "timeout", "guard_failed")
+STOPPED_ON_REQUEST = "stopped on request"
 
 
 @dataclass
@@ -104,6 +107,7 @@ class Loop:
         self.ledger: list[Attempt] = []
         self.next_seq = 1
         self.stopping: str | None = None
+        self.interrupted = False  # set by stop(): Ctrl-C, SIGTERM, or the TUI
         self.decide_lock = asyncio.Lock()
         self.tasks: set[asyncio.Task] = set()
 
@@ -111,6 +115,7 @@ class Loop:
 
     async def run(self) -> Summary:
         recipe = self.s.recipe
+        process.allow()
         if self.run_id is None:
             self.run_id = self.store.start_run(
                 recipe=recipe.name, recipe_path=str(recipe.path), recipe_text=recipe.text,
@@ -119,7 +124,7 @@ class Loop:
             )
         else:
             self._restore()
-            self.store.update_run(self.run_id, status="running", stop_reason=None, control=None, ended_at=None)
+            self.store.update_run(self.run_id, status="running", stop_reason=None, control=None, ended_at=None, pid=os.getpid())
         if self.s.llm:
             self.s.llm.run_id = self.run_id
         self.s.events.publish(RUN_STARTED, self.run_id, recipe=recipe.name, budget=self.budget)
@@ -127,10 +132,11 @@ class Loop:
         try:
             if self.baseline is None:
                 await self._measure_baseline()
-            self.s.agent.start(self.s.surface, self.store.attempts(self.run_id))
-            await self._experiments()
-            if self.stopping and self.stopping.startswith("interrupted"):
-                status = "stopped"
+            if self.baseline is not None:  # None when stopped while measuring it
+                self.s.agent.start(self.s.surface, self.store.attempts(self.run_id))
+                await self._experiments()
+            if self.interrupted or self.stopping == STOPPED_ON_REQUEST:
+                status = "stopped"  # resumable, unlike a run that ran its course
             else:
                 if self.objective.has_examples:
                     await self._measure_holdout()
@@ -145,6 +151,9 @@ class Loop:
         except OvernightError as exc:
             status, self.stopping = "failed", exc.message
             raise
+        except Exception as exc:  # a bug: the run says so, and the traceback follows
+            status, self.stopping = "failed", f"overnight failed: {type(exc).__name__}: {exc}"
+            raise
         except BaseException as exc:
             status = "stopped"
             self.stopping = self.stopping or f"interrupted ({type(exc).__name__})"
@@ -158,6 +167,7 @@ class Loop:
     def stop(self, reason: str) -> None:
         """Stops the run: no new experiment starts; those in flight are recorded as interrupted."""
         self.stopping = reason
+        self.interrupted = True
         process.kill_all()
         for task in list(self.tasks):
             task.cancel()
@@ -199,7 +209,7 @@ class Loop:
             if control != "pause":
                 self.store.update_run(self.run_id, status="running")
         if control == "stop" and not self.stopping:
-            self.stopping = "stopped on request"
+            self.stopping = STOPPED_ON_REQUEST
 
     # -- one experiment ---------------------------------------------------------
 
@@ -213,6 +223,10 @@ class Loop:
         except BudgetExceeded as exc:  # its call would have passed a cap, so it was not made
             self.stopping = self.stopping or exc.reason
             return
+        except OvernightError:
+            raise  # the person must fix something (a missing key, say): the run fails, saying what
+        except Exception as exc:  # a bug in the agent: recorded as invalid; max_failures ends a run it keeps breaking
+            proposal = Proposal(error=f"the agent failed: {type(exc).__name__}: {exc}", trace=traceback.format_exc())
         if proposal is None:
             if not self.stopping:
                 self.stopping = "the agent has no more proposals"
@@ -368,6 +382,8 @@ class Loop:
         for i in range(repeats):
             outcome = await self._measure(view, MeasureRequest(self.budget.per_experiment_seconds, cache=i == 0, llm=self.s.llm))
             m = outcome.measurement
+            if not m.ok and self.interrupted:
+                return  # its command was killed by the stop: not the baseline's fault
             if not m.ok:
                 tail = "\n".join(m.trace.splitlines()[-20:])
                 raise OvernightError(f"The baseline could not be measured ({m.status}): {m.reason}" + (f"\n{tail}" if tail else ""))

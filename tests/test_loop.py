@@ -305,6 +305,19 @@ def test_an_in_process_metric_and_agent_from_a_test_plugin(workspace):
     store.close()
 
 
+def test_a_bug_in_the_agent_is_an_invalid_experiment_and_the_run_goes_on(workspace):
+    registry = Registry().load(modules=["tests.data.core.probe"])
+    folder = recipe(workspace / "r", agent='kind = "probe"\nfile = "views.jsonl"\nlog = "contexts.jsonl"',
+                    files={"views.jsonl": '{"raise": "an agent bug"}\n{"view": "hello world\\n"}\n'})
+    store = Store(workspace / "probe.db")
+    summary = run(build(load(folder, registry), store))
+    assert summary.status == "finished" and summary.counts == {"baseline": 1, "invalid": 1, "keep": 1}
+    bad = store.experiment_at(summary.run_id, 1)
+    assert bad["reason"] == "the agent's proposal could not be used: the agent failed: ValueError: an agent bug"
+    assert "Traceback" in bad["agent_trace"] and "raise ValueError" in bad["agent_trace"]
+    store.close()
+
+
 # -- resuming in-process -------------------------------------------------------------------------
 
 

@@ -39,6 +39,8 @@ class ProbeAgent(Agent):
             return None
         item = self.items[self.n]
         self.n += 1
+        if "raise" in item:  # a bug in an agent, on purpose
+            raise ValueError(item["raise"])
         return Proposal(view=item["view"], rationale=item.get("rationale", ""), meta={"n": self.n})
 
 
