@@ -17,6 +17,7 @@ module only translates between the loop and a study:
 
 On --resume, `start` receives what earlier sessions recorded; each result is told
 to the new study before the first proposal, so nothing is re-learned or re-paid.
+The baseline's values ride in the first proposal's meta for that purpose.
 """
 
 from __future__ import annotations
@@ -115,22 +116,26 @@ class SearchAgent(Agent):
                 trial = self.study.ask(self.distributions)
                 values = {p.name: _plain(trial.params[p.name]) for p in self.parameters}
                 rationale = ", ".join(f"{name}={_show(v)}" for name, v in values.items())
-                meta = {"trial": trial.number, "values": values}
-                if not self.baseline_noted and self.baseline_values is not None:
-                    meta["baseline"] = self.baseline_values
-                    self.baseline_noted = True
                 try:
                     view = self.surface.view_from(values, context.best_view)
                 except OvernightError as exc:
                     self.pending[trial.number] = (trial, "")
-                    return Proposal(error=exc.message, rationale=rationale, meta=meta)
+                    return Proposal(error=exc.message, rationale=rationale, meta=self._meta(trial, values))
                 key = digest(view)
                 if key in self.known:
                     self._tell(trial, self.known[key])
                     continue
                 self.pending[trial.number] = (trial, key)
-                return Proposal(view=view, rationale=rationale, meta=meta)
+                return Proposal(view=view, rationale=rationale, meta=self._meta(trial, values))
             return None
+
+    def _meta(self, trial, values: dict) -> dict:
+        """Stored with the experiment and handed back on --resume."""
+        meta = {"trial": trial.number, "values": values}
+        if not self.baseline_noted and self.baseline_values is not None:
+            meta["baseline"] = self.baseline_values
+            self.baseline_noted = True
+        return meta
 
     def observe(self, attempt: Attempt) -> None:
         number = attempt.meta.get("trial")
