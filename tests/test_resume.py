@@ -146,3 +146,45 @@ def test_resume_refuses_a_run_that_is_still_going(workspace):
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(20)
+
+
+def test_a_stop_while_measuring_the_baseline_leaves_a_run_to_resume(workspace):
+    folder = slow_recipe(workspace / "r", 3, 30)
+    db = workspace / ".overnight" / "overnight.db"
+    started = folder / "started.log"
+    proc = start(workspace, folder)
+    wait_for(lambda: started.exists() and started.read_text().strip())
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(20) == 0
+    out, err = (workspace / "stdout.txt").read_text(), (workspace / "stderr.txt").read_text()
+    assert no_traceback(out + err) and "stopped: interrupted by SIGTERM" in out
+    run = rows(db, "select * from runs")[0]
+    assert run["status"] == "stopped" and run["stop_reason"] == "interrupted by SIGTERM"
+    assert experiments(db) == []  # not a failed baseline: no baseline at all
+
+    (folder / "slow").unlink()
+    done = finish(workspace, folder, "--resume")
+    assert done.returncode == 0, done.stderr
+    assert [e["status"] for e in experiments(db)] == ["baseline", "keep", "keep", "keep"]
+
+
+def test_a_stop_requested_through_the_store_ends_the_run_after_the_experiment_in_flight(workspace):
+    folder = slow_recipe(workspace / "r", 8, 0.3)
+    db = workspace / ".overnight" / "overnight.db"
+    proc = start(workspace, folder)
+    wait_for(lambda: recorded(db) >= 2)
+    import sqlite3
+
+    with sqlite3.connect(db) as conn:
+        conn.execute("update runs set control = 'stop'")
+    conn.close()
+    assert proc.wait(20) == 0
+    run = rows(db, "select * from runs")[0]
+    assert run["status"] == "stopped" and run["stop_reason"] == "stopped on request"
+    assert all(e["status"] != "interrupted" for e in experiments(db))
+    assert 2 <= recorded(db) < 8
+
+    (folder / "slow").unlink()
+    done = finish(workspace, folder, "--resume")
+    assert done.returncode == 0, done.stderr
+    assert lines_recorded(db) == list(range(1, 9))
