@@ -59,7 +59,8 @@ def finish(workspace: Path, *args) -> subprocess.CompletedProcess:
                           cwd=workspace, capture_output=True, text=True, timeout=120)
 
 
-@pytest.mark.parametrize("budget, proposals, expected", [("", 20, 20), ("experiments = 12", 20, 12)])
+@pytest.mark.parametrize("budget, proposals, expected",
+                         [("", 20, 20), ("experiments = 12", 20, 12), ("parallel = 3", 20, 20)])
 def test_sigkill_halfway_then_resume_records_every_proposal_once(workspace, budget, proposals, expected):
     folder = slow_recipe(workspace / "r", proposals, 0.15, budget)
     db = workspace / ".overnight" / "overnight.db"
@@ -77,18 +78,20 @@ def test_sigkill_halfway_then_resume_records_every_proposal_once(workspace, budg
     assert done.returncode == 0, done.stderr
     assert no_traceback(done.stdout + done.stderr)
 
-    assert lines_recorded(db) == list(range(1, expected + 1))
+    assert sorted(lines_recorded(db)) == list(range(1, expected + 1))
     assert len(rows(db, "select * from runs")) == 1
     exps = experiments(db)
-    assert [e["seq"] for e in exps] == list(range(0, expected + 1))
+    if "parallel" not in budget:  # in parallel, an experiment in flight at the kill leaves a gap in seq
+        assert lines_recorded(db) == list(range(1, expected + 1))
+        assert [e["seq"] for e in exps] == list(range(0, expected + 1))
     assert sum(e["status"] == "baseline" for e in exps) == 1
     run = rows(db, "select * from runs")[0]
     assert run["status"] == "finished" and run["experiments"] == expected
-    if budget:
+    if "experiments" in budget:
         assert run["stop_reason"] == f"experiment budget reached ({expected})"
     else:
         assert run["stop_reason"] == "the agent has no more proposals"
-    assert f"Kept {expected} of {expected} experiments" in done.stdout
+    assert f"of {expected} experiments" in done.stdout
 
 
 @pytest.mark.parametrize("sig, name", [(signal.SIGTERM, "SIGTERM"), (signal.SIGINT, "Ctrl-C")])
