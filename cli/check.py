@@ -23,26 +23,45 @@ def check(recipe, repeats, yes, db):
     Exit code 0 when ready, 1 when risky, 2 when broken, so a script can gate a
     run on it. The result is kept in the store.
     """
+    import tempfile
+
     from overnight.core import recipe as recipes
 
-    loaded = recipes.load(Path(recipe))
     store = open_store(db)
-    _trust(loaded, store, yes)
-    report = run_check(loaded, store, repeats)
+    with tempfile.TemporaryDirectory(prefix="overnight-check-") as scratch:
+        loaded = recipes.load(_recipe_path(recipe, Path(scratch)))
+        _trust(loaded, store, yes)
+        copied = loaded.dir.is_relative_to(Path(scratch).resolve())
+        report = run_check(loaded, store, repeats, where=f"the {recipe} recipe, in a throwaway copy" if copied else "")
     sys.exit(report.exit_code)
 
 
-def run_check(recipe, store, repeats: int | None = None):
+def _recipe_path(arg: str, scratch: Path) -> Path:
+    """A path as it is; a bundled or installed recipe's name is checked in a throwaway copy (never written)."""
+    from overnight.cli.library import copy_recipe, lookup
+
+    path = Path(arg)
+    if path.exists():
+        return path
+    entry = lookup(arg)
+    if entry is None:
+        raise OvernightError(f"No recipe at {arg}: it is not a folder or a recipe.toml here, nor a bundled or installed "
+                             "recipe (see `overnight recipes list`).")
+    return copy_recipe(entry.path, scratch / arg)
+
+
+def run_check(recipe, store, repeats: int | None = None, where: str = ""):
     """Builds the recipe afresh (its own spend and clock), audits it, prints and records the report."""
     from overnight.core.audit import audit, degenerate_views
     from overnight.core.runner import build
 
-    setup = build(recipe, store)
+    setup = build(recipe, store, agent_needed=False)
     objective = setup.objective
     times = repeats or (2 if objective.deterministic else max(5, objective.repeats or 0))
     views = len(degenerate_views(setup.surface, objective.all_metrics(), setup.surface.read()))
-    plan = [f"{times} of the baseline", f"up to {views} of degenerate views"] + (["1 on holdout"] if objective.has_examples else [])
-    click.echo(f"Checking '{recipe.name}' ({recipe.path}).")
+    plan = [f"{times} of the baseline"] + ([f"up to {views} of degenerate views"] if views else [])
+    plan += ["1 on holdout"] if objective.has_examples else []
+    click.echo(f"Checking '{recipe.name}' ({where or recipe.path}).")
     click.echo("No agent is called: this spends only what its measurements cost (" + ", ".join(plan) + ").")
     report = audit(setup, repeats, say=click.echo)
     store.record_check(recipe.name, recipe.digest, report.verdict, report.to_json())
@@ -80,12 +99,15 @@ def print_report(r, budget) -> None:
         click.echo("  Last lines of its output:")
         for line in r.crash.splitlines():
             click.echo(f"    {line}")
+    for note in r.notes:
+        click.echo(f"Note: {note}")
     if r.advice:
         click.echo("Advice:")
         for line in r.advice:
             click.echo(f"  - {line}")
     if r.verdict == "ready":
-        click.echo("The metric measured steadily and no degenerate view beat the baseline.")
+        tried = "no degenerate view beat the baseline" if r.probes else "this surface makes no degenerate views to try"
+        click.echo(f"The metric measured steadily and {tried}.")
 
 
 def offer(recipe, store, yes: bool, quiet: bool = False) -> None:

@@ -64,6 +64,7 @@ class Report:
     examples: dict[str, int] = field(default_factory=dict)  # split -> count
     problems: list[str] = field(default_factory=list)  # what makes it risky or broken
     advice: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # worth knowing, not a risk
     crash: str = ""  # the last lines of the baseline's crash, when broken
     spent_usd: float = 0.0
     measurements: int = 0
@@ -134,8 +135,8 @@ def audit(setup, repeats: int | None = None, say: Callable[[str], None] = lambda
     report.tokens = round(statistics.fmean(tokens))
     _judge_noise(report, objective, budget, max(durations))
     if first.guard_problem:
-        report.flag(f"The baseline already fails a guard ({first.guard_problem}): every candidate like it will be refused.",
-                    "Loosen that guard's bound, or start from a file that satisfies it.")
+        # Often on purpose (the guard is what the run must fix), so a note, not a risk.
+        report.notes.append(f"The baseline fails a guard ({first.guard_problem}): only candidates that fix that can be kept.")
     refused = objective.screen(base)
     if refused:
         report.flag(f"The baseline itself is refused by the metric's screen ({refused}).",
@@ -183,10 +184,12 @@ def _judge_noise(report: Report, objective, budget, slowest: float) -> None:
             "or make it deterministic: fix its seed, pin temperature = 0 for a model.")
     if not objective.deterministic:
         if report.noise and report.mean and report.bar / abs(report.mean) > NOISY_SHARE:
+            steadier = ("Pin temperature = 0 for the model the metric calls, or use more examples, so one measurement varies less."
+                        if any(m.uses_llm for m in objective.all_metrics()) else
+                        "Make one measurement steadier: repeat the work inside the metric and report the median.")
             report.flag(
                 f"The metric is noisy: a change must gain more than {fmt(report.bar)} "
-                f"({report.bar / abs(report.mean):.0%} of the baseline) before the keep rule sees it.",
-                "Pin temperature = 0 for the task model, or use more examples, so one measurement varies less.")
+                f"({report.bar / abs(report.mean):.0%} of the baseline) before the keep rule sees it.", steadier)
         if report.noise and (objective.repeats or 3) < len(report.samples):
             report.advice.append(f"Set repeats = {len(report.samples)} in [metric] (now {objective.repeats or 3}) "
                                  "so the run's noise floor is as firm as this check's.")

@@ -17,8 +17,11 @@ from .recipe import Recipe
 from .store import RESUMABLE, Store
 
 
-def build(recipe: Recipe, store: Store, events: Events | None = None) -> Setup:
-    """Builds and prepares every plugin; user mistakes surface here, before anything is spent."""
+def build(recipe: Recipe, store: Store, events: Events | None = None, *, agent_needed: bool = True) -> Setup:
+    """Builds and prepares every plugin; user mistakes surface here, before anything is spent.
+
+    `agent_needed=False` (overnight check, explain) measures only: the agent is built but not
+    prepared, so its model's key is not required."""
     surface: Surface = recipe.surface.build(recipe.dir)
     metrics = [Weighted(p.build(recipe.dir), p.weight, p.label) for p in recipe.metrics]
     guards = [Bounded(p.build(recipe.dir), p.min, p.max, p.label) for p in recipe.guards]
@@ -38,7 +41,8 @@ def build(recipe: Recipe, store: Store, events: Events | None = None) -> Setup:
     metric: Metric
     for metric in objective.all_metrics():
         metric.prepare(surface)
-    agent.prepare(surface)
+    if agent_needed:
+        agent.prepare(surface)
     return setup
 
 

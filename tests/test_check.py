@@ -226,3 +226,50 @@ def test_run_stops_when_the_offered_check_finds_the_recipe_broken(workspace, cli
     assert "ValueError: no scorer yet" in result.output
     with sqlite3.connect(workspace / ".overnight" / "overnight.db") as db:
         assert db.execute("select count(*) from runs").fetchone()[0] == 0
+
+
+GUARDED = """
+[recipe]
+name = "guarded"
+
+[surface]
+kind = "text"
+path = "doc.txt"
+
+[metric]
+kind = "python"
+file = "score.py"
+
+[[guards]]
+kind = "python"
+file = "score.py"
+max = {max}
+label = "words"
+
+[agent]
+kind = "scripted"
+file = "proposals.jsonl"
+"""
+
+
+def test_the_advised_guard_makes_a_length_scorer_ready(workspace, cli):
+    # The same scorer that rewards length, now with a guard on the number of words.
+    score = "def score(path):\n    return len(open(path).read().split())\n"
+    write(workspace / "guarded", {"recipe.toml": GUARDED.format(max=25), "score.py": score, "proposals.jsonl": ""})
+    (workspace / "guarded" / "doc.txt").write_text(DOC)
+    result = cli("check", workspace / "guarded", "--yes")
+
+    assert "Degenerate    repeated twice: scores 36 but a guard refuses it (guard words = 36, above its max 25)" in result.output
+    assert "Verdict: ready" in result.output
+    assert result.exit_code == 0
+
+
+def test_a_baseline_that_fails_a_guard_is_a_note_not_a_risk(workspace, cli):
+    score = "def score(path):\n    return len(open(path).read().split())\n"
+    write(workspace / "guarded", {"recipe.toml": GUARDED.format(max=10), "score.py": score, "proposals.jsonl": ""})
+    (workspace / "guarded" / "doc.txt").write_text(DOC)
+    result = cli("check", workspace / "guarded", "--yes")
+
+    assert "Note: The baseline fails a guard (guard words = 18, above its max 10): only candidates that fix that can be kept." in result.output
+    assert "Verdict: ready" in result.output
+    assert result.exit_code == 0
