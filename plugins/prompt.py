@@ -86,6 +86,8 @@ class PromptSurface(Surface):
 
     def problems(self, view: str, base: str) -> list[str]:
         fmt = self.template_format
+        if self.inputs is None:
+            self.read()  # the inputs default to those the person's file uses
         inputs = self.inputs or []
         if fmt == "jinja":
             problem = templating.parse_problem(view)
