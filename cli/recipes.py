@@ -200,7 +200,10 @@ def install(source, sha256, name, force):
     from . import install as installer
 
     entry = installer.install(source, sha256, name, force)
-    click.echo(f"Installed '{entry.name}' from {source} into {entry.path}.")
+    origin = source
+    if entry.manifest.get("index"):
+        origin = f"the index '{entry.manifest['index']}' ({entry.manifest['resolved']})"
+    click.echo(f"Installed '{entry.name}' from {origin} into {entry.path}.")
     click.echo(f"Digest {entry.manifest['digest']}")
     _next_steps(entry)
 
@@ -258,7 +261,7 @@ def trust_(name, yes):
     if yes:
         trust.show(recipe, lines)
         trust.record(recipe)
-        click.echo(f"Trusted '{recipe.name}'.")
+        click.echo(f"Trusted '{name}': it will not ask again until it changes.")
         return
     if not trust._terminal():
         raise OvernightError(f"Trusting recipe '{recipe.name}' needs a terminal to ask you; pass --yes to trust it as it is.")
