@@ -89,7 +89,7 @@ class DatasetMetric(Metric):
         self.load()
         if self.config["scorer"] == "judge":
             self.rubric = grading.read_rubric(self.config["rubric"], self.recipe_dir)
-        self._check_prompt(surface.read())
+        self._check_prompt(surface.read(), getattr(surface, "inputs", None))
         if self.llm is not None:
             self.llm.check_model(self.config["task_model"], self.config["api_base"])
             if self.config["scorer"] == "judge":
@@ -110,19 +110,22 @@ class DatasetMetric(Metric):
         self.examples = list(zip(records, _split(len(records), self.config["holdout"], self.config["seed"])))
         return self.examples
 
-    def _check_prompt(self, template: str) -> None:
-        """Every variable the prompt reads must be a field of every example."""
+    def _check_prompt(self, template: str, inputs: list[str] | None) -> None:
+        """Every input the prompt reads must be a field of every example."""
         if self.format == "jinja" and templating.parse_problem(template):
             return  # the surface reports its own template
+        # A text prompt's other braces may be literal text; its declared inputs are not.
+        names = sorted(inputs) if inputs is not None else sorted(templating.variables(template, self.format))
         path = self.path(self.config["file"])
         for record, _ in self.examples:
             values = self._values(record)
-            missing = [n for n in sorted(templating.variables(template, self.format)) if n not in values]
-            if missing and self.format == "jinja":
+            missing = [n for n in names if n not in values]
+            if missing:
                 name = missing[0]
                 raise OvernightError(
                     f"{path}:{record.line}: this example has no field {self.config['fields'].get(name, name)!r}, "
-                    f"which the prompt uses as {templating.placeholder(name)}; its fields are: {', '.join(record.fields)}.")
+                    f"which the prompt uses as {templating.placeholder(name, self.format)}; "
+                    f"its fields are: {', '.join(record.fields)}.")
 
     def screen(self, view: str) -> str | None:
         # The contamination guard (plugins/contamination.py says what counts as copying).

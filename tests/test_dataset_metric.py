@@ -44,6 +44,8 @@ def task_model(request) -> str:
     prompt = request["messages"][-1]["content"]
     question = re.search(r"Question: (.*)", prompt).group(1)
     intent = INTENT[question]
+    if "Reply as JSON" in prompt:
+        return f'```json\n{json.dumps({"intent": intent})}\n```'
     if INSTRUCTION in prompt:
         return intent
     return f"The user is asking about {intent.lower()}."
@@ -195,6 +197,17 @@ def test_csv_examples_and_renamed_fields(workspace, server):
     m = measure(setup_of(folder))
     assert m.value == 1.0 and len(m.examples) == 15
     assert m.examples[0].input in INTENT
+
+
+def test_a_text_prompt_and_the_json_field_scorer(workspace, server):
+    prompt = 'Reply as JSON, like {"intent": "None"}.\nQuestion: {text}\n'
+    folder = recipe(workspace / "r", server, prompt=prompt, data=SIXTY, metric='scorer = "json_field"\njson_field = "intent"')
+    toml = (folder / "recipe.toml").read_text().replace('inputs = ["text"]', 'inputs = ["text"]\nformat = "text"')
+    (folder / "recipe.toml").write_text(toml)
+    m = measure(setup_of(folder))
+    assert m.value == 1.0 and len(m.examples) == 42
+    assert any(f"Question: {m.examples[0].input}\n" in p for p in server.prompts)
+    assert all('{"intent": "None"}' in p and "{text}" not in p for p in server.prompts)
 
 
 def test_the_judge_scorer_grades_each_answer_against_the_rubric(workspace, server):
