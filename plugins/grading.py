@@ -127,7 +127,9 @@ def ask(llm, messages: list[dict], *, pairwise: bool, settings: dict, cache: boo
         value = parse(reply.text)
         if value is None:
             shown = _snippet(reply.text or first)
-            raise NoGrade(f"the judge ({settings.get('model')}) gave no line {wanted}, even when asked again; "
+            cut = (f" (its reply was cut off at max_tokens = {settings.get('max_tokens')}; raise it)"
+                   if reply.finish_reason == "length" else "")
+            raise NoGrade(f"the judge ({settings.get('model')}) gave no line {wanted}, even when asked again{cut}; "
                           f"it replied: {shown}", calls)
     return Grade(value, reasons_of(reply.text), calls)
 

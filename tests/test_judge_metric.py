@@ -155,6 +155,13 @@ def test_a_judge_that_never_gives_a_score_makes_a_crash_that_says_why(workspace,
     assert len(m.llm_calls) == 2  # both calls are kept for the log
 
 
+def test_a_judge_cut_off_before_its_score_says_so(workspace, server):
+    server.add_rule(None, "The letter is friendly but generic. " * 10 + "\nSCORE: 6")
+    m = measure(setup_of(recipe(workspace / "r", server, surface="text", metric="max_tokens = 16")))
+    assert m.status == "crash"
+    assert "even when asked again (its reply was cut off at max_tokens = 16; raise it)" in m.reason
+
+
 def test_a_score_outside_one_to_ten_is_no_score(workspace, server):
     server.queue("SCORE: 42", "SCORE: 10")
     m = measure(setup_of(recipe(workspace / "r", server, surface="text")))
