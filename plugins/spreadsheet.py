@@ -117,7 +117,7 @@ class SpreadsheetSurface(Surface):
                 self._patcher = self._open(wb.Patcher)
             patcher = self._patcher
         target = folder / self.source().name
-        target.write_bytes(self._write(patcher, values))
+        target.write_bytes(self._write(patcher, values, compress=False))
         return target
 
     def apply(self, view: str, backup_dir: Path) -> Path | None:
@@ -242,9 +242,9 @@ class SpreadsheetSurface(Surface):
         cells = {c.ref.key: c.ref for c in self.cells()}
         return {cells.get(line.ref.key, line.ref): line.value for line in lines}
 
-    def _write(self, patcher: wb.Patcher, values: dict[Ref, Any]) -> bytes:
+    def _write(self, patcher: wb.Patcher, values: dict[Ref, Any], compress: bool = True) -> bytes:
         try:
-            return patcher.write(values)
+            return patcher.write(values, compress=compress)
         except wb.WorkbookError as exc:
             raise OvernightError(f"Cannot write {self.source().name}: {exc}.") from None
 

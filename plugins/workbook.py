@@ -134,10 +134,9 @@ def parse_value(text: str) -> Any:
 
 
 def same_value(a: Any, b: Any) -> bool:
+    """Equal as cell values: 3 and 3.0 are the same number, but true is not 1."""
     if isinstance(a, bool) or isinstance(b, bool):
         return type(a) is type(b) and a == b
-    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
-        return a == b
     return a == b
 
 
@@ -324,7 +323,9 @@ class Patcher:
                 self.texts[part] = _drop_cached_results(self._text(part))
         self.texts[self.workbook_part] = _recalculate_on_load(self._text(self.workbook_part))
 
-    def write(self, values: dict[Ref, Any]) -> bytes:
+    def write(self, values: dict[Ref, Any], *, compress: bool = True) -> bytes:
+        """The workbook's bytes with these values. `compress=False` stores every part as is:
+        quicker, for copies that live only as long as one measurement."""
         texts = dict(self.texts)
         by_part: dict[str, dict[str, Any]] = {}
         for ref, value in values.items():
@@ -340,14 +341,17 @@ class Patcher:
                 if info.filename in texts:
                     data = texts[info.filename].encode("utf-8")
                 copy = zipfile.ZipInfo(info.filename, date_time=info.date_time)
-                copy.compress_type = info.compress_type
+                copy.compress_type = info.compress_type if compress else zipfile.ZIP_STORED
                 copy.external_attr = info.external_attr
                 copy.create_system = info.create_system
                 z.writestr(copy, data)
         return out.getvalue()
 
     def _text(self, part: str) -> str:
-        return self.entries[self.parts[part]][1].decode("utf-8")
+        try:
+            return self.entries[self.parts[part]][1].decode("utf-8")
+        except UnicodeDecodeError:
+            raise WorkbookError(f"its part {part} is not UTF-8 XML, which overnight cannot edit safely") from None
 
     def _sheet_parts(self) -> tuple[str, dict[str, str]]:
         """The workbook part, and sheet name (case-folded) -> its XML part in the zip."""
