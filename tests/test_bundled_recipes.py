@@ -249,7 +249,7 @@ def train(x, y, seconds):
 def test_tiny_train_keeps_a_better_training_script(cli, workspace, key, llm_server):
     llm_server.add_rule("# The current best version", whole("raise the learning rate; widen the layer", TUNED))
     folder = copy(cli, workspace, "tiny-train", agent={"api_base": llm_server.url}, budget={"experiments": 1},
-                  metric={"run": "python3 prepare.py --seconds 1"})
+                  metric={"run": "{python} prepare.py --seconds 1"})
 
     result = cli("run", folder, "--yes")
 
@@ -257,7 +257,7 @@ def test_tiny_train_keeps_a_better_training_script(cli, workspace, key, llm_serv
     assert statuses(workspace) == ["baseline", "keep"]
     run = rows(workspace, "select * from runs")[0]
     assert run["best_score"] < run["baseline_score"] / 5
-    assert "[metric] command: shell command in a work folder: python3 prepare.py --seconds 1" in result.output
+    assert "[metric] command: shell command in a work folder: {python} prepare.py --seconds 1" in result.output
 
 
 def test_subject_lines_keeps_what_the_judge_prefers_within_both_guards(cli, workspace, key, llm_server):

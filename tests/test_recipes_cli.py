@@ -39,7 +39,7 @@ def test_list_json_has_every_field(cli, workspace):
     assert sim["origin"] == "bundled" and sim["summary"]
     assert (sim["surface"], sim["metrics"], sim["guards"], sim["agent"]) == ("config", ["command"], ["command"], "search")
     assert sim["uses_llm"] is False and sim["runs_code"] is True and sim["trusted"] is False
-    assert any("python3 simulate.py {file} overshoot" in line for line in sim["runs"])
+    assert any("{python} simulate.py {file} overshoot" in line for line in sim["runs"])
 
 
 def test_show_prints_the_recipe_its_files_and_what_it_runs(cli, workspace):
@@ -49,8 +49,8 @@ def test_show_prints_the_recipe_its_files_and_what_it_runs(cli, workspace):
     assert 'name = "speedup"' in result.output  # the recipe.toml itself
     for name in ("primes.py", "bench.py", "check.py", "program.md", "README.md"):
         assert name in result.output
-    assert "[metric] command: shell command in a work folder: python3 bench.py" in result.output
-    assert "[guards #1] command: shell command in a work folder: python3 check.py" in result.output
+    assert "[metric] command: shell command in a work folder: {python} bench.py" in result.output
+    assert "[guards #1] command: shell command in a work folder: {python} check.py" in result.output
     assert "Needs an LLM: yes" in result.output
 
 
