@@ -6,6 +6,8 @@ import json
 import sqlite3
 from pathlib import Path
 
+import pytest
+
 from overnight.core.explain import revert, stored
 from overnight.core.store import Store
 from tests.conftest import write
@@ -174,3 +176,52 @@ def test_a_search_that_rewrites_every_value_is_explained_value_by_value(workspac
         "c: 0 -> 2, put back": (100.0, 0.0, "no contribution: drop it"),
     }
     assert "c: 0 -> 2, put back" in out and "keep the baseline's value" in out
+
+
+@pytest.fixture
+def three_keeps(workspace, cli) -> Path:
+    """The run of the first story, made outside the TUI test's event loop."""
+    folder = recipe(workspace / "words", [
+        ("intro\n", "intro\nalpha\n", "mention alpha"),
+        ("middle\n", "middle\nbeta\n", "mention beta"),
+        ("end\n", "end\nalpha gamma\n", "mention gamma next to alpha"),
+    ])
+    assert cli("run", folder, "--yes").exit_code == 0
+    return folder
+
+
+async def test_the_tui_shows_the_same_table_without_measuring(workspace, cli, three_keeps):
+    import time
+
+    from overnight.tui.app import OvernightApp
+    from overnight.tui.contributions import Contributions
+    from overnight.tui.dashboard import Dashboard
+    from tests.tui_support import screen_text
+
+    async def until(pilot, predicate, what):
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if predicate():
+                return
+            await pilot.pause(0.05)
+        raise AssertionError(f"timed out waiting for {what}\n{screen_text(pilot.app)}")
+
+    app = OvernightApp(db(workspace))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await until(pilot, lambda: isinstance(app.screen, Dashboard), "the dashboard")
+        await pilot.press("e")
+        await until(pilot, lambda: isinstance(app.screen, Contributions) and app.screen.rows is not None, "the table")
+        assert "Not explained yet: `overnight explain 1` measures the best" in screen_text(app)
+        await pilot.press("escape")
+        await until(pilot, lambda: isinstance(app.screen, Dashboard), "the dashboard again")
+
+    assert cli("explain", "--yes").exit_code == 0
+    app = OvernightApp(db(workspace))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await until(pilot, lambda: isinstance(app.screen, Dashboard), "the dashboard")
+        await pilot.press("e")
+        await until(pilot, lambda: isinstance(app.screen, Contributions) and app.screen.rows, "the table")
+        text = screen_text(app)
+        assert "best measured again: 3" in text
+        assert "mention alpha" in text and "no contribution: drop it" in text
+        assert "mention gamma next to alpha" in text

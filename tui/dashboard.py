@@ -32,6 +32,7 @@ class Dashboard(Screen):
         Binding("p", "resume", "resume"),
         Binding("x", "stop", "stop"),
         Binding("g", "steer", "steer"),
+        Binding("e", "explain", "explain"),
         Binding("escape", "back", "back"),
         Binding("q", "app.quit", "quit", show=False),
     ]
@@ -196,6 +197,11 @@ class Dashboard(Screen):
         self.app.push_screen(Ask("Steer", "A line of guidance; the agent reads it from its next proposal on.",
                                  placeholder="e.g. keep every sentence under 20 words",
                                  check=lambda t: None if t else "Write a line of guidance, or press Escape."), answered)
+
+    def action_explain(self) -> None:
+        from .contributions import Contributions  # what `overnight explain` found, read from the store
+
+        self.app.push_screen(Contributions(self.run_id))
 
     def action_back(self) -> None:
         self.app.pop_screen()
