@@ -18,8 +18,9 @@ from overnight.core.errors import OvernightError
 @click.option("--resume", is_flag=True, help="Continue the latest unfinished run of this recipe.")
 @click.option("--yes", "-y", is_flag=True, help="Trust the recipe's commands and code without asking.")
 @click.option("--quiet", "-q", is_flag=True, help="Print only the summary.")
+@click.option("--tui", "with_tui", is_flag=True, help="Watch the run in the terminal UI (quitting it stops the run).")
 @db_option
-def run(recipe, dry_run, resume, yes, quiet, db):
+def run(recipe, dry_run, resume, yes, quiet, db, with_tui):
     """Run RECIPE (a folder with recipe.toml, or the file itself).
 
     Nothing of yours is written: each experiment is measured in a work folder
@@ -39,6 +40,13 @@ def run(recipe, dry_run, resume, yes, quiet, db):
     if dry_run:
         return _plan(setup)
     run_id = resumable_run(store, loaded) if resume else None
+    if with_tui:
+        from overnight.tui.app import run_with_ui
+
+        for plugin in _observers():
+            setup.events.subscribe(plugin)
+        summary = run_with_ui(setup, run_id, store.path)
+        return print_summary(summary) if summary else None
     display = Progress(setup.budget, quiet=quiet)
     setup.events.subscribe(display)
     for plugin in _observers():

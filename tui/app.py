@@ -57,6 +57,13 @@ class OvernightApp(App):
     def on_unmount(self) -> None:
         self.data.close()
 
+    def from_thread(self, fn, *args, **kwargs) -> None:
+        """Calls `fn` on the UI's thread from a worker; does nothing once the app has closed."""
+        try:
+            self.call_from_thread(fn, *args, **kwargs)
+        except RuntimeError:
+            pass  # the app closed while the worker was busy: nobody is left to tell
+
     # -- navigation -------------------------------------------------------------
 
     def runs_shown(self, runs: list[dict]) -> None:
@@ -82,9 +89,9 @@ class OvernightApp(App):
         try:
             message = self.data.write(lambda store: fn(store, store.run(run_id), *args))
         except (OvernightError, sqlite3.Error) as exc:
-            self.call_from_thread(self.notify, str(exc), severity="error", timeout=8)
+            self.from_thread(self.notify, str(exc), severity="error", timeout=8)
             return
-        self.call_from_thread(self.notify, message)
+        self.from_thread(self.notify, message)
 
     # -- the command palette lists what the current screen's keys do -------------
 
@@ -107,7 +114,7 @@ class OvernightApp(App):
         from overnight.core.loop import Loop
 
         self.setup.events.subscribe(
-            lambda event: event.kind == RUN_STARTED and self.call_from_thread(self.post_message, RunStarted(event.run_id)))
+            lambda event: event.kind == RUN_STARTED and self.from_thread(self.post_message, RunStarted(event.run_id)))
 
         async def go():
             self.loop_aio = asyncio.get_running_loop()
@@ -117,12 +124,12 @@ class OvernightApp(App):
         try:
             summary = asyncio.run(go())
         except OvernightError as exc:
-            self.call_from_thread(self.post_message, RunEnded(error=exc.message))
+            self.from_thread(self.post_message, RunEnded(error=exc.message))
             return
         except BaseException as exc:  # noqa: BLE001  a bug: shown, and the UI stays usable
-            self.call_from_thread(self.post_message, RunEnded(error=f"the run failed: {type(exc).__name__}: {exc}"))
+            self.from_thread(self.post_message, RunEnded(error=f"the run failed: {type(exc).__name__}: {exc}"))
             return
-        self.call_from_thread(self.post_message, RunEnded(summary=summary))
+        self.from_thread(self.post_message, RunEnded(summary=summary))
 
     def on_run_started(self, message: RunStarted) -> None:
         self.open_run(message.run_id)

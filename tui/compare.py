@@ -47,9 +47,9 @@ class Compare(Screen):
             exps = [data.experiment(i) for i in self.ids]
             views = [data.view(e["candidate"]) for e in exps]
         except (sqlite3.Error, OvernightError) as exc:
-            self.app.call_from_thread(self.notify, f"Could not read the experiments: {exc}", severity="error")
+            self.app.from_thread(self.notify, f"Could not read the experiments: {exc}", severity="error")
             return
-        self.app.call_from_thread(self.show, {"exps": exps, "views": views})
+        self.app.from_thread(self.show, {"exps": exps, "views": views})
 
     def show(self, loaded: dict) -> None:
         self.loaded = loaded

@@ -82,7 +82,7 @@ class Dashboard(Screen):
             from overnight.cli.control import process_alive
 
             alive = process_alive(run)
-            self.app.call_from_thread(self.show, run, rows, alive)
+            self.app.from_thread(self.show, run, rows, alive)
         except (sqlite3.Error, OvernightError):
             pass  # a writer holds the store for a moment: the next poll catches up
         finally:

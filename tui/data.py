@@ -37,6 +37,7 @@ class Data:
         self.path = Path(path)
         self.store: Store | None = None
         self.lock = threading.RLock()
+        self.closed = False
 
     # -- opening ------------------------------------------------------------
 
@@ -58,6 +59,8 @@ class Data:
     def open(self) -> Store:
         """Opens the store; a newer version's store is refused before anything is written."""
         with self.lock:
+            if self.closed:
+                raise OvernightError("The TUI has closed the store.")
             if self.store is None:
                 try:
                     self.store = Store(self.path, readonly=True)
@@ -70,6 +73,7 @@ class Data:
 
     def close(self) -> None:
         with self.lock:
+            self.closed = True
             if self.store is not None:
                 self.store.close()
                 self.store = None

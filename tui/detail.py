@@ -90,9 +90,9 @@ class Detail(Screen):
                           calls=data.llm_calls(self.exp_id), reviews=data.reviews(self.exp_id),
                           remeasures=data.remeasures(self.exp_id))
         except (sqlite3.Error, OvernightError) as exc:
-            self.app.call_from_thread(self.notify, f"Could not read the experiment: {exc}", severity="error")
+            self.app.from_thread(self.notify, f"Could not read the experiment: {exc}", severity="error")
             return
-        self.app.call_from_thread(self.show, loaded)
+        self.app.from_thread(self.show, loaded)
 
     def show(self, loaded: dict) -> None:
         self.run, self.exp, self.views = loaded["run"], loaded["exp"], loaded["views"]
@@ -220,9 +220,9 @@ class Detail(Screen):
         try:
             message = self.app.data.write(review, self.run, self.exp, action, note)
         except (OvernightError, sqlite3.Error) as exc:
-            self.app.call_from_thread(self.notify, str(exc), severity="error")
+            self.app.from_thread(self.notify, str(exc), severity="error")
             return
-        self.app.call_from_thread(self.notify, message)
+        self.app.from_thread(self.notify, message)
         self.load()
 
     def action_apply(self) -> None:
@@ -245,12 +245,15 @@ class Detail(Screen):
                 surface = surface_of(run)
                 diff = apply_experiment(store, run, exp, surface, view, dry_run=True)
         except OvernightError as exc:
-            self.app.call_from_thread(self.refuse, exc.message)
+            # The CLI's way round it, spelled out: the TUI offers no --force of its own.
+            reason = exc.message.replace("Use --force to apply anyway.",
+                                         f"If you are sure: overnight apply {self.run_id}:{self.exp['seq']} --force")
+            self.app.from_thread(self.refuse, reason)
             return
-        self.app.call_from_thread(self.confirm_apply, surface.source(), diff)
+        self.app.from_thread(self.confirm_apply, surface.source(), diff)
 
-    def refuse(self, reason: str) -> None:
-        self.notify(reason, title="Not applied", severity="error", timeout=10)
+    def refuse(self, reason: str, title: str = "Not applied") -> None:
+        self.notify(reason, title=title, severity="error", timeout=10)
 
     def confirm_apply(self, source, diff: str) -> None:
         if not diff:
@@ -274,10 +277,10 @@ class Detail(Screen):
                 surface = surface_of(run)
                 backup = apply_experiment(store, run, exp, surface, view_of(store, exp))
         except OvernightError as exc:
-            self.app.call_from_thread(self.refuse, exc.message)
+            self.app.from_thread(self.refuse, exc.message)
             return
         kept = f" The previous version is kept at {backup}." if backup else ""
-        self.app.call_from_thread(self.notify, f"Applied experiment {self.run_id}:{exp['seq']} to {surface.source()}.{kept}",
+        self.app.from_thread(self.notify, f"Applied experiment {self.run_id}:{exp['seq']} to {surface.source()}.{kept}",
                                   title="Applied", timeout=10)
         self.load()
 
@@ -306,19 +309,19 @@ class Detail(Screen):
         from .remeasure import remeasure
 
         self.busy = f"Re-measuring experiment {self.exp['seq']}…"
-        self.app.call_from_thread(self.notify, f"{self.busy} ({times} times)")
+        self.app.from_thread(self.notify, f"{self.busy} ({times} times)")
         try:
             samples, failures = remeasure(self.app.data, self.run_id, self.exp_id, times,
-                                          progress=lambda i: self.app.call_from_thread(self.progress, i, times))
+                                          progress=lambda i: self.app.from_thread(self.progress, i, times))
         except OvernightError as exc:
-            self.app.call_from_thread(self.refuse, exc.message)
+            self.app.from_thread(self.refuse, exc.message, "Not re-measured")
             return
         finally:
             self.busy = ""
         message = f"Re-measured {len(samples)} of {times} times: {spread(samples)} (original {fmt(self.exp['score'])})."
         if failures:
             message += f" {len(failures)} failed: {failures[0]}"
-        self.app.call_from_thread(self.notify, message, title="Re-measured", timeout=10,
+        self.app.from_thread(self.notify, message, title="Re-measured", timeout=10,
                                   severity="warning" if failures else "information")
         self.load()
 

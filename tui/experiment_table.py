@@ -196,9 +196,10 @@ class ExperimentTable(ScrollView, can_focus=True):
         self.post_message(self.Changed())
 
     def _set_sort(self, key: str) -> None:
-        current = self.current
+        # A new order starts at its top: the best (or the newest) row.
         self.sort = key
-        self._reorder(keep=current)
+        self.cursor = 0
+        self._reorder()
         self.post_message(self.Changed())
 
     def on_click(self, event: events.Click) -> None:

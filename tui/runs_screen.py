@@ -69,19 +69,19 @@ class RunsScreen(Screen):
         data = self.app.data
         try:
             if not data.exists():
-                self.app.call_from_thread(self.show_welcome)
+                self.app.from_thread(self.show_welcome)
                 return
             stamp = data.runs_stamp()
             if stamp == self.stamp:
                 return
             runs = data.runs()
-            self.app.call_from_thread(self.show_runs, stamp, runs)
+            self.app.from_thread(self.show_runs, stamp, runs)
         except OvernightError as exc:
             # A store being created by a run that just started is not migrated for a moment;
             # anything else that persists is shown.
             self.errors += 1
             if "newer version" in exc.message or self.errors > 4:
-                self.app.call_from_thread(self.show_error, exc.message)
+                self.app.from_thread(self.show_error, exc.message)
         except sqlite3.Error:
             pass  # a writer holds the store for a moment: the next poll catches up
         finally:
