@@ -24,7 +24,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Callable
 
-from .contracts import Candidate, MeasureRequest
+from .contracts import MeasureRequest, Measurement
 from .decide import fmt, gain, noise, threshold, ties
 from .executor import LocalExecutor
 
@@ -107,8 +107,14 @@ def audit(setup, repeats: int | None = None, say: Callable[[str], None] = lambda
     spent_before = setup.spend.usd
 
     def measure(view: str, cache: bool = True, split: str = "train"):
+        from .executor import Outcome
+        from .llm import BudgetExceeded
+
         started = time.monotonic()
-        outcome = executor.measure(view, MeasureRequest(budget.per_experiment_seconds, split=split, cache=cache, llm=setup.llm))
+        try:
+            outcome = executor.measure(view, MeasureRequest(budget.per_experiment_seconds, split=split, cache=cache, llm=setup.llm))
+        except BudgetExceeded as exc:  # the recipe's cap holds for the check too: say so, do not crash
+            outcome = Outcome(Measurement.crash(exc.message.rstrip(".")))
         report.measurements += 1
         return outcome, time.monotonic() - started
 
@@ -170,8 +176,10 @@ def _broken(report: Report, m, budget, spent: float) -> Report:
     if m.status == "timeout":
         report.advice.append(f"Raise per_experiment_seconds in [budget] (now {fmt(budget.per_experiment_seconds)} s), "
                              "or make one measurement faster.")
-    else:
+    elif report.crash:
         report.advice.append("Make the metric measure the unchanged file first: the lines above are the end of its output.")
+    else:
+        report.advice.append("Fix what it says, then check again.")
     return report
 
 

@@ -42,18 +42,28 @@ class Confirmation:
 async def measure_again(measure: Measure, views: dict[str, str], *, times: int, seconds: float, llm=None,
                         holdout: bool = False) -> Confirmation:
     """Measures `views` ({"baseline": ..., "best": ...}) `times` times each, in turns, no cache."""
+    from .llm import BudgetExceeded
+
     c = Confirmation()
     for split in ("train", "holdout") if holdout else ("train",):
         for i in range(times):
             for name, view in views.items():
                 key = name if split == "train" else f"holdout {name}"
-                outcome = await measure(view, MeasureRequest(seconds, split=split, cache=False, llm=llm))
+                try:
+                    outcome = await measure(view, MeasureRequest(seconds, split=split, cache=False, llm=llm))
+                except BudgetExceeded as exc:  # the run's cap holds for confirming too
+                    c.problem = c.problem or f"the {key} could not be measured again ({exc.message.rstrip('.')})"
+                    return _means(c)
                 m = outcome.measurement
                 c.llm_calls += [(name, call) for call in m.llm_calls]
                 if not m.ok:
                     c.problem = c.problem or f"the {key} could not be measured again ({m.status}: {m.reason})"
                     continue
                 c.samples.setdefault(key, []).append(m.value)
+    return _means(c)
+
+
+def _means(c: Confirmation) -> Confirmation:
     mean = lambda key: statistics.fmean(c.samples[key]) if c.samples.get(key) else None
     c.baseline, c.best = mean("baseline"), mean("best")
     c.holdout_baseline, c.holdout_best = mean("holdout baseline"), mean("holdout best")

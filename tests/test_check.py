@@ -273,3 +273,22 @@ def test_a_baseline_that_fails_a_guard_is_a_note_not_a_risk(workspace, cli):
     assert "Note: The baseline fails a guard (guard words = 18, above its max 10): only candidates that fix that can be kept." in result.output
     assert "Verdict: ready" in result.output
     assert result.exit_code == 0
+
+
+def test_a_check_that_hits_the_spend_cap_is_broken_and_says_why(workspace, cli, llm_server, monkeypatch):
+    from tests.test_contamination import dataset_recipe, task_model
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-check-0123456789")
+    llm_server.add_rule(lambda r: True, task_model)
+    # A priced model and no money at all: the first call is refused before it is made.
+    folder = dataset_recipe(workspace / "intents", llm_server, [])
+    text = (folder / "recipe.toml").read_text().replace('"openai/task-model"', '"openai/gpt-4o-mini"')
+    (folder / "recipe.toml").write_text(text.replace("experiments = 10", "experiments = 10\nusd = 0"))
+    result = cli("check", folder, "--yes")
+
+    assert result.exit_code == 2, result.output
+    assert "Verdict: broken" in result.output
+    assert "The baseline could not be measured (crash): Spend cap reached ($0)" in result.output
+    assert "raise [budget] usd in the recipe" in result.output
+    assert "Fix what it says, then check again." in result.output
+    assert llm_server.count == 0

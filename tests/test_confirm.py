@@ -144,3 +144,21 @@ def test_a_dataset_run_confirms_its_gain_on_holdout_too(workspace, cli, llm_serv
     prompts = [r["messages"][-1]["content"] for r in llm_server.requests]
     good = [p for p in prompts if p.startswith("What does this Ubuntu user want? One of:")]
     assert len(good) == 23 * 2 + 10 * 2  # train when kept and confirmed; holdout at the end and confirmed
+
+
+async def test_the_spend_cap_stops_confirming_and_the_summary_says_so():
+    from overnight.core.confirm import measure_again
+    from overnight.core.llm import BudgetExceeded
+
+    asked = []
+
+    async def measure(view, request):
+        asked.append((view, request.cache))
+        raise BudgetExceeded("spend cap reached ($0.5)")
+
+    c = await measure_again(measure, {"baseline": "a", "best": "b"}, times=3, seconds=5)
+    judge(c, reported=2.0, baseline=1.0, goal="maximize", run_noise=0.0, min_delta=0.0, k=2.0)
+    assert asked == [("a", False)]  # fresh (no cache), and nothing more once the cap is reached
+    assert c.held is None
+    assert c.note == ("Not confirmed: the baseline could not be measured again (Spend cap reached ($0.5); "
+                      "raise [budget] usd in the recipe to allow more).")
