@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+from textual.css.query import NoMatches
 
 from overnight.tui.app import OvernightApp
 from overnight.tui.compare import Compare
@@ -32,8 +33,11 @@ BEST = "Hello there friend, how are you?\n"
 async def until(pilot, predicate, seconds: float = 10.0, what: str = "the screen to catch up"):
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        if predicate():
-            return
+        try:
+            if predicate():
+                return
+        except NoMatches:
+            pass  # a screen that was just pushed has not composed its widgets yet
         await pilot.pause(0.05)
     raise AssertionError(f"timed out waiting for {what}\n{screen_text(pilot.app)}")
 

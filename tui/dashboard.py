@@ -159,11 +159,17 @@ class Dashboard(Screen):
         self.app.open_compare(self.run_id, a["id"], b["id"])
 
     def check_action(self, action: str, parameters: tuple) -> bool | None:
-        """Pause, resume and stop are offered only while the run is going."""
-        if action not in ("pause", "resume", "stop"):
+        """Pause, resume and stop are offered while the run is going; explain once it is over.
+
+        (Which also keeps the footer within 80 columns.)
+        """
+        if action not in ("pause", "resume", "stop", "explain"):
             return True
         run = self.run
-        if run is None or run["status"] not in ("running", "paused") or not self.alive:
+        live = run is not None and run["status"] in ("running", "paused") and self.alive
+        if action == "explain":
+            return run is not None and not live
+        if not live:
             return False
         paused = run["status"] == "paused" or run["control"] == "pause"
         return {"pause": not paused, "resume": paused, "stop": True}[action]

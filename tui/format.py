@@ -20,7 +20,7 @@ def gain_pct(baseline: float | None, best: float | None, goal: str | None) -> fl
     """The improvement in %, positive when better whatever the goal."""
     if baseline is None or best is None or not baseline:
         return None
-    return gain(best, baseline, goal or "maximize") / abs(baseline) * 100
+    return gain(best, baseline, goal or "maximize") / abs(baseline) * 100 + 0.0  # never "-0.0%"
 
 
 def gain_text(baseline: float | None, best: float | None, goal: str | None) -> str:
