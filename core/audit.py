@@ -217,11 +217,15 @@ def _judge_examples(report: Report, m, base: str, measure) -> None:
         report.flag(f"The baseline already scores all {len(train)} train examples perfectly: there is nothing left to gain.",
                     "Add harder examples.")
     outcome, _ = measure(base, split="holdout")
-    held = [e for e in outcome.measurement.examples if e.split == "holdout"]
+    m = outcome.measurement
+    held = [e for e in m.examples if e.split == "holdout"]
     report.examples["holdout"] = len(held)
-    if not outcome.measurement.ok or not held:
-        report.flag("There are no holdout examples: a gain cannot be checked on examples the agent never saw.",
-                    "Add holdout examples (a holdout share or file in [metric]), so the end of the run can confirm the gain on them.")
+    advice = "Add holdout examples (a holdout share or file in [metric]), so the end of the run can confirm the gain on them."
+    if not m.ok:
+        report.flag(f"Measuring the baseline on holdout failed ({m.status}: {m.reason}): the gain cannot be checked "
+                    "on examples the agent never saw.", advice)
+    elif not held:
+        report.flag("There are no holdout examples: a gain cannot be checked on examples the agent never saw.", advice)
 
 
 def _probe(name: str, view: str, base: str, report: Report, surface, objective, measure) -> Probe:

@@ -269,3 +269,13 @@ def test_check_on_a_dataset_recipe_counts_the_examples_and_tries_the_answers_alo
     assert "tokens each" in out and "$0.0000" in out
     assert "Verdict: ready" in out
     assert result.exit_code == 0
+
+
+def test_check_says_when_there_is_no_holdout(workspace, cli, server):
+    prompt = f"What does this Ubuntu user want? Maybe Make Update or Shutdown Computer. {INSTRUCTION}.\nQuestion: {{{{ text }}}}\n"
+    folder = dataset_recipe(workspace / "intents", server, [], prompt=prompt, metric="holdout = 0")
+    result = cli("check", folder, "--yes")
+    assert result.exit_code == 1, result.output
+    assert "Examples      33 train, 0 holdout" in result.output
+    assert "Measuring the baseline on holdout failed (crash: the holdout split has no examples" in result.output
+    assert "Add holdout examples (a holdout share or file in [metric])" in result.output
