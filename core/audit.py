@@ -13,8 +13,8 @@ parameters) three come for free: the empty view, the baseline with its second ha
 removed, and the baseline repeated twice (padding). A view the surface itself
 refuses (`problems()`) is reported as refused, which is safe. `Surface.degenerate()`
 adds views or replaces these by name (a surface with a marked region empties the
-region, not the file), and `Metric.degenerate()` adds the metric's own (a dataset
-metric: a view made only of the expected outputs).
+region, not the file), and `Metric.degenerate()` adds the metric's own (a metric
+with examples: a view made only of the expected answers).
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ rewritten them; otherwise the change is skipped with that reason. Its contributi
 is the best's score minus the score without it, in the goal's direction; within
 the keep rule's noise bar it contributes nothing and can be dropped.
 
-A surface with typed parameters (a spreadsheet's cells, a config's keys) is mostly
+A surface with typed parameters (cells of a workbook, keys of a settings file) is mostly
 changed by a search that rewrites every value at each step, so its steps rarely come
 apart. There, each value that differs from the baseline's is also put back on its
 own: what that one value contributes to the best.
