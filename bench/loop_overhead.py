@@ -125,7 +125,8 @@ def main() -> None:
     profile = "--profile" in sys.argv
     repeats = 1 if profile else 3
     # Each experiment gets a work folder (a copy of the recipe folder): on a slow disk, creating
-    # and removing it costs more than the loop itself, so the figures are also given in memory.
+    # and removing it costs more than the loop itself, so the figures are also given with the
+    # recipe, the store and the work folders in memory (/dev/shm).
     places = [tempfile.gettempdir()] + (["/dev/shm"] if Path("/dev/shm").is_dir() else [])
     for place in places:
         tempfile.tempdir = place
