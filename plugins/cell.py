@@ -105,8 +105,10 @@ class CellMetric(Metric):
 
     def _measurement(self, value: Any, values: dict[Ref, Any], seconds: float) -> Measurement:
         if isinstance(value, Error):
-            origin = self.model.origin(values) if self.model else None
-            where = f"; the error starts at {origin}" if origin and not origin.startswith(str(self.model.target)) else ""
+            origin = self.model.origin(values)
+            where = ""
+            if origin and origin[0] != self.model.target:
+                where = f"; the error starts at {origin[0]}" + (f" ({origin[1]})" if origin[1] else "")
             return Measurement.crash(f"{self.model.target} is {value.code} after recalculation (a formula error){where}",
                                      seconds=seconds)
         if isinstance(value, bool):
@@ -191,14 +193,14 @@ class Model:
             result = self.func(*args)
         return _plain(result)
 
-    def origin(self, values: dict[Ref, Any]) -> str | None:
-        """The first cell, in calculation order, whose value is a formula error: where it starts."""
+    def origin(self, values: dict[Ref, Any]) -> tuple[Ref, str] | None:
+        """The first cell, in calculation order, whose value is a formula error (where it
+        starts), with its formula."""
         solution = self._solve(values)
         for node, value in solution.items():
             ref = _ref_of(node, self.book)
             if ref is not None and isinstance(_plain(value), Error):
-                formula = self._formula(ref)
-                return f"{ref} ({formula})" if formula else str(ref)
+                return ref, self._formula(ref)
         return None
 
     # -- building ------------------------------------------------------------------------------
