@@ -40,6 +40,7 @@ class LocalExecutor:
         self.objective = objective
         self.root = root
         self.keep = keep
+        self.copy_recipe = any(m.uses_recipe_files for m in objective.all_metrics())
 
     def measure(self, view: str, request: MeasureRequest, guards: bool = True) -> Outcome:
         if self.root:
@@ -50,7 +51,10 @@ class LocalExecutor:
         try:
             # A copy of the recipe folder, so a metric's scripts and data sit beside the candidate
             # just as they sit beside the user's file; the user's folder itself is never touched.
-            shutil.copytree(self.surface.recipe_dir, folder, ignore=IGNORE, symlinks=True)
+            if self.copy_recipe:
+                shutil.copytree(self.surface.recipe_dir, folder, ignore=IGNORE, symlinks=True)
+            else:
+                folder.mkdir(mode=0o700)
             request.view = view
             artifact = self.surface.materialize(view, folder)
             m = self.objective.measure(artifact, folder, request)

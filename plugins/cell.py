@@ -46,6 +46,7 @@ class CellMetric(Metric):
     }
     goal = "maximize"
     deterministic = True
+    uses_recipe_files = False  # reads only the candidate; no copy of the recipe folder needed
 
     def __init__(self, options, recipe_dir):
         super().__init__(options, recipe_dir)

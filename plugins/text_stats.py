@@ -43,6 +43,11 @@ class TextStatsMetric(Metric):
         "file": Option(str, "read this file of the work folder instead of the surface's file", default=None),
     }
 
+    def __init__(self, options, recipe_dir):
+        super().__init__(options, recipe_dir)
+        # Only another file of the work folder may come from the recipe; the candidate alone needs no copy.
+        self.uses_recipe_files = bool(self.config["file"])
+
     def describe(self) -> str:
         return f"text-stats {self.config['stat']} ({self.goal})"
 
