@@ -386,3 +386,81 @@ async def test_quitting_the_tui_stops_its_run_cleanly(workspace):
     assert (run["status"], run["stop_reason"]) == ("stopped", "interrupted by quitting the TUI")
     assert run["experiments"] < 40
     store.close()
+
+
+# -- examples and model calls ---------------------------------------------------------------
+
+EXAMPLES_SCORE = '''
+WANTED = {"sorry": ("train", "a late parcel"), "refund": ("train", "charged twice"),
+          "thanks": ("train", "praise for the team"), "soon": ("holdout", "asks when")}
+
+def score(path):
+    text = open(path).read().lower()
+    examples = [{"id": word, "split": split, "input": ticket, "output": text.strip(),
+                 "expected": f"says {word!r}", "score": 1.0 if word in text else 0.0,
+                 "feedback": "" if word in text else f"never says {word!r}"}
+                for word, (split, ticket) in WANTED.items()]
+    train = [e["score"] for e in examples if e["split"] == "train"]
+    return {"score": sum(train) / len(train), "examples": examples}
+'''
+
+
+@pytest.fixture
+def llm_run(workspace, cli, llm_server, monkeypatch) -> Path:
+    """A run of the `llm` agent through the loopback server, scored by examples."""
+    from tests.conftest import write
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-tui-0123456789abcdef")
+    llm_server.add_rule("# The current best version", "HYPOTHESIS: apologise first\n```\nSay sorry to the customer.\n```\n")
+    folder = write(workspace / "support", {
+        "reply.txt": "Write to the customer.\n",
+        "score.py": EXAMPLES_SCORE,
+        "recipe.toml": f"""
+            [recipe]
+            name = "support"
+
+            [surface]
+            kind = "text"
+            path = "reply.txt"
+
+            [metric]
+            kind = "python"
+            file = "score.py"
+
+            [agent]
+            kind = "llm"
+            model = "openai/agent-model"
+            api_base = "{llm_server.url}"
+
+            [budget]
+            experiments = 1
+        """,
+    })
+    db = workspace / "store.db"
+    run_recipe(cli, folder, db)
+    return db
+
+
+async def test_examples_fail_first_and_model_calls_show_tokens_cost_and_messages(llm_run):
+    app = OvernightApp(llm_run)
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        await until(pilot, lambda: isinstance(app.screen, Dashboard) and len(table(app).rows) == 2, what="the run")
+        await pilot.press("enter")  # the newest: the model's proposal
+        await until(pilot, lambda: isinstance(app.screen, Detail) and app.screen.exp is not None, what="the detail")
+        assert "rationale: apologise first" in flat(app)
+
+        await pilot.click("#tabs Tab#--content-tab-tab-examples")
+        await until(pilot, lambda: "train: 1 of 3 passed · holdout: 0 of 1 passed" in flat(app), what="the examples")
+        examples = app.screen.query_one("ExamplesView")
+        assert [(e["split"], e["example_id"], e["score"]) for e in examples.examples] == [
+            ("train", "refund", 0.0), ("train", "thanks", 0.0), ("holdout", "soon", 0.0), ("train", "sorry", 1.0)]
+        assert "feedback: never says 'refund'" in flat(app)
+
+        await pilot.click("#tabs Tab#--content-tab-tab-calls")
+        calls = app.screen.query_one("LLMCallsView")
+        await until(pilot, lambda: len(calls.calls) == 1 and "1 calls" in flat(app), what="the model calls")
+        call = calls.calls[0]
+        assert (call["role"], call["model"]) == ("agent", "openai/agent-model")
+        tokens = call["prompt_tokens"] + call["completion_tokens"]
+        assert tokens > 0 and f"1 calls, {tokens} tokens, $0.0000" in flat(app)
+        assert "reply: HYPOTHESIS: apologise first" in flat(app)

@@ -26,7 +26,7 @@ class ExamplesView(Vertical):
 
     def on_mount(self) -> None:
         table = self.query_one(DataTable)
-        for title, width in (("split", 7), ("id", 10), ("score", 6), ("output", 18), ("expected", 18), ("feedback", 24)):
+        for title, width in (("split", 7), ("id", 8), ("score", 5), ("output", 15), ("expected", 15), ("feedback", 16)):
             table.add_column(title, width=width)
         self.examples: list[dict] = []
 

@@ -24,6 +24,10 @@ def gain_pct(baseline: float | None, best: float | None, goal: str | None) -> fl
 
 
 def gain_text(baseline: float | None, best: float | None, goal: str | None) -> str:
+    """The gain in %, or as a plain difference when the baseline is 0 (no % of nothing)."""
+    if baseline == 0 and best is not None:
+        g = gain(best, baseline, goal or "maximize")
+        return f"+{fmt(g)}" if g > 0 else fmt(g) if g else "+0"
     pct = gain_pct(baseline, best, goal)
     return "-" if pct is None else f"{pct:+.1f}%"
 

@@ -19,7 +19,7 @@ class LLMCallsView(Vertical):
 
     def on_mount(self) -> None:
         table = self.query_one(DataTable)
-        for title, width in (("role", 6), ("model", 18), ("in", 7), ("out", 7), ("$", 8), ("s", 6), ("cache", 5), ("error", 14)):
+        for title, width in (("role", 5), ("model", 16), ("in", 6), ("out", 6), ("$", 7), ("s", 5), ("cache", 5), ("error", 8)):
             table.add_column(title, width=width)
         self.calls: list[dict] = []
 
@@ -46,7 +46,12 @@ class LLMCallsView(Vertical):
             detail.update("")
             return
         call = self.calls[index]
+        # The reply first: it is what a reviewer looks for; the prompt that led to it follows.
         text = Text()
+        text.append("reply: ", style="bold green")
+        text.append((call["response"] or "") + "\n")
+        if call["error"]:
+            text.append(f"error: {call['error']}\n", style="red")
         try:
             messages = json.loads(call["messages"] or "[]")
         except json.JSONDecodeError:
@@ -54,11 +59,8 @@ class LLMCallsView(Vertical):
         for m in messages:
             text.append(f"{m.get('role', '?')}: ", style="bold")
             text.append(f"{_content(m.get('content'))}\n")
-        text.append("reply: ", style="bold green")
-        text.append(call["response"] or "")
-        if call["error"]:
-            text.append(f"\nerror: {call['error']}", style="red")
         detail.update(text)
+        self.query_one(".calls-detail", VerticalScroll).scroll_home(animate=False)
 
 
 def _content(content) -> str:
