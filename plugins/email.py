@@ -50,7 +50,7 @@ class Rendering:
 
 
 class RenderProblem(Exception):
-    pass
+    """A template that cannot be rendered for some recipient; the message says which and why."""
 
 
 class EmailSurface(Surface):
@@ -126,21 +126,21 @@ class EmailSurface(Surface):
         """The email for each recipient; raises RenderProblem naming the first that fails."""
         first, _, _ = view.partition("\n")
         if not first.strip().lower().startswith(SUBJECT):
-            return _raise("the first line must be 'Subject: ...'")
+            raise RenderProblem("the first line must be 'Subject: ...'")
         problem = templating.parse_problem(view)
         if problem:
-            return _raise(f"the template does not parse: {problem}")
+            raise RenderProblem(f"the template does not parse: {problem}")
         out = []
         for n, record in enumerate(self.recipients, 1):
             label = _label(record.fields) or f"row {n}"
             try:
                 text = templating.render(view, record.fields)
             except templating.TemplateProblem as exc:
-                return _raise(f"recipient {n} ({label}): {exc}")
+                raise RenderProblem(f"recipient {n} ({label}): {exc}") from None
             head, _, body = text.partition("\n")
             subject = head.strip()[len(SUBJECT):].strip()
             if not subject:
-                return _raise(f"recipient {n} ({label}): the subject is empty")
+                raise RenderProblem(f"recipient {n} ({label}): the subject is empty")
             out.append(Rendering(n, label, subject, body.strip("\n") + "\n", record.fields))
         return out
 
@@ -175,10 +175,6 @@ def _label(fields: dict) -> str:
 
 def _who(r: Rendering) -> str:
     return f"recipient {r.n} ({r.recipient})"
-
-
-def _raise(problem: str):
-    raise RenderProblem(problem)
 
 
 @hookimpl
