@@ -110,7 +110,7 @@ def read_records(path: Path, what: str = "rows") -> list[Record]:
     try:
         text = path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
-        raise OvernightError(f"The file {path} does not exist.") from None
+        raise OvernightError(f"The {what} file {path} does not exist.") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise OvernightError(f"Cannot read {path}: {exc}.") from None
     records = _jsonl(path, text) if suffix in (".jsonl", ".ndjson") else _csv(path, text, "\t" if suffix == ".tsv" else ",")

@@ -264,6 +264,14 @@ def test_a_malformed_row_names_file_and_line(cli, workspace):
     assert "Traceback" not in result.output
 
 
+def test_a_missing_examples_file_is_named(cli, workspace):
+    folder = recipe(workspace / "r", None)
+    (folder / "questions.jsonl").unlink()
+    result = cli("run", folder, "--yes")
+    assert result.exit_code != 0
+    assert f"Error: The examples file {folder / 'questions.jsonl'} does not exist." in result.output
+
+
 def test_a_csv_row_with_too_many_values_names_file_and_line(workspace):
     folder = recipe(workspace / "r", None, data="text,intent\nhello,None\nprint,Setup Printer,extra\n", data_name="q.csv")
     m = DatasetMetric({**_defaults(), "file": "q.csv", "expected_field": "intent", "task_model": "openai/x"}, folder)
