@@ -20,17 +20,15 @@ from textual.screen import Screen
 
 from overnight.core.errors import OvernightError
 
-from .compare import Compare
 from .dashboard import Dashboard
 from .data import Data
-from .detail import Detail
 from .messages import RunEnded, RunStarted
 from .runs_screen import RunsScreen
 
 
 class OvernightApp(App):
     TITLE = "overnight"
-    CSS_PATH = ["app.tcss"]
+    CSS_PATH = [Path(__file__).parent / "app.tcss"]  # absolute: subclasses may live anywhere
     BINDINGS = [
         Binding("ctrl+q", "quit", "quit", show=False, priority=True),
         # Shown last in every footer (the footer's own palette key takes more room at 80 columns).
@@ -66,20 +64,26 @@ class OvernightApp(App):
 
     # -- navigation -------------------------------------------------------------
 
-    def runs_shown(self, runs: list[dict]) -> None:
+    def opens_single(self, runs: list[dict]) -> bool:
         """With one run in the store, its dashboard is what anyone wants to see first."""
-        if self.open_single and not self.opened_once and len(runs) == 1:
-            self.opened_once = True
-            self.open_run(runs[0]["id"])
+        return self.open_single and not self.opened_once and len(runs) == 1
+
+    def runs_shown(self, runs: list[dict], first: tuple | None = None) -> None:
+        if self.opens_single(runs):
+            self.open_run(runs[0]["id"], first)
         self.opened_once = True
 
-    def open_run(self, run_id: int) -> None:
-        self.push_screen(Dashboard(run_id))
+    def open_run(self, run_id: int, first: tuple | None = None) -> None:
+        self.push_screen(Dashboard(run_id, first))
 
     def open_experiment(self, run_id: int, exp_id: int) -> None:
+        from .detail import Detail  # imported when first needed: the first paint does not wait for it
+
         self.push_screen(Detail(run_id, exp_id))
 
     def open_compare(self, run_id: int, first: int, second: int) -> None:
+        from .compare import Compare
+
         self.push_screen(Compare(run_id, first, second))
 
     # -- run controls (through the store, so they reach any process) ------------

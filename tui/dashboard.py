@@ -37,9 +37,10 @@ class Dashboard(Screen):
         Binding("q", "app.quit", "quit", show=False),
     ]
 
-    def __init__(self, run_id: int) -> None:
+    def __init__(self, run_id: int, first: tuple | None = None) -> None:
         super().__init__()
         self.run_id = run_id
+        self.first = first  # (run, experiments, alive) when already read for us
         self.run: dict | None = None
         self.last_id = 0
         self.polling = False
@@ -56,7 +57,11 @@ class Dashboard(Screen):
 
     def on_mount(self) -> None:
         self.query_one(ExperimentTable).focus()
-        self.poll()
+        if self.first is not None:
+            self.show(*self.first)
+            self.first = None
+        else:
+            self.poll()
         self.timer = self.set_interval(POLL_SECONDS, self.poll)
 
     # -- live -------------------------------------------------------------------

@@ -19,8 +19,8 @@ from overnight.core.store import Store
 
 # What the dashboard needs of an experiment; diffs, traces and views stay in the store
 # until an experiment is opened.
-LIGHT = ("id, run_id, seq, parent, candidate, status, reason, score, holdout_score, delta, "
-         "substr(rationale, 1, 300) as rationale, started_at, seconds, cost_usd, tokens")
+LIGHT = ("id, run_id, seq, status, substr(reason, 1, 200) as reason, score, holdout_score, delta, "
+         "substr(rationale, 1, 200) as rationale")
 
 
 @dataclass(frozen=True)

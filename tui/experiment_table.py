@@ -55,8 +55,11 @@ def matches(row: dict, what: str) -> bool:
     return status == what
 
 
+ORDER = {s: i for i, s in enumerate(STATUSES)}
+
+
 def sort_key(key: str, goal: str):
-    order = {s: i for i, s in enumerate(STATUSES)}
+    order = ORDER
     sign = -1 if goal == "maximize" else 1  # best first for score and delta
 
     def by(row: dict):
@@ -143,9 +146,9 @@ class ExperimentTable(ScrollView, can_focus=True):
         return row
 
     def _reorder(self, keep: dict | None = None) -> None:
-        shown = [i for i, row in enumerate(self.rows) if matches(row, self.filter)]
-        shown.sort(key=lambda i: sort_key(self.sort, self.goal)(self.rows[i]),
-                   reverse=self.sort == "seq")  # newest first
+        rows, by = self.rows, sort_key(self.sort, self.goal)
+        shown = [i for i, row in enumerate(rows) if matches(row, self.filter)]
+        shown.sort(key=lambda i: by(rows[i]), reverse=self.sort == "seq")  # newest first
         self.shown = shown
         self.virtual_size = Size(self.size.width, len(shown) + 1)
         if keep is not None and keep["id"] in self.by_id:

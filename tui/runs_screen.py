@@ -75,7 +75,14 @@ class RunsScreen(Screen):
             if stamp == self.stamp:
                 return
             runs = data.runs()
-            self.app.from_thread(self.show_runs, stamp, runs)
+            first = None
+            if self.app.opens_single(runs):
+                # Read its experiments now, in this worker: the dashboard paints as soon as it mounts.
+                from overnight.cli.control import process_alive
+
+                run = data.run(runs[0]["id"])
+                first = (run, data.experiments_after(run["id"], 0), process_alive(run))
+            self.app.from_thread(self.show_runs, stamp, runs, first)
         except OvernightError as exc:
             # A store being created by a run that just started is not migrated for a moment;
             # anything else that persists is shown.
@@ -102,7 +109,7 @@ class RunsScreen(Screen):
         message.display = True
         self.query_one("#runs").display = False
 
-    def show_runs(self, stamp, runs: list[dict]) -> None:
+    def show_runs(self, stamp, runs: list[dict], first: tuple | None = None) -> None:
         self.stamp, self.runs = stamp, runs
         if not runs:
             return self.show_welcome()
@@ -120,7 +127,7 @@ class RunsScreen(Screen):
                           Text(gain_text(r["baseline_score"], r["best_score"], r["goal"]), style=style), key=str(r["id"]))
         table.move_cursor(row=min(chosen, len(runs) - 1))
         table.focus()
-        self.app.runs_shown(runs)
+        self.app.runs_shown(runs, first)
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         self.app.open_run(int(event.row_key.value))

@@ -8,7 +8,7 @@ from overnight.core.decide import gain
 
 # More points than this are thinned (evenly) before plotting: a terminal has fewer
 # columns than that anyway, and plotting stays quick for 10,000 experiments.
-MOST_POINTS = 1500
+MOST_POINTS = 800
 FAILED = ("crash", "timeout")
 
 
