@@ -297,7 +297,7 @@ async def test_remeasure_runs_the_metric_again_and_shows_the_spread(db):
         await pilot.press("backspace", *"abc", "enter")
         assert "Write a whole number from 1 to 50." in screen_text(app)
         await pilot.press(*["backspace"] * 3, "2", "enter")
-        await until(pilot, lambda: "re-measured: mean 33 over 2" in screen_text(app), seconds=20, what="the re-measurement")
+        await until(pilot, lambda: "re-measured: 33 all 2 times (recorded 33)" in screen_text(app), seconds=20, what="the re-measurement")
     review = rows(db, "select * from reviews")
     assert [(r["action"], json.loads(r["note"])) for r in review] == [("remeasured", [33.0, 33.0])]
 

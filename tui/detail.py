@@ -117,11 +117,14 @@ class Detail(Screen):
         samples = json.loads(e["samples"]) if e["samples"] else []
         if len(samples) > 1:
             text.append(f" samples {', '.join(fmt(s) for s in samples)}")
-        if remeasures:
-            text.append(f" · re-measured: {spread(remeasures)}", style="bold cyan")
         if e["holdout_score"] is not None:
             text.append(f" · holdout {fmt(e['holdout_score'])}")
-        text.append(f" · {e['seconds'] or 0:.1f} s · ${e['cost_usd'] or 0:.4f} · {e['tokens'] or 0} tok", style="dim")
+        spent = f" · {e['seconds'] or 0:.1f} s"
+        if e["cost_usd"] or e["tokens"]:
+            spent += f" · ${e['cost_usd'] or 0:.4f} · {e['tokens'] or 0} tok"
+        text.append(spent, style="dim")
+        if remeasures:
+            text.append(f"\nre-measured: {spread(remeasures)} (recorded {fmt(e['score'])})", style="bold cyan")
         marks = [r for r in reviews if r["action"] != "remeasured"]
         if marks:
             text.append("\n")
@@ -318,7 +321,7 @@ class Detail(Screen):
             return
         finally:
             self.busy = ""
-        message = f"Re-measured {len(samples)} of {times} times: {spread(samples)} (original {fmt(self.exp['score'])})."
+        message = f"Measured {len(samples)} of {times} times again: {spread(samples)} (recorded {fmt(self.exp['score'])})."
         if failures:
             message += f" {len(failures)} failed: {failures[0]}"
         self.app.from_thread(self.notify, message, title="Re-measured", timeout=10,

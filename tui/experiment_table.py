@@ -20,7 +20,7 @@ from textual.strip import Strip
 
 from overnight.core.contracts import STATUSES
 
-from .format import SYMBOLS, fmt
+from .format import SYMBOLS, fit
 
 # key, title, width (0 = the rest), align
 COLUMNS = (
@@ -279,5 +279,5 @@ def _cells(row: dict) -> list[str]:
     elif status == "baseline":
         text = row["reason"] or "your file as it was"
     delta = row["delta"]
-    return [str(row["seq"]), f"{SYMBOLS.get(status, ' ')} {status}", fmt(row["score"]),
-            "" if delta is None else (f"+{fmt(delta)}" if delta > 0 else fmt(delta)), text]
+    return [str(row["seq"]), f"{SYMBOLS.get(status, ' ')} {status}", fit(row["score"], 10),
+            "" if delta is None else fit(delta, 10, signed=True), text]

@@ -7,7 +7,7 @@ import time
 
 from overnight.core.decide import fmt, gain
 
-__all__ = ["fmt", "gain_pct", "gain_text", "duration", "when", "spread", "per_hour", "SYMBOLS"]
+__all__ = ["fmt", "fit", "gain_pct", "gain_text", "duration", "when", "spread", "per_hour", "SYMBOLS"]
 
 # Status marks that read without colour (NO_COLOR) as well as with it.
 SYMBOLS = {
@@ -53,11 +53,25 @@ def per_hour(experiments: int | None, seconds: float | None) -> str:
 
 
 def spread(samples: list[float]) -> str:
-    """Mean, range and standard deviation of re-measurements, in one phrase."""
+    """Re-measurements in one phrase: how many, their mean, and how far apart they are."""
     if not samples:
         return ""
-    mean = statistics.fmean(samples)
-    text = f"mean {fmt(mean)} over {len(samples)}"
-    if len(samples) > 1:
-        text += f", {fmt(min(samples))}..{fmt(max(samples))}, sd {fmt(statistics.stdev(samples))}"
+    n = len(samples)
+    if min(samples) == max(samples):
+        return f"{fmt(samples[0])} all {n} times" if n > 1 else f"{fmt(samples[0])} once"
+    return (f"mean {fmt(statistics.fmean(samples))} over {n}, from {fmt(min(samples))} to {fmt(max(samples))}, "
+            f"sd {fmt(statistics.stdev(samples))}")
+
+
+def fit(value: float | None, width: int, signed: bool = False) -> str:
+    """A number in at most `width` characters, losing decimals before anything else."""
+    if value is None:
+        return "-"
+    text = fmt(value)
+    if signed and value > 0:
+        text = "+" + text
+    digits = 8
+    while len(text) > width and digits > 1:
+        text = f"{value:+.{digits}g}" if signed else f"{value:.{digits}g}"
+        digits -= 1
     return text
