@@ -169,3 +169,24 @@ async def test_a_store_locked_by_a_writer_for_a_moment_is_caught_up_with(db):
         await until(pilot, lambda: 7 in [r["seq"] for r in table.visible_rows()], what="the new experiment")
         assert "written while the store was locked" in screen_text(app)
     assert [(r["action"], r["note"]) for r in rows(db, "select * from reviews")] == [("starred", "fine")]
+
+
+async def test_a_run_whose_process_died_is_shown_so_and_offers_no_controls(workspace):
+    import signal
+
+    from tests.test_control import QUESTION_MARKS, start_run, wait_for
+
+    folder = recipe(workspace / "greeting", QUESTION_MARKS, slow=0.3, experiments=40)
+    db = workspace / "store.db"
+    proc = start_run(folder, db)
+    await asyncio.to_thread(wait_for, lambda: db.exists() and rows(db, "select count(*) n from experiments")[0]["n"] >= 2)
+    proc.send_signal(signal.SIGKILL)  # it never gets to record that it stopped
+    await asyncio.to_thread(proc.wait, 10)
+    app = OvernightApp(db)
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        await until(pilot, lambda: "greeting · run 1 · running? (its process is gone)" in flat(app), what="the dead run")
+        await pilot.press("p")  # not offered, and pressing it does nothing
+        await pilot.pause(0.3)
+        keys = [str(k.description) for k in app.screen.query("FooterKey")]
+        assert "pause" not in keys and "stop" not in keys
+    assert rows(db, "select control from runs") == [{"control": None}]
