@@ -15,7 +15,7 @@ import tomlkit
 from tomlkit.exceptions import ParseError
 
 from .budget import SCHEMA as BUDGET_SCHEMA, Budget
-from .contracts import Agent, Metric, Plugin, Surface, digest
+from .contracts import Plugin, digest
 from .errors import OvernightError, RecipeError
 from .options import Option, check, closest
 

@@ -14,11 +14,11 @@ import math
 from pathlib import Path
 from typing import Any
 
-from overnight.core.contracts import Parameter, Surface
+from overnight.core.contracts import Parameter
 from overnight.core.errors import OvernightError
-from overnight.core.files import atomic_write
 from overnight.core.hookspecs import hookimpl
 from overnight.core.options import Option, check
+from overnight.core.textfile import TextFileSurface
 
 PARAM_KEYS = {
     "key": Option(str, "the key path, dots between names (model.learning_rate)", required=True),
@@ -32,8 +32,9 @@ PARAM_KEYS = {
 FORMATS = {".toml": "toml", ".json": "json"}
 
 
-class ConfigSurface(Surface):
+class ConfigSurface(TextFileSurface):
     name = "config"
+    noun = "config file"
     summary = "Numeric and choice keys of a TOML or JSON file, as parameters; every other key stays as it is."
     options = {
         "path": Option(str, "the .toml or .json file, relative to the recipe", required=True),
@@ -89,17 +90,9 @@ class ConfigSurface(Surface):
 
     # -- reading ----------------------------------------------------------------
 
-    def source(self) -> Path:
-        return self.path(self.config["path"])
-
     def read(self) -> str:
         path = self.source()
-        try:
-            text = path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise OvernightError(f"The config file {path} does not exist (surface path = {self.config['path']!r}).") from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise OvernightError(f"Cannot read the config file {path}: {exc}.") from None
+        text = self.read_text()
         data, problem = self._parse(text)
         if problem:
             raise OvernightError(f"The config file {path} is not valid {self.format.upper()}: {problem}.")
@@ -164,17 +157,6 @@ class ConfigSurface(Surface):
             raise OvernightError(f"The config view is not valid {self.format.upper()}: {problem}.")
         return {p.name: _get(data, p.name)[1] for p in self.params}
 
-    def materialize(self, view: str, folder: Path) -> Path:
-        source = self.source()
-        # Same place relative to the recipe as the user's file, so a script finds it where it expects.
-        relative = source.relative_to(self.recipe_dir) if source.is_relative_to(self.recipe_dir) else Path(source.name)
-        target = folder / relative
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(view, encoding="utf-8")
-        return target
-
-    def apply(self, view: str, backup_dir: Path) -> Path | None:
-        return atomic_write(self.source(), view.encode("utf-8"), backup_dir)
 
     def _parse(self, text: str) -> tuple[Any, str | None]:
         """(plain data, None), or (None, why it does not parse)."""

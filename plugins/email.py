@@ -20,11 +20,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from overnight.core.contracts import Surface
 from overnight.core.errors import OvernightError
-from overnight.core.files import atomic_write
 from overnight.core.hookspecs import hookimpl
 from overnight.core.options import Option
+from overnight.core.textfile import TextFileSurface
 
 from . import templating
 
@@ -53,8 +52,9 @@ class RenderProblem(Exception):
     """A template that cannot be rendered for some recipient; the message says which and why."""
 
 
-class EmailSurface(Surface):
+class EmailSurface(TextFileSurface):
     name = "email"
+    noun = "email template"
     summary = "An email template (Subject: line, then the body) rendered for each recipient of a CSV or JSONL file."
     options = {
         "path": Option(str, "the template file; its first line is 'Subject: ...'", required=True),
@@ -65,9 +65,6 @@ class EmailSurface(Surface):
     def __init__(self, options, recipe_dir):
         super().__init__(options, recipe_dir)
         self._recipients: list[templating.Record] | None = None
-
-    def source(self) -> Path:
-        return self.path(self.config["path"])
 
     @property
     def recipients(self) -> list[templating.Record]:
@@ -83,12 +80,7 @@ class EmailSurface(Surface):
 
     def read(self) -> str:
         path = self.source()
-        try:
-            text = path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise OvernightError(f"The email template {path} does not exist (surface path = {self.config['path']!r}).") from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise OvernightError(f"Cannot read the email template {path}: {exc}.") from None
+        text = self.read_text()
         # A template that cannot render for everyone cannot be measured: say so before the run.
         try:
             self.renderings(text)
@@ -145,8 +137,7 @@ class EmailSurface(Surface):
         return out
 
     def materialize(self, view: str, folder: Path) -> Path:
-        target = folder / self.source().name
-        target.write_text(view, encoding="utf-8")
+        target = super().materialize(view, folder)
         renders = self.renderings(view)
         (folder / "renders").mkdir(exist_ok=True)
         lines = []
@@ -157,8 +148,6 @@ class EmailSurface(Surface):
         (folder / "renders.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
         return target
 
-    def apply(self, view: str, backup_dir: Path) -> Path | None:
-        return atomic_write(self.source(), view.encode("utf-8"), backup_dir)
 
     def degenerate(self, view: str) -> dict[str, str]:
         first = view.partition("\n")[0]

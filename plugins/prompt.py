@@ -9,19 +9,17 @@ input and reads no variable that is not one.
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from overnight.core.contracts import Surface
 from overnight.core.errors import OvernightError
-from overnight.core.files import atomic_write
 from overnight.core.hookspecs import hookimpl
 from overnight.core.options import Option
+from overnight.core.textfile import TextFileSurface
 
 from . import templating
 
 
-class PromptSurface(Surface):
+class PromptSurface(TextFileSurface):
     name = "prompt"
+    noun = "prompt file"
     summary = "A prompt template (Jinja2 or plain text) with named inputs, filled per example."
     options = {
         "path": Option(str, "the template file, relative to the recipe", required=True),
@@ -41,17 +39,9 @@ class PromptSurface(Surface):
         """Read by metrics that render the materialized template themselves."""
         return self.config["format"]
 
-    def source(self) -> Path:
-        return self.path(self.config["path"])
-
     def read(self) -> str:
         path = self.source()
-        try:
-            text = path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise OvernightError(f"The prompt file {path} does not exist (surface path = {self.config['path']!r}).") from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise OvernightError(f"Cannot read the prompt file {path}: {exc}.") from None
+        text = self.read_text()
         fmt = self.template_format
         if fmt == "jinja":
             problem = templating.parse_problem(text)
@@ -105,13 +95,6 @@ class PromptSurface(Surface):
                 out.append(f"it uses {names}, which {'is' if len(extra) == 1 else 'are'} not a declared input ({self._inputs_text()})")
         return out
 
-    def materialize(self, view: str, folder: Path) -> Path:
-        target = folder / self.source().name
-        target.write_text(view, encoding="utf-8")
-        return target
-
-    def apply(self, view: str, backup_dir: Path) -> Path | None:
-        return atomic_write(self.source(), view.encode("utf-8"), backup_dir)
 
     def degenerate(self, view: str) -> dict[str, str]:
         # The inputs alone, with no instruction: a metric that scores this well does not need the prompt.

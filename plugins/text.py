@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from overnight.core.contracts import Surface
 from overnight.core.errors import OvernightError
-from overnight.core.files import atomic_write
 from overnight.core.hookspecs import hookimpl
 from overnight.core.options import Option
+from overnight.core.textfile import TextFileSurface
 
 
-class TextSurface(Surface):
+class TextSurface(TextFileSurface):
     name = "text"
+    noun = "surface file"
     summary = "One text file; optionally only the lines between two marker lines may change."
     options = {
         "path": Option(str, "the file to improve, relative to the recipe", required=True),
@@ -20,17 +18,9 @@ class TextSurface(Surface):
         "region_end": Option(str, "a marker line; only lines before it may change", default=None),
     }
 
-    def source(self) -> Path:
-        return self.path(self.config["path"])
-
     def read(self) -> str:
         path = self.source()
-        try:
-            text = path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise OvernightError(f"The surface file {path} does not exist (surface path = {self.config['path']!r}).") from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise OvernightError(f"Cannot read the surface file {path}: {exc}.") from None
+        text = self.read_text()
         if self._has_region() and self._split(text) is None:
             raise OvernightError(
                 f"The surface file {path} has no editable region: expected a line {self.config['region_start']!r} "
@@ -53,19 +43,6 @@ class TextSurface(Surface):
         if old is not None and (old[0], old[2]) != (new[0], new[2]):
             return ["it changes text outside the editable region"]
         return []
-
-    def materialize(self, view: str, folder: Path) -> Path:
-        source = self.source()
-        # Same place relative to the recipe as the user's file, so imports and paths still work.
-        relative = source.relative_to(self.recipe_dir) if source.is_relative_to(self.recipe_dir) else Path(source.name)
-        target = folder / relative
-        if target.parent != folder:  # a syscall saved per experiment; the folder itself exists
-            target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(view, encoding="utf-8")
-        return target
-
-    def apply(self, view: str, backup_dir: Path) -> Path | None:
-        return atomic_write(self.source(), view.encode("utf-8"), backup_dir)
 
     def degenerate(self, view: str) -> dict[str, str]:
         # With a marked region, `overnight check` empties, halves and pads the region, not the file.

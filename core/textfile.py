@@ -1,0 +1,47 @@
+"""A surface whose artifact is one text file named by the recipe's `path` key.
+
+Reading with clear errors, writing the candidate where the user's file sits
+relative to the recipe, and applying atomically with a backup are the same for
+every such surface; subclasses add only what makes them different.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .contracts import Surface
+from .errors import OvernightError
+from .files import atomic_write
+
+
+class TextFileSurface(Surface):
+    # How errors name the file: "the prompt file", "the email template", ...
+    noun = "surface file"
+
+    def source(self) -> Path:
+        return self.path(self.config["path"])
+
+    def read_text(self) -> str:
+        path = self.source()
+        try:
+            return path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise OvernightError(f"The {self.noun} {path} does not exist (surface path = {self.config['path']!r}).") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise OvernightError(f"Cannot read the {self.noun} {path}: {exc}.") from None
+
+    def read(self) -> str:
+        return self.read_text()
+
+    def materialize(self, view: str, folder: Path) -> Path:
+        source = self.source()
+        # Same place relative to the recipe as the user's file, so imports and paths still work.
+        relative = source.relative_to(self.recipe_dir) if source.is_relative_to(self.recipe_dir) else Path(source.name)
+        target = folder / relative
+        if target.parent != folder:  # a syscall saved per experiment; the folder itself exists
+            target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(view, encoding="utf-8")
+        return target
+
+    def apply(self, view: str, backup_dir: Path) -> Path | None:
+        return atomic_write(self.source(), view.encode("utf-8"), backup_dir)
