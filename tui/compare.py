@@ -68,8 +68,12 @@ class Compare(Screen):
     def show_diff(self) -> None:
         a, b = self.loaded["exps"]
         old, new = self.loaded["views"]
-        missing = [e["seq"] for e, v in zip((a, b), (old, new)) if v is None]
-        note = f"The candidate of experiment {missing[0]} is missing from the store." if missing else ""
+        note = ""
+        for e, view in zip((a, b), (old, new)):
+            if not e["candidate"]:
+                note = f"Experiment {e['seq']} has no candidate ({e['status']}): there is no text to compare."
+            elif view is None:
+                note = f"The candidate of experiment {e['seq']} is missing from the store."
         self.query_one(DiffView).show(old, new, f"#{a['seq']}", f"#{b['seq']}", self.side, note=note)
 
     def action_toggle_side(self) -> None:

@@ -42,7 +42,10 @@ def duration(seconds: float | None) -> str:
 def when(stamp: float | None) -> str:
     if not stamp:
         return "-"
-    return time.strftime("%Y-%m-%d %H:%M", time.localtime(stamp))
+    local = time.localtime(stamp)
+    if local.tm_year != time.localtime().tm_year:
+        return time.strftime("%Y-%m-%d", local)
+    return time.strftime("%b %d %H:%M", local)
 
 
 def per_hour(experiments: int | None, seconds: float | None) -> str:

@@ -13,7 +13,7 @@ from textual.widgets import DataTable, Footer, Header, Static
 
 from overnight.core.errors import OvernightError
 
-from .format import fmt, gain_pct, gain_text, when
+from .format import fit, gain_pct, gain_text, when
 from .run_summary import STATUS_STYLE
 
 POLL_SECONDS = 0.5
@@ -32,7 +32,8 @@ This screen shows the run as soon as it starts.
 
 class RunsScreen(Screen):
     BINDINGS = [
-        Binding("enter", "open_run", "open run"),
+        # Above the table's own (hidden) enter key, so that the footer shows it.
+        Binding("enter", "open_run", "open", priority=True),
         Binding("q", "app.quit", "quit"),
     ]
 
@@ -52,8 +53,9 @@ class RunsScreen(Screen):
 
     def on_mount(self) -> None:
         table = self.query_one("#runs", DataTable)
-        for title, width in (("#", 4), ("recipe", 16), ("status", 9), ("started", 16), ("exps", 5),
-                             ("baseline → best", 18), ("gain", 7)):
+        # 79 columns in all (cell padding included): the gain stays in view at 80.
+        for title, width in (("#", 3), ("recipe", 13), ("status", 8), ("started", 12), ("exps", 5),
+                             ("baseline → best", 17), ("gain", 7)):
             table.add_column(title, width=width, key=title)
         table.display = False
         self.poll()
@@ -123,7 +125,7 @@ class RunsScreen(Screen):
             style = "green" if pct and pct > 0 else "red" if pct and pct < 0 else ""
             table.add_row(str(r["id"]), r["recipe"], Text(r["status"] or "", style=STATUS_STYLE.get(r["status"], "")),
                           when(r["started_at"]), str(r["experiments"] or 0),
-                          f"{fmt(r['baseline_score'])} → {fmt(r['best_score'])}",
+                          f"{fit(r['baseline_score'], 7)} → {fit(r['best_score'], 7)}",
                           Text(gain_text(r["baseline_score"], r["best_score"], r["goal"]), style=style), key=str(r["id"]))
         table.move_cursor(row=min(chosen, len(runs) - 1))
         table.focus()
