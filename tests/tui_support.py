@@ -34,7 +34,7 @@ PROPOSALS = [
     {"replace": ["how are you today", "how are you"], "rationale": "a shorter question"},
     {"replace": ["Hello", "CRASH"], "rationale": "break the scorer"},
     {"replace": ["not in the text", "x"], "rationale": "edit text that is not there"},
-    {"replace": ["my dear friend", "friend"], "rationale": "the same edit again"},
+    {"view": "Hello there friend, how are you today?\n", "rationale": "the first idea again"},
 ]
 
 
