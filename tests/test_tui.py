@@ -201,10 +201,10 @@ async def test_the_detail_shows_the_diff_both_ways_and_what_happened(db):
         assert "you today?                              you?" in text
         await pilot.press("b", "v")
         assert "--- #0 (baseline)" in screen_text(app)
-        await pilot.click("#tabs Tab#--content-tab-tab-traces")
+        await pilot.press("t", "t", "t")  # the fourth tab, by key
         await until(pilot, lambda: "length 33" in screen_text(app), what="the traces tab")
         assert "Measurement log (tail)" in screen_text(app)
-        await pilot.click("#tabs Tab#--content-tab-tab-calls")
+        await pilot.press("5")
         await until(pilot, lambda: "No model calls in this experiment." in screen_text(app), what="the LLM calls tab")
         await pilot.click("#tabs Tab#--content-tab-tab-why")
         await until(pilot, lambda: "Rationale" in screen_text(app), what="the why tab")

@@ -26,6 +26,7 @@ from .format import SYMBOLS, fmt, spread
 from .llm_calls_view import LLMCallsView
 
 MOST_REMEASURES = 50
+TABS = ("tab-diff", "tab-why", "tab-examples", "tab-traces", "tab-calls")
 
 
 class Detail(Screen):
@@ -36,6 +37,8 @@ class Detail(Screen):
         Binding("m", "remeasure", "measure"),
         Binding("b", "toggle_base", "base/parent"),
         Binding("v", "toggle_side", "layout"),
+        Binding("t", "next_tab", "tab"),
+        *[Binding(str(i), f"show_tab({i})", show=False) for i in range(1, len(TABS) + 1)],
         Binding("escape", "back", "back"),
         Binding("q", "app.quit", "quit", show=False),
     ]
@@ -193,6 +196,13 @@ class Detail(Screen):
         if self.exp is not None:
             self.side = not self.side
             self.show_diff()
+
+    def action_next_tab(self) -> None:
+        tabs = self.query_one(TabbedContent)
+        tabs.active = TABS[(TABS.index(tabs.active) + 1) % len(TABS)]
+
+    def action_show_tab(self, number: int) -> None:
+        self.query_one(TabbedContent).active = TABS[number - 1]
 
     def action_back(self) -> None:
         self.app.pop_screen()
