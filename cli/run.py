@@ -192,7 +192,7 @@ def print_summary(s) -> None:
             change = f" ({(s.best - s.baseline) / abs(s.baseline) * 100:+.1f}%)"
         where = f", experiment {s.run_id}:{s.best_seq}" if s.best_seq else ""
         click.echo(f"Score ({s.goal}): baseline {fmt(s.baseline)} -> best {fmt(s.best)}{change}{where}.")
-        _confirmed(f"Score ({s.goal}): ", getattr(s, "confirmed_baseline", None), getattr(s, "confirmed_best", None), getattr(s, "held", None))
+        _confirmed(f"Score ({s.goal}): ", s.confirmed_baseline, s.confirmed_best, s.held)
     if s.holdout_baseline is not None or s.holdout_best is not None:
         line = f"Holdout: baseline {fmt(s.holdout_baseline)} -> best {fmt(s.holdout_best)}."
         if None not in (s.holdout_baseline, s.holdout_best, s.best, s.baseline):
@@ -200,8 +200,8 @@ def print_summary(s) -> None:
             if sign * (s.best - s.baseline) > 0 and sign * (s.holdout_best - s.holdout_baseline) < 0:
                 line += " Warning: train rose while holdout fell; the gain may not be real."
         click.echo(line)
-        _confirmed("Holdout: ", getattr(s, "confirmed_holdout_baseline", None), getattr(s, "confirmed_holdout_best", None), None)
-    if getattr(s, "confirmation", ""):
+        _confirmed("Holdout: ", s.confirmed_holdout_baseline, s.confirmed_holdout_best, None)
+    if s.confirmation and s.held is False:  # the "held" mark says enough when it held
         click.echo(s.confirmation)
     click.echo(f"Spent {_duration(s.seconds)}, ${s.usd:.4f}, {s.tokens} tokens.")
     if s.best_seq:
