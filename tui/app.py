@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from concurrent.futures import CancelledError
 from functools import partial
 from pathlib import Path
 from typing import Iterable
@@ -16,6 +17,7 @@ from typing import Iterable
 from textual import work
 from textual.app import App, SystemCommand
 from textual.binding import Binding
+from textual.message_pump import MessagePump
 from textual.screen import Screen
 
 from overnight.core.errors import OvernightError
@@ -56,11 +58,22 @@ class OvernightApp(App):
         self.data.close()
 
     def from_thread(self, fn, *args, **kwargs) -> None:
-        """Calls `fn` on the UI's thread from a worker; does nothing once the app has closed."""
+        """Calls `fn` on the UI's thread from a worker.
+
+        A worker may finish after the person left its screen (or the app): then there
+        is nothing left to update, and that is not an error.
+        """
+        owner = getattr(fn, "__self__", None)
+
+        def call():
+            if isinstance(owner, MessagePump) and owner is not self and not owner.is_attached:
+                return None
+            return fn(*args, **kwargs)
+
         try:
-            self.call_from_thread(fn, *args, **kwargs)
-        except RuntimeError:
-            pass  # the app closed while the worker was busy: nobody is left to tell
+            self.call_from_thread(call)
+        except (RuntimeError, CancelledError):
+            pass  # the app closed while the worker was busy
 
     # -- navigation -------------------------------------------------------------
 

@@ -47,7 +47,7 @@ class Compare(Screen):
             exps = [data.experiment(i) for i in self.ids]
             views = [data.view(e["candidate"]) for e in exps]
         except (sqlite3.Error, OvernightError) as exc:
-            self.app.from_thread(self.notify, f"Could not read the experiments: {exc}", severity="error")
+            self.app.from_thread(self.app.notify, f"Could not read the experiments: {exc}", severity="error")
             return
         self.app.from_thread(self.show, {"exps": exps, "views": views})
 

@@ -55,7 +55,7 @@ class Contributions(Screen):
             with data.lock:
                 rows = stored(data.open(), self.run_id)
         except (sqlite3.Error, OvernightError) as exc:
-            self.app.from_thread(self.notify, f"Could not read the contributions: {exc}", severity="error")
+            self.app.from_thread(self.app.notify, f"Could not read the contributions: {exc}", severity="error")
             return
         self.app.from_thread(self.show, rows)
 

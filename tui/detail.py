@@ -93,7 +93,7 @@ class Detail(Screen):
                           calls=data.llm_calls(self.exp_id), reviews=data.reviews(self.exp_id),
                           remeasures=data.remeasures(self.exp_id))
         except (sqlite3.Error, OvernightError) as exc:
-            self.app.from_thread(self.notify, f"Could not read the experiment: {exc}", severity="error")
+            self.app.from_thread(self.app.notify, f"Could not read the experiment: {exc}", severity="error")
             return
         self.app.from_thread(self.show, loaded)
 
@@ -233,10 +233,10 @@ class Detail(Screen):
         try:
             message = self.app.data.write(review, self.run, self.exp, action, note)
         except (OvernightError, sqlite3.Error) as exc:
-            self.app.from_thread(self.notify, str(exc), severity="error")
+            self.app.from_thread(self.app.notify, str(exc), severity="error")
             return
-        self.app.from_thread(self.notify, message)
-        self.load()
+        self.app.from_thread(self.app.notify, message)
+        self.app.from_thread(self.load)
 
     def action_apply(self) -> None:
         if self.exp is not None:
@@ -261,12 +261,13 @@ class Detail(Screen):
             # The CLI's way round it, spelled out: the TUI offers no --force of its own.
             reason = exc.message.replace("Use --force to apply anyway.",
                                          f"If you are sure: overnight apply {self.run_id}:{self.exp['seq']} --force")
-            self.app.from_thread(self.refuse, reason)
+            self.refuse(reason)
             return
         self.app.from_thread(self.confirm_apply, surface.source(), diff)
 
     def refuse(self, reason: str, title: str = "Not applied") -> None:
-        self.notify(reason, title=title, severity="error", timeout=10)
+        """Says why an action was not carried out (from a worker thread)."""
+        self.app.from_thread(self.app.notify, reason, title=title, severity="error", timeout=10)
 
     def confirm_apply(self, source, diff: str) -> None:
         if not diff:
@@ -290,12 +291,12 @@ class Detail(Screen):
                 surface = surface_of(run)
                 backup = apply_experiment(store, run, exp, surface, view_of(store, exp))
         except OvernightError as exc:
-            self.app.from_thread(self.refuse, exc.message)
+            self.refuse(exc.message)
             return
         kept = f" The previous version is kept at {backup}." if backup else ""
-        self.app.from_thread(self.notify, f"Applied experiment {self.run_id}:{exp['seq']} to {surface.source()}.{kept}",
+        self.app.from_thread(self.app.notify, f"Applied experiment {self.run_id}:{exp['seq']} to {surface.source()}.{kept}",
                                   title="Applied", timeout=10)
-        self.load()
+        self.app.from_thread(self.load)
 
     def action_remeasure(self) -> None:
         if self.exp is None:
@@ -322,21 +323,21 @@ class Detail(Screen):
         from .remeasure import remeasure
 
         self.busy = f"Re-measuring experiment {self.exp['seq']}…"
-        self.app.from_thread(self.notify, f"{self.busy} ({times} times)")
+        self.app.from_thread(self.app.notify, f"{self.busy} ({times} times)")
         try:
             samples, failures = remeasure(self.app.data, self.run_id, self.exp_id, times,
                                           progress=lambda i: self.app.from_thread(self.progress, i, times))
         except OvernightError as exc:
-            self.app.from_thread(self.refuse, exc.message, "Not re-measured")
+            self.refuse(exc.message, "Not re-measured")
             return
         finally:
             self.busy = ""
         message = f"Measured {len(samples)} of {times} times again: {spread(samples)} (recorded {fmt(self.exp['score'])})."
         if failures:
             message += f" {len(failures)} failed: {failures[0]}"
-        self.app.from_thread(self.notify, message, title="Re-measured", timeout=10,
+        self.app.from_thread(self.app.notify, message, title="Re-measured", timeout=10,
                                   severity="warning" if failures else "information")
-        self.load()
+        self.app.from_thread(self.load)
 
     def progress(self, done: int, times: int) -> None:
         self.sub_title = f"experiment {self.run_id}:{self.exp['seq']} · re-measuring {done}/{times}"
