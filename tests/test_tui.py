@@ -464,3 +464,21 @@ async def test_examples_fail_first_and_model_calls_show_tokens_cost_and_messages
         tokens = call["prompt_tokens"] + call["completion_tokens"]
         assert tokens > 0 and f"1 calls, {tokens} tokens, $0.0000" in flat(app)
         assert "reply: HYPOTHESIS: apologise first" in flat(app)
+
+
+async def test_leaving_a_screen_while_its_work_goes_on_is_fine(db):
+    """Escape during a re-measurement: the result is still recorded and announced, nothing breaks."""
+    app = OvernightApp(db)
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        await open_best(pilot)
+        await pilot.press("m")
+        await until(pilot, lambda: isinstance(app.screen, Ask), what="how many times")
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, Detail), what="the dialog to close")
+        await pilot.press("escape")  # while the metric runs
+        assert isinstance(app.screen, Dashboard)
+        await until(pilot, lambda: any(n.message.startswith("Measured 3 of 3 times again: 33 all 3 times")
+                                       for n in app._notifications), seconds=20, what="the result")
+        await pilot.press("k")
+        assert [r["seq"] for r in table(app).visible_rows()] == [3, 1, 0]
+    assert [json.loads(r["note"]) for r in rows(db, "select note from reviews")] == [[33.0, 33.0, 33.0]]

@@ -99,6 +99,11 @@ class OvernightApp(App):
 
         self.push_screen(Compare(run_id, first, second))
 
+    def background(self, fn, *args) -> None:
+        """Runs `fn` in a worker of the app's own: it goes on when the person leaves the screen
+        that started it (an apply or a re-measurement is not abandoned half way)."""
+        self.run_worker(partial(fn, *args), thread=True, group="actions")
+
     # -- run controls (through the store, so they reach any process) ------------
 
     @work(thread=True, group="control")

@@ -9,16 +9,16 @@ from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.screen import Screen
 from textual.widgets import Footer, Header, Static
 
 from overnight.core.errors import OvernightError
 
+from .app_screen import AppScreen
 from .diff_view import DiffView
 from .format import SYMBOLS, fmt
 
 
-class Compare(Screen):
+class Compare(AppScreen):
     BINDINGS = [
         Binding("v", "toggle_side", "layout"),
         Binding("escape", "back", "back"),
@@ -42,14 +42,14 @@ class Compare(Screen):
 
     @work(thread=True, group="compare-load")
     def load(self) -> None:
-        data = self.app.data
+        data = self.owner.data
         try:
             exps = [data.experiment(i) for i in self.ids]
             views = [data.view(e["candidate"]) for e in exps]
         except (sqlite3.Error, OvernightError) as exc:
-            self.app.from_thread(self.app.notify, f"Could not read the experiments: {exc}", severity="error")
+            self.owner.from_thread(self.owner.notify, f"Could not read the experiments: {exc}", severity="error")
             return
-        self.app.from_thread(self.show, {"exps": exps, "views": views})
+        self.owner.from_thread(self.show, {"exps": exps, "views": views})
 
     def show(self, loaded: dict) -> None:
         self.loaded = loaded

@@ -14,11 +14,11 @@ from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.screen import Screen
 from textual.widgets import Footer, Header, Static
 
 from overnight.core.errors import OvernightError
 
+from .app_screen import AppScreen
 from .format import fmt
 
 
@@ -26,7 +26,7 @@ def signed(x: float | None) -> str:
     return "-" if x is None else fmt(x) if x <= 0 else "+" + fmt(x)
 
 
-class Contributions(Screen):
+class Contributions(AppScreen):
     BINDINGS = [
         Binding("escape", "back", "back"),
         Binding("q", "app.quit", "quit", show=False),
@@ -50,14 +50,14 @@ class Contributions(Screen):
     def load(self) -> None:
         from overnight.core.explain import stored
 
-        data = self.app.data
+        data = self.owner.data
         try:
             with data.lock:
                 rows = stored(data.open(), self.run_id)
         except (sqlite3.Error, OvernightError) as exc:
-            self.app.from_thread(self.app.notify, f"Could not read the contributions: {exc}", severity="error")
+            self.owner.from_thread(self.owner.notify, f"Could not read the contributions: {exc}", severity="error")
             return
-        self.app.from_thread(self.show, rows)
+        self.owner.from_thread(self.show, rows)
 
     def show(self, rows: list) -> None:
         self.rows = rows

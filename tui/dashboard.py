@@ -9,11 +9,11 @@ import time
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.screen import Screen
 from textual.widgets import Footer, Header, Static
 
 from overnight.core.errors import OvernightError
 
+from .app_screen import AppScreen
 from .ask import Ask
 from .budget_gauges import BudgetGauges
 from .confirm import Confirm
@@ -24,7 +24,7 @@ from .score_plot import ScorePlot
 POLL_SECONDS = 0.5
 
 
-class Dashboard(Screen):
+class Dashboard(AppScreen):
     BINDINGS = [
         Binding("c", "compare", "compare"),
         Binding("space", "mark", "mark", show=False),
@@ -74,7 +74,7 @@ class Dashboard(Screen):
     @work(thread=True, group="dashboard-poll")
     def read(self) -> None:
         """The run's row and the experiments recorded since the last look; nothing else."""
-        data = self.app.data
+        data = self.owner.data
         try:
             run = data.run(self.run_id)
             rows = []
@@ -87,7 +87,7 @@ class Dashboard(Screen):
             from overnight.cli.control import process_alive
 
             alive = process_alive(run)
-            self.app.from_thread(self.show, run, rows, alive)
+            self.owner.from_thread(self.show, run, rows, alive)
         except (sqlite3.Error, OvernightError):
             pass  # a writer holds the store for a moment: the next poll catches up
         finally:

@@ -13,11 +13,11 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
-from textual.screen import Screen
 from textual.widgets import Footer, Header, Static, TabbedContent, TabPane
 
 from overnight.core.errors import OvernightError
 
+from .app_screen import AppScreen
 from .ask import Ask
 from .confirm import Confirm
 from .diff_view import DiffView, coloured
@@ -29,7 +29,7 @@ MOST_REMEASURES = 50
 TABS = ("tab-diff", "tab-why", "tab-examples", "tab-traces", "tab-calls")
 
 
-class Detail(Screen):
+class Detail(AppScreen):
     BINDINGS = [
         Binding("a", "apply", "apply"),
         Binding("r", "reject", "reject"),
@@ -78,7 +78,7 @@ class Detail(Screen):
 
     @work(thread=True, group="detail-load", exclusive=True)
     def load(self) -> None:
-        data = self.app.data
+        data = self.owner.data
         try:
             run = data.run(self.run_id)
             exp = data.experiment(self.exp_id)
@@ -93,9 +93,9 @@ class Detail(Screen):
                           calls=data.llm_calls(self.exp_id), reviews=data.reviews(self.exp_id),
                           remeasures=data.remeasures(self.exp_id))
         except (sqlite3.Error, OvernightError) as exc:
-            self.app.from_thread(self.app.notify, f"Could not read the experiment: {exc}", severity="error")
+            self.owner.from_thread(self.owner.notify, f"Could not read the experiment: {exc}", severity="error")
             return
-        self.app.from_thread(self.show, loaded)
+        self.owner.from_thread(self.show, loaded)
 
     def show(self, loaded: dict) -> None:
         self.run, self.exp, self.views = loaded["run"], loaded["exp"], loaded["views"]
@@ -226,29 +226,33 @@ class Detail(Screen):
                                  "A note (optional): later runs of this recipe show it to the agent.", ok="Star"),
                              lambda note: note is not None and self.review("starred", note))
 
-    @work(thread=True, group="review")
     def review(self, action: str, note: str) -> None:
+        self.owner.background(self._review, action, note)
+
+    def _review(self, action: str, note: str) -> None:
         from overnight.cli.control import review
 
         try:
-            message = self.app.data.write(review, self.run, self.exp, action, note)
+            message = self.owner.data.write(review, self.run, self.exp, action, note)
         except (OvernightError, sqlite3.Error) as exc:
-            self.app.from_thread(self.app.notify, str(exc), severity="error")
+            self.owner.from_thread(self.owner.notify, str(exc), severity="error")
             return
-        self.app.from_thread(self.app.notify, message)
-        self.app.from_thread(self.load)
+        self.owner.from_thread(self.owner.notify, message)
+        self.owner.from_thread(self.load)
 
     def action_apply(self) -> None:
         if self.exp is not None:
             self.prepare_apply()
 
-    @work(thread=True, group="apply", exclusive=True)
     def prepare_apply(self) -> None:
+        self.owner.background(self._prepare_apply)
+
+    def _prepare_apply(self) -> None:
         """Shows what applying would write, or why it cannot; writes nothing."""
         from overnight.cli.apply import apply_experiment
         from overnight.cli.common import surface_of, view_of
 
-        data = self.app.data
+        data = self.owner.data
         try:
             with data.lock:
                 store = data.open()
@@ -263,11 +267,11 @@ class Detail(Screen):
                                          f"If you are sure: overnight apply {self.run_id}:{self.exp['seq']} --force")
             self.refuse(reason)
             return
-        self.app.from_thread(self.confirm_apply, surface.source(), diff)
+        self.owner.from_thread(self.confirm_apply, surface.source(), diff)
 
     def refuse(self, reason: str, title: str = "Not applied") -> None:
         """Says why an action was not carried out (from a worker thread)."""
-        self.app.from_thread(self.app.notify, reason, title=title, severity="error", timeout=10)
+        self.owner.from_thread(self.owner.notify, reason, title=title, severity="error", timeout=10)
 
     def confirm_apply(self, source, diff: str) -> None:
         if not diff:
@@ -277,12 +281,14 @@ class Detail(Screen):
         self.app.push_screen(Confirm(f"Write experiment {self.run_id}:{self.exp['seq']} to your file?", body, yes="Apply"),
                              lambda yes: yes and self.apply())
 
-    @work(thread=True, group="apply", exclusive=True)
     def apply(self) -> None:
+        self.owner.background(self._apply)
+
+    def _apply(self) -> None:
         from overnight.cli.apply import apply_experiment
         from overnight.cli.common import surface_of, view_of
 
-        data = self.app.data
+        data = self.owner.data
         try:
             with data.lock:
                 store = data.open()
@@ -294,9 +300,9 @@ class Detail(Screen):
             self.refuse(exc.message)
             return
         kept = f" The previous version is kept at {backup}." if backup else ""
-        self.app.from_thread(self.app.notify, f"Applied experiment {self.run_id}:{exp['seq']} to {surface.source()}.{kept}",
+        self.owner.from_thread(self.owner.notify, f"Applied experiment {self.run_id}:{exp['seq']} to {surface.source()}.{kept}",
                                   title="Applied", timeout=10)
-        self.app.from_thread(self.load)
+        self.owner.from_thread(self.load)
 
     def action_remeasure(self) -> None:
         if self.exp is None:
@@ -318,15 +324,17 @@ class Detail(Screen):
                                  check=check, ok="Measure"),
                              lambda n: n and self.remeasure(int(n)))
 
-    @work(thread=True, group="remeasure", exclusive=True)
     def remeasure(self, times: int) -> None:
+        self.owner.background(self._remeasure, times)
+
+    def _remeasure(self, times: int) -> None:
         from .remeasure import remeasure
 
         self.busy = f"Re-measuring experiment {self.exp['seq']}…"
-        self.app.from_thread(self.app.notify, f"{self.busy} ({times} times)")
+        self.owner.from_thread(self.owner.notify, f"{self.busy} ({times} times)")
         try:
-            samples, failures = remeasure(self.app.data, self.run_id, self.exp_id, times,
-                                          progress=lambda i: self.app.from_thread(self.progress, i, times))
+            samples, failures = remeasure(self.owner.data, self.run_id, self.exp_id, times,
+                                          progress=lambda i: self.owner.from_thread(self.progress, i, times))
         except OvernightError as exc:
             self.refuse(exc.message, "Not re-measured")
             return
@@ -335,9 +343,9 @@ class Detail(Screen):
         message = f"Measured {len(samples)} of {times} times again: {spread(samples)} (recorded {fmt(self.exp['score'])})."
         if failures:
             message += f" {len(failures)} failed: {failures[0]}"
-        self.app.from_thread(self.app.notify, message, title="Re-measured", timeout=10,
+        self.owner.from_thread(self.owner.notify, message, title="Re-measured", timeout=10,
                                   severity="warning" if failures else "information")
-        self.app.from_thread(self.load)
+        self.owner.from_thread(self.load)
 
     def progress(self, done: int, times: int) -> None:
         self.sub_title = f"experiment {self.run_id}:{self.exp['seq']} · re-measuring {done}/{times}"

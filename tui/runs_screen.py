@@ -8,11 +8,11 @@ from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
 from overnight.core.errors import OvernightError
 
+from .app_screen import AppScreen
 from .format import fit, gain_pct, gain_text, when
 from .run_summary import STATUS_STYLE
 
@@ -30,7 +30,7 @@ This screen shows the run as soon as it starts.
 """
 
 
-class RunsScreen(Screen):
+class RunsScreen(AppScreen):
     BINDINGS = [
         # Above the table's own (hidden) enter key, so that the footer shows it.
         Binding("enter", "open_run", "open", priority=True),
@@ -68,29 +68,29 @@ class RunsScreen(Screen):
 
     @work(thread=True, group="runs-poll")
     def read_runs(self) -> None:
-        data = self.app.data
+        data = self.owner.data
         try:
             if not data.exists():
-                self.app.from_thread(self.show_welcome)
+                self.owner.from_thread(self.show_welcome)
                 return
             stamp = data.runs_stamp()
             if stamp == self.stamp:
                 return
             runs = data.runs()
             first = None
-            if self.app.opens_single(runs):
+            if self.owner.opens_single(runs):
                 # Read its experiments now, in this worker: the dashboard paints as soon as it mounts.
                 from overnight.cli.control import process_alive
 
                 run = data.run(runs[0]["id"])
                 first = (run, data.experiments_after(run["id"], 0), process_alive(run))
-            self.app.from_thread(self.show_runs, stamp, runs, first)
+            self.owner.from_thread(self.show_runs, stamp, runs, first)
         except OvernightError as exc:
             # A store being created by a run that just started is not migrated for a moment;
             # anything else that persists is shown.
             self.errors += 1
             if "newer version" in exc.message or self.errors > 4:
-                self.app.from_thread(self.show_error, exc.message)
+                self.owner.from_thread(self.show_error, exc.message)
         except sqlite3.Error:
             pass  # a writer holds the store for a moment: the next poll catches up
         finally:
@@ -98,7 +98,7 @@ class RunsScreen(Screen):
 
     def show_welcome(self) -> None:
         message = self.query_one("#message", Static)
-        message.update(WELCOME.format(path=self.app.data.path))
+        message.update(WELCOME.format(path=self.owner.data.path))
         message.display = True
         self.query_one("#runs").display = False
 
