@@ -66,7 +66,7 @@ class OvernightApp(App):
         owner = getattr(fn, "__self__", None)
 
         def call():
-            if isinstance(owner, MessagePump) and owner is not self and not owner.is_attached:
+            if isinstance(owner, MessagePump) and owner is not self and not self.showing(owner):
                 return None
             return fn(*args, **kwargs)
 
@@ -98,6 +98,14 @@ class OvernightApp(App):
         from .compare import Compare
 
         self.push_screen(Compare(run_id, first, second))
+
+    def showing(self, node: MessagePump) -> bool:
+        """True while `node` is on a screen of the stack (a popped screen may take a moment to go)."""
+        try:
+            screen = node if isinstance(node, Screen) else node.screen
+            return node.is_attached and screen in self.screen_stack
+        except Exception:  # a node half taken down has no screen any more
+            return False
 
     def background(self, fn, *args) -> None:
         """Runs `fn` in a worker of the app's own: it goes on when the person leaves the screen
