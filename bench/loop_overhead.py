@@ -33,7 +33,7 @@ class InstantMetric(Metric):
     name = "instant"
     summary = "The length of the file (in-process, instant)."
     options = {}
-    uses_recipe_files = False
+    reads = "file"
 
     def measure(self, artifact, folder, request):
         return Measurement(float(len(Path(artifact).read_text())))

@@ -272,9 +272,12 @@ class Metric(Plugin):
     goal: Goal = "maximize"
     deterministic: ClassVar[bool] = True
     has_examples: ClassVar[bool] = False
-    # True when the metric reads files of the recipe folder beside the candidate (a script, data),
-    # so each work folder starts as a copy of it; a metric that only reads the candidate says False.
-    uses_recipe_files: ClassVar[bool] = True
+    # What the metric reads, so a measurement writes no more than it needs:
+    #   "folder": the candidate among a copy of the recipe's files (a script, data) - the safe default;
+    #   "file":   the materialized candidate alone;
+    #   "view":   only `request.view`; nothing is written, and `artifact` and `folder` name
+    #             paths that do not exist.
+    reads: ClassVar[str] = "folder"
 
     def __init__(self, options: dict[str, Any], recipe_dir: Path):
         # `goal` is a key every metric section shares; the plugin's own default otherwise.

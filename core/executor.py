@@ -40,7 +40,8 @@ class LocalExecutor:
         self.objective = objective
         self.root = root
         self.keep = keep
-        self.copy_recipe = any(m.uses_recipe_files for m in objective.all_metrics())
+        reads = {m.reads for m in objective.all_metrics()}
+        self.writes = "folder" if "folder" in reads else "file" if "file" in reads else "nothing"
 
     def measure(self, view: str, request: MeasureRequest, guards: bool = True) -> Outcome:
         if self.root:
@@ -51,12 +52,15 @@ class LocalExecutor:
         try:
             # A copy of the recipe folder, so a metric's scripts and data sit beside the candidate
             # just as they sit beside the user's file; the user's folder itself is never touched.
-            if self.copy_recipe:
-                shutil.copytree(self.surface.recipe_dir, folder, ignore=IGNORE, symlinks=True)
-            else:
-                folder.mkdir(mode=0o700)
             request.view = view
-            artifact = self.surface.materialize(view, folder)
+            if self.writes == "folder":
+                shutil.copytree(self.surface.recipe_dir, folder, ignore=IGNORE, symlinks=True)
+            elif self.writes == "file":
+                folder.mkdir(mode=0o700)
+            if self.writes == "nothing":
+                artifact = folder / self.surface.source().name  # named, never written
+            else:
+                artifact = self.surface.materialize(view, folder)
             m = self.objective.measure(artifact, folder, request)
             m.seconds = m.seconds or time.monotonic() - start
             outcome = Outcome(m)
@@ -71,7 +75,7 @@ class LocalExecutor:
             reason = f"the metric failed: {type(exc).__name__}: {exc}"
             return Outcome(Measurement.crash(reason, traceback.format_exc(), seconds=time.monotonic() - start))
         finally:
-            if not self.keep:
+            if not self.keep and self.writes != "nothing":
                 sweeper.remove(folder)
 
 

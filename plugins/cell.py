@@ -46,7 +46,7 @@ class CellMetric(Metric):
     }
     goal = "maximize"
     deterministic = True
-    uses_recipe_files = False  # reads only the candidate; no copy of the recipe folder needed
+    reads = "view"  # the inputs come from the view; the compiled model needs no workbook file
 
     def __init__(self, options, recipe_dir):
         super().__init__(options, recipe_dir)

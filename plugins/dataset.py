@@ -33,7 +33,7 @@ class DatasetMetric(Metric):
     summary = "Runs the prompt through a task model on each example of a JSONL/CSV file and scores the answers."
     uses_llm = True
     has_examples = True
-    uses_recipe_files = False  # reads only the candidate; no copy of the recipe folder needed
+    reads = "file"  # the materialized prompt alone
     options = {
         "file": Option(str, "the examples: a .jsonl or .csv file, one example a row", required=True),
         "expected_field": Option(str, "the field holding the expected answer", default="expected"),

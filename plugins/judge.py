@@ -45,7 +45,7 @@ class JudgeMetric(Metric):
     name = "judge"
     summary = "A model grades the candidate (or each recipient's email) against a rubric, 1 to 10 or pairwise against the best."
     uses_llm = True
-    uses_recipe_files = False  # reads only the candidate; no copy of the recipe folder needed
+    reads = "file"  # the materialized candidate (and an email's renderings beside it)
     options = {
         "rubric": Option(str, "the rubric: its text, or a file of the recipe such as rubric.md", required=True),
         "model": Option(str, "the judge model, in litellm's naming (e.g. openai/gpt-4o-mini)", required=True),

@@ -45,8 +45,8 @@ class TextStatsMetric(Metric):
 
     def __init__(self, options, recipe_dir):
         super().__init__(options, recipe_dir)
-        # Only another file of the work folder may come from the recipe; the candidate alone needs no copy.
-        self.uses_recipe_files = bool(self.config["file"])
+        # Another file of the work folder may come from the recipe; the candidate alone needs no copy.
+        self.reads = "folder" if self.config["file"] else "file"
 
     def describe(self) -> str:
         return f"text-stats {self.config['stat']} ({self.goal})"

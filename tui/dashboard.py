@@ -9,6 +9,7 @@ import time
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
+from textual.css.query import NoMatches
 from textual.widgets import Footer, Header, Static
 
 from overnight.core.errors import OvernightError
@@ -94,6 +95,11 @@ class Dashboard(AppScreen):
             self.polling = False
 
     def show(self, run: dict, rows: list[dict], alive: bool) -> None:
+        # A poll that lands while the app is closing finds the widgets gone: nothing to show.
+        try:
+            self.query_one(RunSummary)
+        except NoMatches:
+            return
         first = self.run is None
         controls = (run["status"], run["control"], alive)
         changed = first or controls != (self.run["status"], self.run["control"], self.alive)
