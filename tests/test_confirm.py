@@ -10,22 +10,12 @@ import pytest
 
 from overnight.core.confirm import Confirmation, judge
 from tests.conftest import write
+from tests.data.core.kit import NOISY
 
 # A noisy metric whose draws are written in the file it scores: the n-th measurement of a
 # text returns the n-th number of that text. Nothing about the text is better or worse;
 # only the draws differ, so a gain is luck by construction.
-DRAWS = '''
-import pathlib
-
-def score(path):
-    text = pathlib.Path(path).read_text().strip()
-    log = pathlib.Path(__file__).with_name("calls.log")
-    seen = log.read_text().splitlines() if log.exists() else []
-    with log.open("a") as f:
-        f.write(text + "\\n")
-    values = [float(v) for v in text.split()]
-    return values[min(seen.count(text), len(values) - 1)]
-'''
+DRAWS = NOISY
 
 RECIPE = """
 [recipe]

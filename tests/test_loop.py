@@ -13,22 +13,8 @@ from overnight.core.plugins import Registry
 from overnight.core.recipe import load
 from overnight.core.runner import build, run
 from overnight.core.store import Store
-from tests.data.core.kit import experiments, recipe, rows
+from tests.data.core.kit import NOISY, experiments, recipe, rows
 
-# A noisy metric we can script: the view is a list of numbers, and the n-th measurement of a
-# view returns its n-th number (the last one from then on). Every call is written down.
-NOISY = '''
-import pathlib
-
-def score(path):
-    text = pathlib.Path(path).read_text().strip()
-    log = pathlib.Path(__file__).with_name("calls.log")
-    seen = log.read_text().splitlines() if log.exists() else []
-    with log.open("a") as f:
-        f.write(text + "\\n")
-    values = [float(v) for v in text.split()]
-    return values[min(seen.count(text), len(values) - 1)]
-'''
 
 
 def db_of(workspace: Path) -> Path:

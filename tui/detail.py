@@ -249,18 +249,8 @@ class Detail(AppScreen):
 
     def _prepare_apply(self) -> None:
         """Shows what applying would write, or why it cannot; writes nothing."""
-        from overnight.cli.apply import apply_experiment
-        from overnight.cli.common import surface_of, view_of
-
-        data = self.owner.data
         try:
-            with data.lock:
-                store = data.open()
-                run = store.run(self.run_id)
-                exp = store.experiment(self.exp_id)
-                view = view_of(store, exp)
-                surface = surface_of(run)
-                diff = apply_experiment(store, run, exp, surface, view, dry_run=True)
+            surface, _, diff = self._apply_experiment(dry_run=True)
         except OvernightError as exc:
             # The CLI's way round it, spelled out: the TUI offers no --force of its own.
             reason = exc.message.replace("Use --force to apply anyway.",
@@ -268,6 +258,19 @@ class Detail(AppScreen):
             self.refuse(reason)
             return
         self.owner.from_thread(self.confirm_apply, surface.source(), diff)
+
+    def _apply_experiment(self, dry_run: bool):
+        """The same apply as `overnight apply`: (surface, experiment, diff or backup path)."""
+        from overnight.cli.apply import apply_experiment
+        from overnight.cli.common import surface_of, view_of
+
+        data = self.owner.data
+        with data.lock:
+            store = data.open()
+            run = store.run(self.run_id)
+            exp = store.experiment(self.exp_id)
+            surface = surface_of(run)
+            return surface, exp, apply_experiment(store, run, exp, surface, view_of(store, exp), dry_run=dry_run)
 
     def refuse(self, reason: str, title: str = "Not applied") -> None:
         """Says why an action was not carried out (from a worker thread)."""
@@ -285,17 +288,8 @@ class Detail(AppScreen):
         self.owner.background(self._apply)
 
     def _apply(self) -> None:
-        from overnight.cli.apply import apply_experiment
-        from overnight.cli.common import surface_of, view_of
-
-        data = self.owner.data
         try:
-            with data.lock:
-                store = data.open()
-                run = store.run(self.run_id)
-                exp = store.experiment(self.exp_id)
-                surface = surface_of(run)
-                backup = apply_experiment(store, run, exp, surface, view_of(store, exp))
+            surface, exp, backup = self._apply_experiment(dry_run=False)
         except OvernightError as exc:
             self.refuse(exc.message)
             return
