@@ -47,7 +47,7 @@ def reply(categories: dict[str, str]):
 
 
 def main(names: list[str]) -> None:
-    from overnight.cli.library import bundled
+    from overnight.sharing.library import bundled
 
     names = names or [e.name for e in bundled()]
     server = LLMServer(default=reply(tickets()))

@@ -38,7 +38,7 @@ def check(recipe, repeats, yes, db):
 
 def _recipe_path(arg: str, scratch: Path) -> Path:
     """A path as it is; a bundled or installed recipe's name is checked in a throwaway copy (never written)."""
-    from overnight.cli.library import copy_recipe, lookup
+    from overnight.sharing.library import copy_recipe, lookup
 
     path = Path(arg)
     if path.exists():
@@ -141,10 +141,9 @@ def _where(recipe) -> str:
 
 
 def _trust(recipe, store, yes: bool) -> None:
-    try:
-        from overnight.cli.trust import ensure_trusted
-    except ImportError:
-        return
+    # No fallback: a broken import must stop here, never skip the trust prompt.
+    from overnight.sharing.trust import ensure_trusted
+
     ensure_trusted(recipe, store, yes)
 
 

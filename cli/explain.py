@@ -92,8 +92,7 @@ def _recipe_of(run: dict):
 
 
 def _trust(recipe, store, yes: bool) -> None:
-    try:
-        from overnight.cli.trust import ensure_trusted
-    except ImportError:
-        return
+    # No fallback: a broken import must stop here, never skip the trust prompt.
+    from overnight.sharing.trust import ensure_trusted
+
     ensure_trusted(recipe, store, yes)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from overnight.core.errors import OvernightError, RecipeError
+from overnight.core.errors import OvernightError
 
 
 @click.group()
@@ -23,53 +23,6 @@ def recipes():
 # -- reading recipes -------------------------------------------------------------
 
 
-def _locate(ref: str) -> tuple[Path, object | None]:
-    """A path given as is, or the folder of a bundled or installed recipe by name."""
-    from .library import RECIPE_FILE, lookup
-
-    path = Path(ref)
-    if path.is_dir() and (path / RECIPE_FILE).is_file() or path.is_file():
-        return path, None
-    entry = lookup(ref)
-    if entry is not None:
-        return entry.path, entry
-    if path.is_dir():
-        raise OvernightError(f"The folder {ref} holds no recipe.toml (start one with `overnight recipes init {ref}`).")
-    raise OvernightError(f"No recipe named or at {ref!r}: give a folder, a recipe.toml, or a name from `overnight recipes list`.")
-
-
-def _info(path: Path, entry=None) -> dict:
-    """What `list` and `show` say about one recipe; a recipe that cannot be read says why."""
-    from overnight.core import recipe as recipe_mod
-
-    from . import trust
-
-    row = {
-        "name": entry.name if entry else path.name, "origin": entry.origin if entry else "folder",
-        "path": str(path), "summary": "", "surface": None, "metrics": [], "guards": [], "agent": None,
-        "uses_llm": None, "runs_code": None, "trusted": None, "runs": [], "problems": [],
-    }
-    try:
-        recipe = recipe_mod.load(path)
-    except RecipeError as exc:
-        row["problems"] = exc.problems
-        return row
-    row.update(
-        summary=recipe.summary, surface=recipe.surface.cls.name, agent=recipe.agent.cls.name,
-        metrics=[p.cls.name for p in recipe.metrics], guards=[p.cls.name for p in recipe.guards],
-        uses_llm=recipe.uses_llm(), runs_code=recipe.runs_code(),
-    )
-    if recipe.runs_code():
-        try:
-            row["runs"] = trust.what_runs(recipe)
-            row["trusted"] = trust.is_trusted(recipe)
-        except OvernightError as exc:
-            row["problems"] = [exc.message]
-    if entry is not None and entry.manifest:
-        row["manifest"] = entry.manifest
-    return row
-
-
 def _yes_no(value) -> str:
     return "?" if value is None else "yes" if value else "no"
 
@@ -78,9 +31,10 @@ def _yes_no(value) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def list_(as_json):
     """List the bundled and installed recipes."""
-    from .library import entries
+    from overnight.sharing.describe import describe
+    from overnight.sharing.library import entries
 
-    rows = [_info(e.path, e) for e in entries()]
+    rows = [describe(e.path, e) for e in entries()]
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
@@ -102,11 +56,12 @@ def list_(as_json):
 @click.argument("name")
 def show(name):
     """Show a recipe: its recipe.toml, its files, and exactly what it runs."""
-    from .library import RECIPE_FILE, folder_digest, recipe_files
+    from overnight.sharing.describe import describe
+    from overnight.sharing.library import RECIPE_FILE, folder_digest, locate, recipe_files
 
-    path, entry = _locate(name)
+    path, entry = locate(name)
     folder = path if path.is_dir() else path.parent
-    info = _info(path, entry)
+    info = describe(path, entry)
     click.echo(f"Recipe   {info['name']} ({info['origin']}, {folder})")
     manifest = info.get("manifest")
     if manifest:
@@ -141,7 +96,7 @@ def show(name):
 @click.argument("folder", required=False, type=click.Path(path_type=Path))
 def use(name, folder):
     """Copy a bundled or installed recipe into FOLDER (default ./NAME) to make it yours."""
-    from .library import copy_recipe, get
+    from overnight.sharing.library import copy_recipe, get
 
     entry = get(name)
     dest = folder or Path(name)
@@ -153,7 +108,9 @@ def use(name, folder):
 @click.argument("path")
 def validate(path):
     """Check a recipe and report every problem at once (file, line and key)."""
-    problems, recipe = _problems(path)
+    from overnight.sharing.describe import problems as find_problems
+
+    problems, recipe = find_problems(path)
     if problems:
         count = len(problems)
         click.echo(f"{count} problem{'s' if count != 1 else ''} in {path}:", err=True)
@@ -162,27 +119,6 @@ def validate(path):
         click.get_current_context().exit(2)
     kinds = f"surface {recipe.surface.cls.name}, metric {' + '.join(p.cls.name for p in recipe.metrics)}, agent {recipe.agent.cls.name}"
     click.echo(f"{recipe.path} is a valid recipe '{recipe.name}' ({kinds}).")
-
-
-def _problems(ref: str):
-    """Every problem a recipe has: first what recipe.toml says, then what its plugins find on building."""
-    from overnight.core import recipe as recipe_mod
-
-    path, _ = _locate(ref)
-    try:
-        recipe = recipe_mod.load(path)
-    except RecipeError as exc:
-        return exc.problems, None
-    where = recipe_mod.Where(recipe.path, recipe.text)
-    problems = []
-    for part in recipe.parts:
-        try:
-            plugin = part.build(recipe.dir)
-            if part is recipe.surface:
-                plugin.read()  # a missing or unreadable artifact
-        except OvernightError as exc:
-            problems.append(where.at(part.section, None, exc.message.rstrip(".")))
-    return problems, recipe
 
 
 @recipes.command()
@@ -197,7 +133,7 @@ def install(source, sha256, name, force):
     (git+https://host/repo.git[@REF][#subdirectory=PATH]), gh:OWNER/REPO[/SUBFOLDER][@REF],
     or a name from an index (see `overnight recipes index add`).
     """
-    from . import install as installer
+    from overnight.sharing import install as installer
 
     entry = installer.install(source, sha256, name, force)
     origin = source
@@ -209,7 +145,9 @@ def install(source, sha256, name, force):
 
 
 def _next_steps(entry) -> None:
-    info = _info(entry.path, entry)
+    from overnight.sharing.describe import describe
+
+    info = describe(entry.path, entry)
     if info["runs"]:
         click.echo("It runs code; its first run shows exactly what and asks you to trust it:")
         for line in info["runs"]:
@@ -221,7 +159,7 @@ def _next_steps(entry) -> None:
 @click.argument("name")
 def remove(name):
     """Remove an installed recipe (copies you made with `use` stay)."""
-    from . import install as installer
+    from overnight.sharing import install as installer
 
     path = installer.remove(name)
     click.echo(f"Removed '{name}' ({path}).")
@@ -232,7 +170,7 @@ def remove(name):
 @click.option("--sha256", help="The new pinned sha256, when the source changed on purpose.")
 def update(name, sha256):
     """Install an installed recipe again from where it came from."""
-    from . import install as installer
+    from overnight.sharing import install as installer
 
     entry, previous = installer.update(name, sha256)
     digest = entry.manifest["digest"]
@@ -249,23 +187,15 @@ def update(name, sha256):
 def trust_(name, yes):
     """Review what a recipe runs and trust it before its first run."""
     from overnight.core import recipe as recipe_mod
+    from overnight.sharing import trust
+    from overnight.sharing.library import locate
 
-    from . import trust
-
-    path, _ = _locate(name)
+    path, _ = locate(name)
     recipe = recipe_mod.load(path)
-    lines = trust.what_runs(recipe)
-    if not lines:
+    if not trust.review(recipe, yes):
         click.echo(f"Recipe '{recipe.name}' runs no commands or code: there is nothing to trust.")
-        return
-    if yes:
-        trust.show(recipe, lines)
-        trust.record(recipe)
+    elif yes:
         click.echo(f"Trusted '{name}': it will not ask again until it changes.")
-        return
-    if not trust._terminal():
-        raise OvernightError(f"Trusting recipe '{recipe.name}' needs a terminal to ask you; pass --yes to trust it as it is.")
-    trust.ask(recipe, lines)
 
 
 @recipes.command()
@@ -277,12 +207,9 @@ def trust_(name, yes):
 def init(folder, name, surface, metric, agent):
     """Start a recipe: write a commented recipe.toml in FOLDER (default here)."""
     from overnight.core.plugins import registry
+    from overnight.sharing import scaffold
 
-    from .scaffold import recipe_toml
-
-    target = folder / "recipe.toml"
-    if target.exists():
-        raise OvernightError(f"{target} already exists: overnight never writes over it (check it with `overnight recipes validate {folder}`).")
+    scaffold.new_recipe_file(folder)
     reg = registry()
     chosen = {}
     for kind, given in (("surface", surface), ("metric", metric), ("agent", agent)):
@@ -294,10 +221,7 @@ def init(folder, name, surface, metric, agent):
                 click.echo(f"  {n:<12} {reg.classes[kind][n].summary}")
             given = click.prompt(f"Which {kind}?", type=click.Choice(available), default=available[0])
         chosen[kind] = reg.get(kind, given)
-    name = name or (folder.resolve().name or "my-recipe")
-    text = recipe_toml(name, chosen["surface"], chosen["metric"], chosen["agent"])
-    folder.mkdir(parents=True, exist_ok=True)
-    target.write_text(text, encoding="utf-8")
+    target = scaffold.write(folder, name, chosen["surface"], chosen["metric"], chosen["agent"])
     click.echo(f"Wrote {target}. Fill in the keys marked TODO, then: overnight recipes validate {folder}")
 
 
@@ -315,7 +239,7 @@ def index():
 @click.option("--force", is_flag=True, help="Replace an index of the same name.")
 def index_add(source, name, force):
     """Add an index by path or https URL."""
-    from . import indexes
+    from overnight.sharing import indexes
 
     added, count = indexes.add(source, name, force)
     click.echo(f"Added the index '{added}' ({count} recipe{'s' if count != 1 else ''}). Install one with: overnight recipes install NAME")
@@ -325,7 +249,7 @@ def index_add(source, name, force):
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def index_list(as_json):
     """List the indexes and the recipes each offers."""
-    from . import indexes
+    from overnight.sharing import indexes
 
     rows = indexes.indexes()
     if as_json:
@@ -347,7 +271,7 @@ def index_list(as_json):
 @click.argument("name")
 def index_remove(name):
     """Remove an index (recipes installed from it stay)."""
-    from . import indexes
+    from overnight.sharing import indexes
 
     indexes.remove(name)
     click.echo(f"Removed the index '{name}'.")

@@ -62,16 +62,15 @@ def run(recipe, dry_run, resume, yes, quiet, db, with_tui):
 
 def _recipe_path(recipe: str) -> Path:
     # A path runs as it is; a bundled or installed recipe's name is copied into ./NAME first.
-    from overnight.cli.library import recipe_path_for_run
+    from overnight.sharing.library import recipe_path_for_run
 
     return recipe_path_for_run(recipe)
 
 
 def _trust(recipe, store, yes: bool) -> None:
-    try:
-        from overnight.cli.trust import ensure_trusted
-    except ImportError:
-        return
+    # No fallback: a broken import must stop here, never skip the trust prompt.
+    from overnight.sharing.trust import ensure_trusted
+
     ensure_trusted(recipe, store, yes)
 
 

@@ -23,7 +23,7 @@ SCORE_SYSTEM = "You grade a text against a rubric"
 
 
 def bundled_names() -> list[str]:
-    from overnight.cli.library import bundled
+    from overnight.sharing.library import bundled
 
     return [e.name for e in bundled()]
 
@@ -92,7 +92,7 @@ def test_the_library_holds_at_least_eight_recipes(cli):
 
 @pytest.mark.parametrize("name", bundled_names())
 def test_each_bundled_recipe_validates_and_has_a_readme(cli, name):
-    from overnight.cli.library import lookup
+    from overnight.sharing.library import lookup
 
     result = cli("recipes", "validate", name)
 
@@ -104,7 +104,7 @@ def test_each_bundled_recipe_validates_and_has_a_readme(cli, name):
 
 @pytest.mark.parametrize("name", bundled_names())
 def test_show_says_exactly_what_each_bundled_recipe_runs(cli, name):
-    from overnight.cli.library import lookup
+    from overnight.sharing.library import lookup
     from overnight.core.recipe import load
 
     result = cli("recipes", "show", name)

@@ -183,7 +183,7 @@ def test_a_view_the_surface_refuses_cannot_game_it(workspace, cli):
 def terminal(monkeypatch) -> None:
     """As if overnight ran in a terminal, where it may ask."""
     import overnight.cli.check as check_cli
-    import overnight.cli.trust as trust
+    import overnight.sharing.trust as trust
 
     monkeypatch.setattr(check_cli, "_interactive", lambda: True)
     monkeypatch.setattr(trust, "_terminal", lambda: True)

@@ -131,7 +131,7 @@ def test_install_from_a_git_repository_at_a_commit(cli, workspace, overnight_hom
 
 
 def test_github_shorthand_maps_to_a_github_https_url():
-    from overnight.cli.sources import parse
+    from overnight.sharing.sources import parse
 
     source = parse("gh:someone/recipes/loans/balloon@v2")
 
@@ -283,7 +283,7 @@ def test_a_link_inside_the_archive_becomes_a_plain_copy(cli, workspace, overnigh
 
 
 def test_archives_over_the_file_count_or_size_limit_are_refused(cli, workspace, overnight_home, monkeypatch):
-    from overnight.cli import unpack
+    from overnight.sharing import unpack
 
     monkeypatch.setattr(unpack, "MAX_FILES", 5)
     many = make_zip(workspace / "many.zip", {**recipe_texts(), **{f"data/{i}.txt": "x" for i in range(10)}})

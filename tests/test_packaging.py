@@ -5,11 +5,14 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+import tomllib
 import zipfile
 from pathlib import Path
 
 REPOSITORY = Path(__file__).resolve().parents[1]
-SOURCES = ("pyproject.toml", "README.md", "LICENSE", "core", "cli", "plugins", "tui", "recipes")
+# Every folder pyproject.toml maps under `overnight` (core, cli, sharing, ...): a new package is checked too.
+FOLDERS = tuple(tomllib.loads((REPOSITORY / "pyproject.toml").read_text())["tool"]["setuptools"]["package-dir"].values())
+SOURCES = ("pyproject.toml", "README.md", "LICENSE", *FOLDERS)
 JUNK = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info", "build", "dist", ".overnight")
 
 
@@ -33,9 +36,11 @@ def test_the_wheel_installs_only_overnight_with_its_recipes(tmp_path):
 
     top = {n.split("/")[0] for n in names}
     assert top == {"overnight", next(t for t in top if t.endswith(".dist-info"))}
-    assert not any(n.startswith(("core/", "cli/", "plugins/", "tui/", "recipes/")) for n in names)
-    for module in ("core/loop.py", "core/store.py", "cli/main.py", "plugins/text.py", "plugins/scripted.py"):
-        assert f"overnight/{module}" in names
+    assert {"core", "cli", "plugins", "tui", "recipes", "sharing"} <= set(FOLDERS)
+    assert not any(n.startswith(tuple(f"{folder}/" for folder in FOLDERS)) for n in names)
+    for folder in FOLDERS:
+        for module in (REPOSITORY / folder).glob("*.py"):
+            assert f"overnight/{folder}/{module.name}" in names
 
     # The bundled recipes travel inside, every file of each.
     assert "overnight/recipes/__init__.py" in names, "recipes/__init__.py is missing: overnight.recipes must be a package"

@@ -12,7 +12,7 @@ from tests.support.recipe_sources import recipe_folder
 
 
 def bundled_digest(name: str) -> str:
-    from overnight.cli.library import folder_digest, lookup
+    from overnight.sharing.library import folder_digest, lookup
 
     return folder_digest(lookup(name).path)
 

@@ -35,7 +35,7 @@ def trusted(home: Path) -> dict:
 @pytest.fixture
 def terminal(monkeypatch):
     """As if stdin were a terminal (click's runner gives a pipe); the pty test below uses a real one."""
-    from overnight.cli import trust
+    from overnight.sharing import trust
 
     monkeypatch.setattr(trust, "_terminal", lambda: True)
 
@@ -109,7 +109,7 @@ def test_trust_is_kept_and_asked_again_only_when_the_recipe_changes(cli, workspa
 
 
 def test_a_file_named_outside_the_folder_is_part_of_the_digest(cli, workspace, overnight_home):
-    from overnight.cli import trust
+    from overnight.sharing import trust
     from overnight.core.recipe import load
 
     (workspace / "shared.py").write_text("def score(path):\n    return 1\n")
@@ -148,8 +148,8 @@ def test_recipes_trust_records_it_and_list_shows_it(cli, workspace, overnight_ho
 
 
 def test_a_recipe_that_runs_no_code_is_never_asked(workspace):
-    from overnight.cli import trust
-    from overnight.cli.library import lookup
+    from overnight.sharing import trust
+    from overnight.sharing.library import lookup
     from overnight.core.recipe import load
 
     no_code = [e for e in (lookup(n) for n in ("pricing", "triage", "loan")) if e]
@@ -157,6 +157,18 @@ def test_a_recipe_that_runs_no_code_is_never_asked(workspace):
     recipe = load(no_code[0].path)
     assert trust.what_runs(recipe) == []
     trust.ensure_trusted(recipe, None, False)  # no terminal, no --yes: still fine
+
+
+def test_when_trust_cannot_be_imported_no_command_runs_the_recipe(cli, workspace, overnight_home, monkeypatch):
+    recipe = recipe_folder(workspace / "note")
+    assert cli("run", recipe, "--yes").exit_code == 0  # a run that kept a change, for explain
+
+    # An import bug in the trust module: every command stops with it, none skips the prompt and runs.
+    monkeypatch.setitem(sys.modules, "overnight.sharing.trust", None)
+    for args in (("run", recipe, "--yes"), ("check", recipe, "--yes"), ("explain", "--yes")):
+        with pytest.raises(ImportError):
+            cli(*args)
+    assert runs_in(workspace) == 1
 
 
 def test_a_real_terminal_is_asked_and_the_answer_recorded(workspace, overnight_home):

@@ -162,6 +162,24 @@ def ensure_trusted(recipe, store=None, yes: bool = False) -> None:
     ask(recipe, lines)
 
 
+def review(recipe, yes: bool = False) -> list[str]:
+    """Trust ahead of a run (`overnight recipes trust`); returns what runs, empty when there is nothing to trust.
+
+    Unlike a run's --yes, a --yes here is the person's decision and is recorded.
+    """
+    lines = what_runs(recipe)
+    if not lines:
+        return lines
+    if yes:
+        show(recipe, lines)
+        record(recipe)
+        return lines
+    if not _terminal():
+        raise OvernightError(f"Trusting recipe '{recipe.name}' needs a terminal to ask you; pass --yes to trust it as it is.")
+    ask(recipe, lines)
+    return lines
+
+
 def ask(recipe, lines: list[str]) -> None:
     """Shows what will run and records the person's yes; a no stops here with nothing run."""
     before = _trusted_before(recipe)

@@ -2,14 +2,34 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import tomlkit
 
 from overnight.core.budget import SCHEMA as BUDGET_SCHEMA
+from overnight.core.errors import OvernightError
 from overnight.core.options import Option
 
 PLACEHOLDER = "TODO"
 BUDGET_KEYS = ("experiments", "minutes", "usd", "per_experiment_seconds", "parallel", "patience")
 BUDGET_START = {"experiments": 50, "minutes": 30, "usd": 0, "per_experiment_seconds": 60, "parallel": 1, "patience": 25}
+
+
+def new_recipe_file(folder: Path) -> Path:
+    """Where `recipes init` writes; checked before anyone is asked anything, and never over a file."""
+    target = folder / "recipe.toml"
+    if target.exists():
+        raise OvernightError(f"{target} already exists: overnight never writes over it (check it with `overnight recipes validate {folder}`).")
+    return target
+
+
+def write(folder: Path, name: str | None, surface, metric, agent) -> Path:
+    """Writes a commented recipe.toml for the chosen plugin classes; `name` defaults to the folder's."""
+    target = new_recipe_file(folder)
+    text = recipe_toml(name or (folder.resolve().name or "my-recipe"), surface, metric, agent)
+    folder.mkdir(parents=True, exist_ok=True)
+    target.write_text(text, encoding="utf-8")
+    return target
 
 
 def recipe_toml(name: str, surface, metric, agent) -> str:

@@ -102,6 +102,19 @@ def get(name: str) -> Entry:
     return entry
 
 
+def locate(ref: str) -> tuple[Path, Entry | None]:
+    """A path given as is, or the folder of a bundled or installed recipe by name."""
+    path = Path(ref)
+    if path.is_dir() and (path / RECIPE_FILE).is_file() or path.is_file():
+        return path, None
+    entry = lookup(ref)
+    if entry is not None:
+        return entry.path, entry
+    if path.is_dir():
+        raise OvernightError(f"The folder {ref} holds no recipe.toml (start one with `overnight recipes init {ref}`).")
+    raise OvernightError(f"No recipe named or at {ref!r}: give a folder, a recipe.toml, or a name from `overnight recipes list`.")
+
+
 def read_manifest(folder: Path) -> dict:
     try:
         return json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
