@@ -498,7 +498,7 @@ def _config(recipe) -> dict:
 
     return redact({
         "surface": {"kind": recipe.surface.cls.name, **recipe.surface.options},
-        "metrics": [{"kind": m.cls.name, "weight": m.weight, **m.options} for m in recipe.metrics],
+        "metrics": [{"kind": m.cls.name, "weight": m.weight, "goal": m.goal, **m.options} for m in recipe.metrics],
         "guards": [{"kind": g.cls.name, "min": g.min, "max": g.max, **g.options} for g in recipe.guards],
         "agent": {"kind": recipe.agent.cls.name, **recipe.agent.options},
         "budget": recipe.budget.__dict__,

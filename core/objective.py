@@ -6,15 +6,21 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .contracts import Measurement, MeasureRequest, Metric
+from .contracts import Goal, Measurement, MeasureRequest, Metric
 from .decide import fmt, sign
 
 
 @dataclass
 class Weighted:
+    """One component of the objective, as the recipe's [metric] table sets it."""
+
     metric: Metric
     weight: float
     label: str
+    goal: Goal | None = None  # None: the metric's own
+
+    def __post_init__(self):
+        self.goal = self.goal or self.metric.goal
 
 
 @dataclass
@@ -40,7 +46,7 @@ class Objective:
         self.metrics = metrics
         self.guards = list(guards)
         # One metric keeps its own goal and units; several become one "higher is better" sum.
-        self.goal = metrics[0].metric.goal if len(metrics) == 1 else "maximize"
+        self.goal = metrics[0].goal if len(metrics) == 1 else "maximize"
         self.deterministic = all(w.metric.deterministic for w in metrics)
         self.has_examples = any(w.metric.has_examples for w in metrics)
         # How often the baseline is measured; None lets the loop choose (1 when deterministic).
@@ -52,7 +58,7 @@ class Objective:
     def describe(self) -> str:
         if len(self.metrics) == 1:
             return self.metrics[0].metric.describe()
-        parts = [f"{w.weight:g} x {w.label} ({w.metric.goal})" for w in self.metrics]
+        parts = [f"{w.weight:g} x {w.label} ({w.goal})" for w in self.metrics]
         return "weighted sum, higher is better: " + " + ".join(parts)
 
     def measure(self, artifact: Path, folder: Path, request: MeasureRequest) -> Measurement:
@@ -77,7 +83,7 @@ class Objective:
                 total.reason = f"{w.label}: {m.reason}"
                 break
             total.components[w.label] = m.value
-            total.value += w.weight * sign(w.metric.goal) * m.value
+            total.value += w.weight * sign(w.goal) * m.value
         total.seconds = time.monotonic() - start
         return total
 

@@ -1,7 +1,8 @@
 """Reading a recipe: recipe.toml and the files it names, checked before anything runs.
 
-Every problem names the file, the line and the key, and what was expected; all
-problems are reported at once.
+Each section is read by one function into a typed part, and `parse` assembles the
+parts into a `Recipe`. Every problem names the file, the line and the key, and what
+was expected; all problems are reported at once.
 """
 
 from __future__ import annotations
@@ -15,9 +16,9 @@ import tomlkit
 from tomlkit.exceptions import ParseError
 
 from .budget import SCHEMA as BUDGET_SCHEMA, Budget
-from .contracts import Plugin, digest
+from .contracts import Goal, Metric, Plugin, digest
 from .errors import OvernightError, RecipeError
-from .options import Option, check, closest
+from .options import Option, Schema, check, closest
 
 RECIPE_FILE = "recipe.toml"
 
@@ -29,9 +30,10 @@ RECIPE_SCHEMA = {
     "version": Option(str, default=""),
     "tags": Option(list, default=[]),
 }
-# Keys every metric section takes, besides the plugin's own.
+# The keys every plugin section takes, besides the plugin's own.
+KIND = {"kind": Option(str, required=True)}
 METRIC_KEYS = {
-    "kind": Option(str, required=True),
+    **KIND,
     "goal": Option(str, "maximize or minimize", choices=("maximize", "minimize")),
     "weight": Option(float, "its weight in the objective", default=1.0),
     "repeats": Option(int, "how many times the baseline is measured", default=None, min=1),
@@ -40,7 +42,7 @@ METRIC_KEYS = {
     "k": Option(float, default=None, min=0),
 }
 GUARD_KEYS = {
-    "kind": Option(str, required=True),
+    **KIND,
     "min": Option(float, "the smallest allowed value", default=None),
     "max": Option(float, "the largest allowed value", default=None),
     "label": Option(str, default=""),
@@ -48,8 +50,18 @@ GUARD_KEYS = {
 
 
 @dataclass
+class About:
+    """The [recipe] section: what the recipe is called and what it is for."""
+
+    name: str
+    summary: str = ""
+    version: str = ""
+    tags: list = field(default_factory=list)
+
+
+@dataclass
 class Part:
-    """A plugin chosen by a recipe section, with its checked options."""
+    """A plugin chosen by a recipe section, with its own checked options."""
 
     cls: type[Plugin]
     options: dict[str, Any]
@@ -61,14 +73,26 @@ class Part:
 
 @dataclass
 class MetricPart(Part):
+    """A [metric] table: the plugin, and what the recipe says of it as a component."""
+
     weight: float = 1.0
-    goal: str | None = None
+    goal: Goal = "maximize"  # the recipe's, else the plugin's own
     label: str = ""
     repeats: int | None = None
+    # The keep rule's, written beside the metric; [budget] wins when it sets them too.
+    min_delta: float | None = None
+    k: float | None = None
+
+    def build(self, recipe_dir: Path) -> Metric:
+        metric = super().build(recipe_dir)
+        metric.goal = self.goal
+        return metric
 
 
 @dataclass
 class GuardPart(Part):
+    """A [[guards]] table: a metric whose value must stay within bounds for a keep."""
+
     min: float | None = None
     max: float | None = None
     label: str = ""
@@ -78,14 +102,20 @@ class GuardPart(Part):
 class Recipe:
     path: Path
     text: str
-    name: str
-    summary: str
+    about: About
     surface: Part
     metrics: list[MetricPart]
     agent: Part
     budget: Budget
     guards: list[GuardPart] = field(default_factory=list)
-    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.about.name
+
+    @property
+    def summary(self) -> str:
+        return self.about.summary
 
     @property
     def dir(self) -> Path:
@@ -129,134 +159,160 @@ def parse(text: str, file: Path, registry=None) -> Recipe:
     """A recipe from its text; `file` says where it lives (paths are relative to its folder)."""
     from .plugins import registry as default_registry
 
-    registry = registry or default_registry()
     try:
         doc = tomlkit.parse(text).unwrap()
     except ParseError as exc:
-        raise RecipeError(f"{file}:{exc.line}:{exc.col}: this is not valid TOML ({_parse_reason(exc)}).") from None
-
-    where = Where(file, text)
-    problems: list[str] = []
-
-    for key in doc:
-        if key not in SECTIONS:
-            hint = closest(key, SECTIONS)
-            tip = f" (did you mean [{hint}]?)" if hint else ""
-            problems.append(where.at(key, None, f"unknown section [{key}]{tip}; a recipe has {', '.join('[' + s + ']' for s in SECTIONS)}"))
-
-    info = _section(doc, "recipe", where, problems)
-    checked = check(info, RECIPE_SCHEMA)
-    problems += [where.at("recipe", k, p) for k, p in checked.problems]
-    meta = checked.values
-
-    surface = _part(registry, "surface", "surface", _section(doc, "surface", where, problems), where, problems, {"kind": Option(str, required=True)})
-
-    raw_metrics = doc.get("metric")
-    metrics: list[MetricPart] = []
-    if raw_metrics is None:
-        problems.append(f"{file}: missing section [metric] (what to measure, with a kind such as 'command').")
-    else:
-        tables = raw_metrics if isinstance(raw_metrics, list) else [raw_metrics]
-        for i, table in enumerate(tables):
-            section = "metric" if isinstance(raw_metrics, dict) else f"metric#{i + 1}"
-            part = _part(registry, "metric", section, table, where, problems, METRIC_KEYS)
-            if part:
-                shared = part.options.pop("_shared")
-                metrics.append(MetricPart(part.cls, part.options, section, weight=shared["weight"],
-                                          goal=shared["goal"], label=shared["label"] or part.cls.name,
-                                          repeats=shared["repeats"]))
-                for key in ("min_delta", "k"):
-                    if shared[key] is not None:
-                        doc.setdefault("budget", {}).setdefault(key, shared[key])
-
-    guards: list[GuardPart] = []
-    raw_guards = doc.get("guards", [])
-    if not isinstance(raw_guards, list):
-        problems.append(where.at("guards", None, "guards must be written as [[guards]] tables"))
-        raw_guards = []
-    for i, table in enumerate(raw_guards):
-        section = f"guards#{i + 1}"
-        part = _part(registry, "metric", section, table, where, problems, GUARD_KEYS)
-        if part:
-            shared = part.options.pop("_shared")
-            if shared["min"] is None and shared["max"] is None:
-                problems.append(where.at(section, "kind", "a guard needs 'min' or 'max' (the bounds its value must stay within)"))
-            elif shared["min"] is not None and shared["max"] is not None and shared["min"] > shared["max"]:
-                problems.append(where.at(section, "min", f"'min' ({shared['min']:g}) is larger than 'max' ({shared['max']:g})"))
-            guards.append(GuardPart(part.cls, part.options, section, shared["min"], shared["max"], shared["label"] or part.cls.name))
-
-    _distinct_labels(metrics, "metric", where, problems)
-    _distinct_labels(guards, "guard", where, problems)
-
-    agent = _part(registry, "agent", "agent", _section(doc, "agent", where, problems), where, problems, {"kind": Option(str, required=True)})
-
-    budget_table = _section(doc, "budget", where, problems, required=False)
-    checked = check(budget_table, BUDGET_SCHEMA)
-    problems += [where.at("budget", k, p) for k, p in checked.problems]
-    budget = Budget.from_values(checked.values)
-
-    if problems:
-        raise RecipeError(problems)
-    for part in metrics:
-        part.options["goal"] = part.goal or part.options.get("goal") or part.cls.goal
-    return Recipe(file, text, meta["name"], meta["summary"], surface, metrics, agent, budget, guards, meta)
+        reason = re.sub(r"\s+at line \d+ col \d+$", "", str(exc))
+        raise RecipeError(f"{file}:{exc.line}:{exc.col}: this is not valid TOML ({reason}).") from None
+    read = Reader(doc, Where(file, text), registry or default_registry())
+    read.sections()
+    about, surface, metrics, guards, agent = read.about(), read.surface(), read.metrics(), read.guards(), read.agent()
+    budget = read.budget(metrics)
+    if read.problems:
+        raise RecipeError(read.problems)
+    return Recipe(file, text, about, surface, metrics, agent, budget, guards)
 
 
-def _section(doc: dict, name: str, where: "Where", problems: list[str], required: bool = True) -> dict:
-    value = doc.get(name)
-    if value is None:
-        if required:
-            problems.append(f"{where.file}: missing section [{name}].")
-        return {}
-    if not isinstance(value, dict):
-        problems.append(where.at(name, None, f"[{name}] must be a table"))
-        return {}
-    return value
+class Reader:
+    """Reads the sections of one recipe document, one method each, gathering every problem."""
 
+    def __init__(self, doc: dict, where: "Where", registry):
+        self.doc, self.where, self.registry = doc, where, registry
+        self.problems: list[str] = []
 
-def _part(registry, kind: str, section: str, table: dict, where: "Where", problems: list[str], shared: dict) -> Part | None:
-    if not table:
-        return None
-    name = table.get("kind")
-    if not isinstance(name, str):
-        problems.append(where.at(section, "kind" if "kind" in table else None, f"missing key 'kind' (which {kind} plugin to use)"))
-        return None
-    try:
-        cls = registry.get(kind, name)
-    except OvernightError as exc:
-        problems.append(where.at(section, "kind", exc.message.rstrip(".")))
-        return None
-    own = {k: v for k, v in table.items() if k not in shared}
-    checked = check(own, cls.options, ignore=set(shared))
-    problems += [where.at(section, k, p) for k, p in checked.problems]
-    shared_checked = check({k: v for k, v in table.items() if k in shared}, shared)
-    problems += [where.at(section, k, p) for k, p in shared_checked.problems]
-    for key, option in shared.items():  # a key with a problem still needs a value, so other problems get reported
-        shared_checked.values.setdefault(key, option.default)
-    options = checked.values
-    if kind == "metric":
-        options["_shared"] = shared_checked.values
-    return Part(cls, options, section)
+    def sections(self) -> None:
+        """Names no section a recipe does not have."""
+        known = ", ".join(f"[{s}]" for s in SECTIONS)
+        for key in self.doc:
+            if key not in SECTIONS:
+                hint = closest(key, SECTIONS)
+                tip = f" (did you mean [{hint}]?)" if hint else ""
+                self.report(key, None, f"unknown section [{key}]{tip}; a recipe has {known}")
 
+    def about(self) -> About:
+        """[recipe]: name, summary, version, tags."""
+        table = self.table("recipe")
+        v = self.checked("recipe", table, RECIPE_SCHEMA) if table is not None else {}
+        return About(v.get("name") or "", v.get("summary") or "", v.get("version") or "", list(v.get("tags") or []))
 
-def _distinct_labels(parts: list, what: str, where: "Where", problems: list[str]) -> None:
-    """Components and guards are stored and shown by label: two of one kind get numbered."""
-    unlabeled = [p.cls.name for p in parts if p.label == p.cls.name]
-    seen: dict[str, int] = {}
-    for p in parts:
-        name = p.cls.name
-        if p.label == name and unlabeled.count(name) > 1:
-            seen[name] = seen.get(name, 0) + 1
-            p.label = f"{name} #{seen[name]}"
-    labels = [p.label for p in parts]
-    for p in parts:
-        if labels.count(p.label) > 1:
-            problems.append(where.at(p.section, "label", f"the label {p.label!r} names another {what} too; give each its own"))
-            break
+    def surface(self) -> Part | None:
+        """[surface]: the one thing that may change."""
+        return self.plugin_section("surface")
 
+    def agent(self) -> Part | None:
+        """[agent]: who proposes the changes."""
+        return self.plugin_section("agent")
 
-def _parse_reason(exc: ParseError) -> str:
-    return re.sub(r"\s+at line \d+ col \d+$", "", str(exc))
+    def metrics(self) -> list[MetricPart]:
+        """[metric], or several [[metric]] tables that make one weighted objective."""
+        raw = self.doc.get("metric")
+        if raw is None:
+            self.problems.append(f"{self.where.file}: missing section [metric] (what to measure, with a kind such as 'command').")
+            return []
+        parts = []
+        for i, table in enumerate(raw if isinstance(raw, list) else [raw], 1):
+            section = f"metric#{i}" if isinstance(raw, list) else "metric"
+            found = self.plugin("metric", section, table, METRIC_KEYS)
+            if found:
+                cls, options, v = found
+                parts.append(MetricPart(cls, options, section, weight=v["weight"], goal=v["goal"] or cls.goal,
+                                        label=v["label"] or cls.name, repeats=v["repeats"],
+                                        min_delta=v["min_delta"], k=v["k"]))
+        self.labels(parts, "metric")
+        return parts
+
+    def guards(self) -> list[GuardPart]:
+        """[[guards]]: metrics that must stay within bounds."""
+        raw = self.doc.get("guards", [])
+        if not isinstance(raw, list):
+            self.report("guards", None, "guards must be written as [[guards]] tables")
+            return []
+        parts = []
+        for i, table in enumerate(raw, 1):
+            section = f"guards#{i}"
+            found = self.plugin("metric", section, table, GUARD_KEYS)
+            if found:
+                cls, options, v = found
+                if v["min"] is None and v["max"] is None:
+                    self.report(section, "kind", "a guard needs 'min' or 'max' (the bounds its value must stay within)")
+                elif v["min"] is not None and v["max"] is not None and v["min"] > v["max"]:
+                    self.report(section, "min", f"'min' ({v['min']:g}) is larger than 'max' ({v['max']:g})")
+                parts.append(GuardPart(cls, options, section, v["min"], v["max"], v["label"] or cls.name))
+        self.labels(parts, "guard")
+        return parts
+
+    def budget(self, metrics: list[MetricPart]) -> Budget:
+        """[budget]; a metric's min_delta and k count where [budget] does not set them."""
+        table = self.table("budget", required=False) or {}
+        values = self.checked("budget", table, BUDGET_SCHEMA)
+        for key in ("min_delta", "k"):
+            given = [getattr(m, key) for m in metrics if getattr(m, key) is not None]
+            if key not in table and given:
+                values[key] = given[0]
+        return Budget.from_values(values)
+
+    # -- shared by the sections ------------------------------------------------------
+
+    def report(self, section: str, key: str | None, problem: str) -> None:
+        self.problems.append(self.where.at(section, key, problem))
+
+    def table(self, name: str, required: bool = True) -> dict | None:
+        """A top-level section's table; None when it is missing or not a table (reported)."""
+        value = self.doc.get(name)
+        if value is None:
+            if required:
+                self.problems.append(f"{self.where.file}: missing section [{name}].")
+            return None
+        if not isinstance(value, dict):
+            self.report(name, None, f"[{name}] must be a table")
+            return None
+        return value
+
+    def checked(self, section: str, table: dict, schema: Schema) -> dict[str, Any]:
+        """The table's values by the schema; a key with a problem still gets a value, so later
+        checks run and report their own problems too."""
+        result = check(table, schema)
+        self.problems += [self.where.at(section, k, p) for k, p in result.problems]
+        return {key: result.values.get(key, option.default) for key, option in schema.items()}
+
+    def plugin_section(self, kind: str) -> Part | None:
+        table = self.table(kind)
+        found = self.plugin(kind, kind, table, KIND) if table is not None else None
+        return Part(found[0], found[1], kind) if found else None
+
+    def plugin(self, kind: str, section: str, table: Any, shared: Schema) -> tuple[type[Plugin], dict, dict] | None:
+        """The plugin a section names, its own checked options, and the checked keys that
+        every section of this kind shares; None when the plugin cannot be found."""
+        if not isinstance(table, dict):
+            self.report(section, None, f"each [{section.partition('#')[0]}] must be a table of keys")
+            return None
+        name = table.get("kind")
+        if not isinstance(name, str):
+            self.report(section, "kind" if "kind" in table else None, f"missing key 'kind' (which {kind} plugin to use)")
+            return None
+        try:
+            cls = self.registry.get(kind, name)
+        except OvernightError as exc:
+            self.report(section, "kind", exc.message.rstrip("."))
+            return None
+        own = check({k: v for k, v in table.items() if k not in shared}, cls.options, ignore=set(shared))
+        self.problems += [self.where.at(section, k, p) for k, p in own.problems]
+        return cls, own.values, self.checked(section, {k: v for k, v in table.items() if k in shared}, shared)
+
+    def labels(self, parts: list, what: str) -> None:
+        """Components and guards are stored and shown by label: two of one kind get numbered."""
+        unlabeled = [p.cls.name for p in parts if p.label == p.cls.name]
+        seen: dict[str, int] = {}
+        for p in parts:
+            name = p.cls.name
+            if p.label == name and unlabeled.count(name) > 1:
+                seen[name] = seen.get(name, 0) + 1
+                p.label = f"{name} #{seen[name]}"
+        labels = [p.label for p in parts]
+        for p in parts:
+            if labels.count(p.label) > 1:
+                self.report(p.section, "label", f"the label {p.label!r} names another {what} too; give each its own")
+                break
 
 
 class Where:
@@ -269,12 +325,12 @@ class Where:
     def line(self, section: str, key: str | None) -> int | None:
         name, _, nth = section.partition("#")
         index = int(nth) if nth else 1
-        seen, inside = 0, False
+        seen, inside, top = 0, False, True
         for number, line in enumerate(self.lines, 1):
             stripped = line.strip()
             header = re.match(r"^\[\[?\s*([A-Za-z0-9_.-]+)\s*\]\]?", stripped)
             if header:
-                inside = header.group(1) == name
+                top, inside = False, header.group(1) == name
                 if inside:
                     seen += 1
                     inside = seen == index
@@ -283,6 +339,8 @@ class Where:
                 continue
             if inside and key and re.match(rf"^{re.escape(key)}\s*=", stripped):
                 return number
+            if top and key is None and re.match(rf"^{re.escape(name)}\s*=", stripped):
+                return number  # a section written as a plain key (guards = 3)
         return None
 
     def at(self, section: str, key: str | None, problem: str) -> str:

@@ -23,7 +23,7 @@ def build(recipe: Recipe, store: Store, events: Events | None = None, *, agent_n
     `agent_needed=False` (overnight check, explain) measures only: the agent is built but not
     prepared, so its model's key is not required."""
     surface: Surface = recipe.surface.build(recipe.dir)
-    metrics = [Weighted(p.build(recipe.dir), p.weight, p.label) for p in recipe.metrics]
+    metrics = [Weighted(p.build(recipe.dir), p.weight, p.label, p.goal) for p in recipe.metrics]
     guards = [Bounded(p.build(recipe.dir), p.min, p.max, p.label) for p in recipe.guards]
     objective = Objective(metrics, guards)
     repeats = [p.repeats for p in recipe.metrics if p.repeats]

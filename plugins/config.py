@@ -10,25 +10,18 @@ characters, so a change is one line of diff.
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from typing import Any
 
+from overnight.core import parameters
 from overnight.core.contracts import Parameter
-from overnight.core.errors import OvernightError
+from overnight.core.errors import OvernightError, RecipeError
 from overnight.core.hookspecs import hookimpl
-from overnight.core.options import Option, check
+from overnight.core.options import Option
 from overnight.core.textfile import TextFileSurface
 
-PARAM_KEYS = {
-    "key": Option(str, "the key path, dots between names (model.learning_rate)", required=True),
-    "min": Option(float, "the smallest allowed value", default=None),
-    "max": Option(float, "the largest allowed value", default=None),
-    "step": Option(float, "values move in steps of this size", default=None, min=0),
-    "integer": Option(bool, "whole numbers only", default=False),
-    "log": Option(bool, "search on a log scale (for rates and sizes)", default=False),
-    "choices": Option(list, "the allowed values, for a key that is not a number range", default=None),
-}
+# A declaration takes its key path besides the keys every parameter takes (core/parameters.py).
+KEY = {"key": Option(str, "the key path, dots between names (model.learning_rate)", required=True)}
 FORMATS = {".toml": "toml", ".json": "json"}
 
 
@@ -51,42 +44,31 @@ class ConfigSurface(TextFileSurface):
                 f"{self.recipe_file}: [surface] path: the config file {self.config['path']!r} is neither .toml nor .json; "
                 f"rename it or set format = \"toml\" or \"json\"."
             )
-        self.params = [self._param(i, entry) for i, entry in enumerate(self.config["params"], 1)]
-        if not self.params:
-            raise OvernightError(f"{self.recipe_file}: [surface] params: declare at least one key that may change.")
-        keys = [p.name for p in self.params]
-        twice = sorted({k for k in keys if keys.count(k) > 1})
-        if twice:
-            raise OvernightError(f"{self.recipe_file}: [surface] params: the key {twice[0]!r} is declared twice.")
+        self.params = self._params(self.config["params"])
         self.by_key = {p.name: p for p in self.params}
 
-    def _param(self, i: int, entry: Any) -> Parameter:
-        where = f"{self.recipe_file}: [surface] params #{i}"
-        if not isinstance(entry, dict):
-            raise OvernightError(f"{where}: each entry must be a table such as {{ key = \"model.rate\", min = 0, max = 1 }}.")
-        checked = check(entry, PARAM_KEYS)
-        if checked.problems:
-            raise OvernightError(f"{where}: {checked.problems[0][1]}.")
-        v = checked.values
-        key = v["key"]
-        where = f"{where} (key {key!r})"
-        if v["choices"] is not None:
-            if not v["choices"]:
-                raise OvernightError(f"{where}: 'choices' is empty.")
-            if any(v[k] is not None for k in ("min", "max", "step")):
-                raise OvernightError(f"{where}: give either 'choices' or 'min'/'max', not both.")
-            return Parameter(key, choices=tuple(v["choices"]))
-        if v["min"] is None or v["max"] is None:
-            raise OvernightError(f"{where}: needs 'min' and 'max' (or 'choices').")
-        if v["min"] > v["max"]:
-            raise OvernightError(f"{where}: 'min' ({v['min']:g}) is larger than 'max' ({v['max']:g}).")
-        if v["log"] and v["min"] <= 0:
-            raise OvernightError(f"{where}: a log scale needs 'min' above 0, not {v['min']:g}.")
-        if v["integer"] and math.ceil(v["min"]) > math.floor(v["max"]):
-            raise OvernightError(f"{where}: there is no whole number between 'min' and 'max'.")
-        if v["step"] == 0:
-            raise OvernightError(f"{where}: 'step' must be above 0.")
-        return Parameter(key, min=v["min"], max=v["max"], step=v["step"], integer=v["integer"], log=v["log"])
+    def _params(self, entries: list) -> list[Parameter]:
+        """The declared keys; every declaration that cannot be used is reported at once."""
+        if not entries:
+            raise RecipeError(f"{parameters.where(self.recipe_dir, 'params', None, None)}: declare at least one key that may change.")
+        params, problems, seen = [], [], {}
+        for i, entry in enumerate(entries, 1):
+            key = entry.get("key") if isinstance(entry, dict) and isinstance(entry.get("key"), str) else None
+            where = parameters.where(self.recipe_dir, "params", i, key)
+            try:
+                values = parameters.read(entry, KEY, '{ key = "model.rate", min = 0, max = 1 }')
+                p = parameters.declare(values["key"], values)
+            except parameters.Invalid as exc:
+                problems.append(f"{where}: {exc}.")
+                continue
+            if p.name in seen:
+                problems.append(f"{where}: the key {p.name!r} is declared twice (also params #{seen[p.name]}).")
+                continue
+            seen[p.name] = i
+            params.append(p)
+        if problems:
+            raise RecipeError(problems)
+        return params
 
     # -- reading ----------------------------------------------------------------
 
@@ -109,7 +91,7 @@ class ConfigSurface(TextFileSurface):
 
     def rules(self) -> str:
         lines = ["Return the whole file. Change only the values of these keys, and keep every other key, value and comment as it is:"]
-        lines += [f"- {_describe(p)}" for p in self.params]
+        lines += [f"- {p.name}: {parameters.describe(p)}" for p in self.params]
         return "\n".join(lines)
 
     def problems(self, view: str, base: str) -> list[str]:
@@ -123,9 +105,9 @@ class ConfigSurface(TextFileSurface):
             if not found:
                 out.append(f"the key {p.name!r} is missing")
                 continue
-            bad = _out_of_bounds(p, value)
+            bad = parameters.problem(p, value)
             if bad:
-                out.append(f"{p.name} = {value!r} {bad}")
+                out.append(bad)
         changed = _first_change(_without(old, self.by_key), _without(new, self.by_key))
         if changed:
             out.append(f"it changes {changed!r}, which is not a declared parameter")
@@ -134,7 +116,7 @@ class ConfigSurface(TextFileSurface):
     # -- writing ------------------------------------------------------------------
 
     def view_from(self, values: dict[str, Any], base: str) -> str:
-        values = {k: _typed(self.by_key[k], v) for k, v in values.items() if k in self.by_key}
+        values = {k: parameters.snap(self.by_key[k], v) for k, v in values.items() if k in self.by_key}
         if self.format == "toml":
             import tomlkit
 
@@ -271,42 +253,6 @@ def _json_spans(text: str) -> dict[str, tuple[int, int]]:
 
 def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _typed(p: Parameter, value: Any) -> Any:
-    """A value as it will read in the file: whole, on its step, or to 6 significant digits."""
-    if p.choices is not None:
-        return value
-    if p.integer:
-        return min(max(int(round(value)), math.ceil(p.min)), math.floor(p.max))
-    if p.step:
-        value = p.min + round((value - p.min) / p.step) * p.step
-        value = float(f"{value:.12g}")
-    else:
-        value = float(f"{value:.6g}")
-    return min(max(value, p.min), p.max)
-
-
-def _out_of_bounds(p: Parameter, value: Any) -> str | None:
-    if p.choices is not None:
-        if value not in p.choices or type(value) is bool and not any(type(c) is bool for c in p.choices):
-            return "is not one of " + ", ".join(repr(c) for c in p.choices)
-        return None
-    if not _is_number(value):
-        return "is not a number"
-    if p.integer and not isinstance(value, int):
-        return "is not a whole number"
-    if value < p.min or value > p.max:
-        return f"is outside its bounds [{p.min:g}, {p.max:g}]"
-    return None
-
-
-def _describe(p: Parameter) -> str:
-    if p.choices is not None:
-        return f"{p.name}: one of " + ", ".join(repr(c) for c in p.choices)
-    kind = "a whole number" if p.integer else "a number"
-    extra = f", in steps of {p.step:g}" if p.step else ""
-    return f"{p.name}: {kind} from {p.min:g} to {p.max:g}{extra}"
 
 
 @hookimpl

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from tests.conftest import write
-from tests.data.core.kit import experiments, no_traceback
+from tests.data.core.kit import experiments, no_traceback, rows
 
 # Two offline metrics of the same text: reading ease (up is better) and length (down is better).
 TWO_METRICS = """
@@ -177,3 +177,19 @@ def test_the_search_agent_climbs_a_weighted_objective_of_two_goals(workspace, cl
     x = json.loads(best["components"])["reach"]
     assert abs(x - 3.25) < 0.3, f"best x = {x}, the peak is at 3.25"
     assert best["status"] == "keep"
+
+
+def test_each_component_carries_the_goal_its_metric_table_gives(workspace, cli):
+    from overnight.core.recipe import load
+    from overnight.core.runner import build
+    from overnight.core.store import Store
+
+    folder = write(workspace / "blurb", {"recipe.toml": TWO_METRICS, "blurb.txt": BASELINE, "proposals.jsonl": ""})
+    setup = build(load(folder), Store(workspace / "parts.db"))
+    assert [(w.label, w.goal, w.metric.goal) for w in setup.objective.metrics] == [
+        ("ease", "maximize", "maximize"), ("length", "minimize", "minimize")]
+    # The run records each metric's goal with its weight, beside the plugin's own keys.
+    assert cli("run", folder, "--yes").exit_code == 0
+    config = json.loads(rows(workspace / ".overnight" / "overnight.db", "select config from runs")[0]["config"])
+    assert [(m["weight"], m["goal"], m["stat"]) for m in config["metrics"]] == [
+        (1.0, "maximize", "reading_ease"), (2.0, "minimize", "words")]

@@ -221,3 +221,89 @@ def test_a_recipe_read_from_text_records_its_digest(workspace):
 def test_errors_are_overnight_errors_not_crashes(workspace):
     with pytest.raises(OvernightError):
         load(workspace / "missing")
+
+
+# -- each section becomes a typed part ---------------------------------------------------------
+
+TYPED = """
+[recipe]
+name = "blurb"
+summary = "Shorter and plainer"
+version = "1.2"
+tags = ["writing"]
+
+[surface]
+kind = "text"
+path = "doc.txt"
+
+[[metric]]
+kind = "text-stats"
+stat = "reading_ease"
+weight = 2.0
+repeats = 3
+min_delta = 0.5
+
+[[metric]]
+kind = "text-stats"
+stat = "words"
+goal = "minimize"
+label = "length"
+k = 1.5
+
+[[guards]]
+kind = "text-stats"
+stat = "words"
+min = 1
+max = 80
+
+[agent]
+kind = "scripted"
+file = "proposals.jsonl"
+
+[budget]
+k = 4
+"""
+
+
+def test_each_section_becomes_a_typed_part_and_a_plugin_gets_only_its_own_keys(workspace):
+    folder = recipe(workspace / "r")
+    (folder / "recipe.toml").write_text(TYPED)
+    r = load(folder)
+    assert (r.about.name, r.about.summary, r.about.version, r.about.tags) == ("blurb", "Shorter and plainer", "1.2", ["writing"])
+    assert (r.name, r.summary) == ("blurb", "Shorter and plainer")
+    ease, length = r.metrics
+    assert (ease.weight, ease.goal, ease.label, ease.repeats, ease.min_delta, ease.k) == (2.0, "maximize", "text-stats", 3, 0.5, None)
+    assert (length.weight, length.goal, length.label, length.repeats, length.min_delta, length.k) == (1.0, "minimize", "length", None, None, 1.5)
+    (guard,) = r.guards
+    assert (guard.min, guard.max, guard.label, guard.section) == (1, 80, "text-stats", "guards#1")
+    # Keys every metric section shares stay out of the plugin's options.
+    assert (ease.options["stat"], length.options["stat"], guard.options["stat"]) == ("reading_ease", "words", "words")
+    for part in (ease, length, guard):
+        assert not {"kind", "goal", "weight", "label", "repeats", "min_delta", "k", "min", "max", "_shared"} & set(part.options)
+    # A metric's min_delta counts where [budget] is silent; [budget]'s own k wins over the metric's.
+    assert (r.budget.min_delta, r.budget.k) == (0.5, 4)
+
+
+def test_a_built_metric_has_the_recipes_goal_or_else_its_own(workspace):
+    folder = recipe(workspace / "r")
+    (folder / "recipe.toml").write_text(TYPED)
+    ease, length = (part.build(folder) for part in load(folder).metrics)
+    assert (ease.goal, length.goal) == ("maximize", "minimize")
+    assert "(minimize)" in length.describe()
+
+
+def test_an_empty_or_non_table_section_is_reported_with_the_rest(workspace):
+    folder = recipe(workspace / "r")
+    toml = folder / "recipe.toml"
+    text = toml.read_text()
+    text = text.replace('[agent]\nkind = "scripted"\nfile = "proposals.jsonl"', "[agent]")
+    text = text.replace('[metric]\nkind = "command"\nrun = "sh {recipe}/score.sh {file}"', "")
+    toml.write_text("guards = 3\nmetric = [1]\n" + text)
+    lines = toml.read_text().splitlines()
+    with pytest.raises(RecipeError) as err:
+        load(folder)
+    problems = err.value.problems
+    assert f"{toml}:{lines.index('metric = [1]') + 1}: [metric #1]: each [metric] must be a table of keys." in problems
+    assert f"{toml}:{lines.index('[agent]') + 1}: [agent]: missing key 'kind' (which agent plugin to use)." in problems
+    assert f"{toml}:1: [guards]: guards must be written as [[guards]] tables." in problems
+    assert len(problems) == 3
