@@ -21,7 +21,7 @@ from overnight.tui.detail import Detail
 from overnight.tui.experiment_table import ExperimentTable
 from overnight.tui.runs_screen import RunsScreen
 from tests.test_tui import BEST, SIZE, flat, open_best, open_dashboard, rows, until
-from tests.tui_support import GREETING, copy_store, recipe, run_once, run_recipe, screen_text
+from tests.tui_support import GREETING, copy_store, recipe, run_once, run_recipe, screen_text, trust
 
 
 @pytest.fixture(scope="module")
@@ -113,6 +113,7 @@ def own(workspace, cli) -> tuple[Path, Path]:
     folder = recipe(workspace / "greeting")
     db = workspace / "store.db"
     run_recipe(cli, folder, db)
+    trust(folder)
     return folder, db
 
 
