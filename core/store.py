@@ -332,7 +332,7 @@ class Store:
 
     def runs_stamp(self) -> tuple[int, int, float]:
         """(count, highest id, last update) of the runs: what changed since the last look."""
-        row = next(self.db.query("select count(*) n, coalesce(max(id), 0) m, coalesce(max(updated_at), 0) u from runs"))
+        row = list(self.db.query("select count(*) n, coalesce(max(id), 0) m, coalesce(max(updated_at), 0) u from runs"))[0]
         return row["n"], row["m"], row["u"]
 
     def runs_overview(self) -> list[dict]:
@@ -341,7 +341,7 @@ class Store:
 
     def max_experiment_id(self, run_id: int) -> int:
         # The (run_id, seq) index answers this without reading the rows.
-        return next(self.db.query("select coalesce(max(id), 0) m from experiments where run_id = ?", [run_id]))["m"]
+        return list(self.db.query("select coalesce(max(id), 0) m from experiments where run_id = ?", [run_id]))[0]["m"]
 
     def experiments_after(self, run_id: int, after_id: int) -> list[dict]:
         """Light rows (no diffs, traces or views) of the experiments recorded after `after_id`."""
