@@ -9,7 +9,7 @@ import zipfile
 from pathlib import Path
 
 REPOSITORY = Path(__file__).resolve().parents[1]
-SOURCES = ("pyproject.toml", "README.md", "LICENSE", "core", "cli", "plugins", "tui", "recipes")
+SOURCES = ("pyproject.toml", "README.md", "LICENSE", "core", "cli", "plugins", "tui", "ops", "recipes")
 JUNK = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info", "build", "dist", ".overnight")
 
 
@@ -33,8 +33,8 @@ def test_the_wheel_installs_only_overnight_with_its_recipes(tmp_path):
 
     top = {n.split("/")[0] for n in names}
     assert top == {"overnight", next(t for t in top if t.endswith(".dist-info"))}
-    assert not any(n.startswith(("core/", "cli/", "plugins/", "tui/", "recipes/")) for n in names)
-    for module in ("core/loop.py", "core/store.py", "cli/main.py", "plugins/text.py", "plugins/scripted.py"):
+    assert not any(n.startswith(("core/", "cli/", "plugins/", "tui/", "ops/", "recipes/")) for n in names)
+    for module in ("core/loop.py", "core/store.py", "cli/main.py", "plugins/text.py", "plugins/scripted.py", "ops/apply.py"):
         assert f"overnight/{module}" in names
 
     # The bundled recipes travel inside, every file of each.
