@@ -9,7 +9,6 @@ the command that asks.
 from __future__ import annotations
 
 from overnight.cli import trust  # the trust record; when it moves, this is the one line to change
-
 from overnight.core.errors import OvernightError
 
 
