@@ -1,4 +1,8 @@
-"""What several commands share: the store option, finding runs and experiments."""
+"""What several commands share: the store option and opening the store.
+
+Finding runs and experiments is an operation both front ends use (overnight.ops.find);
+it is named here too for the commands that import it from here.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from overnight.core.errors import OvernightError
+from overnight.ops.find import find_experiment, find_run, surface_of, view_of  # noqa: F401  (re-exported)
 
 db_option = click.option(
     "--db", "db", type=click.Path(dir_okay=False, path_type=Path), envvar="OVERNIGHT_DB",
@@ -18,49 +22,3 @@ def open_store(db: Path | None, readonly: bool = False):
     from overnight.core.store import Store
 
     return Store(db, readonly=readonly)
-
-
-def find_run(store, ref: str | None) -> dict:
-    if ref in (None, "", "latest"):
-        run = store.latest_run()
-        if run is None:
-            raise OvernightError(f"There are no runs in {store.path} yet: start one with `overnight run RECIPE` or `overnight demo`.")
-        return run
-    try:
-        run = store.run(int(ref))
-    except ValueError:
-        run = store.latest_run(ref)
-    if run is None:
-        raise OvernightError(f"There is no run {ref!r} in {store.path} (give a run number or a recipe name; see `overnight status`).")
-    return run
-
-
-def find_experiment(store, ref: str) -> tuple[dict, dict]:
-    """`SEQ` in the latest run, or `RUN:SEQ`."""
-    run_ref, _, seq = ref.rpartition(":")
-    try:
-        seq_n = int(seq)
-    except ValueError:
-        raise OvernightError(f"{ref!r} is not an experiment: write its number (e.g. 12) or RUN:NUMBER (e.g. 3:12).") from None
-    run = find_run(store, run_ref or None)
-    exp = store.experiment_at(run["id"], seq_n)
-    if exp is None:
-        raise OvernightError(f"Run {run['id']} has no experiment {seq_n} (see `overnight log {run['id']}`).")
-    return run, exp
-
-
-def view_of(store, exp: dict) -> str:
-    if not exp["candidate"]:
-        raise OvernightError(f"Experiment {exp['seq']} has no candidate ({exp['status']}: {exp['reason']}).")
-    view = store.candidate(exp["candidate"])
-    if view is None:
-        raise OvernightError(f"The candidate of experiment {exp['seq']} is missing from the store.")
-    return view
-
-
-def surface_of(run: dict):
-    """The run's surface, rebuilt from the recipe text the run recorded."""
-    from overnight.core.recipe import parse
-
-    recipe = parse(run["recipe_text"], Path(run["recipe_path"]))
-    return recipe.surface.build(recipe.dir)

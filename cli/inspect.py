@@ -7,8 +7,9 @@ import json
 
 import click
 
-from overnight.cli.common import db_option, find_experiment, find_run, open_store, view_of
+from overnight.cli.common import db_option, open_store
 from overnight.core.decide import fmt
+from overnight.ops.find import find_experiment, find_run, surface_of, view_of
 
 LEDGER = ("run_id", "seq", "status", "score", "delta", "holdout_score", "reason", "rationale", "candidate",
           "seconds", "cost_usd", "tokens")
@@ -101,8 +102,6 @@ def diff(exp, exp2, db):
     """Show the change EXP made against the baseline, or against EXP2."""
     store = open_store(db)
     run, e = find_experiment(store, exp)
-    from overnight.cli.common import surface_of
-
     new = view_of(store, e)
     if exp2:
         _, other = find_experiment(store, exp2 if ":" in exp2 else f"{run['id']}:{exp2}")

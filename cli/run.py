@@ -27,7 +27,8 @@ def run(recipe, dry_run, resume, yes, quiet, db, with_tui):
     of its own. Ctrl-C stops cleanly; --resume continues.
     """
     from overnight.core import recipe as recipes
-    from overnight.core.runner import build, resumable_run, run as run_loop
+    from overnight.core.runner import build, resumable_run
+    from overnight.ops.runs import start_run
 
     loaded = recipes.load(_recipe_path(recipe))
     store = open_store(db)
@@ -43,16 +44,12 @@ def run(recipe, dry_run, resume, yes, quiet, db, with_tui):
     if with_tui:
         from overnight.tui.app import run_with_ui
 
-        for plugin in _observers():
-            setup.events.subscribe(plugin)
         summary = run_with_ui(setup, run_id, store.path)
         return print_summary(summary) if summary else None
     display = Progress(setup.budget, quiet=quiet)
     setup.events.subscribe(display)
-    for plugin in _observers():
-        setup.events.subscribe(plugin)
     try:
-        summary = run_loop(setup, run_id)
+        summary = start_run(setup, run_id)
     except KeyboardInterrupt:
         display.close()
         raise
@@ -75,10 +72,9 @@ def _trust(recipe, store, yes: bool) -> None:
 
 
 def _observers():
-    from overnight.core.plugins import registry
+    from overnight.ops.runs import observers
 
-    hook = registry().pm.hook.overnight_event
-    return [lambda event: hook(event=event)] if hook.get_hookimpls() else []
+    return observers()
 
 
 def _plan(setup) -> None:

@@ -11,6 +11,7 @@ from overnight.cli.common import db_option
 @db_option
 def tui(db):
     """Open the terminal UI: watch runs live, review experiments, apply what you trust."""
+    # Imported here, when the command runs: the CLI may start the TUI, and nothing else of it.
     from overnight.core.store import default_path
     from overnight.tui.app import OvernightApp
 

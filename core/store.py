@@ -326,6 +326,70 @@ class Store:
         return list(self.db.query("select * from contributions where run_id = ? order by id", [run_id]))
 
 
+    # -- what the front ends read: light rows and cheap polls -----------------
+    # The TUI polls twice a second: these ask for the highest id, then only for the rows past it,
+    # so a store of 10,000 experiments is read once and never again.
+
+    def runs_stamp(self) -> tuple[int, int, float]:
+        """(count, highest id, last update) of the runs: what changed since the last look."""
+        row = list(self.db.query("select count(*) n, coalesce(max(id), 0) m, coalesce(max(updated_at), 0) u from runs"))[0]
+        return row["n"], row["m"], row["u"]
+
+    def runs_overview(self) -> list[dict]:
+        """The runs, newest first, without their recipe text and config."""
+        return list(self.db.query(f"select {_RUN_OVERVIEW} from runs order by id desc"))
+
+    def max_experiment_id(self, run_id: int) -> int:
+        # The (run_id, seq) index answers this without reading the rows.
+        return list(self.db.query("select coalesce(max(id), 0) m from experiments where run_id = ?", [run_id]))[0]["m"]
+
+    def experiments_after(self, run_id: int, after_id: int) -> list[dict]:
+        """Light rows (no diffs, traces or views) of the experiments recorded after `after_id`."""
+        return list(self.db.query(f"select {_LIGHT} from experiments where run_id = ? and id > ? order by id",
+                                  [run_id, after_id]))
+
+    def experiments_light(self, ids: list[int]) -> list[dict]:
+        """Light rows of these experiments (the loop updates some after recording them)."""
+        if not ids:
+            return []
+        return list(self.db.query(f"select {_LIGHT} from experiments where id in ({','.join('?' * len(ids))})", ids))
+
+    def experiment_reviews(self, exp_id: int) -> list[dict]:
+        return list(self.db.query("select * from reviews where experiment_id = ? order by id", [exp_id]))
+
+    def add_remeasure(self, *, run_id: int, experiment_id: int, recipe: str, samples: list[float]) -> int:
+        """Scores measured again on request, kept as a review so they sit beside the experiment."""
+        return self.add_review(run_id=run_id, experiment_id=experiment_id, recipe=recipe, action="remeasured",
+                               note=json.dumps(samples))
+
+    def remeasures(self, exp_id: int) -> list[float]:
+        rows = self.db.query("select note from reviews where experiment_id = ? and action = 'remeasured' order by id", [exp_id])
+        return [float(x) for r in rows for x in json.loads(r["note"] or "[]")]
+
+
+# What a list of runs or a live table needs; diffs, traces and views stay in the store until opened.
+_RUN_OVERVIEW = ("id, recipe, status, stop_reason, control, goal, baseline_score, best_score, holdout_baseline, "
+                 "holdout_best, experiments, usd, seconds, started_at, ended_at")
+_LIGHT = ("id, run_id, seq, status, substr(reason, 1, 200) as reason, score, holdout_score, delta, "
+          "substr(rationale, 1, 200) as rationale")
+
+
+def has_runs(path: Path) -> bool:
+    """True once a run has created the store at `path` and its tables (not while it is being made).
+
+    Read without opening a Store: a store being created must not be migrated by a reader.
+    """
+    if not Path(path).exists():
+        return False
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
+        try:
+            return bool(conn.execute("select 1 from sqlite_master where name = 'runs'").fetchone())
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return True  # not a store at all: opening it says so in a sentence
+
 # Text the store keeps that may quote the environment (a command's output, a model's reply).
 # Candidate views are stored exactly as proposed: apply must write them back byte for byte.
 _FREE_TEXT = ("reason", "rationale", "trace", "agent_trace", "error", "meta", "diff", "config",

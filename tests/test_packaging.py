@@ -36,7 +36,7 @@ def test_the_wheel_installs_only_overnight_with_its_recipes(tmp_path):
 
     top = {n.split("/")[0] for n in names}
     assert top == {"overnight", next(t for t in top if t.endswith(".dist-info"))}
-    assert {"core", "cli", "plugins", "tui", "recipes", "sharing"} <= set(FOLDERS)
+    assert {"core", "cli", "plugins", "tui", "ops", "recipes", "sharing"} <= set(FOLDERS)
     assert not any(n.startswith(tuple(f"{folder}/" for folder in FOLDERS)) for n in names)
     for folder in FOLDERS:
         for module in (REPOSITORY / folder).glob("*.py"):

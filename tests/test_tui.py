@@ -24,7 +24,7 @@ from overnight.tui.detail import Detail
 from overnight.tui.experiment_table import ExperimentTable
 from overnight.tui.runs_screen import RunsScreen
 from overnight.tui.score_plot import ScorePlot
-from tests.tui_support import GREETING, copy_store, recipe, run_once, run_recipe, screen_text
+from tests.tui_support import GREETING, copy_store, recipe, run_once, run_recipe, screen_text, trust
 
 SIZE = (80, 24)
 BEST = "Hello there friend, how are you?\n"
@@ -89,10 +89,11 @@ def db(made, workspace) -> Path:
 
 @pytest.fixture
 def own(workspace, cli) -> tuple[Path, Path]:
-    """A run of this test's own, for actions that write the recipe's file."""
+    """A run of this test's own, for actions that write the recipe's file; its recipe is trusted."""
     folder = recipe(workspace / "greeting")
     db = workspace / "store.db"
     run_recipe(cli, folder, db)
+    trust(folder)
     return folder, db
 
 
@@ -288,7 +289,8 @@ async def test_star_cancelled_records_nothing(db):
     assert rows(db, "select * from reviews") == []
 
 
-async def test_remeasure_runs_the_metric_again_and_shows_the_spread(db):
+async def test_remeasure_runs_the_metric_again_and_shows_the_spread(made, db):
+    trust(made[0])
     app = OvernightApp(db)
     async with app.run_test(size=SIZE, notifications=True) as pilot:
         await open_best(pilot)
@@ -466,8 +468,9 @@ async def test_examples_fail_first_and_model_calls_show_tokens_cost_and_messages
         assert "reply: HYPOTHESIS: apologise first" in flat(app)
 
 
-async def test_leaving_a_screen_while_its_work_goes_on_is_fine(db):
+async def test_leaving_a_screen_while_its_work_goes_on_is_fine(made, db):
     """Escape during a re-measurement: the result is still recorded and announced, nothing breaks."""
+    trust(made[0])
     app = OvernightApp(db)
     async with app.run_test(size=SIZE, notifications=True) as pilot:
         await open_best(pilot)

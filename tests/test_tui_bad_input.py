@@ -21,7 +21,7 @@ from overnight.tui.detail import Detail
 from overnight.tui.experiment_table import ExperimentTable
 from overnight.tui.runs_screen import RunsScreen
 from tests.test_tui import BEST, SIZE, flat, open_best, open_dashboard, rows, until
-from tests.tui_support import GREETING, copy_store, recipe, run_once, run_recipe, screen_text
+from tests.tui_support import GREETING, copy_store, recipe, run_once, run_recipe, screen_text, trust
 
 
 @pytest.fixture(scope="module")
@@ -113,6 +113,7 @@ def own(workspace, cli) -> tuple[Path, Path]:
     folder = recipe(workspace / "greeting")
     db = workspace / "store.db"
     run_recipe(cli, folder, db)
+    trust(folder)
     return folder, db
 
 
@@ -132,6 +133,29 @@ async def test_apply_is_refused_when_the_file_changed_on_disk(own):
     assert rows(db, "select * from reviews") == []
     assert BEST not in (folder / "greeting.txt").read_text()
 
+
+async def test_remeasure_and_apply_refuse_a_recipe_changed_after_it_was_trusted(own):
+    """The TUI cannot ask on the terminal it draws on: it says how to trust the recipe, and runs nothing."""
+    folder, db = own
+    (folder / "score.py").write_text((folder / "score.py").read_text() + "\nprint('and one more thing')\n")
+    refusal = (f"Recipe 'greeting' runs code and is not trusted as it is now (new, or changed since you trusted it), "
+               f"so nothing was run: review and trust it with `overnight recipes trust {folder}`.")
+    app = OvernightApp(db)
+
+    def said(title: str) -> bool:
+        return any((n.title, n.message) == (title, refusal) for n in app._notifications) and title in flat(app)
+
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        await open_best(pilot)
+        await pilot.press("m")
+        await until(pilot, lambda: isinstance(app.screen, Ask), what="how many times")
+        await pilot.press("enter")
+        await until(pilot, lambda: said("Not re-measured"), what="the refusal to measure")
+        await pilot.press("a")
+        await until(pilot, lambda: said("Not applied"), what="the refusal to apply")
+        assert isinstance(app.screen, Detail)
+    assert rows(db, "select * from reviews") == []
+    assert (folder / "greeting.txt").read_text() == GREETING
 
 async def test_a_store_locked_by_a_writer_for_a_moment_is_caught_up_with(db):
     """Another process holds the write lock for about a second and adds an experiment meanwhile."""

@@ -115,6 +115,16 @@ def run_once(base: Path, **options) -> tuple[Path, Path]:
     return folder, db
 
 
+def trust(folder: Path) -> None:
+    """Trusts the recipe as a person would (`overnight recipes trust DIR --yes`), in this test's home."""
+    from click.testing import CliRunner
+
+    from overnight.cli.main import cli as group
+
+    result = CliRunner().invoke(group, ["recipes", "trust", str(folder), "--yes"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+
+
 def copy_store(source: Path, target: Path) -> Path:
     """A consistent copy of a store (through SQLite, so nothing still in its log is lost)."""
     src, dst = sqlite3.connect(source), sqlite3.connect(target)

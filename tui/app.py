@@ -7,7 +7,6 @@ The app only reads and writes the store, so a run in another terminal is seen
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
 from concurrent.futures import CancelledError
 from functools import partial
@@ -42,8 +41,7 @@ class OvernightApp(App):
         self.data = Data(Path(db))
         self.sub_title = str(db)
         self.setup, self.resume_id = setup, run_id
-        self.loop = None  # the running core Loop under `run --tui`
-        self.loop_aio = None
+        self.stop_run = None  # stops the run this app started (`run --tui`), from any thread
         self.summary = None
         self.loop_error = ""
         self.open_single = open_single and setup is None
@@ -116,6 +114,7 @@ class OvernightApp(App):
 
     @work(thread=True, group="control")
     def control(self, run_id: int, fn, *args) -> None:
+        """`fn(store, run, *args)`: an operation of overnight.ops.control; its sentence is shown."""
         try:
             message = self.data.write(lambda store: fn(store, store.run(run_id), *args))
         except (OvernightError, sqlite3.Error) as exc:
@@ -141,18 +140,16 @@ class OvernightApp(App):
     @work(thread=True, group="loop", exit_on_error=False)
     def run_loop(self) -> None:
         from overnight.core.events import RUN_STARTED
-        from overnight.core.loop import Loop
+        from overnight.ops.runs import start_run
 
         self.setup.events.subscribe(
             lambda event: event.kind == RUN_STARTED and self.from_thread(self.post_message, RunStarted(event.run_id)))
 
-        async def go():
-            self.loop_aio = asyncio.get_running_loop()
-            self.loop = Loop(self.setup, self.resume_id)
-            return await self.loop.run()
+        def attach(stop) -> None:
+            self.stop_run = stop
 
         try:
-            summary = asyncio.run(go())
+            summary = start_run(self.setup, self.resume_id, attach=attach)
         except OvernightError as exc:
             self.from_thread(self.post_message, RunEnded(error=exc.message))
             return
@@ -166,7 +163,7 @@ class OvernightApp(App):
 
     def on_run_ended(self, message: RunEnded) -> None:
         self.summary, self.loop_error = message.summary, message.error
-        self.loop = None
+        self.stop_run = None
         if message.error:
             self.notify(message.error, title="Run failed", severity="error", timeout=30)
         else:
@@ -180,10 +177,10 @@ class OvernightApp(App):
 
     async def action_quit(self) -> None:
         """Under `run --tui`, quitting stops the run cleanly first (it can be resumed)."""
-        if self.loop is not None and self.loop_aio is not None:
+        if self.stop_run is not None:
             self.quitting = True
             self.notify("Stopping the run; what is in flight is recorded as interrupted.", timeout=30)
-            self.loop_aio.call_soon_threadsafe(self.loop.stop, "interrupted by quitting the TUI")
+            self.stop_run("interrupted by quitting the TUI")
             return
         self.exit(self.summary)
 

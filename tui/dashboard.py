@@ -13,6 +13,7 @@ from textual.css.query import NoMatches
 from textual.widgets import Footer, Header, Static
 
 from overnight.core.errors import OvernightError
+from overnight.ops.control import pause_run, process_alive, resume_run, steer_run, stop_run
 
 from .app_screen import AppScreen
 from .ask import Ask
@@ -85,8 +86,6 @@ class Dashboard(AppScreen):
             if ended and (run["baseline_experiment"] or run["best_experiment"]):
                 # The holdout scores land on the baseline and the best when a run ends.
                 rows += data.experiments_changed(self.run_id, [i for i in (run["baseline_experiment"], run["best_experiment"]) if i])
-            from overnight.cli.control import process_alive
-
             alive = process_alive(run)
             self.owner.from_thread(self.show, run, rows, alive)
         except (sqlite3.Error, OvernightError):
@@ -186,18 +185,12 @@ class Dashboard(AppScreen):
         return {"pause": not paused, "resume": paused, "stop": True}[action]
 
     def action_pause(self) -> None:
-        from overnight.cli.control import pause_run
-
         self.app.control(self.run_id, pause_run)
 
     def action_resume(self) -> None:
-        from overnight.cli.control import resume_run
-
         self.app.control(self.run_id, resume_run)
 
     def action_stop(self) -> None:
-        from overnight.cli.control import stop_run
-
         def answered(yes: bool | None) -> None:
             if yes:
                 self.app.control(self.run_id, stop_run)
@@ -205,8 +198,6 @@ class Dashboard(AppScreen):
         self.app.push_screen(Confirm(f"Stop run {self.run_id} after the experiment in flight?", yes="Stop"), answered)
 
     def action_steer(self) -> None:
-        from overnight.cli.control import steer_run
-
         def answered(text: str | None) -> None:
             if text:
                 self.app.control(self.run_id, steer_run, text)

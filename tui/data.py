@@ -1,26 +1,19 @@
-"""The TUI's window on the store: cheap polls, light rows, and the review actions.
+"""The TUI's window on the store: one shared connection, cheap polls, and writes through the operations.
 
 Every method is called from a worker thread, never from the UI's event loop.
-One connection is shared by those threads, hence the lock. Polls ask for the
-highest id only, and then for the rows past it, so a store of 10,000
-experiments is read once and never again.
+One connection is shared by those threads, hence the lock. The queries are the
+store's own (core/store.py); what is here is when to open, and what shape the
+screens want.
 """
 
 from __future__ import annotations
 
-import json
-import sqlite3
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 
 from overnight.core.errors import OvernightError
-from overnight.core.store import Store
-
-# What the dashboard needs of an experiment; diffs, traces and views stay in the store
-# until an experiment is opened.
-LIGHT = ("id, run_id, seq, status, substr(reason, 1, 200) as reason, score, holdout_score, delta, "
-         "substr(rationale, 1, 200) as rationale")
+from overnight.core.store import Store, has_runs
 
 
 @dataclass(frozen=True)
@@ -43,18 +36,7 @@ class Data:
 
     def exists(self) -> bool:
         """True once a run has created the store and its tables (not while it is being made)."""
-        if not self.path.exists():
-            return False
-        if self.store is not None:
-            return True
-        try:
-            conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=5)
-            try:
-                return bool(conn.execute("select 1 from sqlite_master where name = 'runs'").fetchone())
-            finally:
-                conn.close()
-        except sqlite3.Error:
-            return True  # not a store at all: open() says so in a sentence
+        return self.store is not None or has_runs(self.path)
 
     def open(self) -> Store:
         """Opens the store; a newer version's store is refused before anything is written."""
@@ -78,77 +60,61 @@ class Data:
                 self.store.close()
                 self.store = None
 
-    def _rows(self, sql: str, args=()) -> list[dict]:
+    def read(self, fn, *args):
+        """`fn(store, *args)` under the lock: one thread at a time on the shared connection."""
         with self.lock:
-            return list(self.open().db.query(sql, list(args)))
+            return fn(self.open(), *args)
 
     # -- runs ---------------------------------------------------------------
 
     def runs_stamp(self) -> Stamp:
-        row = self._rows("select count(*) n, coalesce(max(id), 0) m, coalesce(max(updated_at), 0) u from runs")[0]
-        return Stamp(row["n"], row["m"], row["u"])
+        return Stamp(*self.read(Store.runs_stamp))
 
     def runs(self) -> list[dict]:
-        return self._rows("select id, recipe, status, stop_reason, control, goal, baseline_score, best_score, "
-                          "holdout_baseline, holdout_best, experiments, usd, seconds, started_at, ended_at "
-                          "from runs order by id desc")
+        return self.read(Store.runs_overview)
 
     def run(self, run_id: int) -> dict | None:
-        rows = self._rows("select * from runs where id = ?", [run_id])
-        return rows[0] if rows else None
+        return self.read(Store.run, run_id)
 
     # -- experiments ----------------------------------------------------------
 
     def max_experiment_id(self, run_id: int) -> int:
-        # The (run_id, seq) index answers this without reading the rows.
-        return self._rows("select coalesce(max(id), 0) m from experiments where run_id = ?", [run_id])[0]["m"]
+        return self.read(Store.max_experiment_id, run_id)
 
     def experiments_after(self, run_id: int, after_id: int) -> list[dict]:
-        return self._rows(f"select {LIGHT} from experiments where run_id = ? and id > ? order by id", [run_id, after_id])
+        return self.read(Store.experiments_after, run_id, after_id)
 
     def experiments_changed(self, run_id: int, ids: list[int]) -> list[dict]:
         """Rows the loop updates after recording them (the holdout score at the end of a run)."""
-        if not ids:
-            return []
-        marks = ",".join("?" * len(ids))
-        return self._rows(f"select {LIGHT} from experiments where id in ({marks})", ids)
+        return self.read(Store.experiments_light, ids)
 
     def experiment(self, exp_id: int) -> dict | None:
-        rows = self._rows("select * from experiments where id = ?", [exp_id])
-        return rows[0] if rows else None
+        return self.read(Store.experiment, exp_id)
 
     def experiment_at(self, run_id: int, seq: int) -> dict | None:
-        rows = self._rows("select * from experiments where run_id = ? and seq = ?", [run_id, seq])
-        return rows[0] if rows else None
+        return self.read(Store.experiment_at, run_id, seq)
 
     def view(self, digest: str | None) -> str | None:
-        if not digest:
-            return None
-        rows = self._rows("select view from candidates where digest = ?", [digest])
-        return rows[0]["view"] if rows else None
+        return self.read(Store.candidate, digest) if digest else None
 
     def examples(self, exp_id: int) -> list[dict]:
-        return self._rows("select * from example_results where experiment_id = ? order by id", [exp_id])
+        return self.read(Store.example_results, exp_id)
 
     def llm_calls(self, exp_id: int) -> list[dict]:
-        return self._rows("select * from llm_calls where experiment_id = ? order by id", [exp_id])
+        return self.read(lambda store: store.llm_calls(None, experiment_id=exp_id))
 
     def reviews(self, exp_id: int) -> list[dict]:
-        return self._rows("select * from reviews where experiment_id = ? order by id", [exp_id])
+        return self.read(Store.experiment_reviews, exp_id)
 
     def remeasures(self, exp_id: int) -> list[float]:
-        samples: list[float] = []
-        for r in self._rows("select note from reviews where experiment_id = ? and action = 'remeasured' order by id", [exp_id]):
-            samples += [float(x) for x in json.loads(r["note"] or "[]")]
-        return samples
+        return self.read(Store.remeasures, exp_id)
 
     def notes(self, recipe: str) -> list[dict]:
-        return self._rows("select * from notes where recipe = ? order by id", [recipe])
+        return self.read(Store.notes, recipe)
 
     # -- writes ---------------------------------------------------------------
 
     def write(self, fn, *args, **kwargs):
-        """Runs a write with the store; the busy timeout waits out another writer."""
+        """Runs a write with the store (an operation of overnight.ops); the busy timeout waits out another writer."""
         with self.lock:
             return fn(self.open(), *args, **kwargs)
-

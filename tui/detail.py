@@ -230,7 +230,7 @@ class Detail(AppScreen):
         self.owner.background(self._review, action, note)
 
     def _review(self, action: str, note: str) -> None:
-        from overnight.cli.control import review
+        from overnight.ops.review import review
 
         try:
             message = self.owner.data.write(review, self.run, self.exp, action, note)
@@ -250,7 +250,7 @@ class Detail(AppScreen):
     def _prepare_apply(self) -> None:
         """Shows what applying would write, or why it cannot; writes nothing."""
         try:
-            surface, _, diff = self._apply_experiment(dry_run=True)
+            surface, _, diff = self._apply_experiment(preview=True)
         except OvernightError as exc:
             # The CLI's way round it, spelled out: the TUI offers no --force of its own.
             reason = exc.message.replace("Use --force to apply anyway.",
@@ -259,18 +259,20 @@ class Detail(AppScreen):
             return
         self.owner.from_thread(self.confirm_apply, surface.source(), diff)
 
-    def _apply_experiment(self, dry_run: bool):
-        """The same apply as `overnight apply`: (surface, experiment, diff or backup path)."""
-        from overnight.cli.apply import apply_experiment
-        from overnight.cli.common import surface_of, view_of
+    def _apply_experiment(self, preview: bool):
+        """The same apply as `overnight apply`: (surface, experiment, diff or backup path).
+
+        The preview refuses a recipe not trusted as it is now: the TUI cannot ask on the terminal it draws on.
+        """
+        from overnight.ops import apply as ops
 
         data = self.owner.data
         with data.lock:
             store = data.open()
             run = store.run(self.run_id)
             exp = store.experiment(self.exp_id)
-            surface = surface_of(run)
-            return surface, exp, apply_experiment(store, run, exp, surface, view_of(store, exp), dry_run=dry_run)
+            surface, written = (ops.preview(store, run, exp, trusted_only=True) if preview else ops.apply(store, run, exp))
+            return surface, exp, written
 
     def refuse(self, reason: str, title: str = "Not applied") -> None:
         """Says why an action was not carried out (from a worker thread)."""
@@ -289,7 +291,7 @@ class Detail(AppScreen):
 
     def _apply(self) -> None:
         try:
-            surface, exp, backup = self._apply_experiment(dry_run=False)
+            surface, exp, backup = self._apply_experiment(preview=False)
         except OvernightError as exc:
             self.refuse(exc.message)
             return
@@ -322,12 +324,12 @@ class Detail(AppScreen):
         self.owner.background(self._remeasure, times)
 
     def _remeasure(self, times: int) -> None:
-        from .remeasure import remeasure
+        from overnight.ops.remeasure import remeasure
 
         self.busy = f"Re-measuring experiment {self.exp['seq']}…"
         self.owner.from_thread(self.owner.notify, f"{self.busy} ({times} times)")
         try:
-            samples, failures = remeasure(self.owner.data, self.run_id, self.exp_id, times,
+            samples, failures = remeasure(self.owner.data.path, self.run_id, self.exp_id, times,
                                           progress=lambda i: self.owner.from_thread(self.progress, i, times))
         except OvernightError as exc:
             self.refuse(exc.message, "Not re-measured")

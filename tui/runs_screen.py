@@ -11,6 +11,7 @@ from textual.binding import Binding
 from textual.widgets import DataTable, Footer, Header, Static
 
 from overnight.core.errors import OvernightError
+from overnight.ops.control import process_alive
 
 from .app_screen import AppScreen
 from .format import fit, gain_pct, gain_text, when
@@ -80,8 +81,6 @@ class RunsScreen(AppScreen):
             first = None
             if self.owner.opens_single(runs):
                 # Read its experiments now, in this worker: the dashboard paints as soon as it mounts.
-                from overnight.cli.control import process_alive
-
                 run = data.run(runs[0]["id"])
                 first = (run, data.experiments_after(run["id"], 0), process_alive(run))
             self.owner.from_thread(self.show_runs, stamp, runs, first)

@@ -1,0 +1,71 @@
+"""Controlling a live run: pause, resume, stop, steer.
+
+They work through the store, so they reach a run started in another terminal:
+the loop reads `runs.control` between experiments and the recipe's notes before
+every proposal. Each returns the sentence to show; a mistake raises one.
+"""
+
+from __future__ import annotations
+
+import os
+
+from overnight.core.errors import OvernightError
+
+LIVE = ("running", "paused")
+
+
+def process_alive(run: dict) -> bool:
+    """False when the process that ran `run` is gone (killed, machine restarted)."""
+    pid = run.get("pid")
+    if not pid:
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # alive, owned by someone else
+    return True
+
+
+def _live(run: dict, verb: str) -> None:
+    if run["status"] not in LIVE:
+        hint = f" Continue it with `overnight run {run['recipe_path']} --resume`." if run["status"] == "stopped" else ""
+        raise OvernightError(f"Run {run['id']} is {run['status']}, so there is nothing to {verb}.{hint}")
+    if not process_alive(run):
+        raise OvernightError(
+            f"Run {run['id']} is marked {run['status']} but its process ({run['pid']}) is gone; "
+            f"continue it with `overnight run {run['recipe_path']} --resume`."
+        )
+
+
+def pause_run(store, run: dict) -> str:
+    _live(run, "pause")
+    if run["status"] == "paused" or run["control"] == "pause":
+        return f"Run {run['id']} is already paused."
+    store.set_control(run["id"], "pause")
+    return f"Run {run['id']} pauses after the experiment in flight; `overnight resume {run['id']}` continues it."
+
+
+def resume_run(store, run: dict) -> str:
+    _live(run, "resume")
+    if run["status"] != "paused" and run["control"] != "pause":
+        return f"Run {run['id']} is not paused."
+    store.set_control(run["id"], None)
+    return f"Run {run['id']} continues."
+
+
+def stop_run(store, run: dict) -> str:
+    _live(run, "stop")
+    store.set_control(run["id"], "stop")
+    return f"Run {run['id']} stops after the experiment in flight."
+
+
+def steer_run(store, run: dict, text: str) -> str:
+    text = (text or "").strip()
+    if not text:
+        raise OvernightError("A steering line cannot be empty: write the guidance, e.g. overnight steer \"keep it under 50 words\".")
+    store.add_note(run["recipe"], text, kind="steer", run_id=run["id"])
+    if run["status"] in LIVE:
+        return f"Run {run['id']} reads this from its next proposal on; later runs of '{run['recipe']}' read it too."
+    return f"Later runs of '{run['recipe']}' read this."
