@@ -19,7 +19,7 @@ def remeasure(data, run_id: int, exp_id: int, times: int,
               progress: Callable[[int], None] = lambda done: None) -> tuple[list[float], list[str]]:
     """Returns the scores that came back and the reasons of those that failed; records the scores."""
     from overnight.core.contracts import MeasureRequest
-    from overnight.core.executor import LocalExecutor
+    from overnight.core.measure import sample_now
     from overnight.core.recipe import parse
     from overnight.core.runner import build
     from overnight.core.store import Store
@@ -34,19 +34,13 @@ def remeasure(data, run_id: int, exp_id: int, times: int,
     # A connection of its own: the LLM gateway records calls from this thread.
     own = Store(data.path)
     try:
-        setup = build(recipe, own)
-        executor = LocalExecutor(setup.surface, setup.objective)
-        samples, failures = [], []
-        for i in range(times):
-            request = MeasureRequest(setup.budget.per_experiment_seconds, cache=False, llm=setup.llm)
-            m = executor.measure(view, request, guards=False).measurement
-            if m.ok:
-                samples.append(m.value)
-            else:
-                failures.append(f"{m.status}: {m.reason}")
-            progress(i + 1)
+        setup = build(recipe, own, with_agent=False)  # no agent is called: its model's key is not needed
+        request = MeasureRequest(setup.budget.per_experiment_seconds, cache=False, llm=setup.llm)
+        found = sample_now(setup.executor, view, request, times, each=lambda s: progress(len(s.outcomes)))
     finally:
         own.close()
+    samples = found.values
+    failures = found.failures + ([found.capped.message.rstrip(".")] if found.capped else [])
     if samples:
         data.write(lambda s: s.add_review(run_id=run_id, experiment_id=exp_id, recipe=run["recipe"],
                                           action="remeasured", note=json.dumps(samples)))
