@@ -83,13 +83,10 @@ class Running:
     loop: Loop
     aio: asyncio.AbstractEventLoop
 
-    @property
-    def run_id(self) -> int | None:
-        return self.loop.run_id
-
     def stop(self, reason: str) -> None:
         """Stops the run cleanly (what is in flight is recorded as interrupted); safe from any thread."""
-        self.aio.call_soon_threadsafe(self.loop.stop, reason)
+        if not self.aio.is_closed():  # else it has ended already
+            self.aio.call_soon_threadsafe(self.loop.stop, reason)
 
 
 def start_run(recipe: Recipe | Setup, store: Store | None = None, *, run_id: int | None = None,
@@ -106,11 +103,13 @@ def start_run(recipe: Recipe | Setup, store: Store | None = None, *, run_id: int
         `overnight_event` hooks of `plugins` (a `core.plugins.Registry`; by default every
         installed plugin). One that raises is reported as a warning, never fatal.
     on_start: called once with a `Running` handle as the loop starts, for a front end that
-        must stop the run from another thread.
+        must stop the run from another thread (the run's id comes with the RunStarted event).
 
     Blocks until the run ends: a UI calls it from a worker thread. From the main thread,
     Ctrl-C and SIGTERM stop the run cleanly, and --resume continues it.
     """
+    if not isinstance(recipe, Setup) and store is None:
+        raise ValueError("start_run needs the store a recipe's run is recorded in")
     setup = recipe if isinstance(recipe, Setup) else build(recipe, store)
     if setup.agent is None:
         raise ValueError("a setup built with_agent=False only measures; it cannot run")
