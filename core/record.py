@@ -11,7 +11,7 @@ import json
 import os
 import statistics
 import time
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any
 
 from .contracts import Agent, Attempt, ExampleResult, LLMCall, Measurement
@@ -68,8 +68,7 @@ class ExperimentRecord:
         self.components = components
 
     def columns(self) -> dict[str, Any]:
-        skip = ("examples", "llm_calls")
-        return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in skip and getattr(self, f.name) is not None}
+        return {k: v for k, v in vars(self).items() if v is not None and k not in ("examples", "llm_calls")}
 
     def attempt(self) -> Attempt:
         return Attempt(seq=self.seq, status=self.status, reason=self.reason, rationale=self.rationale or "",
