@@ -86,6 +86,7 @@ Subscriber = Callable[[Event], Any]
 class Events:
     def __init__(self) -> None:
         self._subscribers: list[tuple[str, Subscriber]] = []
+        self._told: set = set()  # what was warned of already: a failure once per source, not each time
         self.plugins_subscribed = False  # set once the `overnight_event` hooks are (core/runner.py)
 
     def subscribe(self, fn: Subscriber, name: str = "") -> None:
@@ -98,11 +99,18 @@ class Events:
                 fn(event)
             except Exception as exc:  # never fatal: the run goes on, and says so
                 self.warn(event.run_id, f"{name} failed on the {event.kind.replace('_', ' ')} event: "
-                                        f"{type(exc).__name__}: {exc}; the run goes on", exc, skip=fn)
+                                        f"{type(exc).__name__}: {exc}; the run goes on", exc, once=(name, event.kind), skip=fn)
 
-    def warn(self, run_id: int, message: str, exc: BaseException | None = None, *, skip: Subscriber | None = None) -> None:
-        """Logs `message` (with the traceback) and tells the subscribers, but not `skip`."""
+    def warn(self, run_id: int, message: str, exc: BaseException | None = None, *, once=None,
+             skip: Subscriber | None = None) -> None:
+        """Logs `message` (with the traceback) and tells the subscribers (but `skip`); only the first
+        time for the same `once`, so a plugin that fails on every experiment does not flood the screen."""
         log.warning(message, exc_info=exc)
+        if once is not None:
+            if once in self._told:
+                return
+            self._told.add(once)
+            message += " (further failures like this one are not shown)"
         warned = Warned(run_id, message)
         for name, fn in list(self._subscribers):
             if fn is skip:

@@ -120,7 +120,7 @@ class Recorder:
             self.agent.observe(attempt)
         except Exception as exc:  # the agent only listens here: its bug must not end the run
             self.events.warn(self.run_id, f"the agent '{self.agent.name}' failed when told of experiment {attempt.seq}: "
-                                          f"{type(exc).__name__}: {exc}; the run goes on", exc)
+                                          f"{type(exc).__name__}: {exc}; the run goes on", exc, once="observe")
 
     def save_totals(self, **extra) -> None:
         spend = self.state.spend
