@@ -53,11 +53,12 @@ def _recipe_path(arg: str, scratch: Path) -> Path:
 def run_check(recipe, store, repeats: int | None = None, where: str = ""):
     """Builds the recipe afresh (its own spend and clock), audits it, prints and records the report."""
     from overnight.core.audit import audit, degenerate_views
+    from overnight.core.measure import repeats as how_many
     from overnight.core.runner import build
 
-    setup = build(recipe, store, agent_needed=False)
+    setup = build(recipe, store, with_agent=False)
     objective = setup.objective
-    times = repeats or (2 if objective.deterministic else max(5, objective.repeats or 0))
+    times = how_many(objective, repeats, check=True)
     views = len(degenerate_views(setup.surface, objective.all_metrics(), setup.surface.read()))
     plan = [f"{times} of the baseline"] + ([f"up to {views} of degenerate views"] if views else [])
     plan += ["1 on holdout"] if objective.has_examples else []

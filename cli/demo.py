@@ -32,9 +32,9 @@ def demo(folder, quiet, db):
     the most profitable mix while the cash at month 12 stays above zero. No LLM,
     no network; about half a minute.
     """
-    from overnight.cli.run import Progress, _observers, _trust, print_summary
+    from overnight.cli.run import Progress, _trust, print_summary
     from overnight.core import recipe as recipes
-    from overnight.core.runner import build, run as run_loop
+    from overnight.core.runner import build, start_run
 
     target = _fresh(folder)
     _copy(_bundled(), target)
@@ -46,11 +46,8 @@ def demo(folder, quiet, db):
     if not quiet:
         _introduce(setup, target, workbook)
     display = Progress(setup.budget, quiet=quiet)
-    setup.events.subscribe(display)
-    for plugin in _observers():
-        setup.events.subscribe(plugin)
     try:
-        summary = run_loop(setup)
+        summary = start_run(setup, subscribers=[display])
     finally:
         display.close()
     print_summary(summary)

@@ -32,7 +32,7 @@ def explain(run_ref, yes, db):
         return
     recipe = _recipe_of(run)
     _trust(recipe, store, yes)
-    setup = build(recipe, store, agent_needed=False)
+    setup = build(recipe, store, with_agent=False)
     result = measure_contributions(setup, store, run, say=click.echo)
     click.echo("")
     print_table(run, result)

@@ -47,13 +47,10 @@ def run(recipe, dry_run, resume, yes, quiet, db, with_tui):
         summary = run_with_ui(setup, run_id, store.path)
         return print_summary(summary) if summary else None
     display = Progress(setup.budget, quiet=quiet)
-    setup.events.subscribe(display)
     try:
-        summary = start_run(setup, run_id)
-    except KeyboardInterrupt:
+        summary = start_run(setup, run_id=run_id, subscribers=[display])
+    finally:
         display.close()
-        raise
-    display.close()
     print_summary(summary)
 
 
@@ -71,17 +68,11 @@ def _trust(recipe, store, yes: bool) -> None:
     ensure_trusted(recipe, store, yes)
 
 
-def _observers():
-    from overnight.ops.runs import observers
-
-    return observers()
-
-
 def _plan(setup) -> None:
     """Prints what a run would do, with the time and cost of one baseline measurement."""
     from overnight.core.contracts import MeasureRequest
     from overnight.core.decide import fmt
-    from overnight.core.executor import LocalExecutor
+    from overnight.core.measure import sample_now
 
     r, b = setup.recipe, setup.budget
     click.echo(f"Recipe   {r.name}: {r.summary}" if r.summary else f"Recipe   {r.name}")
@@ -96,11 +87,10 @@ def _plan(setup) -> None:
         parts.append(f"{b.minutes:g} min")
     parts += [f"${b.usd:g}", f"{b.per_experiment_seconds:g} s per experiment", f"{b.parallel} in parallel"]
     click.echo("Budget   " + ", ".join(parts))
-    executor = LocalExecutor(setup.surface, setup.objective)
-    start = time.monotonic()
-    outcome = executor.measure(setup.surface.read(), MeasureRequest(b.per_experiment_seconds, llm=setup.llm))
-    seconds = time.monotonic() - start
-    m = outcome.measurement
+    found = sample_now(setup.executor, setup.surface.read(), MeasureRequest(b.per_experiment_seconds, llm=setup.llm))
+    if found.capped:
+        raise found.capped
+    m, seconds = found.last.measurement, found.durations[0]
     if not m.ok:
         tail = "\n".join(m.trace.splitlines()[-20:])
         raise OvernightError(f"The baseline could not be measured ({m.status}): {m.reason}" + (f"\n{tail}" if tail else ""))
@@ -130,21 +120,23 @@ class Progress:
 
     def __call__(self, event) -> None:
         from overnight.core.decide import fmt
+        from overnight.core.events import ExperimentFinished, Warned
 
-        if self.quiet:
+        if isinstance(event, Warned):  # even when quiet: something is wrong, though the run goes on
+            self.close()
+            click.echo(f"Warning: {event.message}.", err=True)
             return
-        d = event.data
-        if event.kind == "experiment_finished":
-            self.n += 1
-            self.best = d.get("best")
-            self.last = d["status"]
-            cap = f"/{self.budget.experiments}" if self.budget.experiments is not None else ""
-            elapsed = _duration(time.monotonic() - self.started)
-            if self.tty:
-                line = f"[{self.n}{cap}] best {fmt(self.best)} | last #{d['seq']} {d['status']} | {elapsed}"
-                click.echo("\r\033[K" + line[: _width()], nl=False, err=True)
-            else:
-                click.echo(f"#{d['seq']:<4} {d['status']:<12} {fmt(d.get('score')):>10}  {d['reason']}", err=True)
+        if self.quiet or not isinstance(event, ExperimentFinished):
+            return
+        self.n += 1
+        self.best, self.last = event.best, event.status
+        cap = f"/{self.budget.experiments}" if self.budget.experiments is not None else ""
+        elapsed = _duration(time.monotonic() - self.started)
+        if self.tty:
+            line = f"[{self.n}{cap}] best {fmt(self.best)} | last #{event.seq} {event.status} | {elapsed}"
+            click.echo("\r\033[K" + line[: _width()], nl=False, err=True)
+        else:
+            click.echo(f"#{event.seq:<4} {event.status:<12} {fmt(event.score):>10}  {event.reason}", err=True)
 
     def close(self) -> None:
         if self.tty and not self.quiet and self.n:

@@ -20,13 +20,13 @@ with examples: a view made only of the expected answers).
 from __future__ import annotations
 
 import statistics
-import time
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from typing import Callable
 
-from .contracts import MeasureRequest, Measurement
-from .decide import fmt, gain, noise, threshold, ties
-from .executor import LocalExecutor
+from .contracts import MeasureRequest, Outcome
+from .decide import fmt, gain, threshold, ties
+from .measure import Samples, repeats, sample_now
 
 EMPTY, HALF, DOUBLED = "empty", "first half only", "repeated twice"
 TRACE_LINES = 15  # of a crash, shown when the baseline cannot be measured
@@ -98,79 +98,77 @@ def degenerate_views(surface, metrics, base: str) -> dict[str, str]:
     return {name: view for name, view in views.items() if view != base}
 
 
-def audit(setup, repeats: int | None = None, say: Callable[[str], None] = lambda line: None) -> Report:
-    """Measures the baseline and the degenerate views of a built recipe (core.runner.build)."""
-    recipe, surface, objective, budget = setup.recipe, setup.surface, setup.objective, setup.budget
+def audit(setup, asked: int | None = None, say: Callable[[str], None] = lambda line: None) -> Report:
+    """Measures the baseline and the degenerate views of a built recipe (core.runner.build);
+    `asked`: how many times to measure the baseline (`overnight check -n`)."""
+    recipe, objective = setup.recipe, setup.objective
     report = Report(recipe.name, recipe.digest, objective.goal, objective.deterministic)
-    executor = LocalExecutor(surface, objective)
-    base = surface.read()
-    spent_before = setup.spend.usd
+    base, spent_before = setup.surface.read(), setup.spend.usd
+    measure = partial(_measure, setup, report)
+    first = _baseline(report, setup, base, measure, repeats(objective, asked, check=True), say)
+    if first is not None:
+        # The train figures came with the baseline; holdout is measured once.
+        if objective.has_examples:
+            _assess_examples(report, first.measurement, base, measure)
+        _probes(report, setup, base, measure, say)
+        _project(report, setup.budget, objective)
+    report.spent_usd = setup.spend.usd - spent_before
+    return report
 
-    def measure(view: str, cache: bool = True, split: str = "train"):
-        from .executor import Outcome
-        from .llm import BudgetExceeded
 
-        started = time.monotonic()
-        try:
-            outcome = executor.measure(view, MeasureRequest(budget.per_experiment_seconds, split=split, cache=cache, llm=setup.llm))
-        except BudgetExceeded as exc:  # the recipe's cap holds for the check too: say so, do not crash
-            outcome = Outcome(Measurement.crash(exc.message.rstrip(".")))
-        report.measurements += 1
-        return outcome, time.monotonic() - started
+def _measure(setup, report: Report, view: str, times: int = 1, *, cache: bool = True, split: str = "train", **how) -> Samples:
+    request = MeasureRequest(setup.budget.per_experiment_seconds, split=split, cache=cache, llm=setup.llm)
+    found = sample_now(setup.executor, view, request, times, **how)
+    report.measurements += len(found.outcomes) + (found.capped is not None)
+    return found
 
-    # 1. The baseline, several times: its noise, and what a measurement costs.
-    times = repeats or (2 if objective.deterministic else max(5, objective.repeats or 0))
+
+def _baseline(report: Report, setup, base: str, measure, times: int, say) -> Outcome | None:
+    """The baseline, several times: its noise, and what a measurement costs; None when it is broken."""
+    objective, budget = setup.objective, setup.budget
     say(f"Measuring the baseline {times} time{'s' if times > 1 else ''}...")
-    durations, costs, tokens, first = [], [], [], None
-    for _ in range(times):
-        outcome, seconds = measure(base, cache=False)
-        m = outcome.measurement
-        if not m.ok:
-            return _broken(report, m, budget, setup.spend.usd - spent_before)
-        first = first or outcome
-        report.samples.append(m.value)
-        durations.append(seconds)
-        costs.append(m.cost_usd)
-        tokens.append(m.tokens)
-        say(f"  {fmt(m.value)}  ({seconds:.2f} s{f', ${m.cost_usd:.4f}' if m.cost_usd else ''})")
-    report.mean = statistics.fmean(report.samples)
-    report.noise = noise(report.samples)
+    found = measure(base, times, cache=False, guards=True, until_failure=True, each=partial(_said, say))
+    if found.capped or found.failures:  # a cap reached holds for the check too: it says so, as a crash
+        _broken(report, found.last.measurement, budget)
+        return None
+    report.samples = found.values
+    report.mean, report.noise = found.mean, found.noise
     report.bar = threshold(report.noise, budget.min_delta, budget.k)
-    report.seconds = statistics.fmean(durations)
-    report.usd = statistics.fmean(costs)
-    report.tokens = round(statistics.fmean(tokens))
-    _judge_noise(report, objective, budget, max(durations))
-    if first.guard_problem:
+    report.seconds = statistics.fmean(found.durations)
+    report.usd = statistics.fmean(o.measurement.cost_usd for o in found.outcomes)
+    report.tokens = round(statistics.fmean(o.measurement.tokens for o in found.outcomes))
+    _assess_noise(report, objective, budget, max(found.durations))
+    if found.first.guard_problem:
         # Often on purpose (the guard is what the run must fix), so a note, not a risk.
-        report.notes.append(f"The baseline fails a guard ({first.guard_problem}): only candidates that fix that can be kept.")
+        report.notes.append(f"The baseline fails a guard ({found.first.guard_problem}): only candidates that fix that can be kept.")
     refused = objective.screen(base)
     if refused:
         report.flag(f"The baseline itself is refused by the metric's screen ({refused}).",
                     "Remove the copied examples from the file: every candidate that keeps them will be refused.")
+    return found.first
 
-    # 2. Examples: the train figures came with the baseline; holdout is measured once.
-    if objective.has_examples:
-        _judge_examples(report, first.measurement, base, measure)
 
-    # 3. Views that should score badly.
-    views = degenerate_views(surface, objective.all_metrics(), base)
+def _said(say, found: Samples) -> None:
+    m = found.outcomes[-1].measurement
+    if m.ok:
+        say(f"  {fmt(m.value)}  ({found.durations[-1]:.2f} s{f', ${m.cost_usd:.4f}' if m.cost_usd else ''})")
+
+
+def _probes(report: Report, setup, base: str, measure, say) -> None:
+    """Views that should score badly: one the keep rule would let win makes the metric gameable."""
+    views = degenerate_views(setup.surface, setup.objective.all_metrics(), base)
     if views:
         say(f"Measuring {len(views)} degenerate view{'s' if len(views) > 1 else ''} ({', '.join(views)})...")
     for name, view in views.items():
-        probe = _probe(name, view, base, report, surface, objective, measure)
+        probe = _probe(name, view, base, report, setup.surface, setup.objective, measure)
         report.probes.append(probe)
         say(f"  {name}: {fmt(probe.value) if probe.value is not None else probe.verdict}")
         if probe.verdict == "gameable":
             report.flag(f"The metric is gameable: the '{name}' view {probe.note}.", _advice_for(name))
 
-    _project(report, budget, objective)
-    report.spent_usd = setup.spend.usd - spent_before
-    return report
 
-
-def _broken(report: Report, m, budget, spent: float) -> Report:
+def _broken(report: Report, m, budget) -> Report:
     report.verdict = "broken"
-    report.spent_usd = spent
     report.problems.append(f"The baseline could not be measured ({m.status}): {m.reason}.")
     report.crash = "\n".join(m.trace.splitlines()[-TRACE_LINES:])
     if m.status == "timeout":
@@ -183,7 +181,7 @@ def _broken(report: Report, m, budget, spent: float) -> Report:
     return report
 
 
-def _judge_noise(report: Report, objective, budget, slowest: float) -> None:
+def _assess_noise(report: Report, objective, budget, slowest: float) -> None:
     distinct = len({round(v, 12) for v in report.samples}) > 1
     if objective.deterministic and distinct:
         report.flag(
@@ -198,8 +196,8 @@ def _judge_noise(report: Report, objective, budget, slowest: float) -> None:
             report.flag(
                 f"The metric is noisy: a change must gain more than {fmt(report.bar)} "
                 f"({report.bar / abs(report.mean):.0%} of the baseline) before the keep rule sees it.", steadier)
-        if report.noise and (objective.repeats or 3) < len(report.samples):
-            report.advice.append(f"Set repeats = {len(report.samples)} in [metric] (now {objective.repeats or 3}) "
+        if report.noise and repeats(objective) < len(report.samples):
+            report.advice.append(f"Set repeats = {len(report.samples)} in [metric] (now {repeats(objective)}) "
                                  "so the run's noise floor is as firm as this check's.")
         if report.noise and budget.k == 0:
             report.flag("k = 0 in [budget]: any gain, however small against the noise, is kept.",
@@ -210,14 +208,13 @@ def _judge_noise(report: Report, objective, budget, slowest: float) -> None:
             "Raise per_experiment_seconds in [budget].")
 
 
-def _judge_examples(report: Report, m, base: str, measure) -> None:
+def _assess_examples(report: Report, m, base: str, measure) -> None:
     train = [e for e in m.examples if e.split == "train"]
     report.examples["train"] = len(train)
     if train and all(e.score >= 1.0 for e in train):
         report.flag(f"The baseline already scores all {len(train)} train examples perfectly: there is nothing left to gain.",
                     "Add harder examples.")
-    outcome, _ = measure(base, split="holdout")
-    m = outcome.measurement
+    m = measure(base, split="holdout").last.measurement
     held = [e for e in m.examples if e.split == "holdout"]
     report.examples["holdout"] = len(held)
     advice = "Add holdout examples (a holdout share or file in [metric]), so the end of the run can confirm the gain on them."
@@ -235,7 +232,7 @@ def _probe(name: str, view: str, base: str, report: Report, surface, objective, 
     refused = objective.screen(view)
     if refused:
         return Probe(name, "refused", note=f"is refused before measuring ({refused})")
-    outcome, _ = measure(view)
+    outcome = measure(view, guards=True).last
     m = outcome.measurement
     if not m.ok:
         return Probe(name, "failed", note=f"fails to measure ({m.status}), so it cannot win")
@@ -277,7 +274,7 @@ def _project(report: Report, budget, objective) -> None:
         experiments = int(budget.minutes * 60 * budget.parallel / (per * factor))
     proj: dict = {"experiments": experiments}
     if experiments is not None:
-        measurements = experiments * factor + (objective.repeats or (1 if not noisy else 3)) + 2
+        measurements = experiments * factor + repeats(objective) + 2
         seconds = measurements * per / budget.parallel
         if budget.minutes is not None:
             seconds = min(seconds, budget.minutes * 60)

@@ -6,6 +6,7 @@ import threading
 import time
 from dataclasses import dataclass, field, fields
 
+from .contracts import FAILURES
 from .options import Option
 
 SCHEMA = {
@@ -62,6 +63,12 @@ class Spend:
         with self.lock:
             self.usd += usd
             self.tokens += tokens
+
+    def count(self, status: str) -> None:
+        """Counts one finished experiment (not an interrupted one: it runs again on resume)."""
+        self.experiments += 1
+        self.since_keep = 0 if status == "keep" else self.since_keep + 1
+        self.failures_in_a_row = self.failures_in_a_row + 1 if status in FAILURES else 0
 
     @property
     def seconds(self) -> float:

@@ -1,4 +1,4 @@
-"""Confirmation at the end of a run: measured again afresh, does the gain still hold?
+"""The end of a run: the holdout figures, then confirmation: measured again afresh, does the gain hold?
 
 A keep was decided on one or two measurements, and a lucky draw of a noisy metric
 looks exactly like a real gain until it is measured again. So when a run ends, the
@@ -11,13 +11,12 @@ beyond the same noise bar the keep rule used.
 from __future__ import annotations
 
 import statistics
-from dataclasses import dataclass, field
-from typing import Awaitable, Callable
+from dataclasses import dataclass, field, replace
 
-from .contracts import LLMCall, MeasureRequest
+from .contracts import Executor, LLMCall, MeasureRequest
 from .decide import fmt, gain, noise, threshold
-
-Measure = Callable[[str, MeasureRequest], Awaitable]  # (view, request) -> executor Outcome
+from .measure import once, repeats, sample_each
+from .state import RunState
 
 
 @dataclass
@@ -39,27 +38,59 @@ class Confirmation:
                     confirmation=self.note, confirmed_held=None if self.held is None else int(self.held))
 
 
-async def measure_again(measure: Measure, views: dict[str, str], *, times: int, seconds: float, llm=None,
+class Ending:
+    """The end of a run that ran its course: the holdout figures, then the confirmation."""
+
+    def __init__(self, setup, run_id: int, state: RunState):
+        self.s, self.store, self.run_id, self.state = setup, setup.store, run_id, state
+
+    def request(self, **how) -> MeasureRequest:
+        return MeasureRequest(self.s.budget.per_experiment_seconds, llm=self.s.llm, **how)
+
+    async def holdout(self) -> None:
+        """The baseline and the best on the holdout examples, which the agent never saw."""
+        state, figures = self.state, {}
+        for name, best in (("baseline", state.baseline), ("best", state.best)):
+            if name == "best" and best.exp_id == state.baseline.exp_id:
+                figures["best"] = figures["baseline"]
+                continue
+            m = (await once(self.s.executor, best.view, self.request(split="holdout"))).measurement
+            for call in m.llm_calls:
+                self.store.record_llm_call(call, run_id=self.run_id, experiment_id=best.exp_id)
+            figures[name] = m.value if m.ok else None
+            self.store.update_experiment(best.exp_id, examples=[e for e in m.examples if e.split == "holdout"], holdout_score=figures[name])
+        self.store.update_run(self.run_id, holdout_baseline=figures["baseline"], holdout_best=figures["best"])
+
+    async def confirm(self) -> None:
+        """Measures the baseline and the best again afresh: a lucky keep shows here, not in the morning."""
+        state, objective, budget = self.state, self.s.objective, self.s.budget
+        if state.best is None or state.best.exp_id == state.baseline.exp_id:
+            return  # nothing was kept: no gain to confirm
+        c = await measure_again(self.s.executor, {"baseline": state.baseline.view, "best": state.best.view},
+                                times=repeats(objective), request=self.request(), holdout=objective.has_examples)
+        for name, call in c.llm_calls:
+            self.store.record_llm_call(call, run_id=self.run_id, experiment_id=getattr(state, name).exp_id)
+        conclude(c, reported=state.best.score, baseline=state.baseline.score, goal=objective.goal,
+                 run_noise=state.noise, min_delta=budget.min_delta, k=budget.k)
+        self.store.update_run(self.run_id, **c.row())
+
+
+async def measure_again(executor: Executor, views: dict[str, str], *, times: int, request: MeasureRequest,
                         holdout: bool = False) -> Confirmation:
     """Measures `views` ({"baseline": ..., "best": ...}) `times` times each, in turns, no cache."""
-    from .llm import BudgetExceeded
-
     c = Confirmation()
     for split in ("train", "holdout") if holdout else ("train",):
-        for i in range(times):
-            for name, view in views.items():
-                key = name if split == "train" else f"holdout {name}"
-                try:
-                    outcome = await measure(view, MeasureRequest(seconds, split=split, cache=False, llm=llm))
-                except BudgetExceeded as exc:  # the run's cap holds for confirming too
-                    c.problem = c.problem or f"the {key} could not be measured again ({exc.message.rstrip('.')})"
-                    return _means(c)
-                m = outcome.measurement
-                c.llm_calls += [(name, call) for call in m.llm_calls]
-                if not m.ok:
-                    c.problem = c.problem or f"the {key} could not be measured again ({m.status}: {m.reason})"
-                    continue
-                c.samples.setdefault(key, []).append(m.value)
+        found = await sample_each(executor, views, replace(request, split=split, cache=False), times)
+        for name, s in found.items():
+            key = name if split == "train" else f"holdout {name}"
+            c.llm_calls += [(name, call) for call in s.llm_calls]
+            if s.values:
+                c.samples[key] = s.values
+            if s.failures or s.capped:
+                why = s.capped.message.rstrip(".") if s.capped else s.failures[0]
+                c.problem = c.problem or f"the {key} could not be measured again ({why})"
+        if any(s.capped for s in found.values()):  # the run's cap holds for confirming too
+            break
     return _means(c)
 
 
@@ -70,7 +101,7 @@ def _means(c: Confirmation) -> Confirmation:
     return c
 
 
-def judge(c: Confirmation, *, reported: float, baseline: float, goal: str, run_noise: float,
+def conclude(c: Confirmation, *, reported: float, baseline: float, goal: str, run_noise: float,
           min_delta: float, k: float) -> Confirmation:
     """Sets `held` and a one-sentence `note`: the confirmed gain against the keep rule's bar."""
     if c.baseline is None:

@@ -316,3 +316,32 @@ class Agent(Plugin):
 
     def observe(self, attempt: Attempt) -> None:
         """Told the outcome of each of its proposals."""
+
+
+# -- Where a measurement runs ----------------------------------------------------------------
+
+from typing import Protocol  # noqa: E402  (this block stands on its own at the end of the module)
+
+
+@dataclass
+class Outcome:
+    """One measurement of a view and, when guards were asked for, the first guard it fails."""
+
+    measurement: Measurement
+    guard_problem: str | None = None
+    guard_values: dict = field(default_factory=dict)
+
+
+class Executor(Protocol):
+    """Where a measurement runs: the only way the loop, `check`, `explain`, the dry run and
+    re-measure reach a metric (through `core.measure`), so a cluster executor plugs in here.
+
+    `measure` materializes `view` in a fresh work folder of its own, measures it under
+    `request` (its time limit, split, cache and model gateway) and returns the Outcome; with
+    `guards`, the recipe's guards are measured too. A crash or a timeout of the metric is an
+    Outcome saying so, never an exception; only `core.llm.BudgetExceeded` (a cap reached: not
+    the candidate's fault) is raised. It knows nothing of runs, bests or keeps, and may be
+    called from several threads at once.
+    """
+
+    def measure(self, view: str, request: MeasureRequest, guards: bool = True) -> Outcome: ...

@@ -31,11 +31,11 @@ def ties(value: float, best: float) -> bool:
 class Verdict:
     keep: bool
     reason: str
-    needs_confirmation: bool = False
 
 
-def judge(value: float, best: float, goal: str, bar: float, *, shorter: bool = False) -> Verdict:
-    """Compares one candidate score with the best; a noisy metric confirms a win separately."""
+def verdict(value: float, best: float, goal: str, bar: float, *, shorter: bool = False) -> Verdict:
+    """Keep or not, and why: one candidate score against the best (a noisy metric's win is
+    measured again by core/keep.py before it is kept)."""
     g = gain(value, best, goal)
     if g > bar:
         return Verdict(True, f"beats the best ({fmt(best)}) by {fmt(g)}, more than the bar of {fmt(bar)}")

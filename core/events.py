@@ -1,32 +1,121 @@
-"""What the loop publishes; the CLI display, the TUI and plugins subscribe."""
+"""What the loop publishes; the CLI display, the TUI and plugins (`overnight_event`) subscribe.
+
+Each event is a small typed record; `kind` names it in a word (the same strings as the
+constants below) for subscribers that would rather compare names than types. A
+subscriber that raises is reported (a `Warned` event to the others, and the log) and
+skipped: watching a run never stops it.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Callable
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable, ClassVar
+
+if TYPE_CHECKING:
+    from .budget import Budget
+    from .summary import Summary
 
 RUN_STARTED = "run_started"
 EXPERIMENT_STARTED = "experiment_started"
 EXPERIMENT_FINISHED = "experiment_finished"
 NEW_BEST = "new_best"
 RUN_FINISHED = "run_finished"
+WARNED = "warned"
+
+log = logging.getLogger(__name__)
+log.addHandler(logging.NullHandler())  # a library logs; the program that runs it decides where to
 
 
-@dataclass
+@dataclass(frozen=True)
 class Event:
-    kind: str
     run_id: int
-    data: dict[str, Any] = field(default_factory=dict)
+    kind: ClassVar[str] = ""
+
+
+@dataclass(frozen=True)
+class RunStarted(Event):
+    recipe: str
+    budget: Budget
+    kind: ClassVar[str] = RUN_STARTED
+
+
+@dataclass(frozen=True)
+class ExperimentStarted(Event):
+    seq: int
+    rationale: str
+    kind: ClassVar[str] = EXPERIMENT_STARTED
+
+
+@dataclass(frozen=True)
+class ExperimentFinished(Event):
+    """Stored, and the run's best already moved when it was a keep."""
+
+    seq: int
+    status: str
+    reason: str
+    score: float | None
+    best: float | None  # the run's best score now
+    kind: ClassVar[str] = EXPERIMENT_FINISHED
+
+
+@dataclass(frozen=True)
+class NewBest(Event):
+    seq: int
+    score: float
+    kind: ClassVar[str] = NEW_BEST
+
+
+@dataclass(frozen=True)
+class RunFinished(Event):
+    summary: Summary
+    kind: ClassVar[str] = RUN_FINISHED
+
+
+@dataclass(frozen=True)
+class Warned(Event):
+    """Something went wrong that does not stop the run: a subscriber or the agent's `observe` failed."""
+
+    message: str
+    kind: ClassVar[str] = WARNED
+
+
+Subscriber = Callable[[Event], Any]
 
 
 class Events:
     def __init__(self) -> None:
-        self._subscribers: list[Callable[[Event], None]] = []
+        self._subscribers: list[tuple[str, Subscriber]] = []
+        self._told: set = set()  # what was warned of already: a failure once per source, not each time
+        self.plugins_subscribed = False  # set once the `overnight_event` hooks are (core/runner.py)
 
-    def subscribe(self, fn: Callable[[Event], None]) -> None:
-        self._subscribers.append(fn)
+    def subscribe(self, fn: Subscriber, name: str = "") -> None:
+        """`name` says who failed when `fn` raises (a plugin's name, say)."""
+        self._subscribers.append((name or getattr(fn, "__qualname__", repr(fn)), fn))
 
-    def publish(self, kind: str, run_id: int, **data: Any) -> None:
-        event = Event(kind, run_id, data)
-        for fn in list(self._subscribers):
-            fn(event)
+    def publish(self, event: Event) -> None:
+        for name, fn in list(self._subscribers):
+            try:
+                fn(event)
+            except Exception as exc:  # never fatal: the run goes on, and says so
+                self.warn(event.run_id, f"{name} failed on the {event.kind.replace('_', ' ')} event: "
+                                        f"{type(exc).__name__}: {exc}; the run goes on", exc, once=(name, event.kind), skip=fn)
+
+    def warn(self, run_id: int, message: str, exc: BaseException | None = None, *, once=None,
+             skip: Subscriber | None = None) -> None:
+        """Logs `message` (with the traceback) and tells the subscribers (but `skip`); only the first
+        time for the same `once`, so a plugin that fails on every experiment does not flood the screen."""
+        log.warning(message, exc_info=exc)
+        if once is not None:
+            if once in self._told:
+                return
+            self._told.add(once)
+            message += " (further failures like this one are not shown)"
+        warned = Warned(run_id, message)
+        for name, fn in list(self._subscribers):
+            if fn is skip:
+                continue
+            try:
+                fn(warned)
+            except Exception:  # a warning about a warning would never end: the log has it
+                log.warning("%s failed on a warning", name, exc_info=True)

@@ -1,8 +1,8 @@
 """Where a measurement runs. The local one uses a fresh work folder on this machine.
 
-The seam is `Executor.measure(view, request) -> Outcome`: a cluster executor could
-ship the materialized folder to a worker and return the same Outcome, with no
-change to the loop.
+The seam is `Executor.measure(view, request) -> Outcome` (core/contracts.py): a cluster
+executor could ship the materialized folder to a worker and return the same Outcome,
+with no change to the loop or to `core.measure`.
 """
 
 from __future__ import annotations
@@ -15,10 +15,9 @@ import threading
 import time
 import traceback
 import uuid
-from dataclasses import dataclass, field
 from pathlib import Path
 
-from .contracts import Measurement, MeasureRequest, Surface
+from .contracts import Executor, Measurement, MeasureRequest, Outcome, Surface  # Outcome: imported from here too
 from .errors import OvernightError
 from .llm import BudgetExceeded
 from .objective import Objective
@@ -27,14 +26,9 @@ from .objective import Objective
 IGNORE = shutil.ignore_patterns(".overnight", ".git", "__pycache__", "*.pyc", ".venv", "node_modules")
 
 
-@dataclass
-class Outcome:
-    measurement: Measurement
-    guard_problem: str | None = None
-    guard_values: dict = field(default_factory=dict)
+class LocalExecutor(Executor):
+    """Measures in a fresh work folder on this machine (a private temporary folder)."""
 
-
-class LocalExecutor:
     def __init__(self, surface: Surface, objective: Objective, root: Path | None = None, keep: bool = False):
         self.surface = surface
         self.objective = objective

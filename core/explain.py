@@ -25,7 +25,7 @@ from typing import Callable
 from .contracts import MeasureRequest
 from .decide import fmt, gain, noise, threshold
 from .errors import OvernightError
-from .executor import LocalExecutor
+from .measure import repeats, sample_now
 
 
 @dataclass
@@ -145,61 +145,65 @@ def explain(setup, store, run: dict, say: Callable[[str], None] = lambda line: N
     goal = setup.objective.goal
     if not changes:
         return Explanation(run["id"], goal, run["best_score"], 0.0, [])
-    surface, objective, budget = setup.surface, setup.objective, setup.budget
-    executor = LocalExecutor(surface, objective)
-    times = 1 if objective.deterministic else (objective.repeats or 3)
     best = changes[-1].after
-
-    def measure(view: str) -> tuple[list[float], str]:
-        samples, problem = [], ""
-        for _ in range(times):
-            request = MeasureRequest(budget.per_experiment_seconds, cache=objective.deterministic, llm=setup.llm)
-            m = executor.measure(view, request).measurement
-            if m.ok:
-                samples.append(m.value)
-            else:
-                problem = f"{m.status}: {m.reason}"
-        return samples, problem
-
     say(f"Measuring the best again, then without each of its {len(changes)} kept change{'s' if len(changes) > 1 else ''}...")
-    reference, problem = measure(best)
-    if not reference:
-        raise OvernightError(f"The best of run {run['id']} cannot be measured any more ({problem}); nothing can be explained.")
-    best_score = statistics.fmean(reference)
-    bar = threshold(max(run["noise"] or 0.0, noise(reference)), budget.min_delta, budget.k)
-    say(f"  best: {fmt(best_score)}")
-    rows = []
-    for change in changes:
-        row = Row(change.seq, change.experiment_id, change.rationale, change.gain, bar=bar, best_score=best_score)
-        rows.append(row)
-        without = revert(change.before, change.after, best)
+    without = _Without(setup, run, best, say)
+    rows = [without.change(c) for c in changes]
+    # A search rewrites every value at each step, so steps rarely come apart; values do.
+    rows += [without.value(name, view) for name, view in _values_put_back(setup.surface, changes[0].before, best).items()]
+    store.save_contributions(run["id"], [_stored(r) for r in rows])
+    return Explanation(run["id"], goal, without.best_score, without.bar, rows)
+
+
+class _Without:
+    """The best measured again, then with one kept change left out, or one value put back, at a time."""
+
+    def __init__(self, setup, run: dict, best: str, say: Callable[[str], None]):
+        self.setup, self.best, self.say = setup, best, say
+        reference, problem = self.measure(best)
+        if not reference:
+            raise OvernightError(f"The best of run {run['id']} cannot be measured any more ({problem}); nothing can be explained.")
+        self.best_score = statistics.fmean(reference)
+        self.bar = threshold(max(run["noise"] or 0.0, noise(reference)), setup.budget.min_delta, setup.budget.k)
+        say(f"  best: {fmt(self.best_score)}")
+
+    def measure(self, view: str) -> tuple[list[float], str]:
+        """The samples of a view, and why the last one that failed did."""
+        setup, objective = self.setup, self.setup.objective
+        request = MeasureRequest(setup.budget.per_experiment_seconds, cache=objective.deterministic, llm=setup.llm)
+        found = sample_now(setup.executor, view, request, repeats(objective))
+        if found.capped:
+            raise found.capped  # the recipe's cap holds here too: nothing more is measured
+        return found.values, found.failures[-1] if found.failures else ""
+
+    def change(self, change: Change) -> Row:
+        surface, objective = self.setup.surface, self.setup.objective
+        row = Row(change.seq, change.experiment_id, change.rationale, change.gain, bar=self.bar, best_score=self.best_score)
+        without = revert(change.before, change.after, self.best)
         if without is None:
             row.status, row.reason = "skipped", "a later change rewrote its lines: it cannot be left out alone"
-        elif surface.problems(without, best):
-            row.status, row.reason = "skipped", "the best without it is refused by the surface: " + "; ".join(surface.problems(without, best))
+        elif surface.problems(without, self.best):
+            row.status, row.reason = "skipped", "the best without it is refused by the surface: " + "; ".join(surface.problems(without, self.best))
         elif objective.screen(without):
             row.status, row.reason = "skipped", f"the best without it is refused before measuring ({objective.screen(without)})"
         else:
-            samples, problem = measure(without)
-            if not samples:
-                row.status, row.reason = "essential", f"essential: without it the best fails to measure ({problem})"
-            else:
-                row.score_without = statistics.fmean(samples)
-                row.contribution = gain(best_score, row.score_without, goal)
-        say(f"  without #{change.seq}: {fmt(row.score_without) if row.score_without is not None else row.status}")
-    for name, view in _values_put_back(surface, changes[0].before, best).items():
-        # A search rewrites every value at each step, so steps rarely come apart; values do.
-        row = Row(None, None, name, None, bar=bar, best_score=best_score)
-        rows.append(row)
-        samples, problem = measure(view)
-        if samples:
-            row.score_without = statistics.fmean(samples)
-            row.contribution = gain(best_score, row.score_without, goal)
-        else:
-            row.status, row.reason = "essential", f"essential: with it put back the best fails to measure ({problem})"
-        say(f"  {name}: {fmt(row.score_without) if row.score_without is not None else row.status}")
-    store.save_contributions(run["id"], [_stored(r) for r in rows])
-    return Explanation(run["id"], goal, best_score, bar, rows)
+            self._score(row, without, "without it the best fails to measure")
+        self.say(f"  without #{change.seq}: {fmt(row.score_without) if row.score_without is not None else row.status}")
+        return row
+
+    def value(self, name: str, view: str) -> Row:
+        row = Row(None, None, name, None, bar=self.bar, best_score=self.best_score)
+        self._score(row, view, "with it put back the best fails to measure")
+        self.say(f"  {name}: {fmt(row.score_without) if row.score_without is not None else row.status}")
+        return row
+
+    def _score(self, row: Row, view: str, fails: str) -> None:
+        samples, problem = self.measure(view)
+        if not samples:
+            row.status, row.reason = "essential", f"essential: {fails} ({problem})"
+            return
+        row.score_without = statistics.fmean(samples)
+        row.contribution = gain(self.best_score, row.score_without, self.setup.objective.goal)
 
 
 def _values_put_back(surface, baseline: str, best: str, limit: int = 20) -> dict[str, str]:

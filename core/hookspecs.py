@@ -28,4 +28,9 @@ def overnight_register_commands(cli):
 
 @hookspec
 def overnight_event(event):
-    """Observe what the loop does (an `overnight.core.events.Event`)."""
+    """Observe what a run does; `event` is one of the typed records of `overnight.core.events`:
+    `RunStarted` (recipe, budget), `ExperimentStarted` (seq, rationale), `ExperimentFinished`
+    (seq, status, reason, score, and the run's best, already moved on a keep), `NewBest` (seq,
+    score), `RunFinished` (summary) or `Warned` (message); each has `run_id` and `kind`. Called
+    in the run's thread, so return quickly. An exception is reported as a warning naming the
+    plugin and never stops the run."""

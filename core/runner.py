@@ -6,31 +6,33 @@ import asyncio
 import os
 import signal
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable, Iterable
 
 from .contracts import Agent, Metric, Surface
 from .errors import OvernightError
-from .events import Events
+from .events import Event, Events
 from .loop import Loop, Setup, Summary
 from .objective import Bounded, Objective, Weighted
 from .recipe import Recipe
 from .store import RESUMABLE, Store
 
 
-def build(recipe: Recipe, store: Store, events: Events | None = None, *, agent_needed: bool = True) -> Setup:
+def build(recipe: Recipe, store: Store, events: Events | None = None, *, with_agent: bool = True) -> Setup:
     """Builds and prepares every plugin; user mistakes surface here, before anything is spent.
 
-    `agent_needed=False` (overnight check, explain) measures only: the agent is built but not
-    prepared, so its model's key is not required."""
+    `with_agent=False` (check, explain, re-measure) builds a setup that only measures: no
+    agent, so its model's key is not required."""
     surface: Surface = recipe.surface.build(recipe.dir)
     metrics = [Weighted(p.build(recipe.dir), p.weight, p.label, p.goal) for p in recipe.metrics]
     guards = [Bounded(p.build(recipe.dir), p.min, p.max, p.label) for p in recipe.guards]
     objective = Objective(metrics, guards)
     repeats = [p.repeats for p in recipe.metrics if p.repeats]
     objective.repeats = max(repeats) if repeats else None
-    agent: Agent = recipe.agent.build(recipe.dir)
+    agent: Agent | None = recipe.agent.build(recipe.dir) if with_agent else None
     setup = Setup(recipe, surface, objective, agent, recipe.budget, store, events or Events())
-    plugins = [surface, *objective.all_metrics(), agent]
+    plugins = [p for p in (surface, *objective.all_metrics(), agent) if p is not None]
     if any(p.uses_llm for p in plugins):
         from .llm import Gateway
 
@@ -41,7 +43,7 @@ def build(recipe: Recipe, store: Store, events: Events | None = None, *, agent_n
     metric: Metric
     for metric in objective.all_metrics():
         metric.prepare(surface)
-    if agent_needed:
+    if agent is not None:
         agent.prepare(surface)
     return setup
 
@@ -74,12 +76,68 @@ def _alive(pid: int | None) -> bool:
         return True
 
 
+@dataclass
+class Running:
+    """A run in progress, as `start_run` hands it to `on_start`."""
+
+    loop: Loop
+    aio: asyncio.AbstractEventLoop
+
+    def stop(self, reason: str) -> None:
+        """Stops the run cleanly (what is in flight is recorded as interrupted); safe from any thread."""
+        if not self.aio.is_closed():  # else it has ended already
+            self.aio.call_soon_threadsafe(self.loop.stop, reason)
+
+
+def start_run(recipe: Recipe | Setup, store: Store | None = None, *, run_id: int | None = None,
+              subscribers: Iterable[Callable[[Event], object]] = (),
+              on_start: Callable[[Running], object] | None = None, plugins=None) -> Summary:
+    """Runs a recipe to its end and returns its summary: how every front end starts a run.
+
+    recipe: a loaded `Recipe`, built here with `build` (a user mistake raises OvernightError
+        before anything is spent); or a `Setup` that `build` already made, for a front end
+        that shows those errors before it opens.
+    store: where the run is recorded; needed with a Recipe (a Setup carries its own).
+    run_id: an unfinished run to continue (see `resumable_run`); None starts a new run.
+    subscribers: called with each event (core/events.py) in the run's thread; so are the
+        `overnight_event` hooks of `plugins` (a `core.plugins.Registry`; by default every
+        installed plugin). One that raises is reported as a warning, never fatal.
+    on_start: called once with a `Running` handle as the loop starts, for a front end that
+        must stop the run from another thread (the run's id comes with the RunStarted event).
+
+    Blocks until the run ends: a UI calls it from a worker thread. From the main thread,
+    Ctrl-C and SIGTERM stop the run cleanly, and --resume continues it.
+    """
+    if not isinstance(recipe, Setup) and store is None:
+        raise ValueError("start_run needs the store a recipe's run is recorded in")
+    setup = recipe if isinstance(recipe, Setup) else build(recipe, store)
+    if setup.agent is None:
+        raise ValueError("a setup built with_agent=False only measures; it cannot run")
+    for fn in subscribers:
+        setup.events.subscribe(fn)
+    subscribe_plugins(setup.events, plugins)
+    return asyncio.run(_run(setup, run_id, on_start))
+
+
+def subscribe_plugins(events: Events, plugins=None) -> None:
+    """Subscribes each plugin's `overnight_event` hook on its own, so one that raises is named
+    and the others still hear of the event. Once per Events, however often it is called."""
+    if events.plugins_subscribed:
+        return
+    from .plugins import registry
+
+    events.plugins_subscribed = True
+    for impl in (plugins or registry()).pm.hook.overnight_event.get_hookimpls():
+        events.subscribe(lambda event, fn=impl.function, args=tuple(impl.argnames): fn(**{a: event for a in args}),
+                         name=f"the plugin '{impl.plugin_name}'")
+
+
 def run(setup: Setup, run_id: int | None = None) -> Summary:
-    """Runs the loop; Ctrl-C and SIGTERM stop it cleanly, recording what was in flight."""
-    return asyncio.run(_run(setup, run_id))
+    """`start_run` of a Setup already built (tests and benchmarks use it)."""
+    return start_run(setup, run_id=run_id)
 
 
-async def _run(setup: Setup, run_id: int | None) -> Summary:
+async def _run(setup: Setup, run_id: int | None, on_start: Callable[[Running], object] | None = None) -> Summary:
     loop = Loop(setup, run_id)
     aio = asyncio.get_running_loop()
     # Experiments wait in threads (on a model, a command); asyncio's default pool has only
@@ -89,7 +147,9 @@ async def _run(setup: Setup, run_id: int | None) -> Summary:
         try:
             aio.add_signal_handler(sig, loop.stop, f"interrupted by {name}")
         except (NotImplementedError, RuntimeError, ValueError):
-            pass  # not the main thread (the TUI runs the loop in a worker)
+            pass  # not the main thread (a UI runs the loop in a worker)
+    if on_start is not None:
+        on_start(Running(loop, aio))
     try:
         return await loop.run()
     finally:

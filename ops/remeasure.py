@@ -1,8 +1,8 @@
 """Measuring an experiment again, without the cache, to see how much its score moves.
 
 The run's setup is rebuilt from the recipe text the run recorded (not the file as
-it is now), so the same metric measures the same candidate; the agent is built
-but not prepared, since no proposal is asked for (its model's key is not needed).
+it is now), so the same metric measures the same candidate; the agent is not
+built, since no proposal is asked for (its model's key is not needed).
 Building a setup may load heavy plugin libraries: callers import this module
 only when someone asks for a re-measurement.
 """
@@ -33,7 +33,7 @@ def remeasure(db: Path, run_id: int, exp_id: int, times: int,
             raise OvernightError(f"The candidate of experiment {exp['seq']} is missing from the store; it cannot be measured again.")
         recipe = recipe_of(run)
         refuse_untrusted(recipe)
-        setup = build(recipe, store, agent_needed=False)
+        setup = build(recipe, store, with_agent=False)
         samples, failures = measure_times(setup, view, times, progress)
         if samples:
             store.add_remeasure(run_id=run_id, experiment_id=exp_id, recipe=run["recipe"], samples=samples)
@@ -43,18 +43,10 @@ def remeasure(db: Path, run_id: int, exp_id: int, times: int,
 
 
 def measure_times(setup, view: str, times: int, progress: Callable[[int], None]) -> tuple[list[float], list[str]]:
-    """`view` measured `times` times afresh, guards left out: (values, reasons of the failures)."""
+    """`view` measured `times` times afresh through the run's executor: (values, reasons of the failures)."""
     from overnight.core.contracts import MeasureRequest
-    from overnight.core.executor import LocalExecutor
+    from overnight.core.measure import sample_now
 
-    executor = LocalExecutor(setup.surface, setup.objective)
-    samples, failures = [], []
-    for i in range(times):
-        request = MeasureRequest(setup.budget.per_experiment_seconds, cache=False, llm=setup.llm)
-        m = executor.measure(view, request, guards=False).measurement
-        if m.ok:
-            samples.append(m.value)
-        else:
-            failures.append(f"{m.status}: {m.reason}")
-        progress(i + 1)
-    return samples, failures
+    request = MeasureRequest(setup.budget.per_experiment_seconds, cache=False, llm=setup.llm)
+    found = sample_now(setup.executor, view, request, times, each=lambda s: progress(len(s.outcomes)))
+    return found.values, found.failures + ([found.capped.message.rstrip(".")] if found.capped else [])

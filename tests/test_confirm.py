@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from overnight.core.confirm import Confirmation, judge
+from overnight.core.confirm import Confirmation, conclude
 from tests.conftest import write
 from tests.data.core.kit import NOISY
 
@@ -98,7 +98,7 @@ def test_nothing_kept_means_nothing_to_confirm(workspace, cli):
 
 def test_a_best_that_fails_when_measured_again_did_not_hold():
     c = Confirmation(baseline=1.0, samples={"baseline": [1.0]}, problem="the best could not be measured again (crash: boom)")
-    judge(c, reported=2.0, baseline=1.0, goal="maximize", run_noise=0.0, min_delta=0.0, k=2.0)
+    conclude(c, reported=2.0, baseline=1.0, goal="maximize", run_noise=0.0, min_delta=0.0, k=2.0)
     assert c.held is False
     assert c.note == "The gain did not hold: the best could not be measured again (crash: boom)."
     assert c.row()["confirmed_held"] == 0
@@ -106,12 +106,12 @@ def test_a_best_that_fails_when_measured_again_did_not_hold():
 
 def test_a_gain_within_the_bar_did_not_hold_and_a_minimized_one_can_hold():
     c = Confirmation(baseline=10.0, best=10.5, samples={"baseline": [10.0, 10.0], "best": [10.0, 11.0]})
-    judge(c, reported=12.0, baseline=10.0, goal="maximize", run_noise=0.1, min_delta=0.0, k=2.0)
+    conclude(c, reported=12.0, baseline=10.0, goal="maximize", run_noise=0.1, min_delta=0.0, k=2.0)
     # The spread of the fresh samples widens the bar: sqrt((0 + 0.5) / 2) * 2 = 1.
     assert c.held is False and "within the noise bar of 1" in c.note
 
     c = Confirmation(baseline=10.0, best=7.0, samples={"baseline": [10.0], "best": [7.0]})
-    judge(c, reported=6.0, baseline=10.0, goal="minimize", run_noise=0.0, min_delta=1.0, k=2.0)
+    conclude(c, reported=6.0, baseline=10.0, goal="minimize", run_noise=0.0, min_delta=1.0, k=2.0)
     assert c.held is True and c.note.startswith("The gain held: measured again (1 fresh sample each), it is 3")
 
 
@@ -138,16 +138,18 @@ def test_a_dataset_run_confirms_its_gain_on_holdout_too(workspace, cli, llm_serv
 
 async def test_the_spend_cap_stops_confirming_and_the_summary_says_so():
     from overnight.core.confirm import measure_again
+    from overnight.core.contracts import MeasureRequest
     from overnight.core.llm import BudgetExceeded
 
     asked = []
 
-    async def measure(view, request):
-        asked.append((view, request.cache))
-        raise BudgetExceeded("spend cap reached ($0.5)")
+    class Capped:  # an executor whose every measurement would pass the spend cap
+        def measure(self, view, request, guards=True):
+            asked.append((view, request.cache))
+            raise BudgetExceeded("spend cap reached ($0.5)")
 
-    c = await measure_again(measure, {"baseline": "a", "best": "b"}, times=3, seconds=5)
-    judge(c, reported=2.0, baseline=1.0, goal="maximize", run_noise=0.0, min_delta=0.0, k=2.0)
+    c = await measure_again(Capped(), {"baseline": "a", "best": "b"}, times=3, request=MeasureRequest(5))
+    conclude(c, reported=2.0, baseline=1.0, goal="maximize", run_noise=0.0, min_delta=0.0, k=2.0)
     assert asked == [("a", False)]  # fresh (no cache), and nothing more once the cap is reached
     assert c.held is None
     assert c.note == ("Not confirmed: the baseline could not be measured again (Spend cap reached ($0.5); "

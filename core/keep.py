@@ -1,0 +1,53 @@
+"""The keep decision for one measured candidate, against the best known at that moment.
+
+A keep must beat the best by more than the noise bar (core/decide.py), pass every
+guard, and, for a noisy metric, agree when measured once more: a lucky draw is the
+classic way a greedy loop ratchets on noise.
+"""
+
+from __future__ import annotations
+
+import statistics
+from typing import Awaitable, Callable
+
+from .budget import Budget
+from .contracts import Outcome
+from .decide import fmt, gain, threshold, verdict
+from .record import ExperimentRecord
+from .state import RunState
+
+
+class KeepRule:
+    def __init__(self, budget: Budget, goal: str, deterministic: bool):
+        self.budget, self.goal, self.deterministic = budget, goal, deterministic
+
+    async def decide(self, rec: ExperimentRecord, view: str, outcome: Outcome, state: RunState,
+                     again: Callable[[], Awaitable[Outcome]]) -> tuple[str, str]:
+        """The status and reason of a measured candidate; `again` measures it afresh."""
+        m = outcome.measurement
+        rec.account(m)
+        if not m.ok:
+            rec.measured(m)
+            return m.status, m.reason
+        best, bar = state.best, threshold(state.noise, self.budget.min_delta, self.budget.k)
+        v = verdict(m.value, best.score, self.goal, bar, shorter=len(view) < len(best.view))
+        samples = [m.value]
+        if v.keep and not self.deterministic:
+            second = (await again()).measurement
+            rec.account(second)
+            if second.ok:
+                samples.append(second.value)
+            if not self._agrees(samples, best.score, bar):
+                rec.measured(m)
+                rec.scored(samples, state.baseline.score)
+                return "discard", f"{v.reason}, but the confirming re-measurement did not agree ({', '.join(fmt(s) for s in samples)})"
+        rec.measured(m)
+        rec.scored(samples, state.baseline.score, m.components)
+        if v.keep and outcome.guard_problem:
+            return "guard_failed", outcome.guard_problem
+        return ("keep" if v.keep else "discard"), v.reason
+
+    def _agrees(self, samples: list[float], best: float, bar: float) -> bool:
+        """Both samples beat the best, and their mean by more than the bar."""
+        mean = statistics.fmean(samples)
+        return len(samples) == 2 and gain(samples[1], best, self.goal) > 0 and gain(mean, best, self.goal) > bar

@@ -1,0 +1,148 @@
+"""Recording: each experiment is stored, then the run's best moves, then the others are told.
+
+In that order, so that whatever a subscriber or the agent does when told (raise, say),
+the store and the run's best already agree. Neither can stop the run: what they raise
+is reported as a warning (core/events.py) and the run goes on.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from .contracts import Agent, Attempt, ExampleResult, LLMCall, Measurement
+from .events import Events, ExperimentFinished, NewBest
+from .state import Best, RunState, failing
+
+TRACE_TAIL = 4000  # characters of a trace kept for the agent
+
+
+@dataclass
+class ExperimentRecord:
+    """One experiment as the store keeps it, filled in as it goes and stored once."""
+
+    seq: int
+    rationale: str = ""
+    started_at: float = field(default_factory=time.time)
+    parent: int | None = None
+    agent_trace: str | None = None
+    meta: dict[str, Any] | None = None
+    candidate: str | None = None
+    diff: str | None = None
+    status: str = ""
+    reason: str = ""
+    score: float | None = None
+    samples: list[float] | None = None
+    components: dict[str, float] | None = None
+    delta: float | None = None
+    trace: str | None = None
+    error: str | None = None
+    cost_usd: float = 0.0
+    tokens: int = 0
+    seconds: float | None = None
+    # Not columns of the experiment: stored beside it.
+    examples: list[ExampleResult] = field(default_factory=list)
+    llm_calls: list[LLMCall] = field(default_factory=list)
+
+    def account(self, m: Measurement) -> None:
+        """Attributes a measurement's spend to the experiment (the gateway counted it for the run)."""
+        self.cost_usd += m.cost_usd
+        self.tokens += m.tokens
+        self.seconds = (self.seconds or 0.0) + (m.seconds or 0.0)
+
+    def measured(self, m: Measurement) -> None:
+        """What the experiment keeps of the measurement it was decided on."""
+        self.trace = m.trace[-TRACE_TAIL:] if m.trace else ""
+        self.error = m.reason if m.status != "ok" else None
+        self.examples = m.examples
+        self.llm_calls = self.llm_calls + m.llm_calls
+
+    def scored(self, samples: list[float], baseline: float, components: dict | None = None) -> None:
+        self.samples = samples
+        self.score = statistics.fmean(samples)
+        self.delta = self.score - baseline
+        self.components = components
+
+    def columns(self) -> dict[str, Any]:
+        return {k: v for k, v in vars(self).items() if v is not None and k not in ("examples", "llm_calls")}
+
+    def attempt(self) -> Attempt:
+        return Attempt(seq=self.seq, status=self.status, reason=self.reason, rationale=self.rationale or "",
+                       score=self.score, delta=self.delta, trace=self.trace or "",
+                       failing=failing(self.examples)[:5], meta=self.meta or {})
+
+
+class Recorder:
+    def __init__(self, store, run_id: int, state: RunState, events: Events, agent: Agent | None):
+        self.store, self.run_id, self.state = store, run_id, state
+        self.events, self.agent = events, agent
+
+    def record(self, rec: ExperimentRecord, status: str, reason: str, view: str | None = None) -> int:
+        """Stores an experiment, moves the best to it when it is a keep (`view` is then its view), then tells."""
+        rec.status, rec.reason = status, reason
+        exp_id = self._store(rec)
+        attempt = rec.attempt()
+        self.state.count(attempt, rec.candidate)
+        best = {}
+        if status == "keep":
+            self.state.best = Best(exp_id, rec.seq, view, rec.score, failing(rec.examples))
+            best = dict(best_experiment=exp_id, best_score=rec.score)
+        self.save_totals(**best)
+        self.events.publish(ExperimentFinished(self.run_id, rec.seq, status, reason, rec.score, self.state.best.score))
+        if status == "keep":
+            self.events.publish(NewBest(self.run_id, rec.seq, rec.score))
+        if status != "interrupted":
+            self._observe(attempt)
+        return exp_id
+
+    def record_baseline(self, rec: ExperimentRecord, view: str, noise: float) -> None:
+        """The baseline is the first best; it is no experiment of the agent's, so nobody is told."""
+        rec.seq, rec.status, rec.rationale, rec.delta = 0, "baseline", "baseline", 0.0
+        exp_id = self._store(rec)
+        self.state.count(rec.attempt(), rec.candidate)
+        self.state.noise = noise
+        self.state.baseline = self.state.best = Best(exp_id, 0, view, rec.score, failing(rec.examples))
+        self.store.update_run(self.run_id, baseline_experiment=exp_id, best_experiment=exp_id,
+                              baseline_score=rec.score, best_score=rec.score, noise=noise)
+
+    def _store(self, rec: ExperimentRecord) -> int:
+        exp_id = self.store.record_experiment(self.run_id, examples=rec.examples, **rec.columns())
+        for call in rec.llm_calls:
+            self.store.record_llm_call(call, run_id=self.run_id, experiment_id=exp_id)
+        return exp_id
+
+    def _observe(self, attempt: Attempt) -> None:
+        try:
+            self.agent.observe(attempt)
+        except Exception as exc:  # the agent only listens here: its bug must not end the run
+            self.events.warn(self.run_id, f"the agent '{self.agent.name}' failed when told of experiment {attempt.seq}: "
+                                          f"{type(exc).__name__}: {exc}; the run goes on", exc, once="observe")
+
+    def save_totals(self, **extra) -> None:
+        spend = self.state.spend
+        self.store.update_run(self.run_id, experiments=spend.experiments, usd=spend.usd,
+                              tokens=spend.tokens, seconds=spend.seconds, **extra)
+
+
+def new_run(store, recipe, surface, goal: str) -> int:
+    """The run's row: the recipe, its text and its configuration (secrets redacted)."""
+    from .secrets import redact
+
+    config = redact({
+        "surface": {"kind": recipe.surface.cls.name, **recipe.surface.options},
+        "metrics": [{"kind": m.cls.name, "weight": m.weight, "goal": m.goal, **m.options} for m in recipe.metrics],
+        "guards": [{"kind": g.cls.name, "min": g.min, "max": g.max, **g.options} for g in recipe.guards],
+        "agent": {"kind": recipe.agent.cls.name, **recipe.agent.options},
+        "budget": recipe.budget.__dict__,
+    })
+    return store.start_run(recipe=recipe.name, recipe_path=str(recipe.path), recipe_text=recipe.text,
+                           recipe_digest=recipe.digest, config=json.dumps(config), goal=goal,
+                           source_path=str(surface.source()), source_fingerprint=surface.fingerprint())
+
+
+def resumed(store, run_id: int) -> None:
+    store.update_run(run_id, status="running", stop_reason=None, control=None, ended_at=None, pid=os.getpid())

@@ -1,0 +1,89 @@
+"""What a run knows between experiments: its baseline and best, the noise, what it has seen.
+
+A resumed run rebuilds this from the store with the same `count` that keeps it up to
+date live, so the two cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+
+from .budget import Spend
+from .contracts import Attempt, ExampleResult
+
+HISTORY = 20  # experiments shown to the agent with their traces
+# Statuses whose candidate was measured: the same digest is not measured again in a run.
+MEASURED = ("baseline", "keep", "discard", "crash", "timeout", "guard_failed")
+
+
+@dataclass
+class Best:
+    exp_id: int
+    seq: int
+    view: str
+    score: float
+    failing: list[ExampleResult] = field(default_factory=list)
+
+
+@dataclass
+class RunState:
+    spend: Spend  # shared with the model gateway; it also counts experiments, keeps and failures
+    baseline: Best | None = None
+    best: Best | None = None
+    noise: float = 0.0
+    seen: dict[str, int] = field(default_factory=dict)  # digest -> seq of its first measurement
+    history: deque[Attempt] = field(default_factory=lambda: deque(maxlen=HISTORY))
+    ledger: list[Attempt] = field(default_factory=list)  # every rejected idea, so none is paid for twice
+    next_seq: int = 1
+
+    @classmethod
+    def restore(cls, store, run_id: int, spend: Spend) -> "RunState":
+        """The state of run `run_id` as the store has it: empty for a run that just started."""
+        run = store.run(run_id)
+        spend.seconds_before = run["seconds"] or 0.0
+        spend.add(run["usd"] or 0.0, run["tokens"] or 0)
+        state = cls(spend, noise=run["noise"] or 0.0)
+        rows = store.experiments(run_id)
+        for row, attempt in zip(rows, store.attempts(run_id)):
+            state.count(attempt, row["candidate"])
+        base = next((r for r in rows if r["status"] == "baseline"), None)
+        if base is not None:
+            state.baseline = _best(store, base)
+            state.best = _best(store, store.experiment(run["best_experiment"])) if run["best_experiment"] else state.baseline
+        return state
+
+    def count(self, attempt: Attempt, candidate: str | None) -> None:
+        """Takes one stored experiment into account: live as it is recorded, and on resume."""
+        if attempt.status in MEASURED and candidate:
+            self.seen.setdefault(candidate, attempt.seq)
+        self.next_seq = max(self.next_seq, attempt.seq + 1)
+        if attempt.status == "baseline":
+            return
+        self.history.append(attempt)
+        if attempt.status != "keep":
+            self.ledger.append(attempt)
+        if attempt.status != "interrupted":  # it runs again on resume
+            self.spend.count(attempt.status)
+
+    def claim(self, digest: str, seq: int) -> int | None:
+        """Marks a candidate as measured by experiment `seq`; the earlier seq when one already was."""
+        if digest in self.seen:
+            return self.seen[digest]
+        self.seen[digest] = seq
+        return None
+
+    def release(self, seq: int) -> None:
+        """Forgets the candidate of an experiment that was interrupted before it was measured."""
+        self.seen = {d: s for d, s in self.seen.items() if s != seq}
+
+
+def _best(store, row: dict) -> Best:
+    examples = [ExampleResult(r["example_id"], r["input"], r["output"], r["expected"], r["score"], r["feedback"], r["split"])
+                for r in store.example_results(row["id"])]
+    return Best(row["id"], row["seq"], store.candidate(row["candidate"]), row["score"], failing(examples))
+
+
+def failing(examples: list[ExampleResult]) -> list[ExampleResult]:
+    """The train examples a candidate does not get right: what the agent should look at."""
+    return [e for e in examples if e.split == "train" and e.score < 1.0]
