@@ -119,24 +119,3 @@ def test_until_failure_stops_at_the_first_measurement_that_fails(workspace):
     assert found.values == [] and len(found.outcomes) == 1
     assert found.failures == ["crash: the command exited with code 3: boom: CRASH requested"]
 
-
-def test_re_measure_needs_no_key_for_the_agent(workspace, monkeypatch):
-    """The TUI's re-measure calls no agent, so the agent's model key may be gone by then."""
-    from overnight.tui.data import Data
-    from overnight.tui.remeasure import remeasure
-
-    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-test-0123456789")
-    folder = recipe(workspace / "r", budget="experiments = 0",
-                    agent='kind = "llm"\nmodel = "anthropic/claude-3-5-haiku-latest"')
-    store = Store(workspace / "o.db")
-    start_run(build(load(folder), store))
-    baseline = experiments(workspace / "o.db")[0]
-    monkeypatch.delenv("ANTHROPIC_API_KEY")
-
-    data = Data(workspace / "o.db")
-    samples, failures = remeasure(data, 1, baseline["id"], 2)
-    data.close()
-
-    assert (samples, failures) == ([6.0, 6.0], [])
-    review = rows(workspace / "o.db", "select * from reviews")
-    assert [(r["action"], json.loads(r["note"])) for r in review] == [("remeasured", [6.0, 6.0])]
