@@ -132,6 +132,12 @@ def subscribe_plugins(events: Events, plugins=None) -> None:
                          name=f"the plugin '{impl.plugin_name}'")
 
 
+def pool_size(budget) -> int:
+    """Experiments wait in threads (on a model, a command); asyncio's default pool has only
+    cpu_count + 4 of them, which would cap `parallel` on a small machine."""
+    return budget.parallel * 2 + 4
+
+
 def run(setup: Setup, run_id: int | None = None) -> Summary:
     """`start_run` of a Setup already built (tests and benchmarks use it)."""
     return start_run(setup, run_id=run_id)
@@ -140,9 +146,7 @@ def run(setup: Setup, run_id: int | None = None) -> Summary:
 async def _run(setup: Setup, run_id: int | None, on_start: Callable[[Running], object] | None = None) -> Summary:
     loop = Loop(setup, run_id)
     aio = asyncio.get_running_loop()
-    # Experiments wait in threads (on a model, a command); asyncio's default pool has only
-    # cpu_count + 4 of them, which would cap `parallel` on a small machine.
-    aio.set_default_executor(ThreadPoolExecutor(max_workers=setup.budget.parallel * 2 + 4))
+    aio.set_default_executor(ThreadPoolExecutor(max_workers=pool_size(setup.budget)))
     for sig, name in ((signal.SIGINT, "Ctrl-C"), (signal.SIGTERM, "SIGTERM")):
         try:
             aio.add_signal_handler(sig, loop.stop, f"interrupted by {name}")

@@ -115,8 +115,8 @@ def heard():
 def test_a_run_started_off_the_main_thread_is_heard_by_plugins_and_stops_when_told(workspace, heard):
     """As `overnight run --tui` starts one: the same pool as `overnight run`, the event hook wired."""
     from overnight.core import recipe as recipes
-    from overnight.core.runner import build
-    from overnight.ops.runs import pool_size, start_run
+    from overnight.core.runner import build, pool_size
+    from overnight.ops.runs import start_run
 
     marks = [{"replace": ["?", "?" * i], "rationale": f"more question marks {i}"} for i in range(2, 30)]
     folder = recipe(workspace / "greeting", marks, slow=0.3, experiments=40)
