@@ -14,7 +14,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from overnight.core.contracts import Parameter
+from overnight.core.contracts import Parameter, ParametricSurface
 from overnight.core.errors import OvernightError
 from overnight.core.hookspecs import hookimpl
 from overnight.core.options import Option, check
@@ -32,7 +32,7 @@ PARAM_KEYS = {
 FORMATS = {".toml": "toml", ".json": "json"}
 
 
-class ConfigSurface(TextFileSurface):
+class ConfigSurface(TextFileSurface, ParametricSurface):
     name = "config"
     noun = "config file"
     summary = "Numeric and choice keys of a TOML or JSON file, as parameters; every other key stays as it is."
