@@ -1,14 +1,14 @@
-"""`overnight run`: the loop with a progress line and one summary at the end."""
+"""`overnight run`: the loop with its progress (cli/progress.py) and one summary at the end."""
 
 from __future__ import annotations
 
-import sys
 import time
 from pathlib import Path
 
 import click
 
 from overnight.cli.common import db_option, open_store
+from overnight.cli.progress import Progress
 from overnight.core.errors import OvernightError
 
 
@@ -53,10 +53,8 @@ def run(recipe, dry_run, resume, yes, quiet, db, with_tui):
         setup.events.subscribe(plugin)
     try:
         summary = run_loop(setup, run_id)
-    except KeyboardInterrupt:
+    finally:
         display.close()
-        raise
-    display.close()
     print_summary(summary)
 
 
@@ -118,48 +116,6 @@ def _plan(setup) -> None:
         click.echo(f"Estimate about {per:.2f} s and ${m.cost_usd:.4f} of measurement per experiment "
                    f"(plus what the agent spends); the whole budget: about {_duration(total)}, ${m.cost_usd * b.experiments:.2f}.")
     click.echo("Dry run: nothing was recorded.")
-
-
-class Progress:
-    """One line that redraws on a terminal; a line per experiment elsewhere (logs, CI)."""
-
-    def __init__(self, budget, quiet: bool = False):
-        self.budget = budget
-        self.quiet = quiet
-        self.tty = sys.stderr.isatty()
-        self.best = None
-        self.baseline = None
-        self.n = 0
-        self.started = time.monotonic()
-        self.last = ""
-
-    def __call__(self, event) -> None:
-        from overnight.core.decide import fmt
-
-        if self.quiet:
-            return
-        d = event.data
-        if event.kind == "experiment_finished":
-            self.n += 1
-            self.best = d.get("best")
-            self.last = d["status"]
-            cap = f"/{self.budget.experiments}" if self.budget.experiments is not None else ""
-            elapsed = _duration(time.monotonic() - self.started)
-            if self.tty:
-                line = f"[{self.n}{cap}] best {fmt(self.best)} | last #{d['seq']} {d['status']} | {elapsed}"
-                click.echo("\r\033[K" + line[: _width()], nl=False, err=True)
-            else:
-                click.echo(f"#{d['seq']:<4} {d['status']:<12} {fmt(d.get('score')):>10}  {d['reason']}", err=True)
-
-    def close(self) -> None:
-        if self.tty and not self.quiet and self.n:
-            click.echo("\r\033[K", nl=False, err=True)
-
-
-def _width() -> int:
-    import shutil
-
-    return shutil.get_terminal_size((100, 20)).columns - 1
 
 
 def _duration(seconds: float) -> str:
