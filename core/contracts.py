@@ -222,12 +222,14 @@ class Surface(Plugin):
 
     @abc.abstractmethod
     def read(self) -> str:
-        """The current text view of the user's artifact: what agents edit and the baseline is.
+        """The current text view of the user's artifact: what agents edit, and the baseline.
 
         Reads `source()` and writes nothing. Called when the run is built, for the baseline
-        and by agents that start from the file; it should take well under a second, with no
-        time limit enforced. Raise `OvernightError` with a sentence naming the file when it
-        is missing or unreadable. `materialize(read(), folder)` must reproduce the artifact.
+        and by agents that start from the file, from any thread and with `parallel` above
+        one while other experiments are in flight: it must be thread-safe. No time limit is
+        enforced, but it should take well under a second. Raise `OvernightError` with a
+        sentence naming the file when it is missing or unreadable. `materialize(read(),
+        folder)` must reproduce the artifact.
         """
 
     def rules(self) -> str:
