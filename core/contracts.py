@@ -212,8 +212,8 @@ class Surface(Plugin):
     """The one thing that may change, seen through a text view.
 
     Every method may be called from any thread, and with `parallel` above one from
-    several at once (candidates are materialized in the measuring threads); keep
-    state in the arguments and on disk, or guard it with a lock.
+    several at once (candidates are materialized in the measuring threads): keep no
+    state that changes after construction, or guard it with a lock.
     """
 
     @abc.abstractmethod
