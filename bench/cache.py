@@ -65,8 +65,10 @@ def main() -> None:
             executor = LocalExecutor(setup.surface, setup.objective)
 
             def measure(text: str, gateway, cache: bool = True):
+                for metric in setup.objective.all_metrics():
+                    metric.llm = gateway  # the gateway a plugin calls models through
                 before, start = server.count, time.perf_counter()
-                m = executor.measure(text, MeasureRequest(120, cache=cache, llm=gateway)).measurement
+                m = executor.measure(text, MeasureRequest(120, cache=cache)).measurement
                 for call in m.llm_calls:  # as the loop records them, so a later session finds them
                     store.record_llm_call(call, run_id=None)
                 return m, server.count - before, time.perf_counter() - start

@@ -1,14 +1,14 @@
-"""`overnight run`: the loop with a progress line and one summary at the end."""
+"""`overnight run`: the loop with its progress (cli/progress.py) and one summary at the end."""
 
 from __future__ import annotations
 
-import sys
 import time
 from pathlib import Path
 
 import click
 
 from overnight.cli.common import db_option, open_store
+from overnight.cli.progress import Progress
 from overnight.core.errors import OvernightError
 
 
@@ -87,7 +87,7 @@ def _plan(setup) -> None:
         parts.append(f"{b.minutes:g} min")
     parts += [f"${b.usd:g}", f"{b.per_experiment_seconds:g} s per experiment", f"{b.parallel} in parallel"]
     click.echo("Budget   " + ", ".join(parts))
-    found = sample_now(setup.executor, setup.surface.read(), MeasureRequest(b.per_experiment_seconds, llm=setup.llm))
+    found = sample_now(setup.executor, setup.surface.read(), MeasureRequest(b.per_experiment_seconds))
     if found.capped:
         raise found.capped
     m, seconds = found.last.measurement, found.durations[0]
@@ -103,50 +103,6 @@ def _plan(setup) -> None:
         click.echo(f"Estimate about {per:.2f} s and ${m.cost_usd:.4f} of measurement per experiment "
                    f"(plus what the agent spends); the whole budget: about {_duration(total)}, ${m.cost_usd * b.experiments:.2f}.")
     click.echo("Dry run: nothing was recorded.")
-
-
-class Progress:
-    """One line that redraws on a terminal; a line per experiment elsewhere (logs, CI)."""
-
-    def __init__(self, budget, quiet: bool = False):
-        self.budget = budget
-        self.quiet = quiet
-        self.tty = sys.stderr.isatty()
-        self.best = None
-        self.baseline = None
-        self.n = 0
-        self.started = time.monotonic()
-        self.last = ""
-
-    def __call__(self, event) -> None:
-        from overnight.core.decide import fmt
-        from overnight.core.events import ExperimentFinished, Warned
-
-        if isinstance(event, Warned):  # even when quiet: something is wrong, though the run goes on
-            self.close()
-            click.echo(f"Warning: {event.message}.", err=True)
-            return
-        if self.quiet or not isinstance(event, ExperimentFinished):
-            return
-        self.n += 1
-        self.best, self.last = event.best, event.status
-        cap = f"/{self.budget.experiments}" if self.budget.experiments is not None else ""
-        elapsed = _duration(time.monotonic() - self.started)
-        if self.tty:
-            line = f"[{self.n}{cap}] best {fmt(self.best)} | last #{event.seq} {event.status} | {elapsed}"
-            click.echo("\r\033[K" + line[: _width()], nl=False, err=True)
-        else:
-            click.echo(f"#{event.seq:<4} {event.status:<12} {fmt(event.score):>10}  {event.reason}", err=True)
-
-    def close(self) -> None:
-        if self.tty and not self.quiet and self.n:
-            click.echo("\r\033[K", nl=False, err=True)
-
-
-def _width() -> int:
-    import shutil
-
-    return shutil.get_terminal_size((100, 20)).columns - 1
 
 
 def _duration(seconds: float) -> str:

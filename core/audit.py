@@ -117,7 +117,7 @@ def audit(setup, asked: int | None = None, say: Callable[[str], None] = lambda l
 
 
 def _measure(setup, report: Report, view: str, times: int = 1, *, cache: bool = True, split: str = "train", **how) -> Samples:
-    request = MeasureRequest(setup.budget.per_experiment_seconds, split=split, cache=cache, llm=setup.llm)
+    request = MeasureRequest(setup.budget.per_experiment_seconds, split=split, cache=cache)
     found = sample_now(setup.executor, view, request, times, **how)
     report.measurements += len(found.outcomes) + (found.capped is not None)
     return found

@@ -45,7 +45,7 @@ class Ending:
         self.s, self.store, self.run_id, self.state = setup, setup.store, run_id, state
 
     def request(self, **how) -> MeasureRequest:
-        return MeasureRequest(self.s.budget.per_experiment_seconds, llm=self.s.llm, **how)
+        return MeasureRequest(self.s.budget.per_experiment_seconds, **how)
 
     async def holdout(self) -> None:
         """The baseline and the best on the holdout examples, which the agent never saw."""

@@ -1,14 +1,19 @@
 """The contracts between the loop and its plugins, in one place.
 
-A plugin implements `Surface`, `Metric` or `Agent`; the loop only ever talks to
-these types. Each plugin class carries its `name`, a one-line `summary` and an
-`options` schema, which the recipe section is checked against before it is built.
+A plugin implements `Surface` (or `ParametricSurface`), `Metric` or `Agent`; the
+loop only ever talks to these types. Each plugin class carries its `name`, a
+one-line `summary` and an `options` schema, which the recipe section is checked
+against before it is built. The methods an author must write are abstract: a
+class that leaves one out is refused when its plugin registers it, so the mistake
+shows in `overnight plugins` rather than in the middle of a run. Plugin authors
+import all of this from `overnight.api`.
 """
 
 from __future__ import annotations
 
+import abc
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import InitVar, dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -16,7 +21,7 @@ from .options import Schema
 
 Goal = Literal["maximize", "minimize"]
 
-# Every status an experiment can end with (DESIGN section 2).
+# Every status an experiment can end with; `overnight log` and the store use these words.
 STATUSES = (
     "baseline",
     "keep",
@@ -171,16 +176,22 @@ class Context:
     seq: int
 
 
-class Plugin:
-    """Common to every plugin class: who it is and which recipe keys it takes."""
+class Plugin(abc.ABC):
+    """Common to every plugin class: who it is and which recipe keys it takes.
+
+    The run builds one instance per recipe section, `Plugin(options, recipe_dir)`, with
+    `options` already checked against the class's `options` schema (defaults filled in).
+    """
 
     name: ClassVar[str] = ""
     summary: ClassVar[str] = ""
     options: ClassVar[Schema] = {}
     # True when the plugin runs the recipe's own commands or code: people must trust it first.
     runs_code: ClassVar[bool] = False
-    # True when the plugin calls a language model; the run then hands it `self.llm`,
-    # its gateway to models (budget, cache, concurrency and the call log in one place).
+    # True when the plugin calls a language model. The run then sets `self.llm` before
+    # `prepare`: its `overnight.core.llm.Gateway`, the one door to models (budget, cache,
+    # concurrency, retries and the call log). It is the only way a plugin reaches a model;
+    # `None` when the plugin was built outside a run.
     uses_llm: ClassVar[bool] = False
     llm: Any = None
 
@@ -198,25 +209,43 @@ class Plugin:
 
 
 class Surface(Plugin):
-    """The one thing that may change, seen through a text view."""
+    """The one thing that may change, seen through a text view.
 
+    Every method may be called from any thread, and with `parallel` above one from
+    several at once (candidates are materialized in the measuring threads): keep no
+    state that changes after construction, or guard it with a lock.
+    """
+
+    @abc.abstractmethod
     def source(self) -> Path:
         """The user's artifact on disk (apply writes it, nothing else does)."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def read(self) -> str:
-        raise NotImplementedError
+        """The current text view of the user's artifact: what agents edit, and the baseline.
+
+        Reads `source()` and writes nothing. Called when the run is built, for the baseline
+        and by agents that start from the file, from any thread and with `parallel` above
+        one while other experiments are in flight: it must be thread-safe. No time limit is
+        enforced, but it should take well under a second. Raise `OvernightError` with a
+        sentence naming the file when it is missing or unreadable. `materialize(read(),
+        folder)` must reproduce the artifact.
+        """
 
     def rules(self) -> str:
+        """What an agent must respect when it writes a view (shown in its prompt)."""
         return "Return the whole new text."
 
     def problems(self, view: str, base: str) -> list[str]:
         """Why a proposed view cannot be measured; empty when it can."""
         return []
 
+    @abc.abstractmethod
     def materialize(self, view: str, folder: Path) -> Path:
-        """Writes the view into a work folder; returns the path the metric should read."""
-        raise NotImplementedError
+        """Writes the view into a work folder; returns the path the metric should read.
+
+        Writes only inside `folder`, never the user's artifact, and within the
+        experiment's time limit (`[budget] per_experiment_seconds`)."""
 
     def diff(self, old: str, new: str) -> str:
         import difflib
@@ -227,28 +256,42 @@ class Surface(Plugin):
         )
         return "".join(line if line.endswith("\n") else line + "\n" for line in lines)
 
-    def apply(self, view: str, backup_dir: Path) -> Path:
-        """Writes the view to the user's artifact atomically; returns the backup of the old one."""
-        raise NotImplementedError
+    @abc.abstractmethod
+    def apply(self, view: str, backup_dir: Path) -> Path | None:
+        """Writes the view to the user's artifact atomically; returns the backup of the old one.
+
+        The only method that writes the user's files, called only by an explicit apply."""
 
     def fingerprint(self) -> str:
         """A digest of the artifact on disk, to notice it changed since the run began."""
         return hashlib.sha256(self.source().read_bytes()).hexdigest()
 
     def parameters(self) -> list[Parameter]:
+        """The typed knobs of the view; none for a free-text surface (see `ParametricSurface`)."""
         return []
-
-    def view_from(self, values: dict[str, Any], base: str) -> str:
-        """A view with these parameter values (for surfaces with parameters)."""
-        raise NotImplementedError
-
-    def values_of(self, view: str) -> dict[str, Any]:
-        """The parameter values a view holds."""
-        raise NotImplementedError
 
     def degenerate(self, view: str) -> dict[str, str]:
         """Views that should score badly; a metric that likes them is gameable."""
         return {}
+
+
+class ParametricSurface(Surface):
+    """A surface whose view holds typed parameters (cells, config keys), for agents that
+    search without a language model. Same threading rules as `Surface`."""
+
+    @abc.abstractmethod
+    def parameters(self) -> list[Parameter]:
+        """The knobs, with their ranges or choices; the same list for every call."""
+
+    @abc.abstractmethod
+    def view_from(self, values: dict[str, Any], base: str) -> str:
+        """`base` with these parameter values (names from `parameters()`; the others kept).
+
+        Raise `OvernightError` when a value is out of its range."""
+
+    @abc.abstractmethod
+    def values_of(self, view: str) -> dict[str, Any]:
+        """The parameter values a view holds, by parameter name."""
 
 
 @dataclass
@@ -259,7 +302,6 @@ class MeasureRequest:
     split: str = "train"  # "train" or "holdout", for metrics with examples
     cache: bool = True  # False for re-measurements that estimate noise
     view: str = ""
-    llm: Any = None  # the run's LLM gateway (budget, concurrency, cache), when there is one
     # The current best and its score, for metrics that compare against it (a pairwise judge);
     # empty when the measurement has no best to compare with (the baseline, a confirmation).
     best_view: str = ""
@@ -290,8 +332,21 @@ class Metric(Plugin):
     def describe(self) -> str:
         return f"{self.name} ({self.goal})"
 
+    @abc.abstractmethod
     def measure(self, artifact: Path, folder: Path, request: MeasureRequest) -> Measurement:
-        raise NotImplementedError
+        """Measures one candidate and returns what it saw; never decides keep or discard.
+
+        Reads `artifact` (the materialized candidate) and the files of `folder` (a copy of
+        the recipe's folder), as far as `reads` allows, and `request`. Writes only inside
+        `folder`, which is removed afterwards; never the user's files. Must return within
+        `request.seconds`: stop the work and return `Measurement.timeout(request.seconds)`
+        (kill any process it started); the run stops waiting 5 s later and records a
+        timeout. A candidate that fails is `Measurement.crash(reason)`; an exception is
+        recorded as a crash too (with its trace), except the gateway's `BudgetExceeded`,
+        which stops the run. Runs in a worker thread, and with `parallel` above one several
+        calls run at once on this one instance: keep per-candidate state local, or guard
+        shared state with a lock.
+        """
 
     def screen(self, view: str) -> str | None:
         """Why a candidate must not even be measured (it copies the answers, say); None when it may."""
@@ -311,8 +366,19 @@ class Agent(Plugin):
     def start(self, surface: Surface, history: list[Attempt]) -> None:
         """Called once before proposing, with what earlier sessions of this run recorded."""
 
+    @abc.abstractmethod
     def propose(self, context: Context) -> Proposal | None:
-        raise NotImplementedError
+        """The next change to try, built from `context`; None when there is nothing more.
+
+        Reads only `context` (and its own options and files): holdout results never reach
+        it. Writes nothing; what it wants back on --resume goes in `Proposal.meta`. Runs in
+        a worker thread, and with `parallel` above one several calls run at once: guard
+        shared state with a lock. No time limit is enforced, but a stop waits for the call
+        to return, so keep each one to a few minutes (the gateway's calls time out on their
+        own). `Proposal(error=...)` records the experiment as invalid; an exception does
+        too, except the gateway's `BudgetExceeded`, which stops the run cleanly, and any
+        other `OvernightError`, which fails the run with its sentence.
+        """
 
     def observe(self, attempt: Attempt) -> None:
         """Told the outcome of each of its proposals."""

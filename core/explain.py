@@ -170,7 +170,7 @@ class _Without:
     def measure(self, view: str) -> tuple[list[float], str]:
         """The samples of a view, and why the last one that failed did."""
         setup, objective = self.setup, self.setup.objective
-        request = MeasureRequest(setup.budget.per_experiment_seconds, cache=objective.deterministic, llm=setup.llm)
+        request = MeasureRequest(setup.budget.per_experiment_seconds, cache=objective.deterministic)
         found = sample_now(setup.executor, view, request, repeats(objective))
         if found.capped:
             raise found.capped  # the recipe's cap holds here too: nothing more is measured

@@ -1,14 +1,17 @@
 """The one door to language models: budget, cache, concurrency, retries and the call log.
 
-Every call a plugin makes (the agent's, the task model's, the judge's) goes through
-`Gateway.complete`, so the spend caps hold across all of them, at most
+A plugin that declares `uses_llm = True` finds the run's gateway in `self.llm` (set
+before `prepare`; the only way a plugin reaches a model). Every call a plugin makes
+(the agent's, the task model's, the judge's) goes through `Gateway.complete`, so the
+spend caps hold across all of them, at most
 `[budget] llm_concurrency` calls are in flight, and each call comes back with an
 `LLMCall` ready for the store. The gateway never writes to the store itself: the
 loop records `Proposal.llm_calls` and `Measurement.llm_calls` with the experiment
 they belong to, and the cache key travels on the `LLMCall`.
 
 litellm is imported on first use only: it takes seconds to import, and most
-commands never need it.
+commands never need it. Retries are tenacity's; not litellm's own (`num_retries`),
+which wait inside the call and so would hold a concurrency slot while they sleep.
 """
 
 from __future__ import annotations
@@ -16,7 +19,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import random
 import re
 import threading
 import time
@@ -31,8 +33,8 @@ from .secrets import is_secret_name, redact, scrub
 # Set to 1 to let litellm fetch its current price table at import (it uses the bundled one otherwise).
 REMOTE_COSTS_ENV = "OVERNIGHT_LITELLM_REMOTE_COSTS"
 ATTEMPTS = 3  # tries per call when the server answers 429, 5xx or times out
-BACKOFF = 1.0  # seconds before the second try; doubled for each further try
-MAX_WAIT = 60.0  # the longest retry-after we honour
+BACKOFF = 1.0  # the most seconds before the second try (a random share of it); doubled for each further try
+MAX_WAIT = 60.0  # the longest wait between tries, the server's retry-after included
 DEFAULT_TIMEOUT = 120.0  # seconds one try may take when the caller does not say
 REPLY_ESTIMATE = 512  # reply tokens assumed by the budget check when max_tokens is not set
 # Providers that speak the OpenAI protocol: with an api_base of your own, a key is optional.
@@ -97,11 +99,10 @@ def cache_key(model: str, messages: list[dict], api_base: str | None, params: di
 
 
 class Gateway:
-    def __init__(self, store, budget: Budget, spend: Spend, run_id: int | None = None):
+    def __init__(self, store, budget: Budget, spend: Spend):
         self.store = store
         self.budget = budget
         self.spend = spend
-        self.run_id = run_id  # set by the loop once the run is known
         self.attempts = ATTEMPTS
         self.backoff = BACKOFF
         self.slots = threading.BoundedSemaphore(budget.llm_concurrency)
@@ -230,24 +231,35 @@ class Gateway:
             kwargs["api_base"] = api_base
             if (model, api_base) in self.keyless:
                 kwargs["api_key"] = "none"  # a local server that wants no key still needs one sent
-        failed = LLMCall(role=role, model=model, messages=redact(messages), cache_key=key)
-        for attempt in range(1, self.attempts + 1):
-            started = time.monotonic()
-            try:
-                with self.slots:
-                    started = time.monotonic()
-                    response = lit.completion(**kwargs)
-            except Exception as exc:  # litellm's exceptions, sorted below
-                failed.seconds = time.monotonic() - started
-                error = self._translate(exc, model, api_base, timeout or DEFAULT_TIMEOUT)
-                failed.error = scrub(error.message)
-                error.call = failed
-                if not isinstance(error, ModelUnavailable) or not _retryable(exc) or attempt == self.attempts:
-                    raise error from None
-                time.sleep(self._wait(exc, attempt))
-                continue
-            return self._reply(lit, response, role, model, messages, key, time.monotonic() - started)
-        raise AssertionError("unreachable")
+        started = time.monotonic()
+
+        def once():
+            nonlocal started
+            with self.slots:  # held for the call only, never while waiting to try again
+                started = time.monotonic()
+                return lit.completion(**kwargs)
+
+        try:
+            response = self._retrying()(once)
+        except Exception as exc:  # litellm's exceptions, from the last try, sorted by _translate
+            error = self._translate(exc, model, api_base, timeout or DEFAULT_TIMEOUT)
+            error.call = LLMCall(role=role, model=model, messages=redact(messages), cache_key=key,
+                                 seconds=time.monotonic() - started, error=scrub(error.message))
+            raise error from None
+        return self._reply(lit, response, role, model, messages, key, time.monotonic() - started)
+
+    def _retrying(self):
+        """Tries again only what a later try can fix (a rate limit, a server error, a timeout)."""
+        import tenacity
+
+        backoff = tenacity.wait_random_exponential(multiplier=self.backoff, max=MAX_WAIT)
+
+        def wait(state) -> float:
+            after = _retry_after(state.outcome.exception())
+            return backoff(state) if after is None else after
+
+        return tenacity.Retrying(stop=tenacity.stop_after_attempt(self.attempts), wait=wait,
+                                 retry=tenacity.retry_if_exception(_retryable), reraise=True)
 
     def _reply(self, lit, response, role, model, messages, key, seconds) -> Reply:
         choice = response.choices[0]
@@ -270,21 +282,6 @@ class Gateway:
             seconds=seconds, cache_key=key if finish == "stop" else "",
         )
         return Reply(text, finish, call)
-
-    def _wait(self, exc: Exception, attempt: int) -> float:
-        """Seconds before the next try: the server's retry-after, else exponential with jitter."""
-        headers = getattr(getattr(exc, "response", None), "headers", None) or getattr(exc, "litellm_response_headers", None) or {}
-        for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
-            try:
-                value = headers.get(name)
-            except Exception:
-                value = None
-            if value is not None:
-                try:
-                    return min(MAX_WAIT, max(0.0, float(value) * scale))
-                except ValueError:
-                    pass
-        return self.backoff * 2 ** (attempt - 1) * (0.5 + random.random())
 
     def _translate(self, exc: Exception, model: str, api_base: str | None, timeout: float) -> LLMError:
         lit = litellm()
@@ -325,6 +322,22 @@ def _retryable(exc: Exception) -> bool:
         return True
     status = getattr(exc, "status_code", None)
     return isinstance(status, int) and status >= 500
+
+
+def _retry_after(exc: BaseException | None) -> float | None:
+    """The seconds the server asked us to wait (retry-after-ms or retry-after), at most MAX_WAIT."""
+    headers = getattr(getattr(exc, "response", None), "headers", None) or getattr(exc, "litellm_response_headers", None) or {}
+    for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
+        try:
+            value = headers.get(name)
+        except Exception:
+            value = None
+        if value is not None:
+            try:
+                return min(MAX_WAIT, max(0.0, float(value) * scale))
+            except ValueError:
+                pass
+    return None
 
 
 def _first_line(text: str) -> str:

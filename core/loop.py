@@ -102,8 +102,6 @@ class Loop:
             resumed(s.store, self.run_id)
         self.state = RunState.restore(s.store, self.run_id, s.spend)
         self.recorder = Recorder(s.store, self.run_id, self.state, s.events, s.agent)
-        if s.llm:
-            s.llm.run_id = self.run_id
         s.events.publish(RunStarted(self.run_id, s.recipe.name, s.budget))
 
     async def _course(self) -> str:
@@ -143,7 +141,7 @@ class Loop:
     async def _baseline(self) -> None:
         s, view = self.s, self.s.surface.read()
         times = repeats(s.objective)
-        found = await sample(s.executor, view, MeasureRequest(s.budget.per_experiment_seconds, llm=s.llm), times,
+        found = await sample(s.executor, view, MeasureRequest(s.budget.per_experiment_seconds), times,
                              guards=True, until_failure=True)
         if found.capped:
             raise found.capped
@@ -229,7 +227,7 @@ class Loop:
 
     def _request(self, cache: bool = True) -> MeasureRequest:
         best = self.state.best
-        return MeasureRequest(self.s.budget.per_experiment_seconds, cache=cache, llm=self.s.llm,
+        return MeasureRequest(self.s.budget.per_experiment_seconds, cache=cache,
                               best_view=best.view, best_score=best.score)
 
     def _context(self) -> Context:

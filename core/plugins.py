@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.metadata
+import inspect
 import os
 from dataclasses import dataclass, field
 from functools import cache
@@ -74,6 +75,8 @@ class Registry:
             if cls.name in self.classes[kind]:
                 other = self.owner[(kind, cls.name)]
                 raise TypeError(f"{kind} '{cls.name}' is already registered by {other}")
+            if inspect.isabstract(cls):  # refused now, listed by `overnight plugins`, not a crash mid-run
+                raise TypeError(f"{cls.__name__} does not implement {', '.join(sorted(cls.__abstractmethods__))}")
             self.classes[kind][cls.name] = cls
             self.owner[(kind, cls.name)] = plugin_name
             info = self.plugins.setdefault(plugin_name, PluginInfo(plugin_name))

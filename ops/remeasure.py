@@ -47,6 +47,6 @@ def measure_times(setup, view: str, times: int, progress: Callable[[int], None])
     from overnight.core.contracts import MeasureRequest
     from overnight.core.measure import sample_now
 
-    request = MeasureRequest(setup.budget.per_experiment_seconds, cache=False, llm=setup.llm)
+    request = MeasureRequest(setup.budget.per_experiment_seconds, cache=False)
     found = sample_now(setup.executor, view, request, times, each=lambda s: progress(len(s.outcomes)))
     return found.values, found.failures + ([found.capped.message.rstrip(".")] if found.capped else [])

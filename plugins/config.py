@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from overnight.core import parameters
-from overnight.core.contracts import Parameter
+from overnight.core.contracts import Parameter, ParametricSurface
 from overnight.core.errors import OvernightError, RecipeError
 from overnight.core.hookspecs import hookimpl
 from overnight.core.options import Option
@@ -25,7 +25,7 @@ KEY = {"key": Option(str, "the key path, dots between names (model.learning_rate
 FORMATS = {".toml": "toml", ".json": "json"}
 
 
-class ConfigSurface(TextFileSurface):
+class ConfigSurface(TextFileSurface, ParametricSurface):
     name = "config"
     noun = "config file"
     summary = "Numeric and choice keys of a TOML or JSON file, as parameters; every other key stays as it is."

@@ -152,7 +152,7 @@ class DatasetMetric(Metric):
     def measure(self, artifact: Path, folder: Path, request: MeasureRequest) -> Measurement:
         from overnight.core.llm import BudgetExceeded, ModelConfigError
 
-        llm = request.llm or self.llm
+        llm = self.llm
         if llm is None:
             raise OvernightError("The dataset metric needs a model gateway; it runs only inside `overnight run`.")
         template = artifact.read_text(encoding="utf-8")

@@ -1,7 +1,7 @@
 """Many model calls at once within one time limit, for the `dataset` and `judge` metrics.
 
-Threads, because each call waits on the network; the LLM gateway still caps how
-many calls are in flight across the whole run.
+Threads, because each call waits on the network; the LLM gateway (the metric's
+`self.llm`) still caps how many calls are in flight across the whole run.
 """
 
 from __future__ import annotations

@@ -109,7 +109,9 @@ def reasons_of(reply: str) -> str:
 
 
 def ask(llm, messages: list[dict], *, pairwise: bool, settings: dict, cache: bool, timeout: float | None) -> Grade:
-    """One grade from the judge, asking once more when its reply has no grade line."""
+    """One grade from the judge, asking once more when its reply has no grade line.
+
+    `llm` is the calling metric's gateway, its `self.llm`."""
     parse = parse_winner if pairwise else parse_score
     wanted = "'WINNER: A', 'WINNER: B' or 'WINNER: TIE'" if pairwise else "'SCORE: n' with n from 1 to 10"
     calls = []

@@ -81,7 +81,7 @@ class JudgeMetric(Metric):
     def measure(self, artifact: Path, folder: Path, request: MeasureRequest) -> Measurement:
         from overnight.core.llm import BudgetExceeded, ModelConfigError
 
-        llm = request.llm or self.llm
+        llm = self.llm
         if llm is None:
             raise OvernightError("The judge metric needs a model gateway; it runs only inside `overnight run`.")
         if not self.rubric:

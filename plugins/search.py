@@ -27,7 +27,7 @@ import threading
 import warnings
 from typing import Any
 
-from overnight.core.contracts import Agent, Attempt, Context, Parameter, Proposal, Surface, digest
+from overnight.core.contracts import Agent, Attempt, Context, Parameter, ParametricSurface, Proposal, Surface, digest
 from overnight.core.errors import OvernightError
 from overnight.core.hookspecs import hookimpl
 from overnight.core.options import Option
@@ -71,7 +71,7 @@ class SearchAgent(Agent):
 
     def prepare(self, surface: Surface) -> None:
         self.surface = surface
-        self.parameters = surface.parameters()
+        self.parameters = surface.parameters() if isinstance(surface, ParametricSurface) else []
         if not self.parameters:
             raise OvernightError(
                 f"The search agent tunes typed parameters, and the '{surface.name}' surface has none: "

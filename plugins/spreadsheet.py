@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from overnight.core import parameters
-from overnight.core.contracts import Parameter, Surface
+from overnight.core.contracts import Parameter, ParametricSurface
 from overnight.core.errors import OvernightError, RecipeError
 from overnight.core.files import atomic_write
 from overnight.core.hookspecs import hookimpl
@@ -52,7 +52,7 @@ class Cell:
     note: str  # the cell's comment in the workbook, for the rules
 
 
-class SpreadsheetSurface(Surface):
+class SpreadsheetSurface(ParametricSurface):
     name = "spreadsheet"
     summary = "Declared cells of an .xlsx workbook (bounds or choices each); formulas, sheets and styles are kept."
     options = {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 
@@ -93,6 +94,30 @@ def test_a_rate_limit_and_a_server_error_are_retried(store, key, llm_server):
     g = gateway(store)
 
     assert ask(g, llm_server).text == "third time lucky"
+    assert llm_server.count == 3
+
+
+def test_the_servers_retry_after_is_waited_out(store, key, llm_server):
+    llm_server.queue(ServerReply(status=429, headers={"retry-after-ms": "600"}), "after the wait")
+    g = gateway(store)  # its own backoff is 0.01 s: the wait below is the server's
+
+    started = time.monotonic()
+    assert ask(g, llm_server).text == "after the wait"
+    assert time.monotonic() - started >= 0.6 and llm_server.count == 2
+
+
+def test_a_call_waiting_to_try_again_leaves_its_slot_to_others(store, key, llm_server):
+    llm_server.add_rule("first", ServerReply(status=429, headers={"retry-after": "1"}), times=1)
+    g = gateway(store, llm_concurrency=1)
+    first = threading.Thread(target=ask, args=(g, llm_server, "first"))
+    first.start()
+    while llm_server.count == 0:
+        time.sleep(0.01)
+
+    started = time.monotonic()
+    assert ask(g, llm_server, "second").text == "OK"
+    assert time.monotonic() - started < 0.8  # not behind the first call's 1 s wait
+    first.join(10)
     assert llm_server.count == 3
 
 

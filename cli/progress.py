@@ -1,0 +1,95 @@
+"""What `overnight run` and `overnight demo` show while the loop works.
+
+On a terminal: rich's progress bar (experiments done, elapsed, time left, the best
+score and the last outcome), redrawn in place and gone when the run ends, so the
+summary stands alone. Elsewhere (a log file, CI): one plain line per experiment.
+rich is imported only for a terminal, and before the run starts, so neither
+`--help` nor the loop pays for it.
+"""
+
+from __future__ import annotations
+
+import atexit
+import sys
+import time
+
+import click
+
+
+class Progress:
+    """Subscribes to the loop's events; `close()` ends the display (call it however the run ends)."""
+
+    def __init__(self, budget, quiet: bool = False, stream=None):
+        self.budget = budget
+        self.quiet = quiet
+        self.stream = stream or sys.stderr
+        self.tty = self.stream.isatty()
+        self.started = time.monotonic()
+        self.bar = None
+        self.task = None
+        if self.tty and not quiet:
+            import rich.progress  # noqa: F401  (a fifth of a second: paid here, not inside the run)
+
+    def __call__(self, event) -> None:
+        from overnight.core.decide import fmt
+
+        d = _fields(event)
+        if event.kind == "warned":  # even when quiet: something is wrong, though the run goes on
+            return self._say(f"Warning: {d['message']}.")
+        if self.quiet or event.kind != "experiment_finished":
+            return
+        if not self.tty:
+            return self._say(f"#{d['seq']:<4} {d['status']:<12} {fmt(d.get('score')):>10}  {d['reason']}")
+        if self.bar is None:
+            self._start(done=d["seq"] - 1)  # a resumed run starts where it stopped
+        self.bar.update(self.task, completed=max(d["seq"], self.bar.tasks[0].completed),
+                        best=fmt(d.get("best")), last=f"#{d['seq']} {d['status']}")
+
+    def _say(self, line: str) -> None:
+        if self.bar is not None:
+            self.bar.console.print(line, markup=False, highlight=False, soft_wrap=True)  # above the bar
+        else:
+            click.echo(line, file=self.stream)
+
+    def _start(self, done: int) -> None:
+        self.bar = _bar(self.stream, self.budget, self.started)
+        self.task = self.bar.add_task("run", total=self.budget.experiments, completed=done, best="-", last="-")
+        self.bar.start()
+        atexit.register(self.close)  # the cursor comes back even if the run ends in an error no one caught
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+
+def _fields(event) -> dict:
+    # Typed events carry their fields as attributes; untyped ones in a `data` dict.
+    data = getattr(event, "data", None)
+    return data if isinstance(data, dict) else vars(event)
+
+
+def _bar(stream, budget, started: float):
+    """rich's progress bar on `stream`, which is a terminal."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, ProgressColumn, TextColumn, TimeElapsedColumn
+    from rich.progress import Progress as Bar
+    from rich.text import Text
+
+    deadline = started + budget.minutes * 60 if budget.minutes is not None else None
+
+    class Left(ProgressColumn):
+        """rich's estimate from the pace so far, never past the end of `[budget] minutes`."""
+
+        def render(self, task) -> Text:
+            left = task.time_remaining
+            if deadline is not None:
+                by_clock = max(0.0, deadline - time.monotonic())
+                left = by_clock if left is None else min(left, by_clock)
+            if left is None:
+                return Text("left -:--:--", style="progress.remaining")
+            minutes, seconds = divmod(int(left), 60)
+            return Text(f"left {minutes // 60}:{minutes % 60:02d}:{seconds:02d}", style="progress.remaining")
+
+    return Bar(TextColumn("experiments"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), Left(),
+               TextColumn("best {task.fields[best]} | last {task.fields[last]}"),
+               console=Console(file=stream), transient=True, refresh_per_second=2)
