@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import abc
 import hashlib
-from dataclasses import InitVar, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 

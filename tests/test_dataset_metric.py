@@ -109,7 +109,7 @@ def setup_of(folder: Path):
 
 def measure(setup, view: str | None = None, **request):
     view = setup.surface.read() if view is None else view
-    return LocalExecutor(setup.surface, setup.objective).measure(view, MeasureRequest(60, llm=setup.llm, **request)).measurement
+    return LocalExecutor(setup.surface, setup.objective).measure(view, MeasureRequest(60, **request)).measurement
 
 
 def metric_of(setup) -> DatasetMetric:
@@ -323,6 +323,6 @@ def test_a_slow_server_makes_the_measurement_a_timeout(workspace, llm_server, mo
     setup = setup_of(recipe(workspace / "r", llm_server, metric="holdout = 0.9"))
     setup.llm.attempts = 1  # the calls left running end at their own 1 s timeout, not after retries
     view = setup.surface.read()
-    outcome = LocalExecutor(setup.surface, setup.objective).measure(view, MeasureRequest(0.5, llm=setup.llm))
+    outcome = LocalExecutor(setup.surface, setup.objective).measure(view, MeasureRequest(0.5))
     assert outcome.measurement.status == "timeout"
     assert outcome.measurement.reason == "took longer than 0.5 s"

@@ -91,7 +91,7 @@ def setup_of(folder: Path):
 
 def measure(setup, view: str | None = None, **request):
     view = setup.surface.read() if view is None else view
-    return LocalExecutor(setup.surface, setup.objective).measure(view, MeasureRequest(60, llm=setup.llm, **request)).measurement
+    return LocalExecutor(setup.surface, setup.objective).measure(view, MeasureRequest(60, **request)).measurement
 
 
 # -- score ----------------------------------------------------------------------------
