@@ -14,6 +14,7 @@ from typing import Any
 import tomlkit
 from tomlkit.exceptions import ParseError
 
+from . import paths
 from .budget import SCHEMA as BUDGET_SCHEMA, Budget
 from .contracts import Plugin, digest
 from .errors import OvernightError, RecipeError
@@ -125,8 +126,10 @@ def load(path: str | Path, registry=None) -> Recipe:
     return parse(text, file.resolve(), registry)
 
 
-def parse(text: str, file: Path, registry=None) -> Recipe:
-    """A recipe from its text; `file` says where it lives (paths are relative to its folder)."""
+def parse(text: str, file: Path, registry=None, sealed: bool | None = None) -> Recipe:
+    """A recipe from its text; `file` says where it lives (paths are relative to its folder).
+
+    `sealed` (installed or bundled; found from the folder when None) keeps even the surface's path inside it."""
     from .plugins import registry as default_registry
 
     registry = registry or default_registry()
@@ -195,6 +198,8 @@ def parse(text: str, file: Path, registry=None) -> Recipe:
     problems += [where.at("budget", k, p) for k, p in checked.problems]
     budget = Budget.from_values(checked.values)
 
+    sealed = paths.sealed(file.parent) if sealed is None else sealed
+    problems += [where.at(s, k, p) for s, k, p in paths.refusals(surface, [*metrics, *guards, agent], file.parent, sealed)]
     if problems:
         raise RecipeError(problems)
     for part in metrics:

@@ -29,7 +29,7 @@ def runs_in(workspace: Path) -> int:
 
 def trusted(home: Path) -> dict:
     file = home / "trust.json"
-    return json.loads(file.read_text()) if file.exists() else {}
+    return json.loads(file.read_text())["recipes"] if file.exists() else {}
 
 
 @pytest.fixture
