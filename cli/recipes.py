@@ -198,6 +198,7 @@ def index_add(source, name, force):
 def index_list(as_json):
     """List the indexes and the recipes each offers."""
     from overnight.sharing import indexes
+    from overnight.sharing.printable import printable
 
     rows = indexes.indexes()
     if as_json:
@@ -210,9 +211,11 @@ def index_list(as_json):
         click.echo(f"{r['name']}  {r['source']}")
         if r["error"]:
             click.echo(f"  cannot be read: {r['error']}")
+        elif r["stale"]:
+            click.echo(f"  cannot be read now: showing its copy from {r['stale']}")
         for entry in r["entries"].values():
             pinned = "pinned" if entry.sha256 else "not pinned"
-            click.echo(f"  {entry.name:<20} {pinned:<11} {entry.summary}")
+            click.echo(f"  {entry.name:<20} {pinned:<11} {printable(entry.summary)}")
 
 
 @index.command("remove")
