@@ -9,13 +9,16 @@ prompt lists and `apply` names. An installed or bundled ("sealed") recipe never
 leaves its folder.
 
 `Fingerprint` lets a caller notice that a measurement changed the user's
-folder, without reading every file again (stat fields only; ctime cannot be
-set back by the process that wrote).
+folder without reading every file again: stat fields (ctime cannot be set back
+by the process that wrote), and the content of files written in the last two
+seconds, whose times a rewrite within the same clock tick would not change.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
@@ -194,10 +197,12 @@ class Fingerprint:
     entries: dict
 
     @classmethod
-    def of(cls, path: Path, max_files: int = 20_000) -> "Fingerprint":
+    def of(cls, path: Path, max_files: int = 20_000, hashed: frozenset = frozenset()) -> "Fingerprint":
+        """`hashed` names files whose content is read whatever their age (those an earlier look read)."""
         path = Path(path)
+        now = time.time_ns()
         if not path.is_dir():
-            return cls(path, {"": _stat(path)})
+            return cls(path, {"": _stat(path, now, "" in hashed)})
         entries = {}
         for top, dirs, names in os.walk(path):
             rel_top = Path(top).relative_to(path)
@@ -206,7 +211,7 @@ class Fingerprint:
                 names = [n for n in names if n != OWN_FOLDER]
             for name in dirs + names:
                 rel = (rel_top / name).as_posix()
-                entries[rel] = _stat(Path(top) / name)
+                entries[rel] = _stat(Path(top) / name, now, rel in hashed)
                 if len(entries) > max_files:
                     raise TooLarge(f"{path} has more than {max_files:,} files to watch")
         return cls(path, entries)
@@ -214,11 +219,11 @@ class Fingerprint:
     def changed(self, later: "Fingerprint") -> list[str]:
         """Paths that appeared, vanished or changed between this fingerprint and `later`, sorted."""
         names = set(self.entries) | set(later.entries)
-        return sorted(n for n in names if self.entries.get(n) != later.entries.get(n))
+        return sorted(n for n in names if not _same(self.entries.get(n), later.entries.get(n)))
 
     def check(self, what: str = "the recipe folder") -> None:
         """Raises naming the first changed file when the folder is not as it was."""
-        now = Fingerprint.of(self.root)
+        now = Fingerprint.of(self.root, hashed=frozenset(n for n, e in self.entries.items() if e and e[-1]))
         changed = self.changed(now)
         if changed:
             first = self.root / changed[0] if changed[0] else self.root
@@ -226,10 +231,25 @@ class Fingerprint:
             raise OvernightError(f"A measurement changed {first}{more} in {what}, which metrics may only read; the run stops.")
 
 
-def _stat(path: Path):
+RACY_NS = 2_000_000_000
+
+
+def _same(a, b) -> bool:
+    if a is None or b is None:
+        return a is b
+    return a[:-1] == b[:-1] and (a[-1] is None or b[-1] is None or a[-1] == b[-1])
+
+
+def _stat(path: Path, now: int, hashed: bool = False):
     try:
         st = os.lstat(path)
     except FileNotFoundError:
         return None
     target = os.readlink(path) if os.path.islink(path) else None
-    return (st.st_mode, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, target)
+    content = None
+    if target is None and os.path.isfile(path) and (hashed or now - st.st_mtime_ns < RACY_NS):
+        try:
+            content = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+        except OSError:
+            content = "unreadable"
+    return (st.st_mode, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, target, content)

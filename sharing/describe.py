@@ -100,7 +100,7 @@ def show_lines(ref: str) -> list[str]:
     if manifest:
         out.append(f"Source   {manifest.get('source')}" + (f" (index {manifest['index']})" if manifest.get("index") else ""))
         out.append(f"Installed {manifest.get('installed_at', '?')}" + (f", commit {manifest['commit']}" if manifest.get("commit") else ""))
-        if manifest.get("index") and not manifest.get("sha256"):
+        if manifest.get("pinned") is False:
             out.append("Pinned   no: the index gives no sha256, so this is whatever the source served when installed")
     out += [f"Digest   {folder_digest(folder)}", ""]
     file = folder / RECIPE_FILE if path.is_dir() else path
@@ -134,7 +134,7 @@ def installed_lines(entry: Entry, source: str) -> list[str]:
     if entry.manifest.get("index"):
         origin = f"the index '{printable(entry.manifest['index'])}' ({printable(entry.manifest['resolved'])})"
     out = [f"Installed '{printable(entry.name)}' from {origin} into {entry.path}.", f"Digest {entry.manifest['digest']}"]
-    if entry.manifest.get("index") and not entry.manifest.get("sha256"):
+    if entry.manifest.get("pinned") is False:
         out.append(f"Not pinned: the index gives no sha256 for it, so this is whatever {origin} served just now.")
     if entry.manifest.get("index_copy"):
         out.append(f"The index could not be read; its copy from {entry.manifest['index_copy']} was used.")

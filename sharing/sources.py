@@ -335,6 +335,8 @@ def git_clone(source: Source, dest: Path) -> str:
     if done.returncode != 0:
         reason = ([line for line in done.stderr.strip().splitlines() if not line.startswith(("Cloning", "remote:", "Receiving", "Resolving"))] or ["git failed"])[-1]
         raise OvernightError(f"Cannot clone {source.text}: {reason.removeprefix('fatal: ')}. Nothing was installed.")
+    if _size(dest) > GIT_MAX_BYTES:  # a clone quick enough to finish between two looks
+        raise OvernightError(f"{source.text} is larger than {GIT_MAX_BYTES // 2**20} MB: gave up, nothing was installed.")
     head = git("rev-parse", "HEAD", cwd=dest)
     return head.stdout.strip()
 
