@@ -149,7 +149,10 @@ def _check(folder: Path, source: str):
     except RecipeError as exc:
         count = len(exc.problems)
         head = f"The recipe from {source} is not valid ({count} problem{'s' if count != 1 else ''}); nothing was installed:"
-        raise RecipeError([head, *exc.problems]) from None
+        # Named as the person knows it, not by the staging folder it was checked in.
+        staged = str(folder.resolve())
+        named = [p.replace(staged, source).replace(str(Path(staged).parent), f"{source}/..") for p in exc.problems]
+        raise RecipeError([head, *named]) from None
 
 
 def _target(name: str, force: bool) -> Path:
