@@ -60,7 +60,9 @@ class Group(click.Group):
         try:
             return super().invoke(ctx)
         except OvernightError as exc:
-            click.echo(f"Error: {exc.message}", err=True)
+            from overnight.sharing.printable import printable  # a recipe's text may hold terminal escapes
+
+            click.echo(f"Error: {printable(exc.message, newlines=True)}", err=True)
             ctx.exit(exc.exit_code)
 
     def list_commands(self, ctx):

@@ -23,15 +23,11 @@ def recipes():
 # -- reading recipes -------------------------------------------------------------
 
 
-def _yes_no(value) -> str:
-    return "?" if value is None else "yes" if value else "no"
-
-
 @recipes.command("list")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def list_(as_json):
     """List the bundled and installed recipes."""
-    from overnight.sharing.describe import describe
+    from overnight.sharing.describe import describe, list_lines
     from overnight.sharing.library import entries
 
     rows = [describe(e.path, e) for e in entries()]
@@ -41,54 +37,18 @@ def list_(as_json):
     if not rows:
         click.echo("No recipes found.")
         return
-    click.echo(f"{'NAME':<16} {'FROM':<10} {'SURFACE / METRIC / AGENT':<34} {'LLM':<4} {'CODE':<5} {'TRUSTED':<8} SUMMARY")
-    for r in rows:
-        if r["problems"]:
-            click.echo(f"{r['name']:<16} {r['origin']:<10} cannot be read: {r['problems'][0]}")
-            continue
-        kinds = f"{r['surface']} / {'+'.join(r['metrics'])} / {r['agent']}"
-        trusted = "-" if not r["runs_code"] else _yes_no(r["trusted"])
-        click.echo(f"{r['name']:<16} {r['origin']:<10} {kinds:<34} {_yes_no(r['uses_llm']):<4} "
-                   f"{_yes_no(r['runs_code']):<5} {trusted:<8} {r['summary']}")
+    for line in list_lines(rows):
+        click.echo(line)
 
 
 @recipes.command()
 @click.argument("name")
 def show(name):
-    """Show a recipe: its recipe.toml, its files, and exactly what it runs."""
-    from overnight.sharing.describe import describe
-    from overnight.sharing.library import RECIPE_FILE, folder_digest, locate, recipe_files
+    """Show a recipe: its recipe.toml, its files, what it runs and where it sends data."""
+    from overnight.sharing.describe import show_lines
 
-    path, entry = locate(name)
-    folder = path if path.is_dir() else path.parent
-    info = describe(path, entry)
-    click.echo(f"Recipe   {info['name']} ({info['origin']}, {folder})")
-    manifest = info.get("manifest")
-    if manifest:
-        click.echo(f"Source   {manifest.get('source')}" + (f" (index {manifest['index']})" if manifest.get("index") else ""))
-        click.echo(f"Installed {manifest.get('installed_at', '?')}" + (f", commit {manifest['commit']}" if manifest.get("commit") else ""))
-    click.echo(f"Digest   {folder_digest(folder)}")
-    click.echo("")
-    file = folder / RECIPE_FILE if path.is_dir() else path
-    click.echo(f"--- {file.name}")
-    click.echo(file.read_text(encoding="utf-8", errors="replace").rstrip())
-    click.echo("---")
-    click.echo("Files:")
-    for rel in recipe_files(folder):
-        click.echo(f"  {rel:<40} {(folder / rel).stat().st_size:>10,} bytes")
-    if info["problems"]:
-        click.echo("Problems:")
-        for problem in info["problems"]:
-            click.echo(f"  {problem}")
-        return
-    click.echo(f"Needs an LLM: {_yes_no(info['uses_llm'])}")
-    if info["runs"]:
-        state = "trusted" if info["trusted"] else "not trusted yet: the first run shows this and asks"
-        click.echo(f"Runs code ({state}):")
-        for line in info["runs"]:
-            click.echo(f"  {line}")
-    else:
-        click.echo("Runs code: no (it reads and writes files only in work folders).")
+    for line in show_lines(name):
+        click.echo(line)
 
 
 @recipes.command()
@@ -134,25 +94,11 @@ def install(source, sha256, name, force):
     or a name from an index (see `overnight recipes index add`).
     """
     from overnight.sharing import install as installer
+    from overnight.sharing.describe import installed_lines
 
     entry = installer.install(source, sha256, name, force)
-    origin = source
-    if entry.manifest.get("index"):
-        origin = f"the index '{entry.manifest['index']}' ({entry.manifest['resolved']})"
-    click.echo(f"Installed '{entry.name}' from {origin} into {entry.path}.")
-    click.echo(f"Digest {entry.manifest['digest']}")
-    _next_steps(entry)
-
-
-def _next_steps(entry) -> None:
-    from overnight.sharing.describe import describe
-
-    info = describe(entry.path, entry)
-    if info["runs"]:
-        click.echo("It runs code; its first run shows exactly what and asks you to trust it:")
-        for line in info["runs"]:
-            click.echo(f"  {line}")
-    click.echo(f"Next: overnight recipes show {entry.name} | overnight run {entry.name}")
+    for line in installed_lines(entry, source):
+        click.echo(line)
 
 
 @recipes.command()
@@ -171,6 +117,7 @@ def remove(name):
 def update(name, sha256):
     """Install an installed recipe again from where it came from."""
     from overnight.sharing import install as installer
+    from overnight.sharing.describe import next_steps
 
     entry, previous = installer.update(name, sha256)
     digest = entry.manifest["digest"]
@@ -178,7 +125,8 @@ def update(name, sha256):
         click.echo(f"'{name}' is up to date (digest {digest}).")
     else:
         click.echo(f"Updated '{name}': digest {previous or '?'} -> {digest}.")
-        _next_steps(entry)
+        for line in next_steps(entry):
+            click.echo(line)
 
 
 @recipes.command("trust")
@@ -193,7 +141,7 @@ def trust_(name, yes):
     path, _ = locate(name)
     recipe = recipe_mod.load(path)
     if not trust.review(recipe, yes):
-        click.echo(f"Recipe '{recipe.name}' runs no commands or code: there is nothing to trust.")
+        click.echo(f"Recipe '{name}' runs no code, sends nothing to models and writes nothing outside its folder: there is nothing to trust.")
     elif yes:
         click.echo(f"Trusted '{name}': it will not ask again until it changes.")
 
@@ -250,6 +198,7 @@ def index_add(source, name, force):
 def index_list(as_json):
     """List the indexes and the recipes each offers."""
     from overnight.sharing import indexes
+    from overnight.sharing.printable import printable
 
     rows = indexes.indexes()
     if as_json:
@@ -262,9 +211,11 @@ def index_list(as_json):
         click.echo(f"{r['name']}  {r['source']}")
         if r["error"]:
             click.echo(f"  cannot be read: {r['error']}")
+        elif r["stale"]:
+            click.echo(f"  cannot be read now: showing its copy from {r['stale']}")
         for entry in r["entries"].values():
             pinned = "pinned" if entry.sha256 else "not pinned"
-            click.echo(f"  {entry.name:<20} {pinned:<11} {entry.summary}")
+            click.echo(f"  {entry.name:<20} {pinned:<11} {printable(entry.summary)}")
 
 
 @index.command("remove")

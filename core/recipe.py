@@ -15,6 +15,7 @@ from typing import Any
 import tomlkit
 from tomlkit.exceptions import ParseError
 
+from . import paths
 from .budget import SCHEMA as BUDGET_SCHEMA, Budget
 from .contracts import Goal, Metric, Plugin, digest
 from .errors import OvernightError, RecipeError
@@ -155,8 +156,10 @@ def load(path: str | Path, registry=None) -> Recipe:
     return parse(text, file.resolve(), registry)
 
 
-def parse(text: str, file: Path, registry=None) -> Recipe:
-    """A recipe from its text; `file` says where it lives (paths are relative to its folder)."""
+def parse(text: str, file: Path, registry=None, sealed: bool | None = None) -> Recipe:
+    """A recipe from its text; `file` says where it lives (paths are relative to its folder).
+
+    `sealed` (installed or bundled; found from the folder when None) keeps even the surface's path inside it."""
     from .plugins import registry as default_registry
 
     try:
@@ -168,6 +171,8 @@ def parse(text: str, file: Path, registry=None) -> Recipe:
     read.sections()
     about, surface, metrics, guards, agent = read.about(), read.surface(), read.metrics(), read.guards(), read.agent()
     budget = read.budget(metrics)
+    sealed = paths.sealed(file.parent) if sealed is None else sealed
+    read.problems += [read.where.at(s, k, p) for s, k, p in paths.refusals(surface, [*metrics, *guards, agent], file.parent, sealed)]
     if read.problems:
         raise RecipeError(read.problems)
     return Recipe(file, text, about, surface, metrics, agent, budget, guards)

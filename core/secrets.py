@@ -12,10 +12,23 @@ SECRET_ENV = re.compile(r"KEY|TOKEN|SECRET|PASSWORD", re.IGNORECASE)
 # is not either: the config surface names a key path with it (`key = "model.rate"`).
 SECRET_KEY = re.compile(r"(^|_)(api_?key|token|secret|password)$|_key$", re.IGNORECASE)
 MASK = "***"
+# Names a metric's environment leaves out unless the recipe passes them through: broader than
+# SECRET_ENV, since a metric is code a stranger may have written (AWS_*, an ssh agent's socket).
+METRIC_HIDDEN = re.compile(r"KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|AUTH|^AWS_|COOKIE|SESSION", re.IGNORECASE)
+# A value such as https://user:pass@host/ carries a password whatever its name.
+URL_PASSWORD = re.compile(r"://[^/@\s:]+:[^/@\s]+@")
 
 
 def is_secret_name(name: str) -> bool:
     return bool(SECRET_ENV.search(name))
+
+
+def metric_env(passthrough=()) -> dict[str, str]:
+    """The environment a command or python metric runs with: the user's, minus names and values
+    that look like secrets, except those the recipe lists in `env_passthrough` (trust shows them)."""
+    keep = set(passthrough or ())
+    return {k: v for k, v in os.environ.items()
+            if k in keep or not (METRIC_HIDDEN.search(k) or URL_PASSWORD.search(v))}
 
 
 def secret_values() -> list[str]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import shlex
 import shutil
@@ -15,6 +14,7 @@ from overnight.core.contracts import Measurement, MeasureRequest, Metric
 from overnight.core.errors import OvernightError
 from overnight.core.hookspecs import hookimpl
 from overnight.core.options import Option
+from overnight.core.secrets import metric_env
 
 SHELL_WORDS = {"cd", "export", "set", ".", "source", "exec", "test", "[", "true", "false", ":", "if", "for", "(", "{", "env"}
 NUMBER = r"(-?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)"
@@ -31,7 +31,10 @@ class CommandMetric(Metric):
         "json_key": Option(str, "the key of the score in json_file (dots for nesting)", default="score"),
         "deterministic": Option(bool, "false when the same input can score differently", default=True),
         "env": Option(dict, "extra environment variables", default={}),
+        "env_passthrough": Option(list, "names of secret-looking environment variables the command may see (trust lists them)", default=[]),
     }
+    # What the trust prompt and `recipes show` read from the options (overnight.sharing.reach).
+    option_roles = {"run": "command", "json_file": "path", "env_passthrough": "env"}
 
     def __init__(self, options, recipe_dir):
         super().__init__(options, recipe_dir)
@@ -66,7 +69,7 @@ class CommandMetric(Metric):
 
     def measure(self, artifact: Path, folder: Path, request: MeasureRequest) -> Measurement:
         command = self.command(artifact)
-        env = {**os.environ, **{k: str(v) for k, v in self.config["env"].items()},
+        env = {**metric_env(self.config["env_passthrough"]), **{k: str(v) for k, v in self.config["env"].items()},
                "OVERNIGHT_RECIPE_DIR": str(self.recipe_dir), "OVERNIGHT_SPLIT": request.split}
         done = process.run(command, cwd=folder, seconds=request.seconds, env=env, shell=True)
         trace = done.tail(50)

@@ -14,6 +14,7 @@ from overnight.core.contracts import ExampleResult, Measurement, MeasureRequest,
 from overnight.core.errors import OvernightError
 from overnight.core.hookspecs import hookimpl
 from overnight.core.options import Option
+from overnight.core.secrets import metric_env
 
 # Runs in the child: imports the recipe's file, calls the function, prints one JSON line.
 CHILD = r"""
@@ -37,7 +38,9 @@ class PythonMetric(Metric):
         "file": Option(str, "a .py file in the recipe folder", required=True),
         "function": Option(str, "the function to call", default="score"),
         "deterministic": Option(bool, "false when the same input can score differently", default=True),
+        "env_passthrough": Option(list, "names of secret-looking environment variables the function may see (trust lists them)", default=[]),
     }
+    option_roles = {"file": "code", "env_passthrough": "env"}
 
     def __init__(self, options, recipe_dir):
         super().__init__(options, recipe_dir)
@@ -57,7 +60,7 @@ class PythonMetric(Metric):
     def measure(self, artifact: Path, folder: Path, request: MeasureRequest) -> Measurement:
         file = str(self.path(self.config["file"]))
         args = [sys.executable, "-c", CHILD, file, self.config["function"], str(artifact)]
-        done = process.run(args, cwd=folder, seconds=request.seconds)
+        done = process.run(args, cwd=folder, seconds=request.seconds, env=metric_env(self.config["env_passthrough"]))
         trace = done.tail(50)
         if done.timed_out:
             return Measurement.timeout(request.seconds, trace, seconds=done.seconds)

@@ -6,8 +6,14 @@
     summary = "Loans with a balloon payment"
 
 An index is read when it is added and again whenever a name is looked up, so
-an edit to it counts at once; the copy kept at `add` stands in when its source
-cannot be read.
+an edit to it counts at once; the copy kept from its last good read stands in
+when its source cannot be read, and every command that uses it says so, with
+its date (entries withdrawn since are still in it).
+
+An index on the network is a stranger's file: its entries may point only at
+the network (https, git over https or ssh, GitHub), never at this machine's
+files, `git+file://` repositories or servers on this machine, unless the
+index itself is served from this machine.
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ from urllib.parse import urljoin, urlsplit
 from overnight.core.errors import OvernightError
 
 from .library import NAME, home
-from .sources import HEX64, check_url, read_url
+from .sources import HEX64, check_url, is_loopback, read_url
 
 
 @dataclass
@@ -32,6 +38,7 @@ class IndexEntry:
     sha256: str | None
     summary: str
     index: str  # which index it came from
+    stale: str = ""  # when the copy used was read, if the index itself could not be read now
 
 
 def _folder() -> Path:
@@ -101,10 +108,31 @@ def parse(text: str, source: str) -> dict[str, IndexEntry]:
         if sha is not None and not (isinstance(sha, str) and HEX64.match(sha)):
             problems.append(f"{where}: 'sha256' must be 64 hexadecimal characters")
             continue
-        out[name] = IndexEntry(name, _against(src, source), sha.lower() if sha else None, str(summary), "")
+        resolved = _against(src, source)
+        wrong = _remote_problem(resolved, source)
+        if wrong:
+            problems.append(f"{where}: source {src!r} {wrong}")
+            continue
+        out[name] = IndexEntry(name, resolved, sha.lower() if sha else None, str(summary), "")
     if problems:
         raise OvernightError(f"The index {source} has problems: " + "; ".join(problems) + ".")
     return out
+
+
+def _remote_problem(entry: str, index_source: str) -> str | None:
+    """Why an entry of an index on the network may not point where it does; None when it may."""
+    if not _is_url(index_source) or is_loopback(index_source):
+        return None
+    if entry.startswith("git+file:") or entry.startswith("file:"):
+        return "points at this machine's files, which an index on the network may not name"
+    if entry.startswith("gh:"):
+        return None
+    url = entry[4:] if entry.startswith("git+") else entry
+    if not _is_url(url):
+        return "points at this machine's files, which an index on the network may not name"
+    if is_loopback(url):
+        return "points at a server on this machine, which an index on the network may not name"
+    return None
 
 
 def _against(entry_source: str, index_source: str) -> str:
@@ -157,9 +185,10 @@ def indexes() -> list[dict]:
     """Each added index with its entries (or why it cannot be read now)."""
     out = []
     for name, info in _registry().items():
-        row = {"name": name, "source": info["source"], "added_at": info.get("added_at", ""), "entries": {}, "error": ""}
+        row = {"name": name, "source": info["source"], "added_at": info.get("added_at", ""), "entries": {}, "error": "", "stale": ""}
         try:
             row["entries"] = _entries(name, info["source"])
+            row["stale"] = next((e.stale for e in row["entries"].values() if e.stale), "")
         except OvernightError as exc:
             row["error"] = exc.message
         out.append(row)
@@ -167,23 +196,29 @@ def indexes() -> list[dict]:
 
 
 def _entries(name: str, source: str) -> dict[str, IndexEntry]:
+    """The index as it is now (and kept as the fallback copy), else its last good copy, marked stale."""
+    cached = _folder() / f"{name}.toml"
+    stale = ""
     try:
         raw = _read(source)
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError:
             raise OvernightError(f"The index {source} is not a UTF-8 text file.") from None
-    except OvernightError:
-        cached = _folder() / f"{name}.toml"
+        entries = parse(text, source)
+        cached.write_text(text, encoding="utf-8")
+    except OvernightError as exc:
         if not cached.exists():
             raise
         import click
 
-        click.echo(f"Note: the index '{name}' cannot be read from {source} now; using the copy kept when it was added.", err=True)
-        text = cached.read_text(encoding="utf-8")
-    entries = parse(text, source)
+        stale = time.strftime("%Y-%m-%d %H:%M", time.localtime(cached.stat().st_mtime))
+        click.echo(f"Note: the index '{name}' cannot be read from {source} now ({exc.message.rstrip('.')}); "
+                   f"using its copy from {stale}, which may still offer recipes withdrawn since.", err=True)
+        entries = parse(cached.read_text(encoding="utf-8"), source)
     for entry in entries.values():
         entry.index = name
+        entry.stale = stale
     return entries
 
 

@@ -14,10 +14,11 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from overnight.core import paths
 from overnight.core.errors import OvernightError
 
 RECIPE_FILE = "recipe.toml"
-MANIFEST = Path(".overnight") / "manifest.json"
+MANIFEST = paths.MANIFEST
 # Never part of a recipe: the store and work files of runs, caches, version control.
 IGNORED = {".overnight", ".git", "__pycache__", ".pytest_cache", ".venv", "venv", "node_modules", ".DS_Store"}
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -35,6 +36,17 @@ def home() -> Path:
 
 def installed_root() -> Path:
     return home() / "recipes"
+
+
+def is_installed(folder: Path) -> bool:
+    """Whether a folder is one of the installed recipes (their paths never leave their folder)."""
+    try:
+        return Path(folder).resolve().is_relative_to(installed_root().resolve())
+    except OSError:
+        return False
+
+
+paths.add_sealer(is_installed)
 
 
 def bundled_root() -> Path | None:
@@ -146,13 +158,15 @@ def recipe_files(folder: Path) -> list[str]:
 
 
 def folder_digest(folder: Path, skip: set[str] = frozenset()) -> str:
-    """sha256 over the relative path and content of every file, so a copy has the digest of its original."""
+    """sha256 over the relative path and content of every file, so a copy has the digest of its original.
+
+    Each field is length-prefixed: no name or content can pass for another arrangement of files."""
     total = hashlib.sha256()
     for rel in recipe_files(folder):
         if rel in skip:
             continue
-        total.update(rel.encode("utf-8") + b"\0")
-        total.update(file_digest(folder / rel).encode("ascii") + b"\n")
+        for field_ in (rel.encode("utf-8", "surrogateescape"), file_digest(folder / rel).encode("ascii")):
+            total.update(len(field_).to_bytes(8, "big") + field_)
     return total.hexdigest()
 
 
@@ -175,6 +189,9 @@ def copy_recipe(source: Path, dest: Path) -> Path:
         shutil.copy2(source / rel, target)  # copy2 follows links: the copy holds plain files
         # Bundled files may be read-only in a system install; the copy is the person's to edit.
         target.chmod(target.stat().st_mode | 0o200)
+    from .trust import carry
+
+    carry(source, dest)
     return dest
 
 

@@ -24,8 +24,12 @@ from .library import IGNORED, NAME, RECIPE_FILE, folder_digest
 
 ARCHIVE_SUFFIXES = (".zip", ".tar.gz", ".tgz", ".tar")
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
-DOWNLOAD_SECONDS = 60
-GIT_SECONDS = 300
+# A server that sends nothing for this long is given up on; so is a transfer past its deadline.
+SILENCE_SECONDS = 60
+DOWNLOAD_DEADLINE = 600
+GIT_DEADLINE = 600
+# A clone holds the history and the checkout: room for both at the archive limit.
+GIT_MAX_BYTES = 2 * unpack.MAX_BYTES
 HEX64 = re.compile(r"^[0-9a-fA-F]{64}$")
 
 
@@ -232,26 +236,57 @@ def copy_tree(source: Path, dest: Path, label: str) -> Path:
     return dest
 
 
+def is_loopback(url: str) -> bool:
+    return (urlsplit(url).hostname or "").lower() in LOOPBACK
+
+
+def _redirects(origin: str):
+    import urllib.request
+
+    class CheckedRedirects(urllib.request.HTTPRedirectHandler):
+        """Each redirect is checked before it is followed: https only, and never from elsewhere to this machine."""
+
+        max_redirections = 5
+
+        def redirect_request(self, req, fp, code, msg, headers, newurl):
+            check_url(newurl, f"{origin} redirects to {newurl}")
+            if is_loopback(newurl) and not is_loopback(req.full_url):
+                raise OvernightError(f"{origin} redirects to {newurl}, on this machine: refused, nothing was installed.")
+            return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+    return CheckedRedirects()
+
+
 def download(url: str, target: Path) -> Path:
-    """Streams a URL to a file, stopping at the size limit; never runs what it fetched."""
+    """Streams a URL to a file, stopping at the size limit, after SILENCE_SECONDS without a byte or
+    at DOWNLOAD_DEADLINE; never runs what it fetched."""
+    import time
     import urllib.error
     import urllib.request
 
     check_url(url, url)
     request = urllib.request.Request(url, headers={"User-Agent": "overnight"})
+    deadline = time.monotonic() + DOWNLOAD_DEADLINE
     try:
-        with urllib.request.urlopen(request, timeout=DOWNLOAD_SECONDS) as response, open(target, "wb") as out:
-            check_url(response.geturl(), url)  # a redirect must not leave https either
+        with urllib.request.build_opener(_redirects(url)).open(request, timeout=SILENCE_SECONDS) as response, \
+                open(target, "wb") as out:
+            check_url(response.geturl(), url)
             got = 0
-            while block := response.read(1 << 16):
+            while block := response.read1(1 << 16):
                 got += len(block)
                 if got > unpack.MAX_BYTES:
                     raise OvernightError(f"{url} is larger than {unpack.MAX_BYTES // 2**20} MB: refused, nothing was installed.")
+                if time.monotonic() > deadline:
+                    raise OvernightError(f"Downloading {url} took longer than {DOWNLOAD_DEADLINE} s: gave up, nothing was installed.")
                 out.write(block)
     except urllib.error.HTTPError as exc:
         raise OvernightError(f"Cannot download {url}: the server answered {exc.code} {exc.reason}.") from None
     except urllib.error.URLError as exc:
+        if isinstance(exc.reason, TimeoutError):
+            raise OvernightError(f"{url} sent nothing for {SILENCE_SECONDS} s: gave up, nothing was installed.") from None
         raise OvernightError(f"Cannot download {url}: {exc.reason}.") from None
+    except TimeoutError:
+        raise OvernightError(f"{url} sent nothing for {SILENCE_SECONDS} s: gave up, nothing was installed.") from None
     except (OSError, ValueError) as exc:
         raise OvernightError(f"Cannot download {url}: {exc}.") from None
     return target
@@ -266,35 +301,93 @@ def read_url(url: str) -> bytes:
 
 
 def git_clone(source: Source, dest: Path) -> str:
-    """Clones without hooks, submodules or prompts; returns the commit checked out."""
-    env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "true", "GCM_INTERACTIVE": "never"}
-    # Nothing from the repository runs: no hooks, no submodules, no filters of its own (git
-    # reads none from a clone), and no ext:: transport.
-    safe = ["-c", "core.hooksPath=/dev/null", "-c", "protocol.ext.allow=never", "-c", "advice.detachedHead=false"]
+    """Clones without hooks, submodules, prompts or your git settings; returns the commit checked out.
+
+    Nothing from the repository runs: hooks point nowhere, no ext:: transport, and
+    neither your global nor the system's git config is read, so no filter or
+    credential helper they name can be triggered by the repository's attributes.
+    Every git call ends after SILENCE_SECONDS with no progress, at GIT_DEADLINE,
+    or past GIT_MAX_BYTES on disk, and takes every process it started with it.
+    """
+    env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "true", "SSH_ASKPASS": "true",
+           "GCM_INTERACTIVE": "never", "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": os.devnull,
+           "GIT_LFS_SKIP_SMUDGE": "1"}
+    env.setdefault("GIT_SSH_COMMAND", f"ssh -o BatchMode=yes -o ConnectTimeout={SILENCE_SECONDS}")
+    safe = ["-c", "core.hooksPath=/dev/null", "-c", "protocol.ext.allow=never", "-c", "advice.detachedHead=false",
+            "-c", "core.fsmonitor=false", "-c", "submodule.recurse=false", "-c", "credential.helper=",
+            "-c", "http.lowSpeedLimit=1", "-c", f"http.lowSpeedTime={SILENCE_SECONDS}"]
 
     def git(*args, cwd=None) -> subprocess.CompletedProcess:
-        try:
-            return subprocess.run(["git", *safe, *args], cwd=cwd, env=env, capture_output=True, text=True,
-                                  timeout=GIT_SECONDS, stdin=subprocess.DEVNULL)
-        except FileNotFoundError:
-            raise OvernightError("Installing from a git URL needs the `git` program, which was not found on PATH.") from None
-        except subprocess.TimeoutExpired:
-            raise OvernightError(f"Cloning {source.text} took longer than {GIT_SECONDS} s: gave up, nothing was installed.") from None
+        return _watched(["git", *safe, *args], cwd or dest.parent, env, dest, source.text)
 
-    args = ["clone", "--quiet", "--no-tags", "--depth", "1"]
+    args = ["clone", "--quiet", "--progress", "--no-tags", "--depth", "1"]
     if source.ref:
         args += ["--branch", source.ref]
     done = git(*args, "--", source.location, str(dest))
     if done.returncode != 0 and source.ref:
         # A commit rather than a branch or tag: clone everything, then check it out.
         shutil.rmtree(dest, ignore_errors=True)
-        done = git("clone", "--quiet", "--no-checkout", "--", source.location, str(dest))
+        done = git("clone", "--quiet", "--progress", "--no-checkout", "--", source.location, str(dest))
         if done.returncode == 0:
             done = git("checkout", "--quiet", "--detach", source.ref, cwd=dest)
             if done.returncode != 0:
                 raise OvernightError(f"{source.text}: the repository has no branch, tag or commit {source.ref!r}. Nothing was installed.")
     if done.returncode != 0:
-        reason = (done.stderr.strip().splitlines() or ["git failed"])[-1]
+        reason = ([line for line in done.stderr.strip().splitlines() if not line.startswith(("Cloning", "remote:", "Receiving", "Resolving"))] or ["git failed"])[-1]
         raise OvernightError(f"Cannot clone {source.text}: {reason.removeprefix('fatal: ')}. Nothing was installed.")
+    if _size(dest) > GIT_MAX_BYTES:  # a clone quick enough to finish between two looks
+        raise OvernightError(f"{source.text} is larger than {GIT_MAX_BYTES // 2**20} MB: gave up, nothing was installed.")
     head = git("rev-parse", "HEAD", cwd=dest)
     return head.stdout.strip()
+
+
+def _watched(args: list[str], cwd: Path, env: dict, dest: Path, label: str) -> subprocess.CompletedProcess:
+    """One git call in a session of its own, watched: progress on stderr or on disk, a deadline, a size."""
+    import signal
+    import tempfile
+    import time
+
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        try:
+            proc = subprocess.Popen(args, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
+                                    start_new_session=True)
+        except FileNotFoundError:
+            raise OvernightError("Installing from a git URL needs the `git` program, which was not found on PATH.") from None
+        start = last = time.monotonic()
+        seen = (0, 0)
+        try:
+            while proc.poll() is None:
+                time.sleep(0.2)
+                now = time.monotonic()
+                size = _size(dest)
+                if size > GIT_MAX_BYTES:
+                    raise OvernightError(f"{label} is larger than {GIT_MAX_BYTES // 2**20} MB: gave up, nothing was installed.")
+                progress = (os.fstat(err.fileno()).st_size, size)
+                if progress != seen:
+                    seen, last = progress, now
+                elif now - last > SILENCE_SECONDS:
+                    raise OvernightError(f"{label} sent nothing for {SILENCE_SECONDS} s: gave up, nothing was installed.")
+                if now - start > GIT_DEADLINE:
+                    raise OvernightError(f"Cloning {label} took longer than {GIT_DEADLINE} s: gave up, nothing was installed.")
+        finally:
+            if proc.poll() is None:
+                try:
+                    os.killpg(proc.pid, signal.SIGKILL)  # git and every helper it started (git-remote-https, ssh)
+                except ProcessLookupError:
+                    pass
+            proc.wait()
+        out.seek(0)
+        err.seek(0)
+        return subprocess.CompletedProcess(args, proc.returncode, out.read().decode("utf-8", "replace"),
+                                           err.read().decode("utf-8", "replace"))
+
+
+def _size(folder: Path) -> int:
+    total = 0
+    for top, _, names in os.walk(folder):
+        for name in names:
+            try:
+                total += os.lstat(os.path.join(top, name)).st_size
+            except OSError:
+                continue
+    return total

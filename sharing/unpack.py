@@ -3,9 +3,11 @@
 Nothing is extracted by tarfile or zipfile themselves: every entry's name is
 checked (no absolute path, no `..`), only plain files and folders are written,
 and a link is never created on disk. A link whose target stays inside the
-archive becomes a copy of that target; one that points outside refuses the
-whole archive. Sizes are counted as bytes are written, so a header that lies
-about its size does not get past the limit.
+archive becomes a copy of that target, counted as one more file and its bytes;
+a link to a folder, or one that points outside, refuses the whole archive (a
+folder link copied is how a few hundred bytes unpack into millions of files).
+Sizes are counted as headers are read and again as bytes are written, so
+neither a compression bomb nor a header that lies gets past the limit.
 """
 
 from __future__ import annotations
@@ -23,6 +25,9 @@ from overnight.core.errors import OvernightError
 # Limits for one recipe; generous for a recipe with its example data, small for a disk.
 MAX_BYTES = 200 * 2**20
 MAX_FILES = 5000
+# Longest name or link target, and longest part of one: past these a file system refuses anyway.
+MAX_NAME = 1024
+MAX_PART = 255
 
 
 class Refused(OvernightError):
@@ -51,11 +56,11 @@ def unpack(archive: Path, dest: Path, label: str) -> None:
             _unzip(archive, writer)
         else:
             _untar(archive, writer)
+        writer.resolve_links()
     except (zipfile.BadZipFile, tarfile.TarError, EOFError, OSError, ValueError) as exc:
         if isinstance(exc, OvernightError):
             raise
         raise Refused(f"{label} is a corrupt or unreadable archive ({exc}): nothing was installed.") from None
-    writer.resolve_links()
 
 
 class _Writer:
@@ -74,6 +79,8 @@ class _Writer:
     def parts(self, name: str) -> tuple[str, ...]:
         if "\0" in name:
             raise self.refuse(name, "has a NUL character in its name")
+        if len(name) > MAX_NAME or any(len(p.encode("utf-8", "surrogateescape")) > MAX_PART for p in name.split("/")):
+            raise self.refuse(name[:80] + "...", f"has a name longer than {MAX_NAME} characters or a part longer than {MAX_PART} bytes")
         clean = name.replace("\\", "/")
         if clean.startswith("/") or re.match(r"^[A-Za-z]:", clean):
             raise self.refuse(name, "has an absolute path")
@@ -82,10 +89,16 @@ class _Writer:
             raise self.refuse(name, "would be written outside the recipe folder ('..' in its path)")
         return parts
 
-    def count(self, name: str) -> None:
+    def count(self, name: str, size: int = 0) -> None:
         self.files += 1
+        self.bytes += size
         if self.files > MAX_FILES:
             raise Refused(f"{self.label} is refused: it holds more than {MAX_FILES} files. Nothing was installed.")
+        if self.bytes > MAX_BYTES:
+            raise self.too_big()
+
+    def too_big(self) -> Refused:
+        return Refused(f"{self.label} is refused: it unpacks to more than {MAX_BYTES // 2**20} MB. Nothing was installed.")
 
     def folder(self, name: str) -> None:
         parts = self.parts(name)
@@ -103,7 +116,7 @@ class _Writer:
             while block := stream.read(1 << 16):
                 self.bytes += len(block)
                 if self.bytes > MAX_BYTES:
-                    raise Refused(f"{self.label} is refused: it unpacks to more than {MAX_BYTES // 2**20} MB. Nothing was installed.")
+                    raise self.too_big()
                 out.write(block)
         target.chmod(0o755 if executable else 0o644)
 
@@ -111,6 +124,8 @@ class _Writer:
         """Remembers a link to copy once every file is out; refuses one that leads outside."""
         parts = self.parts(name)
         self.count(name)
+        if len(target) > MAX_NAME or "\0" in target or any(len(p.encode("utf-8", "surrogateescape")) > MAX_PART for p in target.split("/")):
+            raise self.refuse(name, f"is a link whose target is longer than {MAX_NAME} characters or has a NUL")
         if target.startswith("/") or re.match(r"^[A-Za-z]:", target.replace("\\", "/")):
             raise self.refuse(name, f"is a link to an absolute path ({target})")
         base = posixpath.dirname("/".join(parts)) if relative_to_entry else ""
@@ -126,10 +141,10 @@ class _Writer:
             left = []
             for parts, target, name in pending:
                 source = self.dest.joinpath(*target)
+                if source.is_dir():
+                    raise self.refuse(name, f"is a link to the folder {'/'.join(target)}; a recipe archive may link files only")
                 if source.is_file():
-                    self._copy_into(parts, lambda to: shutil.copyfile(source, to))
-                elif source.is_dir():
-                    self._copy_into(parts, lambda to: shutil.copytree(source, to))
+                    self._copy_into(parts, source, name)
                 else:
                     left.append((parts, target, name))
             if len(left) == len(pending):
@@ -137,15 +152,17 @@ class _Writer:
                 raise self.refuse(name, f"is a link to {'/'.join(target)}, which is not in the archive")
             pending = left
 
-    def _copy_into(self, parts, copy) -> None:
+    def _copy_into(self, parts, source: Path, name: str) -> None:
+        """One copy of one file for one link; its bytes count before they are written (the link counted as a file)."""
         to = self.dest.joinpath(*parts)
+        if to.exists() or to.is_symlink():
+            raise self.refuse(name, "is a link over a file of the same name")
+        size = source.stat().st_size
+        if self.bytes + size > MAX_BYTES:
+            raise self.too_big()
+        self.bytes += size
         to.parent.mkdir(parents=True, exist_ok=True)
-        if to.exists():
-            raise self.refuse("/".join(parts), "is a link over a file of the same name")
-        copy(to)
-        self.bytes += sum(p.stat().st_size for p in ([to] if to.is_file() else to.rglob("*")) if p.is_file())
-        if self.bytes > MAX_BYTES:
-            raise Refused(f"{self.label} is refused: it unpacks to more than {MAX_BYTES // 2**20} MB. Nothing was installed.")
+        shutil.copyfile(source, to)
 
 
 def _unzip(archive: Path, writer: _Writer) -> None:
@@ -153,12 +170,13 @@ def _unzip(archive: Path, writer: _Writer) -> None:
         infos = zf.infolist()
         if len(infos) > MAX_FILES:
             raise Refused(f"{writer.label} is refused: it holds more than {MAX_FILES} files. Nothing was installed.")
+        if sum(max(info.file_size, 0) for info in infos) > MAX_BYTES:
+            raise writer.too_big()
         # First every name and link is checked, so a refused archive writes nothing at all.
         for info in infos:
             writer.parts(info.filename)
             if stat.S_ISLNK(info.external_attr >> 16):
-                target = zf.read(info).decode("utf-8", "replace")
-                writer.link(info.filename, target, relative_to_entry=True)
+                writer.link(info.filename, _zip_link_target(zf, info, writer), relative_to_entry=True)
         for info in infos:
             mode = info.external_attr >> 16
             if info.is_dir():
@@ -168,15 +186,33 @@ def _unzip(archive: Path, writer: _Writer) -> None:
                     writer.file(info.filename, stream, bool(mode & 0o111))
 
 
+def _zip_link_target(zf, info, writer: _Writer) -> str:
+    """A link's target, read no further than a name can be long (its stored size may lie)."""
+    if info.file_size > MAX_NAME:
+        raise writer.refuse(info.filename, f"is a link whose target is longer than {MAX_NAME} characters")
+    with zf.open(info) as stream:
+        data = stream.read(MAX_NAME + 1)
+    if len(data) > MAX_NAME:
+        raise writer.refuse(info.filename, f"is a link whose target is longer than {MAX_NAME} characters")
+    return data.decode("utf-8", "replace")
+
+
 def _untar(archive: Path, writer: _Writer) -> None:
     with tarfile.open(archive, "r:*") as tf:
         members = []
-        # First every name and link is checked, so a refused archive writes nothing at all.
+        declared = 0
+        # First every name and link is checked, so a refused archive writes nothing at all; sizes are
+        # added up as headers arrive, so a bomb stops at the first header past the limit, not at its end.
         for member in tf:
             members.append(member)
+            declared += max(member.size, 0)
             if len(members) > MAX_FILES:
                 raise Refused(f"{writer.label} is refused: it holds more than {MAX_FILES} files. Nothing was installed.")
+            if declared > MAX_BYTES:
+                raise writer.too_big()
             writer.parts(member.name)
+            if member.issparse():
+                raise writer.refuse(member.name, "is a sparse file")
             if member.issym():
                 writer.link(member.name, member.linkname, relative_to_entry=True)
             elif member.islnk():

@@ -276,7 +276,7 @@ def test_subject_lines_keeps_what_the_judge_prefers_within_both_guards(cli, work
     folder = copy(cli, workspace, "subject-lines", agent={"api_base": llm_server.url},
                   metric={"api_base": llm_server.url}, budget={"experiments": 3})
 
-    result = cli("run", folder)  # runs no code of its own: no trust asked, none needed
+    result = cli("run", folder, "--yes")  # runs no code of its own, but sends data to models: trusted for this run
 
     assert result.exit_code == 0, result.output
     exps = rows(workspace, "select seq, status, reason, score from experiments order by seq")

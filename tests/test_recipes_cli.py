@@ -54,6 +54,21 @@ def test_show_prints_the_recipe_its_files_and_what_it_runs(cli, workspace):
     assert "Needs an LLM: yes" in result.output
 
 
+def test_list_and_show_say_where_a_recipe_sends_data(cli, workspace):
+    listed = cli("recipes", "list")
+    subject = next(line for line in listed.output.splitlines() if line.startswith("subject-lines "))
+    assert "api.openai.com (OPENAI_API_KEY)" in subject
+    loan = next(line for line in listed.output.splitlines() if line.startswith("loan "))
+    assert "api.openai.com" not in loan
+
+    shown = cli("recipes", "show", "subject-lines")
+    assert "Sends data to:" in shown.output
+    assert "[agent] llm: sends OPENAI_API_KEY and your prompt to https://api.openai.com/v1" in shown.output
+    assert "Trust: not trusted yet" in shown.output
+    assert "Sends data to: nobody" in cli("recipes", "show", "loan").output
+    assert "Trust: not needed" in cli("recipes", "show", "loan").output
+
+
 def test_show_takes_a_path_and_an_unknown_name_is_named(cli, workspace):
     folder = recipe_folder(workspace / "mine")
     assert "wc -c < note.txt" in cli("recipes", "show", folder).output

@@ -122,7 +122,8 @@ def test_secrets_never_reach_the_store(workspace, cli, probe_plugins, monkeypatc
     views = [{"view": "hello world\n", "rationale": f"tried with {SECRET}"}, {"view": "CRASH\n", "rationale": "crash"}]
     folder = recipe(
         workspace / "r",
-        metric='kind = "command"\nrun = "echo using $OVERNIGHT_TEST_API_KEY; sh {recipe}/score.sh {file}"',
+        metric='kind = "command"\nrun = "echo using $OVERNIGHT_TEST_API_KEY; sh {recipe}/score.sh {file}"\n'
+               'env_passthrough = ["OVERNIGHT_TEST_API_KEY"]',  # a metric sees no secret unless passed through
         agent=f'kind = "probe"\nfile = "views.jsonl"\nlog = "contexts.jsonl"\napi_key = "{IN_RECIPE}"',
         files={"views.jsonl": "".join(json.dumps(v) + "\n" for v in views)},
     )

