@@ -126,7 +126,8 @@ class Loop:
             self.store.update_run(self.run_id, status="running", stop_reason=None, control=None, ended_at=None, pid=os.getpid())
         if self.s.llm:
             self.s.llm.run_id = self.run_id
-        self.s.events.publish(RUN_STARTED, self.run_id, recipe=recipe.name, budget=self.budget)
+        self.s.events.publish(RUN_STARTED, self.run_id, recipe=recipe.name, budget=self.budget, spend=self.spend,
+                              notify=recipe.notify)
         status = "finished"
         try:
             if self.baseline is None:

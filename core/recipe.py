@@ -18,10 +18,11 @@ from .budget import SCHEMA as BUDGET_SCHEMA, Budget
 from .contracts import Plugin, digest
 from .errors import OvernightError, RecipeError
 from .options import Option, check, closest
+from .settings import NOTIFY_SCHEMA, notify_problems
 
 RECIPE_FILE = "recipe.toml"
 
-SECTIONS = ("recipe", "surface", "metric", "guards", "agent", "budget")
+SECTIONS = ("recipe", "surface", "metric", "guards", "agent", "budget", "notify")
 
 RECIPE_SCHEMA = {
     "name": Option(str, "a name, unique in the workspace", required=True),
@@ -86,6 +87,7 @@ class Recipe:
     budget: Budget
     guards: list[GuardPart] = field(default_factory=list)
     meta: dict[str, Any] = field(default_factory=dict)
+    notify: dict[str, Any] = field(default_factory=dict)  # [notify]: None where the person's config decides
 
     @property
     def dir(self) -> Path:
@@ -195,11 +197,14 @@ def parse(text: str, file: Path, registry=None) -> Recipe:
     problems += [where.at("budget", k, p) for k, p in checked.problems]
     budget = Budget.from_values(checked.values)
 
+    notify = check(_section(doc, "notify", where, problems, required=False), NOTIFY_SCHEMA)
+    problems += [where.at("notify", k, p) for k, p in notify.problems + notify_problems(notify.values)]
+
     if problems:
         raise RecipeError(problems)
     for part in metrics:
         part.options["goal"] = part.goal or part.options.get("goal") or part.cls.goal
-    return Recipe(file, text, meta["name"], meta["summary"], surface, metrics, agent, budget, guards, meta)
+    return Recipe(file, text, meta["name"], meta["summary"], surface, metrics, agent, budget, guards, meta, notify.values)
 
 
 def _section(doc: dict, name: str, where: "Where", problems: list[str], required: bool = True) -> dict:

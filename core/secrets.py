@@ -12,6 +12,9 @@ SECRET_ENV = re.compile(r"KEY|TOKEN|SECRET|PASSWORD", re.IGNORECASE)
 # is not either: the config surface names a key path with it (`key = "model.rate"`).
 SECRET_KEY = re.compile(r"(^|_)(api_?key|token|secret|password)$|_key$", re.IGNORECASE)
 MASK = "***"
+# Notification URLs carry credentials anywhere in them (a password, a bot token as the host, a
+# webhook's path): a `urls` list is masked down to each URL's scheme.
+SECRET_URLS = re.compile(r"^urls?$", re.IGNORECASE)
 
 
 def is_secret_name(name: str) -> bool:
@@ -34,6 +37,17 @@ def scrub(text: str, secrets: list[str] | None = None) -> str:
     return text
 
 
+def mask_url(url: str) -> str:
+    scheme, sep, _ = url.partition("://")
+    return f"{scheme}://{MASK}" if sep else MASK
+
+
+def _masked_urls(key: Any, value: Any) -> list[str] | None:
+    if SECRET_URLS.search(str(key)) and isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return [mask_url(v) for v in value]
+    return None
+
+
 def redact_toml(text: str) -> str:
     """A recipe's text with the values of secret-looking keys masked; comments and layout kept."""
     import tomlkit
@@ -54,6 +68,9 @@ def _mask(node: Any) -> bool:
             if isinstance(value, str) and value and SECRET_KEY.search(str(key)):
                 node[key] = MASK
                 changed = True
+            elif _masked_urls(key, value) is not None and value:
+                node[key] = _masked_urls(key, value)
+                changed = True
             else:
                 changed = _mask(value) or changed
     elif isinstance(node, list):
@@ -65,7 +82,8 @@ def _mask(node: Any) -> bool:
 def redact(obj: Any) -> Any:
     """A copy of a config with secret-looking keys masked and secret values scrubbed."""
     if isinstance(obj, dict):
-        return {k: (MASK if SECRET_KEY.search(str(k)) and isinstance(v, str) and v else redact(v)) for k, v in obj.items()}
+        return {k: (MASK if SECRET_KEY.search(str(k)) and isinstance(v, str) and v else _masked_urls(k, v) or redact(v))
+                for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
         return [redact(v) for v in obj]
     if isinstance(obj, str):
