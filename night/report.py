@@ -35,6 +35,7 @@ class RunPage:
     budget: list[tuple[str, float, str]] = field(default_factory=list)  # (label, share used, "n of cap")
     score_plot: str = ""
     budget_plot: str = ""
+    commands: list[tuple[str, str]] = field(default_factory=list)  # (command, what it does)
 
 
 def run_page(store, run_id: int) -> RunPage:
@@ -49,9 +50,22 @@ def run_page(store, run_id: int) -> RunPage:
                    kept, bool(contributions), budget=_budget(run))
     if best and baseline and best["id"] != baseline["id"]:
         page.fixed, page.broke = _examples(store, baseline["id"], best["id"])
+    page.commands = _commands(run, best)
     page.score_plot = score_plot(rows, run["goal"] or "maximize", run_id)
     page.budget_plot = budget_plot(page.budget, run_id) if page.budget else ""
     return page
+
+
+def _commands(run: dict, best: dict | None) -> list[tuple[str, str]]:
+    rid, out = run["id"], []
+    if best and best["status"] == "keep":
+        out += [(f"overnight diff {rid}:{best['seq']}", "the change, as above"),
+                (f"overnight apply {rid}:{best['seq']}", "write it into your file; the previous version is kept")]
+    out += [(f"overnight log {rid}", "every experiment, and why it was kept or not"), ("overnight tui", "review, apply, star or reject")]
+    if run["status"] in ("stopped", "running"):
+        out.append((f"overnight run {run['recipe']} --resume", "continue the run"))
+    width = max(len(c) for c, _ in out)
+    return [(c.ljust(width), what) for c, what in out]
 
 
 def _summary_of(run: dict) -> str:
