@@ -322,7 +322,7 @@ class Loop:
                 exp_id = await self._record(row, "keep", verdict.reason, measurement=m, proposal=proposal)
                 self.best = Best(exp_id, row["seq"], view, score, _failing(m.examples))
                 self.store.update_run(self.run_id, best_experiment=exp_id, best_score=score)
-                self.s.events.publish(NEW_BEST, self.run_id, seq=row["seq"], score=score)
+                self.s.events.publish(NEW_BEST, self.run_id, seq=row["seq"], score=score, baseline=self.baseline.score)
                 return
             return await self._record(row, "discard", verdict.reason, measurement=m, proposal=proposal)
 

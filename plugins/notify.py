@@ -38,7 +38,6 @@ class Watch:
     settings: dict[str, Any]
     budget: Any = None
     spend: Any = None
-    baseline: float | None = None
     streak: int = 0
     failing_sent: bool = False
     spend_sent: bool = False
@@ -49,7 +48,9 @@ def facts(event) -> dict[str, Any]:
     d = dict(event.data)
     f = {"kind": event.kind, "run": event.run_id, **{k: d.get(k) for k in (
         "recipe", "budget", "spend", "notify", "seq", "status", "reason", "score", "best",
-        "night", "digest", "report", "recipes")}}
+        "night", "digest", "report", "recipes", "baseline")}}
+    if event.kind == "experiment_finished" and d.get("status") == "keep":
+        f["best"] = d.get("score")  # whether or not the payload's best has moved yet
     s = d.get("summary")
     if s is not None:
         f.update(recipe=s.recipe, status=s.status, reason=s.stop_reason, kept=s.kept, experiments=s.experiments,
@@ -62,7 +63,7 @@ def compose(f: dict[str, Any], w: Watch) -> Notice | None:
     run, name = f["run"], w.recipe
     head = f"Run {run} of '{name}'"
     if f["kind"] == "new_best":
-        change = _change(w.baseline, f["score"])
+        change = _change(f["baseline"], f["score"])
         return Notice("new_best", f"overnight: {name} has a new best",
                       f"{head}: experiment {run}:{f['seq']} scores {fmt(f['score'])}{change}.\n"
                       f"Apply it: overnight apply {run}:{f['seq']}", "success")
@@ -90,7 +91,8 @@ def _ending(f: dict[str, Any], w: Watch, head: str) -> Notice:
     if status == "stopped":
         return Notice("stopped", f"overnight: {name} stopped",
                       f"{head} stopped: {_line(f['reason'])}; {best}.\nResume it: overnight run {name} --resume", "warning")
-    scores = f"baseline {fmt(f['baseline'])} -> best {fmt(f['best'])}{_change(f['baseline'], f['best'])}"
+    pct = f" ({(f['best'] - f['baseline']) / abs(f['baseline']) * 100:+.1f}%)" if f["baseline"] and f["best"] is not None else ""
+    scores = f"baseline {fmt(f['baseline'])} -> best {fmt(f['best'])}{pct}"
     act = (f"Apply the best: overnight apply {run}:{f['best_seq']} (report: overnight report {run} --open)"
            if f["best_seq"] else f"Nothing beat the baseline; see: overnight report {run} --open")
     return Notice("finished", f"overnight: {name} finished",
@@ -179,9 +181,7 @@ class Notifier:
         if f["kind"] != "experiment_finished":
             return [f["kind"]]
         out = []
-        if f["status"] == "baseline":
-            w.baseline = f["score"]
-        elif f["status"] in FAILURES:
+        if f["status"] in FAILURES:
             w.streak += 1
             threshold = min(w.settings["failing_after"], getattr(w.budget, "max_failures", w.streak) or w.streak)
             if w.streak >= threshold and not w.failing_sent:
