@@ -39,7 +39,7 @@ def report(ref, whole_night, output, open_it, db):
     try:
         pages.write(html, path)
     except OSError as exc:
-        raise OvernightError(f"Cannot write the report to {path}: {exc.strerror or exc}.") from None
+        raise OvernightError(f"Cannot write the report to {path}: {(exc.strerror or str(exc)).lower()}.") from None
     click.echo(f"Wrote {path} ({len(html) // 1024 + 1} KB).")
     if open_it:
         import webbrowser  # it honours $BROWSER

@@ -112,7 +112,7 @@ class Night:
             return
         now = time.time()
         minutes = share(self.row["until"], self.row["minutes"], left, now)
-        if minutes is not None and minutes < MIN_MINUTES:
+        if self.row["until"] is not None and minutes < MIN_MINUTES:
             self.nights.update_item(item, status="skipped", reason="no time left before the night's end", ended_at=now)
             self.say(f"{label}: skipped, no time left before {_clock(self.row['until'])}.")
             return

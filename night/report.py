@@ -160,6 +160,9 @@ def score_plot(rows: list[dict], goal: str, run_id: int) -> str:
     if failed:
         ax.scatter([r["seq"] for r in failed], [0] * len(failed), marker="x", color="#c62828", s=30,
                    label="failed (no score)", transform=ax.get_xaxis_transform(), clip_on=False, zorder=4)
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("experiment")
     ax.set_ylabel(f"score ({goal})")
     ax.grid(alpha=0.3)
@@ -207,8 +210,15 @@ def _env():
     env.filters["fmt"] = fmt
     env.filters["clock"] = lambda ts: dt.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M") if ts else "-"
     env.filters["duration"] = _duration
+    env.globals["diff_class"] = _diff_class
     env.filters["pct"] = lambda pair: f"{(pair[1] - pair[0]) / abs(pair[0]) * 100:+.1f}%" if None not in pair and pair[0] else ""
     return env
+
+
+def _diff_class(line: str) -> str:
+    if line.startswith(("+++", "---", "@@")):
+        return "hunk"
+    return "add" if line.startswith("+") else "del" if line.startswith("-") else ""
 
 
 def _duration(seconds: float | None) -> str:
