@@ -63,7 +63,7 @@ def measured(db: Path, recipe_name: str) -> int:
         return 0
 
 
-@pytest.mark.parametrize("kill", ["night", "night and its run"])
+@pytest.mark.parametrize("kill", ["night", "night and its run", "SIGTERM"])
 def test_a_night_of_three_survives_a_failing_recipe_and_a_sigkill(workspace, kill):
     fine, broken, slow = three_recipes(workspace)
     db = workspace / ".overnight" / "overnight.db"
@@ -72,17 +72,20 @@ def test_a_night_of_three_survives_a_failing_recipe_and_a_sigkill(workspace, kil
     child = rows(db, "select pid from night_items where recipe = 'slow'")[0]["pid"]
     if kill == "night":
         proc.send_signal(signal.SIGKILL)  # its run gets SIGTERM from the kernel and stops cleanly
+    elif kill == "SIGTERM":
+        proc.send_signal(signal.SIGTERM)  # the night stops its run cleanly, then itself
     else:
         os.killpg(proc.pid, signal.SIGKILL)  # the run dies too, mid-experiment, its row still 'running'
-    proc.wait(10)
+    assert proc.wait(30) == (130 if kill == "SIGTERM" else -signal.SIGKILL)
     wait_for(lambda: not alive(child), 30)
     halfway = measured(db, "slow")
     assert 0 < halfway < 20
     night = rows(db, "select * from nights")[0]
-    assert night["status"] == "running"  # nobody could tell it otherwise
+    assert night["status"] == ("stopped" if kill == "SIGTERM" else "running")  # a SIGKILL lets nobody say otherwise
 
     status = finish(workspace, "status")
-    assert "Night 1 (running" in status.stdout and "2 of 3 done" in status.stdout and "now slow" in status.stdout
+    state = "stopped" if kill == "SIGTERM" else "running"
+    assert f"Night 1 ({state} since" in status.stdout and "2 of 3 done" in status.stdout and "now slow" in status.stdout
     assert "`overnight night --resume` continues it" in status.stdout
 
     (slow / "slow").unlink()
