@@ -40,7 +40,11 @@ def report(ref, whole_night, output, open_it, db):
         pages.write(html, path)
     except OSError as exc:
         raise OvernightError(f"Cannot write the report to {path}: {(exc.strerror or str(exc)).lower()}.") from None
-    click.echo(f"Wrote {path} ({len(html) // 1024 + 1} KB).")
+    try:
+        shown = path.resolve().relative_to(Path.cwd())
+    except ValueError:
+        shown = path
+    click.echo(f"Wrote {shown} ({len(html) // 1024 + 1} KB).")
     if open_it:
         import webbrowser  # it honours $BROWSER
 

@@ -94,7 +94,7 @@ def test_open_hands_the_file_to_your_browser(cli, workspace, monkeypatch):
                             capture_output=True, text=True, timeout=120, env={**os.environ, "BROWSER": str(opener)})
     assert result.returncode == 0, result.stderr
     path = workspace / ".overnight" / "reports" / "run-1.html"
-    assert result.stdout.startswith(f"Wrote {path} (")
+    assert result.stdout.startswith("Wrote .overnight/reports/run-1.html (")
     assert (workspace / "opened.txt").read_text().strip() == path.resolve().as_uri()
 
 
