@@ -27,6 +27,10 @@ def status(as_json, db):
                 "holdout_baseline", "holdout_best", "experiments", "usd", "tokens", "seconds", "started_at", "ended_at")
         click.echo(json.dumps([{k: r[k] for k in keep} for r in runs], indent=2))
         return
+    from overnight.night.digest import status_lines
+
+    for line in status_lines(store):  # the latest night, when there is one
+        click.echo(line)
     if not runs:
         click.echo(f"No runs in {store.path} yet. Start one with `overnight run RECIPE` or `overnight demo`.")
         return

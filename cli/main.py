@@ -32,6 +32,9 @@ class Group(click.Group):
         "steer": ("overnight.cli.control", "steer"),
         "reject": ("overnight.cli.control", "reject"),
         "star": ("overnight.cli.control", "star"),
+        "night": ("overnight.cli.night", "night"),
+        "report": ("overnight.cli.report", "report"),
+        "config": ("overnight.cli.config", "config"),
     }
     HELP = {
         "run": "Run a recipe: propose, measure, keep what is really better.",
@@ -53,6 +56,9 @@ class Group(click.Group):
         "steer": "Give the agent a line of guidance from its next proposal on.",
         "reject": "Reject an experiment with a note the agent reads in later runs.",
         "star": "Star an experiment.",
+        "night": "Run several recipes one after another, with one digest at the end.",
+        "report": "Write a run's or a night's report: one HTML file to open in a browser.",
+        "config": "Show and edit your settings: where notifications go, and when.",
     }
 
     def invoke(self, ctx):

@@ -19,8 +19,9 @@ from overnight.core.errors import OvernightError
 @click.option("--yes", "-y", is_flag=True, help="Trust the recipe's commands and code without asking.")
 @click.option("--quiet", "-q", is_flag=True, help="Print only the summary.")
 @click.option("--tui", "with_tui", is_flag=True, help="Watch the run in the terminal UI (quitting it stops the run).")
+@click.option("--minutes", type=click.FloatRange(min=0, min_open=True), help="At most this many minutes in all (caps [budget] minutes).")
 @db_option
-def run(recipe, dry_run, resume, yes, quiet, db, with_tui):
+def run(recipe, dry_run, resume, yes, quiet, db, with_tui, minutes=None):
     """Run RECIPE (a folder with recipe.toml, or the file itself).
 
     Nothing of yours is written: each experiment is measured in a work folder
@@ -31,6 +32,10 @@ def run(recipe, dry_run, resume, yes, quiet, db, with_tui):
     from overnight.ops.runs import start_run
 
     loaded = recipes.load(_recipe_path(recipe))
+    if minutes is not None:  # `overnight night` shares its hours out this way
+        from dataclasses import replace
+
+        loaded.budget = replace(loaded.budget, minutes=min(minutes, loaded.budget.minutes or minutes))
     store = open_store(db)
     _trust(loaded, store, yes)
     if not dry_run and not resume:

@@ -9,7 +9,7 @@ skipped: watching a run never stops it.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, ClassVar
 
 if TYPE_CHECKING:
@@ -22,6 +22,7 @@ EXPERIMENT_FINISHED = "experiment_finished"
 NEW_BEST = "new_best"
 RUN_FINISHED = "run_finished"
 WARNED = "warned"
+NIGHT_FINISHED = "night_finished"
 
 log = logging.getLogger(__name__)
 log.addHandler(logging.NullHandler())  # a library logs; the program that runs it decides where to
@@ -37,6 +38,8 @@ class Event:
 class RunStarted(Event):
     recipe: str
     budget: Budget
+    spend: Any = None  # the run's Spend, live: what it has used so far
+    notify: dict = field(default_factory=dict)  # the recipe's [notify] table
     kind: ClassVar[str] = RUN_STARTED
 
 
@@ -63,6 +66,7 @@ class ExperimentFinished(Event):
 class NewBest(Event):
     seq: int
     score: float
+    baseline: float | None = None
     kind: ClassVar[str] = NEW_BEST
 
 
@@ -70,6 +74,17 @@ class NewBest(Event):
 class RunFinished(Event):
     summary: Summary
     kind: ClassVar[str] = RUN_FINISHED
+
+
+@dataclass(frozen=True)
+class NightFinished(Event):
+    """A night of several recipes ended (`overnight night`); `run_id` is 0."""
+
+    night: int
+    digest: str
+    report: str | None
+    recipes: int
+    kind: ClassVar[str] = NIGHT_FINISHED
 
 
 @dataclass(frozen=True)

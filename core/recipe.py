@@ -20,10 +20,11 @@ from .budget import SCHEMA as BUDGET_SCHEMA, Budget
 from .contracts import Goal, Metric, Plugin, digest
 from .errors import OvernightError, RecipeError
 from .options import Option, Schema, check, closest
+from .settings import NOTIFY_SCHEMA, notify_problems
 
 RECIPE_FILE = "recipe.toml"
 
-SECTIONS = ("recipe", "surface", "metric", "guards", "agent", "budget")
+SECTIONS = ("recipe", "surface", "metric", "guards", "agent", "budget", "notify")
 
 RECIPE_SCHEMA = {
     "name": Option(str, "a name, unique in the workspace", required=True),
@@ -109,6 +110,7 @@ class Recipe:
     agent: Part
     budget: Budget
     guards: list[GuardPart] = field(default_factory=list)
+    notify: dict[str, Any] = field(default_factory=dict)  # [notify]: None where the person's config decides
 
     @property
     def name(self) -> str:
@@ -170,12 +172,12 @@ def parse(text: str, file: Path, registry=None, sealed: bool | None = None) -> R
     read = Reader(doc, Where(file, text), registry or default_registry())
     read.sections()
     about, surface, metrics, guards, agent = read.about(), read.surface(), read.metrics(), read.guards(), read.agent()
-    budget = read.budget(metrics)
+    budget, notify = read.budget(metrics), read.notify()
     sealed = paths.sealed(file.parent) if sealed is None else sealed
     read.problems += [read.where.at(s, k, p) for s, k, p in paths.refusals(surface, [*metrics, *guards, agent], file.parent, sealed)]
     if read.problems:
         raise RecipeError(read.problems)
-    return Recipe(file, text, about, surface, metrics, agent, budget, guards)
+    return Recipe(file, text, about, surface, metrics, agent, budget, guards, notify)
 
 
 class Reader:
@@ -199,6 +201,13 @@ class Reader:
         table = self.table("recipe")
         v = self.checked("recipe", table, RECIPE_SCHEMA) if table is not None else {}
         return About(v.get("name") or "", v.get("summary") or "", v.get("version") or "", list(v.get("tags") or []))
+
+    def notify(self) -> dict[str, Any]:
+        """[notify]: where this recipe's news goes, over the person's own settings."""
+        table = self.table("notify", required=False)
+        values = self.checked("notify", table, NOTIFY_SCHEMA) if table is not None else {}
+        self.problems += [self.where.at("notify", k, p) for k, p in notify_problems(values)]
+        return values
 
     def surface(self) -> Part | None:
         """[surface]: the one thing that may change."""

@@ -94,7 +94,7 @@ class Recorder:
         self.save_totals(**best)
         self.events.publish(ExperimentFinished(self.run_id, rec.seq, status, reason, rec.score, self.state.best.score))
         if status == "keep":
-            self.events.publish(NewBest(self.run_id, rec.seq, rec.score))
+            self.events.publish(NewBest(self.run_id, rec.seq, rec.score, self.state.baseline.score if self.state.baseline else None))
         if status != "interrupted":
             self._observe(attempt)
         return exp_id

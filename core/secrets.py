@@ -17,6 +17,9 @@ MASK = "***"
 METRIC_HIDDEN = re.compile(r"KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|AUTH|^AWS_|COOKIE|SESSION", re.IGNORECASE)
 # A value such as https://user:pass@host/ carries a password whatever its name.
 URL_PASSWORD = re.compile(r"://[^/@\s:]+:[^/@\s]+@")
+# Notification URLs carry credentials anywhere in them (a password, a bot token as the host, a
+# webhook's path): a `urls` list is masked down to each URL's scheme.
+SECRET_URLS = re.compile(r"^urls?$", re.IGNORECASE)
 
 
 def is_secret_name(name: str) -> bool:
@@ -47,6 +50,17 @@ def scrub(text: str, secrets: list[str] | None = None) -> str:
     return text
 
 
+def mask_url(url: str) -> str:
+    scheme, sep, _ = url.partition("://")
+    return f"{scheme}://{MASK}" if sep else MASK
+
+
+def _masked_urls(key: Any, value: Any) -> list[str] | None:
+    if SECRET_URLS.search(str(key)) and isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return [mask_url(v) for v in value]
+    return None
+
+
 def redact_toml(text: str) -> str:
     """A recipe's text with the values of secret-looking keys masked; comments and layout kept."""
     import tomlkit
@@ -67,6 +81,9 @@ def _mask(node: Any) -> bool:
             if isinstance(value, str) and value and SECRET_KEY.search(str(key)):
                 node[key] = MASK
                 changed = True
+            elif _masked_urls(key, value) is not None and value:
+                node[key] = _masked_urls(key, value)
+                changed = True
             else:
                 changed = _mask(value) or changed
     elif isinstance(node, list):
@@ -78,7 +95,8 @@ def _mask(node: Any) -> bool:
 def redact(obj: Any) -> Any:
     """A copy of a config with secret-looking keys masked and secret values scrubbed."""
     if isinstance(obj, dict):
-        return {k: (MASK if SECRET_KEY.search(str(k)) and isinstance(v, str) and v else redact(v)) for k, v in obj.items()}
+        return {k: (MASK if SECRET_KEY.search(str(k)) and isinstance(v, str) and v else _masked_urls(k, v) or redact(v))
+                for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
         return [redact(v) for v in obj]
     if isinstance(obj, str):
