@@ -35,10 +35,24 @@ class Event:
 
 
 @dataclass(frozen=True)
+class Used:
+    """What a run has used of its budget at one moment: a copy, safe to keep."""
+
+    experiments: int = 0
+    seconds: float = 0.0
+    usd: float = 0.0
+    tokens: int = 0
+
+    @classmethod
+    def of(cls, spend) -> "Used":
+        return cls(spend.experiments, spend.seconds, spend.usd, spend.tokens)
+
+
+@dataclass(frozen=True)
 class RunStarted(Event):
     recipe: str
     budget: Budget
-    spend: Any = None  # the run's Spend, live: what it has used so far
+    used: Used | None = None  # what the run had used when it started (a resumed run, something)
     notify: dict = field(default_factory=dict)  # the recipe's [notify] table
     kind: ClassVar[str] = RUN_STARTED
 
@@ -59,6 +73,7 @@ class ExperimentFinished(Event):
     reason: str
     score: float | None
     best: float | None  # the run's best score now
+    used: Used | None = None  # what the run has used so far, this experiment included
     kind: ClassVar[str] = EXPERIMENT_FINISHED
 
 

@@ -26,7 +26,7 @@ from .confirm import Ending
 from .contracts import Agent, Candidate, Context, Executor, MeasureRequest, Proposal, Surface
 from .decide import fmt
 from .errors import OvernightError
-from .events import Events, ExperimentStarted, RunFinished, RunStarted
+from .events import Events, ExperimentStarted, RunFinished, RunStarted, Used
 from .executor import LocalExecutor
 from .keep import KeepRule
 from .llm import BudgetExceeded
@@ -102,7 +102,7 @@ class Loop:
             resumed(s.store, self.run_id)
         self.state = RunState.restore(s.store, self.run_id, s.spend)
         self.recorder = Recorder(s.store, self.run_id, self.state, s.events, s.agent)
-        s.events.publish(RunStarted(self.run_id, s.recipe.name, s.budget, s.spend, s.recipe.notify))
+        s.events.publish(RunStarted(self.run_id, s.recipe.name, s.budget, Used.of(s.spend), s.recipe.notify))
 
     async def _course(self) -> str:
         """Baseline, experiments, then, for a run that ran its course, holdout and confirmation."""

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .contracts import Agent, Attempt, ExampleResult, LLMCall, Measurement
-from .events import Events, ExperimentFinished, NewBest
+from .events import Events, ExperimentFinished, NewBest, Used
 from .state import Best, RunState, failing
 
 TRACE_TAIL = 4000  # characters of a trace kept for the agent
@@ -92,7 +92,7 @@ class Recorder:
             self.state.best = Best(exp_id, rec.seq, view, rec.score, failing(rec.examples))
             best = dict(best_experiment=exp_id, best_score=rec.score)
         self.save_totals(**best)
-        self.events.publish(ExperimentFinished(self.run_id, rec.seq, status, reason, rec.score, self.state.best.score))
+        self.events.publish(ExperimentFinished(self.run_id, rec.seq, status, reason, rec.score, self.state.best.score, Used.of(self.state.spend)))
         if status == "keep":
             self.events.publish(NewBest(self.run_id, rec.seq, rec.score, self.state.baseline.score if self.state.baseline else None))
         if status != "interrupted":

@@ -47,7 +47,7 @@ def facts(event) -> dict[str, Any]:
     """The one place that reads an event's payload: its fields as plain values."""
     d = {f.name: getattr(event, f.name) for f in fields(event)}
     f = {"kind": event.kind, "run": event.run_id, **{k: d.get(k) for k in (
-        "recipe", "budget", "spend", "notify", "seq", "status", "reason", "score", "best",
+        "recipe", "budget", "used", "notify", "seq", "status", "reason", "score", "best",
         "night", "digest", "report", "recipes", "baseline")}}
     if event.kind == "experiment_finished" and d.get("status") == "keep":
         f["best"] = d.get("score")  # whether or not the payload's best has moved yet
@@ -172,7 +172,7 @@ class Notifier:
 
     def _start(self, f: dict[str, Any]) -> None:
         settings = _settings(f["notify"])
-        w = Watch(f["recipe"] or "", settings, f["budget"], f["spend"])
+        w = Watch(f["recipe"] or "", settings, f["budget"], f["used"])
         w.spend_sent = spent(w.budget, w.spend) >= SPEND_MARK  # a resumed run past the mark said so before
         self.watches[f["run"]] = w
 
@@ -189,6 +189,7 @@ class Notifier:
                 out.append("failing")
         elif f["status"] not in ("interrupted", "duplicate"):
             w.streak, w.failing_sent = 0, False
+        w.spend = f["used"] or w.spend
         if not w.spend_sent and spent(w.budget, w.spend) >= SPEND_MARK:
             w.spend_sent = True
             out.append("spend_80")
