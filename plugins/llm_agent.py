@@ -225,8 +225,8 @@ class LLMAgent(Agent):
         if finish_reason == "length":
             raise Unusable(f"the answer was cut off at max_tokens ({self.config['max_tokens']}); "
                            "give a shorter answer (SEARCH/REPLACE edits need fewer tokens than the whole text)")
-        hypothesis = _hypothesis(text)
-        text = _without_new_secrets(text, base)
+        hypothesis = hypothesis_of(text)
+        text = without_new_secrets(text, base)
         edits = parse_edits(text)
         if edits:
             view = apply_edits(base, edits)
@@ -239,6 +239,10 @@ class LLMAgent(Agent):
         if view == base:
             proposal.view, proposal.edits = None, []
             raise Unusable("the proposal changes nothing; propose a real change")
+        earlier = self.search.measured(view) if self.search else None
+        if earlier is not None:  # the loop would record a duplicate and learn nothing
+            proposal.view, proposal.edits = None, []
+            raise Unusable(f"this exact version was already measured (experiment #{earlier}); propose a different change")
         problems = self.surface.problems(view, base) if self.surface else []
         if problems:
             proposal.view, proposal.edits = None, []
@@ -251,7 +255,7 @@ class LLMAgent(Agent):
     def _failed(self, proposal: Proposal, problem: str, replies: list[str]) -> Proposal:
         proposal.view, proposal.edits = None, []
         proposal.error = problem if len(replies) < 2 else f"{problem} (after one retry)"
-        proposal.rationale = next((h for h in map(_hypothesis, reversed(replies)) if h), "")
+        proposal.rationale = next((h for h in map(hypothesis_of, reversed(replies)) if h), "")
         proposal.trace = _replies_trace(proposal, replies)
         return proposal
 
@@ -279,7 +283,8 @@ class LLMAgent(Agent):
                        f"Improve it without losing those.\n{_fenced(parent.view)}")
         if plan.mode == "plateau":
             out.append(f"# Change of approach\n{plan.stalled}")
-        out += self._failing_section(replace(c, failing=parent.failing), "this version or a recent attempt")
+        out += self._failing_section(replace(c, failing=parent.failing), "this version or a recent attempt",
+                                     "the version to improve" if parent.view != c.best_view else "current best")
         out += self._tail(c)
         out.append(f"# Your answer\n{_format_help(edit_format)}")
         return "\n\n".join(out) + "\n"
@@ -303,70 +308,73 @@ class LLMAgent(Agent):
         return "\n\n".join(out) + "\n"
 
     def _head(self, c: Context) -> list[str]:
-        out: list[str] = []
-        best = "not measured" if c.best_score is None else f"{c.best_score:g}"
-        base = "not measured" if c.baseline_score is None else f"{c.baseline_score:g}"
-        out.append(f"# What is measured\n{c.metric}\nGoal: {c.goal} the score. "
-                   f"Best score so far: {best} (the original scored {base}).")
-        out.append(f"# Editing rules\n{c.rules}")
-        if self.instructions:
-            out.append(f"# Instructions from the person who runs this\n{self.instructions}")
-        if c.notes:
-            out.append("# Notes and steering from people (follow them)\n" + "\n".join(f"- {n}" for n in c.notes))
-        return out
+        return head_sections(c, self.instructions)
 
-    def _failing_section(self, c: Context, whose: str) -> list[str]:
-        failing = self._failing(c)
+    def _failing_section(self, c: Context, whose: str, label: str = "current best") -> list[str]:
+        failing = failing_examples(c, label)
         if not failing:
             return []
         return [f"# Failing examples\nTraining examples where {whose} falls short:\n\n" + "\n\n".join(failing)]
 
     def _tail(self, c: Context) -> list[str]:
-        out = []
-        tried = self._tried(c)
-        if tried:
-            out.append("# Already tried (newest last; do not repeat these ideas)\n" + "\n".join(tried))
-        crashes = self._crashes(c)
-        if crashes:
-            out.append("# Recent crashes and timeouts\n" + "\n\n".join(crashes))
-        if c.budget_left:
-            out.append("# Budget left\n" + ", ".join(f"{k} {_number(v)}" for k, v in c.budget_left.items()))
-        return out
+        return tail_sections(c, self.config["history"])
 
-    def _failing(self, c: Context) -> list[str]:
-        shown: list[str] = []
-        seen: set[tuple[str, str]] = set()
 
-        def add(example: ExampleResult, where: str) -> None:
-            key = (example.id, example.output)
-            if key in seen or len(shown) >= FAILING or example.split != "train":
-                return
-            seen.add(key)
-            shown.append(_example(example, where))
+# -- the sections of a request (the command agent's brief has the same) -------------------
 
-        for e in c.failing[: FAILING - PER_ATTEMPT]:
-            add(e, "current best")
-        for a in reversed(c.history[-DETAILED:]):
-            for e in a.failing[:PER_ATTEMPT]:
-                add(e, f"experiment {a.seq} ({a.status})")
-        return shown
 
-    def _tried(self, c: Context) -> list[str]:
-        limit = self.config["history"]
-        if not limit:
-            return []
-        by_seq: dict[int, Attempt] = {a.seq: a for a in c.ledger}
-        by_seq.update({a.seq: a for a in c.history})
-        attempts = [by_seq[s] for s in sorted(by_seq) if s > 0][-limit:]
-        return [_line(a) for a in attempts]
+def head_sections(c: Context, instructions: str) -> list[str]:
+    """What is measured, the editing rules, the person's instructions and notes."""
+    out: list[str] = []
+    best = "not measured" if c.best_score is None else f"{c.best_score:g}"
+    base = "not measured" if c.baseline_score is None else f"{c.baseline_score:g}"
+    out.append(f"# What is measured\n{c.metric}\nGoal: {c.goal} the score. "
+               f"Best score so far: {best} (the original scored {base}).")
+    out.append(f"# Editing rules\n{c.rules}")
+    if instructions:
+        out.append(f"# Instructions from the person who runs this\n{instructions}")
+    if c.notes:
+        out.append("# Notes and steering from people (follow them)\n" + "\n".join(f"- {n}" for n in c.notes))
+    return out
 
-    def _crashes(self, c: Context) -> list[str]:
-        out = []
-        for a in c.history[-DETAILED:]:
-            if a.status in ("crash", "timeout") and a.trace:
-                tail = a.trace[-TAIL:]
-                out.append(f"Experiment {a.seq} ({a.status}: {a.reason}), end of its log:\n{_fenced(tail)}")
-        return out
+
+def failing_examples(c: Context, label: str = "current best") -> list[str]:
+    """`c.failing` (labelled `label`), then a few of each recent experiment's; at most FAILING."""
+    shown: list[str] = []
+    seen: set[tuple[str, str]] = set()
+
+    def add(example: ExampleResult, where: str) -> None:
+        key = (example.id, example.output)
+        if key in seen or len(shown) >= FAILING or example.split != "train":
+            return
+        seen.add(key)
+        shown.append(_example(example, where))
+
+    for e in c.failing[: FAILING - PER_ATTEMPT]:
+        add(e, label)
+    for a in reversed(c.history[-DETAILED:]):
+        for e in a.failing[:PER_ATTEMPT]:
+            add(e, f"experiment {a.seq} ({a.status})")
+    return shown
+
+
+def tail_sections(c: Context, history: int) -> list[str]:
+    """What was already tried, the recent crash logs, and the budget left."""
+    out = []
+    by_seq: dict[int, Attempt] = {a.seq: a for a in c.ledger}
+    by_seq.update({a.seq: a for a in c.history})
+    tried = [_line(by_seq[s]) for s in sorted(by_seq) if s > 0][-history:] if history else []
+    if tried:
+        out.append("# Already tried (newest last; do not repeat these ideas)\n" + "\n".join(tried))
+    crashes = []
+    for a in c.history[-DETAILED:]:
+        if a.status in ("crash", "timeout") and a.trace:
+            crashes.append(f"Experiment {a.seq} ({a.status}: {a.reason}), end of its log:\n{_fenced(a.trace[-TAIL:])}")
+    if crashes:
+        out.append("# Recent crashes and timeouts\n" + "\n\n".join(crashes))
+    if c.budget_left:
+        out.append("# Budget left\n" + ", ".join(f"{k} {_number(v)}" for k, v in c.budget_left.items()))
+    return out
 
 
 # -- the reflective strategy -----------------------------------------------------------
@@ -401,6 +409,7 @@ class Reflection:
         self.recent: list[Attempt] = []  # outcomes since the last keep
         self.merged: set[frozenset[int]] = set()
         self.in_flight: dict[str, tuple[str, tuple[int, ...]]] = {}
+        self.seen: dict[str, int] = {}  # view -> the experiment that measured it
         self.last_parent: int | None = None
 
     def start(self, history: list[Attempt]) -> None:
@@ -443,6 +452,11 @@ class Reflection:
             return Plan("improve", [self.frontier.members[key]], best.key, temperature,
                         f"reflective: improve #{key}{where}", token)
 
+    def measured(self, view: str) -> int | None:
+        """The experiment that already measured this exact view, if any."""
+        with self.lock:
+            return self.seen.get(view)
+
     def pending(self, plan: Plan, view: str) -> None:
         with self.lock:
             self.in_flight[plan.token] = (view, tuple(m.key for m in plan.parents))
@@ -452,6 +466,8 @@ class Reflection:
             flight = self.in_flight.pop(attempt.meta.get("proposal"), None)
             if attempt.status == "interrupted":
                 return
+            if flight is not None and attempt.status != "invalid":
+                self.seen.setdefault(flight[0], attempt.seq)
             if attempt.status == "keep":
                 self.since_keep, self.recent, self.best_key = 0, [], attempt.seq
             else:
@@ -470,6 +486,7 @@ class Reflection:
     def _best(self, c: Context) -> Member:
         """The current best, as a member whose every failing train example is known."""
         m = self.frontier.find(c.best_view) or self.frontier.add(Member(self.best_key, c.best_view, mean=c.best_score))
+        self.seen.setdefault(c.best_view, m.key)
         train = [e for e in c.failing if e.split == "train"]
         return self.frontier.learn(m.key, {e.id: e.score for e in train}, complete=True, failing=train, mean=c.best_score)
 
@@ -555,7 +572,7 @@ def parse_whole(text: str, base: str) -> str:
     return body
 
 
-def _without_new_secrets(text: str, base: str) -> str:
+def without_new_secrets(text: str, base: str) -> str:
     """A model may echo a key it saw; candidates are stored as proposed, so it is masked here.
     A secret already in the person's own text is theirs to keep, and left alone."""
     for value in secret_values():
@@ -564,7 +581,7 @@ def _without_new_secrets(text: str, base: str) -> str:
     return text
 
 
-def _hypothesis(text: str) -> str:
+def hypothesis_of(text: str) -> str:
     m = HYPOTHESIS.search(text)
     return m.group(1).strip()[:300] if m else ""
 
