@@ -97,7 +97,7 @@ class LLMAgent(Agent):
         "strategy": Option(str, "greedy: always edit the best; reflective: improve and merge candidates "
                                 "from the per-example frontier, bolder after a plateau", default="greedy",
                            choices=("greedy", "reflective")),
-        "merge_every": Option(int, "reflective: every how many proposals two frontier candidates are merged (0: never)",
+        "merge_every": Option(int, "reflective: at most one merge of two frontier candidates in this many proposals (0: never)",
                               default=4, min=0),
         "plateau": Option(int, "reflective: proposals without a keep before the agent changes its approach (0: never)",
                           default=5, min=0),
@@ -411,6 +411,7 @@ class Reflection:
         self.in_flight: dict[str, tuple[str, tuple[int, ...]]] = {}
         self.seen: dict[str, int] = {}  # view -> the experiment that measured it
         self.last_parent: int | None = None
+        self.last_merge = 0  # the proposal count at the last merge: at most one every `merge_every`
 
     def start(self, history: list[Attempt]) -> None:
         """On --resume: the plateau count and the merges already tried carry on; the frontier
@@ -420,7 +421,7 @@ class Reflection:
         self.recent = [a for a in history if a.seq > self.best_key and a.status not in ("baseline", "interrupted")]
         self.since_keep = len(self.recent)
         self.merged = {frozenset(a.meta["parents"]) for a in history if a.meta.get("merge")}
-        self.count = sum(1 for a in history if a.meta.get("strategy") == "reflective")
+        self.count = self.last_merge = sum(1 for a in history if a.meta.get("strategy") == "reflective")
 
     def plan(self, c: Context) -> Plan:
         with self.lock:
@@ -428,10 +429,15 @@ class Reflection:
             self.count += 1
             token, temperature = f"p{self.count}", self.config["temperature"]
             every = self.config["merge_every"]
-            pairs = self.frontier.pairs(self.merged) if every and self.count % every == 0 else []
+            pairs = self.frontier.pairs(self.merged) if every and self.count - self.last_merge >= every else []
             if pairs:
-                pair = self.rng.choices(pairs, weights=[min(len(p.a_wins), len(p.b_wins)) for p in pairs])[0]
+                # Merging into the best is what raises the score the run reports: those pairs first.
+                pool = [p for p in pairs if best.key in (p.a, p.b)] or pairs
+                pair = self.rng.choices(pool, weights=[min(len(p.a_wins), len(p.b_wins)) for p in pool])[0]
+                if pair.b == best.key:  # the best is version A, the one edits apply to
+                    pair = Pair(pair.b, pair.a, pair.b_wins, pair.a_wins)
                 self.merged.add(frozenset((pair.a, pair.b)))
+                self.last_merge = self.count
                 a, b = self.frontier.members[pair.a], self.frontier.members[pair.b]
                 note = (f"reflective: merge of #{a.key} and #{b.key}: #{a.key} gets {len(pair.a_wins)} train examples "
                         f"right that #{b.key} does not, #{b.key} gets {len(pair.b_wins)} that #{a.key} does not")
