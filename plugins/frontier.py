@@ -69,11 +69,13 @@ class Frontier:
     def __init__(self) -> None:
         self.members: dict[int, Member] = {}
         self._by_view: dict[str, int] = {}
+        self._front: dict[int, set[str]] | None = None  # computed once per change: it is quadratic
 
     def __len__(self) -> int:
         return len(self.members)
 
     def add(self, member: Member) -> Member:
+        self._front = None
         self.members[member.key] = member
         self._by_view[member.view] = member.key
         return member
@@ -81,7 +83,7 @@ class Frontier:
     def learn(self, key: int, scores: dict[str, float], *, complete: bool = False, failing=None,
               mean: float | None = None) -> Member:
         """Adds what was just seen of a member; a complete view replaces a partial one."""
-        m = self.members[key]
+        m, self._front = self.members[key], None
         if complete:
             m.scores, m.complete = dict(scores), True
         else:
@@ -123,10 +125,12 @@ class Frontier:
 
     def front(self) -> dict[int, set[str]]:
         """The frontier: leaders that no other member dominates, with the examples each leads."""
-        leads = self.leads()
-        examples = list(self.contested())
-        return {k: led for k, led in leads.items()
-                if not any(j != k and _dominates(self.members[j], self.members[k], examples) for j in leads)}
+        if self._front is None:
+            leads = self.leads()
+            examples = list(self.contested())
+            self._front = {k: led for k, led in leads.items()
+                           if not any(j != k and _dominates(self.members[j], self.members[k], examples) for j in leads)}
+        return {k: set(led) for k, led in self._front.items()}
 
     def pick(self, rng: random.Random, fallback: int, exclude=()) -> int:
         """A parent drawn from the frontier, weighted by how many examples each leads."""
@@ -147,10 +151,18 @@ class Frontier:
             (wins if sa > sb else losses if sa < sb else ties).append(e)
         return Comparison(tuple(wins), tuple(losses), tuple(ties))
 
-    def pairs(self, tried=()) -> list[Pair]:
-        """Frontier members that each win where the other loses; `tried` holds frozensets of keys."""
+    def pairs(self, tried=(), with_key: int | None = None, most: int = 12) -> list[Pair]:
+        """Frontier members that each win where the other loses; `tried` holds frozensets of keys.
+        With `with_key`, only pairs holding that member; else pairs among the `most` members that
+        lead the most examples (a large frontier has too many pairs to weigh them all)."""
+        front = self.front()
+        if with_key is not None:
+            candidates = [(with_key, k) for k in sorted(front) if k != with_key] if with_key in front else []
+        else:
+            top = sorted(front, key=lambda k: (-len(front[k]), k))[:most]
+            candidates = list(combinations(sorted(top), 2))
         out = []
-        for a, b in combinations(sorted(self.front()), 2):
+        for a, b in candidates:
             if frozenset((a, b)) in tried:
                 continue
             c = self.compare(a, b)

@@ -429,13 +429,12 @@ class Reflection:
             self.count += 1
             token, temperature = f"p{self.count}", self.config["temperature"]
             every = self.config["merge_every"]
-            pairs = self.frontier.pairs(self.merged) if every and self.count - self.last_merge >= every else []
-            if pairs:
+            pairs = []
+            if every and self.count - self.last_merge >= every:
                 # Merging into the best is what raises the score the run reports: those pairs first.
-                pool = [p for p in pairs if best.key in (p.a, p.b)] or pairs
-                pair = self.rng.choices(pool, weights=[min(len(p.a_wins), len(p.b_wins)) for p in pool])[0]
-                if pair.b == best.key:  # the best is version A, the one edits apply to
-                    pair = Pair(pair.b, pair.a, pair.b_wins, pair.a_wins)
+                pairs = self.frontier.pairs(self.merged, with_key=best.key) or self.frontier.pairs(self.merged)
+            if pairs:
+                pair = self.rng.choices(pairs, weights=[min(len(p.a_wins), len(p.b_wins)) for p in pairs])[0]
                 self.merged.add(frozenset((pair.a, pair.b)))
                 self.last_merge = self.count
                 a, b = self.frontier.members[pair.a], self.frontier.members[pair.b]

@@ -63,6 +63,17 @@ def test_pairs_worth_merging_win_on_different_examples():
 
     assert pairs == {(1, 2): (("a",), ("b",)), (1, 3): (("c",), ("b",)), (2, 3): (("c",), ("a",))}
     assert [(p.a, p.b) for p in f.pairs(tried={frozenset((1, 2)), frozenset((1, 3))})] == [(2, 3)]
+    # Pairs with one member (the best, say) come first in a merge: it is the version the others join.
+    assert [(p.a, p.b, p.a_wins) for p in f.pairs(with_key=3)] == [(3, 1, ("b",)), (3, 2, ("a",))]
+
+
+def test_a_large_frontier_stays_quick_to_pair():
+    rng = random.Random(0)
+    f = frontier(*(full(k, f"v{k}", **{f"e{i}": float(rng.random() < 0.5) for i in range(60)}) for k in range(300)))
+
+    pairs = f.pairs()
+
+    assert len(f.front()) > 100 and 0 < len(pairs) <= 66  # among the 12 that lead the most
 
 
 def test_partial_knowledge_counts_only_what_is_known():
