@@ -180,14 +180,23 @@ def test_the_command_agent_is_trusted_like_a_command_metric(cli, workspace):
     assert "command run for each proposal, in a work folder: {python} editor.py {brief} {file}" in shown.output
 
 
-def test_a_missing_program_is_named_before_anything_runs(cli, workspace):
-    folder = recipe(workspace / "note", run="no-such-coding-agent -p {brief}")
+@pytest.mark.parametrize("run, agent, message", [
+    ("no-such-coding-agent -p {brief}", "",
+     "The agent command 'no-such-coding-agent' was not found (agent run = 'no-such-coding-agent -p {brief}')."),
+    ("claude -p 'unclosed", "", "The agent command \"claude -p 'unclosed\" cannot be parsed: No closing quotation."),
+    ("{python} editor.py {brief} {file}", 'instructions = "nope.md"', "(agent instructions = 'nope.md')."),
+])
+def test_a_mistake_in_the_agent_section_is_named_before_anything_runs(cli, workspace, run, agent, message):
+    folder = recipe(workspace / "note", run=run.replace('"', '\\"'), agent=agent)
+    if agent:
+        text = (folder / "recipe.toml").read_text()
+        (folder / "recipe.toml").write_text(text.replace('instructions = "program.md"\n', ""))
 
     result = cli("run", folder, "--yes")
 
     assert result.exit_code != 0 and "Traceback" not in result.output
-    assert "The agent command 'no-such-coding-agent' was not found (agent run = 'no-such-coding-agent -p {brief}')" in result.output
-    assert not rows(workspace, "select * from runs")
+    assert message in result.output
+    assert not (workspace / ".overnight" / "overnight.db").exists() or not rows(workspace, "select * from runs")
 
 
 def test_a_surface_whose_file_is_not_its_text_is_refused(cli, workspace):
