@@ -148,7 +148,7 @@ class CommandAgent(Agent):
         others = sorted(p for p in (set(before) | set(after)) - ours if before.get(p) != after.get(p))
         if others:
             shown = ", ".join(others[:10]) + (f" and {len(others) - 10} more" if len(others) > 10 else "")
-            trace += f"\n(only {name} is taken; the command's changes to {shown} were left in its work folder)"
+            trace += f"\n(only {name} is taken; the command's changes to {shown} were thrown away)"
         return Proposal(view=without_new_secrets(view, context.best_view), rationale=hypothesis or "(no hypothesis given)",
                         trace=trace, meta=meta)
 

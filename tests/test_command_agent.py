@@ -165,7 +165,7 @@ def test_only_the_candidate_is_taken_and_other_edits_are_named(cli, workspace):
     assert result.exit_code == 0, result.output
     exp = rows(workspace, "select * from experiments where seq = 1")[0]
     assert exp["status"] == "discard" and exp["score"] == 0.0  # measured with the recipe's own scorer
-    assert "(only note.txt is taken; the command's changes to score.py were left in its work folder)" in exp["agent_trace"]
+    assert "(only note.txt is taken; the command's changes to score.py were thrown away)" in exp["agent_trace"]
     assert "return 1.0" not in (folder / "score.py").read_text()
 
 
