@@ -139,6 +139,8 @@ class Proposal:
     # handed back to the agent on --resume.
     meta: dict[str, Any] = field(default_factory=dict)
     llm_calls: list[LLMCall] = field(default_factory=list)
+    # The experiments (by seq) it was made from; empty: the current best. Two or more: a merge.
+    parents: list[int] = field(default_factory=list)
 
 
 @dataclass
@@ -155,6 +157,9 @@ class Attempt:
     failing: list[ExampleResult] = field(default_factory=list)
     trace: str = ""
     meta: dict[str, Any] = field(default_factory=dict)
+    # Every train example's score, by example id, when the metric has examples; empty when the
+    # loop does not say (then `failing` is all an agent knows).
+    scores: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass

@@ -5,11 +5,20 @@ feedback, the crash log tails, every idea already tried and how it scored, and
 the person's own notes. It answers with a one-line hypothesis and either the
 whole new text or SEARCH/REPLACE edits of the current best. An answer that
 cannot be used is retried once with the problem shown, then recorded as invalid.
+
+Two strategies. `greedy` edits the current best every time. `reflective` keeps
+the per-example frontier of what it has seen measured (plugins/frontier.py),
+improves a parent drawn from it, now and then merges two candidates that get
+different examples right, and after `plateau` proposals without a keep asks for
+a bolder change at a higher temperature. Either way the loop alone decides.
 """
 
 from __future__ import annotations
 
+import random
 import re
+import threading
+from dataclasses import dataclass, replace
 
 from overnight.core.contracts import Agent, Attempt, Context, ExampleResult, Proposal, Surface
 from overnight.core.errors import OvernightError
@@ -18,12 +27,16 @@ from overnight.core.llm import BudgetExceeded, ModelUnavailable
 from overnight.core.options import Option
 from overnight.core.secrets import MASK, secret_values
 
+from .frontier import Frontier, Member, Pair
+
 WHOLE_LIMIT = 4000  # characters: smaller views are proposed whole, larger ones as edits
 FIELD = 600  # characters of one example field shown
 FAILING = 12  # failing examples shown in all
 PER_ATTEMPT = 2  # failing examples shown per recent experiment
 DETAILED = 3  # recent experiments shown with their examples and log tails
 TAIL = 1500  # characters of a crash log shown
+SHOWN_FAILING = 5  # failing examples the loop shows of one experiment: fewer means that is all of them
+NAMED = 20  # example ids named when saying what a version gets right
 
 SYSTEM = """You improve one text, one change at a time. Each change you propose is measured by a metric; \
 it is kept only if the score improves, otherwise it is discarded and recorded. Read the failing \
@@ -49,6 +62,11 @@ HYPOTHESIS: <one line: what you change and why it should raise the score>
 
 Each SEARCH part must match the current best version exactly and should be just long enough to be \
 unique. Blocks are applied in order."""
+
+MERGE_SYSTEM = """You combine two versions of one text. Each was measured by a metric on the same \
+examples, and each gets right some examples that the other gets wrong. Write one version that keeps \
+what makes each of them right, without the parts that make the other fail. Follow the editing rules \
+exactly."""
 
 HYPOTHESIS = re.compile(r"^[\s*#>_-]*hypothesis[\s*_]*:[\s*_]*(.+?)[\s*_]*$", re.IGNORECASE | re.MULTILINE)
 BLOCK = re.compile(
@@ -76,12 +94,23 @@ class LLMAgent(Agent):
         "edit_format": Option(str, "whole or search_replace; by default whole for texts under 4,000 characters",
                               default=None, choices=("whole", "search_replace")),
         "timeout": Option(float, "seconds one call may take", default=120.0, min=1),
+        "strategy": Option(str, "greedy: always edit the best; reflective: improve and merge candidates "
+                                "from the per-example frontier, bolder after a plateau", default="greedy",
+                           choices=("greedy", "reflective")),
+        "merge_every": Option(int, "reflective: at most one merge of two frontier candidates in this many proposals (0: never)",
+                              default=4, min=0),
+        "plateau": Option(int, "reflective: proposals without a keep before the agent changes its approach (0: never)",
+                          default=5, min=0),
+        "plateau_temperature": Option(float, "reflective: the temperature after a plateau (default: temperature + 0.5)",
+                                      default=None, min=0, max=2),
+        "seed": Option(int, "reflective: the seed of the parent draws", default=0),
     }
 
     def __init__(self, options, recipe_dir):
         super().__init__(options, recipe_dir)
         self.instructions = ""
         self.surface: Surface | None = None
+        self.search = Reflection(self.config) if self.config.get("strategy") == "reflective" else None
 
     def prepare(self, surface: Surface) -> None:
         self.surface = surface
@@ -100,19 +129,56 @@ class LLMAgent(Agent):
 
     # -- proposing -------------------------------------------------------------
 
+    def start(self, surface: Surface, history: list[Attempt]) -> None:
+        if self.search:
+            self.search.start(history)
+
+    def observe(self, attempt: Attempt) -> None:
+        if self.search:
+            self.search.observe(attempt)
+
     def propose(self, context: Context) -> Proposal | None:
+        if self.search:
+            return self._propose_reflective(context)
         edit_format = self._format(context.best_view)
         messages = [
             {"role": "system", "content": SYSTEM},
             {"role": "user", "content": self.prompt(context, edit_format)},
         ]
         proposal = Proposal(meta={"model": self.config["model"], "format": edit_format})
+        return self._ask(proposal, messages, context.best_view, edit_format, self.config["temperature"])
+
+    def _propose_reflective(self, context: Context) -> Proposal:
+        plan = self.search.plan(context)
+        parents = [m.key for m in plan.parents]
+        base = plan.parents[0].view
+        edit_format = self._format(base)
+        if plan.mode == "merge":
+            messages = [{"role": "system", "content": MERGE_SYSTEM},
+                        {"role": "user", "content": self.merge_prompt(context, plan, edit_format)}]
+        else:
+            messages = [{"role": "system", "content": SYSTEM},
+                        {"role": "user", "content": self.reflective_prompt(context, plan, edit_format)}]
+        proposal = Proposal(parents=parents, meta={
+            "model": self.config["model"], "format": edit_format, "strategy": "reflective", "mode": plan.mode,
+            "parents": parents, "merge": plan.mode == "merge", "proposal": plan.token})
+        proposal = self._ask(proposal, messages, base, edit_format, plan.temperature, whole=True)
+        proposal.trace = f"{plan.note}\n{proposal.trace}"
+        if proposal.view is not None and not proposal.error:
+            self.search.pending(plan, proposal.view)
+        return proposal
+
+    def _ask(self, proposal: Proposal, messages: list[dict], base: str, edit_format: str, temperature: float,
+             whole: bool = False) -> Proposal:
+        """Asks the model, retries once with the problem shown, and fills the proposal.
+        `whole` returns the whole new view even when the model answered with edits (they apply to
+        `base`, which the loop does not know when it is not the best)."""
         replies: list[str] = []
         for attempt in (1, 2):
             try:
                 reply = self.llm.complete(
                     role="agent", model=self.config["model"], messages=messages, api_base=self.config.get("api_base"),
-                    temperature=self.config["temperature"], max_tokens=self.config["max_tokens"],
+                    temperature=temperature, max_tokens=self.config["max_tokens"],
                     timeout=self.config["timeout"], cache=False,
                 )
             except ModelUnavailable as exc:
@@ -128,7 +194,7 @@ class LLMAgent(Agent):
             proposal.tokens += reply.call.prompt_tokens + reply.call.completion_tokens
             replies.append(reply.text)
             try:
-                self._use(proposal, reply.text, reply.finish_reason, context.best_view)
+                self._use(proposal, reply.text, reply.finish_reason, base, whole)
                 proposal.trace = _replies_trace(proposal, replies)
                 return proposal
             except Unusable as exc:
@@ -155,12 +221,12 @@ class LLMAgent(Agent):
             return chosen
         return "whole" if len(view) < WHOLE_LIMIT else "search_replace"
 
-    def _use(self, proposal: Proposal, text: str, finish_reason: str, base: str) -> None:
+    def _use(self, proposal: Proposal, text: str, finish_reason: str, base: str, whole: bool = False) -> None:
         if finish_reason == "length":
             raise Unusable(f"the answer was cut off at max_tokens ({self.config['max_tokens']}); "
                            "give a shorter answer (SEARCH/REPLACE edits need fewer tokens than the whole text)")
-        hypothesis = _hypothesis(text)
-        text = _without_new_secrets(text, base)
+        hypothesis = hypothesis_of(text)
+        text = without_new_secrets(text, base)
         edits = parse_edits(text)
         if edits:
             view = apply_edits(base, edits)
@@ -173,17 +239,23 @@ class LLMAgent(Agent):
         if view == base:
             proposal.view, proposal.edits = None, []
             raise Unusable("the proposal changes nothing; propose a real change")
+        earlier = self.search.measured(view) if self.search else None
+        if earlier is not None:  # the loop would record a duplicate and learn nothing
+            proposal.view, proposal.edits = None, []
+            raise Unusable(f"this exact version was already measured (experiment #{earlier}); propose a different change")
         problems = self.surface.problems(view, base) if self.surface else []
         if problems:
             proposal.view, proposal.edits = None, []
             raise Unusable("the surface rejects it: " + "; ".join(problems))
         proposal.rationale = hypothesis or "(no hypothesis given)"
         proposal.meta["answer"] = edits_or_view
+        if whole:
+            proposal.view, proposal.edits = view, []
 
     def _failed(self, proposal: Proposal, problem: str, replies: list[str]) -> Proposal:
         proposal.view, proposal.edits = None, []
         proposal.error = problem if len(replies) < 2 else f"{problem} (after one retry)"
-        proposal.rationale = next((h for h in map(_hypothesis, reversed(replies)) if h), "")
+        proposal.rationale = next((h for h in map(hypothesis_of, reversed(replies)) if h), "")
         proposal.trace = _replies_trace(proposal, replies)
         return proposal
 
@@ -191,66 +263,253 @@ class LLMAgent(Agent):
 
     def prompt(self, c: Context, edit_format: str) -> str:
         """The whole request, in sections; each section says what it is."""
-        out: list[str] = []
-        best = "not measured" if c.best_score is None else f"{c.best_score:g}"
-        base = "not measured" if c.baseline_score is None else f"{c.baseline_score:g}"
-        out.append(f"# What is measured\n{c.metric}\nGoal: {c.goal} the score. "
-                   f"Best score so far: {best} (the original scored {base}).")
-        out.append(f"# Editing rules\n{c.rules}")
-        if self.instructions:
-            out.append(f"# Instructions from the person who runs this\n{self.instructions}")
-        if c.notes:
-            out.append("# Notes and steering from people (follow them)\n" + "\n".join(f"- {n}" for n in c.notes))
+        out = self._head(c)
         out.append(f"# The current best version\n{_fenced(c.best_view)}")
-        failing = self._failing(c)
-        if failing:
-            out.append("# Failing examples\nTraining examples where the current best or a recent attempt falls short:\n\n"
-                       + "\n\n".join(failing))
-        tried = self._tried(c)
-        if tried:
-            out.append("# Already tried (newest last; do not repeat these ideas)\n" + "\n".join(tried))
-        crashes = self._crashes(c)
-        if crashes:
-            out.append("# Recent crashes and timeouts\n" + "\n\n".join(crashes))
-        if c.budget_left:
-            out.append("# Budget left\n" + ", ".join(f"{k} {_number(v)}" for k, v in c.budget_left.items()))
+        out += self._failing_section(c, "the current best or a recent attempt")
+        out += self._tail(c)
         out.append(f"# Your answer\n{_format_help(edit_format)}")
         return "\n\n".join(out) + "\n"
 
-    def _failing(self, c: Context) -> list[str]:
-        shown: list[str] = []
-        seen: set[tuple[str, str]] = set()
+    def reflective_prompt(self, c: Context, plan: "Plan", edit_format: str) -> str:
+        """As `prompt`, for a parent drawn from the frontier, which may not be the best."""
+        parent = plan.parents[0]
+        out = self._head(c)
+        if parent.view == c.best_view:
+            out.append(f"# The current best version\n{_fenced(parent.view)}")
+        else:
+            better = self.search.frontier.compare(parent.key, plan.best).wins
+            out.append(f"# The version to improve\nExperiment #{parent.key} (score {_num(parent.mean)}; the best "
+                       f"scores {_num(c.best_score)}). It gets right train examples the best gets wrong: {_ids(better)}. "
+                       f"Improve it without losing those.\n{_fenced(parent.view)}")
+        if plan.mode == "plateau":
+            out.append(f"# Change of approach\n{plan.stalled}")
+        out += self._failing_section(replace(c, failing=parent.failing), "this version or a recent attempt",
+                                     "the version to improve" if parent.view != c.best_view else "current best")
+        out += self._tail(c)
+        out.append(f"# Your answer\n{_format_help(edit_format)}")
+        return "\n\n".join(out) + "\n"
 
-        def add(example: ExampleResult, where: str) -> None:
-            key = (example.id, example.output)
-            if key in seen or len(shown) >= FAILING or example.split != "train":
-                return
-            seen.add(key)
-            shown.append(_example(example, where))
+    def merge_prompt(self, c: Context, plan: "Plan", edit_format: str) -> str:
+        """Two frontier candidates, what each gets right that the other does not, and a request to combine them."""
+        a, b = plan.parents
+        out = self._head(c)
+        out.append(f"# Version A (experiment #{a.key}, score {_num(a.mean)})\nIt gets these train examples right where "
+                   f"version B does not: {_ids(plan.pair.a_wins)}.\n{_fenced(a.view)}")
+        out.append(f"# Version B (experiment #{b.key}, score {_num(b.mean)})\nIt gets these train examples right where "
+                   f"version A does not: {_ids(plan.pair.b_wins)}.\n{_fenced(b.view)}")
+        shown = [_example(e, "version A fails it") for e in a.failing if e.id in plan.pair.b_wins][:FAILING // 2]
+        shown += [_example(e, "version B fails it") for e in b.failing if e.id in plan.pair.a_wins][:FAILING // 2]
+        if shown:
+            out.append("# Examples in play\nTraining examples one version gets wrong and the other gets right:\n\n"
+                       + "\n\n".join(shown))
+        out += self._tail(c)
+        where = " The SEARCH parts must match version A, to which the blocks apply." if edit_format == "search_replace" else ""
+        out.append(f"# Your answer\nOne version that keeps what each gets right.{where}\n{_format_help(edit_format)}")
+        return "\n\n".join(out) + "\n"
 
-        for e in c.failing[: FAILING - PER_ATTEMPT]:
-            add(e, "current best")
-        for a in reversed(c.history[-DETAILED:]):
-            for e in a.failing[:PER_ATTEMPT]:
-                add(e, f"experiment {a.seq} ({a.status})")
-        return shown
+    def _head(self, c: Context) -> list[str]:
+        return head_sections(c, self.instructions)
 
-    def _tried(self, c: Context) -> list[str]:
-        limit = self.config["history"]
-        if not limit:
+    def _failing_section(self, c: Context, whose: str, label: str = "current best") -> list[str]:
+        failing = failing_examples(c, label)
+        if not failing:
             return []
-        by_seq: dict[int, Attempt] = {a.seq: a for a in c.ledger}
-        by_seq.update({a.seq: a for a in c.history})
-        attempts = [by_seq[s] for s in sorted(by_seq) if s > 0][-limit:]
-        return [_line(a) for a in attempts]
+        return [f"# Failing examples\nTraining examples where {whose} falls short:\n\n" + "\n\n".join(failing)]
 
-    def _crashes(self, c: Context) -> list[str]:
-        out = []
-        for a in c.history[-DETAILED:]:
-            if a.status in ("crash", "timeout") and a.trace:
-                tail = a.trace[-TAIL:]
-                out.append(f"Experiment {a.seq} ({a.status}: {a.reason}), end of its log:\n{_fenced(tail)}")
-        return out
+    def _tail(self, c: Context) -> list[str]:
+        return tail_sections(c, self.config["history"])
+
+
+# -- the sections of a request (the command agent's brief has the same) -------------------
+
+
+def head_sections(c: Context, instructions: str) -> list[str]:
+    """What is measured, the editing rules, the person's instructions and notes."""
+    out: list[str] = []
+    best = "not measured" if c.best_score is None else f"{c.best_score:g}"
+    base = "not measured" if c.baseline_score is None else f"{c.baseline_score:g}"
+    out.append(f"# What is measured\n{c.metric}\nGoal: {c.goal} the score. "
+               f"Best score so far: {best} (the original scored {base}).")
+    out.append(f"# Editing rules\n{c.rules}")
+    if instructions:
+        out.append(f"# Instructions from the person who runs this\n{instructions}")
+    if c.notes:
+        out.append("# Notes and steering from people (follow them)\n" + "\n".join(f"- {n}" for n in c.notes))
+    return out
+
+
+def failing_examples(c: Context, label: str = "current best") -> list[str]:
+    """`c.failing` (labelled `label`), then a few of each recent experiment's; at most FAILING."""
+    shown: list[str] = []
+    seen: set[tuple[str, str]] = set()
+
+    def add(example: ExampleResult, where: str) -> None:
+        key = (example.id, example.output)
+        if key in seen or len(shown) >= FAILING or example.split != "train":
+            return
+        seen.add(key)
+        shown.append(_example(example, where))
+
+    for e in c.failing[: FAILING - PER_ATTEMPT]:
+        add(e, label)
+    for a in reversed(c.history[-DETAILED:]):
+        for e in a.failing[:PER_ATTEMPT]:
+            add(e, f"experiment {a.seq} ({a.status})")
+    return shown
+
+
+def tail_sections(c: Context, history: int) -> list[str]:
+    """What was already tried, the recent crash logs, and the budget left."""
+    out = []
+    by_seq: dict[int, Attempt] = {a.seq: a for a in c.ledger}
+    by_seq.update({a.seq: a for a in c.history})
+    tried = [_line(by_seq[s]) for s in sorted(by_seq) if s > 0][-history:] if history else []
+    if tried:
+        out.append("# Already tried (newest last; do not repeat these ideas)\n" + "\n".join(tried))
+    crashes = []
+    for a in c.history[-DETAILED:]:
+        if a.status in ("crash", "timeout") and a.trace:
+            crashes.append(f"Experiment {a.seq} ({a.status}: {a.reason}), end of its log:\n{_fenced(a.trace[-TAIL:])}")
+    if crashes:
+        out.append("# Recent crashes and timeouts\n" + "\n\n".join(crashes))
+    if c.budget_left:
+        out.append("# Budget left\n" + ", ".join(f"{k} {_number(v)}" for k, v in c.budget_left.items()))
+    return out
+
+
+# -- the reflective strategy -----------------------------------------------------------
+
+
+@dataclass
+class Plan:
+    """Where the next reflective proposal starts, and why (the trace's first line says it)."""
+
+    mode: str  # "improve", "merge" or "plateau"
+    parents: list[Member]
+    best: int  # the current best's key
+    temperature: float
+    note: str
+    token: str  # matches the proposal's outcome to it (meta["proposal"])
+    pair: Pair | None = None
+    stalled: str = ""  # for a plateau: what was tried since the last keep
+
+
+class Reflection:
+    """The reflective strategy's memory: the frontier, the proposals in flight, the plateau count.
+    Proposals may be asked for from several threads at once (parallel runs), hence the lock."""
+
+    def __init__(self, config: dict):
+        self.config = config
+        self.frontier = Frontier()
+        self.rng = random.Random(config["seed"])
+        self.lock = threading.Lock()
+        self.best_key = 0  # the baseline's seq, until a keep is seen
+        self.count = 0
+        self.since_keep = 0
+        self.recent: list[Attempt] = []  # outcomes since the last keep
+        self.merged: set[frozenset[int]] = set()
+        self.in_flight: dict[str, tuple[str, tuple[int, ...]]] = {}
+        self.seen: dict[str, int] = {}  # view -> the experiment that measured it
+        self.last_parent: int | None = None
+        self.last_merge = 0  # the proposal count at the last merge: at most one every `merge_every`
+
+    def start(self, history: list[Attempt]) -> None:
+        """On --resume: the plateau count and the merges already tried carry on; the frontier
+        starts again from the best (its per-example scores are not in the history)."""
+        keeps = [a.seq for a in history if a.status == "keep"]
+        self.best_key = keeps[-1] if keeps else 0
+        self.recent = [a for a in history if a.seq > self.best_key and a.status not in ("baseline", "interrupted")]
+        self.since_keep = len(self.recent)
+        self.merged = {frozenset(a.meta["parents"]) for a in history if a.meta.get("merge")}
+        self.count = self.last_merge = sum(1 for a in history if a.meta.get("strategy") == "reflective")
+
+    def plan(self, c: Context) -> Plan:
+        with self.lock:
+            best = self._best(c)
+            self.count += 1
+            token, temperature = f"p{self.count}", self.config["temperature"]
+            every = self.config["merge_every"]
+            pairs = []
+            if every and self.count - self.last_merge >= every:
+                # Merging into the best is what raises the score the run reports: those pairs first.
+                pairs = self.frontier.pairs(self.merged, with_key=best.key) or self.frontier.pairs(self.merged)
+            if pairs:
+                pair = self.rng.choices(pairs, weights=[min(len(p.a_wins), len(p.b_wins)) for p in pairs])[0]
+                self.merged.add(frozenset((pair.a, pair.b)))
+                self.last_merge = self.count
+                a, b = self.frontier.members[pair.a], self.frontier.members[pair.b]
+                note = (f"reflective: merge of #{a.key} and #{b.key}: #{a.key} gets {len(pair.a_wins)} train examples "
+                        f"right that #{b.key} does not, #{b.key} gets {len(pair.b_wins)} that #{a.key} does not")
+                return Plan("merge", [a, b], best.key, temperature, note, token, pair)
+            front = self.frontier.front()
+            where = "; frontier: " + (", ".join(f"#{k} leads {len(v)}" for k, v in sorted(front.items())) or "the best only")
+            plateau = self.config["plateau"]
+            if plateau and self.since_keep >= plateau:
+                key = self.frontier.pick(self.rng, best.key, exclude={self.last_parent})
+                hot = self.config["plateau_temperature"]
+                hot = min(2.0, temperature + 0.5) if hot is None else hot
+                self.last_parent = key
+                note = (f"reflective: plateau ({self.since_keep} proposals without a keep): a bolder change of "
+                        f"#{key} at temperature {hot:g}{where}")
+                return Plan("plateau", [self.frontier.members[key]], best.key, hot, note, token, stalled=self._stalled())
+            key = self.frontier.pick(self.rng, best.key)
+            self.last_parent = key
+            return Plan("improve", [self.frontier.members[key]], best.key, temperature,
+                        f"reflective: improve #{key}{where}", token)
+
+    def measured(self, view: str) -> int | None:
+        """The experiment that already measured this exact view, if any."""
+        with self.lock:
+            return self.seen.get(view)
+
+    def pending(self, plan: Plan, view: str) -> None:
+        with self.lock:
+            self.in_flight[plan.token] = (view, tuple(m.key for m in plan.parents))
+
+    def observe(self, attempt: Attempt) -> None:
+        with self.lock:
+            flight = self.in_flight.pop(attempt.meta.get("proposal"), None)
+            if attempt.status == "interrupted":
+                return
+            if flight is not None and attempt.status != "invalid":
+                self.seen.setdefault(flight[0], attempt.seq)
+            if attempt.status == "keep":
+                self.since_keep, self.recent, self.best_key = 0, [], attempt.seq
+            else:
+                self.since_keep += 1
+                self.recent.append(attempt)
+            if flight is None or attempt.score is None or attempt.status not in ("keep", "discard"):
+                return  # only a measured candidate that passed its guards may become a parent
+            train = [e for e in attempt.failing if e.split == "train"]
+            if attempt.scores:
+                scores, complete = dict(attempt.scores), True
+            else:  # the loop showed failing examples only, and at most SHOWN_FAILING of them
+                scores, complete = {e.id: e.score for e in train}, len(train) < SHOWN_FAILING
+            view, parents = flight
+            self.frontier.add(Member(attempt.seq, view, scores, complete, attempt.score, parents, train))
+
+    def _best(self, c: Context) -> Member:
+        """The current best, as a member whose every failing train example is known."""
+        m = self.frontier.find(c.best_view) or self.frontier.add(Member(self.best_key, c.best_view, mean=c.best_score))
+        self.seen.setdefault(c.best_view, m.key)
+        train = [e for e in c.failing if e.split == "train"]
+        return self.frontier.learn(m.key, {e.id: e.score for e in train}, complete=True, failing=train, mean=c.best_score)
+
+    def _stalled(self) -> str:
+        lines = [_line(a) for a in self.recent[-8:]]
+        return (f"The last {self.since_keep} proposals were not kept:\n" + "\n".join(lines) + "\n"
+                "Small edits like these are not paying off. Make one bolder change that takes a different route: "
+                "rewrite the part that matters, restructure it, or drop what does not help.")
+
+
+def _num(value: float | None) -> str:
+    return "not measured" if value is None else f"{value:g}"
+
+
+def _ids(ids) -> str:
+    ids = list(ids)
+    more = f" and {len(ids) - NAMED} more" if len(ids) > NAMED else ""
+    return (", ".join(ids[:NAMED]) + more) or "none"
 
 
 # -- reading answers ------------------------------------------------------------------
@@ -318,7 +577,7 @@ def parse_whole(text: str, base: str) -> str:
     return body
 
 
-def _without_new_secrets(text: str, base: str) -> str:
+def without_new_secrets(text: str, base: str) -> str:
     """A model may echo a key it saw; candidates are stored as proposed, so it is masked here.
     A secret already in the person's own text is theirs to keep, and left alone."""
     for value in secret_values():
@@ -327,7 +586,7 @@ def _without_new_secrets(text: str, base: str) -> str:
     return text
 
 
-def _hypothesis(text: str) -> str:
+def hypothesis_of(text: str) -> str:
     m = HYPOTHESIS.search(text)
     return m.group(1).strip()[:300] if m else ""
 

@@ -86,7 +86,7 @@ def graded_text(request: dict) -> str | None:
 def test_the_library_holds_at_least_eight_recipes(cli):
     listed = json.loads(cli("recipes", "list", "--json").output)
     names = {r["name"] for r in listed if r["origin"] == "bundled"}
-    assert {"pricing", "loan", "sim-config", "speedup", "tiny-train", "triage", "cold-email", "subject-lines"} <= names
+    assert {"pricing", "loan", "sim-config", "speedup", "tiny-train", "triage", "cold-email", "subject-lines", "plain-words"} <= names
     assert all(not r["problems"] for r in listed), [r for r in listed if r["problems"]]
 
 
@@ -114,7 +114,8 @@ def test_show_says_exactly_what_each_bundled_recipe_runs(cli, name):
     if recipe.runs_code():
         for part in recipe.parts:
             if part.cls.runs_code:
-                assert part.options["run"] in result.output
+                for line in part.build(recipe.dir).describe_code():
+                    assert line in result.output
     else:
         assert "Runs code: no" in result.output
 
@@ -166,6 +167,29 @@ def test_sim_config_tunes_the_controller_and_keeps_the_overshoot_guard(cli, work
     done = subprocess.run([sys.executable, folder / "simulate.py", workspace / "best.toml", "overshoot"],
                           capture_output=True, text=True, check=True)
     assert float(done.stdout.split(":")[1]) <= 0.5
+
+
+def test_plain_words_takes_its_edits_from_a_script_run_as_a_coding_agent(cli, workspace):
+    folder = copy(cli, workspace, "plain-words")
+    before = (folder / "notice.txt").read_text()
+
+    result = cli("run", "plain-words", "--yes")
+
+    assert result.exit_code == 0, result.output
+    assert "[agent] command: command run for each proposal, in a work folder: {python} editor.py {brief} {file}" in result.output
+    exps = rows(workspace, "select seq, status, reason, rationale, score from experiments order by seq")
+    assert exps[0]["status"] == "baseline" and exps[0]["score"] == 0
+    # The guard refuses the wording that drops "refund"; the script reads that in its next brief.
+    refused = [e for e in exps if e["status"] == "guard_failed"]
+    assert [e["rationale"] for e in refused] == ["replace 'the remittance of your refund' with 'your money back'"]
+    assert "facts kept" in refused[0]["reason"]
+    assert exps[refused[0]["seq"] + 1]["rationale"] == "replace 'the remittance of your refund' with 'your refund'"
+    assert [e["status"] for e in exps].count("keep") == 10 and exps[-1]["score"] == 1.0
+    run = rows(workspace, "select * from runs")[0]
+    assert run["stop_reason"] == "the agent has no more proposals"
+    best = best_view(workspace)
+    assert "refund" in best and "Monday" in best and "in order to" not in best.lower()
+    assert (folder / "notice.txt").read_text() == before  # nothing of the person's is written by a run
 
 
 # -- against the loopback LLM server ---------------------------------------------------------

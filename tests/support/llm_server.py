@@ -604,6 +604,13 @@ class LLMServer:
         with self._lock:
             self._queue.extend(items)
 
+    def simulate(self, **options: Any) -> Any:
+        """Serves the simulated world of ``sim_world.py`` (models ``sim-task`` and ``sim-agent``)
+        as rules after those already added; returns the world (its examples, its oracle, its counts)."""
+        from .sim_world import SimWorld
+
+        return SimWorld(**options).install(self)
+
     @staticmethod
     def error(status: int, message: str | None = None, *, code: str | None = None,
               type: str | None = None, headers: dict[str, str] | None = None) -> Reply:  # noqa: A002
