@@ -200,7 +200,7 @@ def test_a_mistake_in_the_agent_section_is_named_before_anything_runs(cli, works
 
 
 def test_a_surface_whose_file_is_not_its_text_is_refused(cli, workspace):
-    from overnight.cli.library import lookup
+    from overnight.sharing.library import lookup
 
     cli("recipes", "use", "pricing", "pricing")
     toml = workspace / "pricing" / "recipe.toml"
