@@ -31,21 +31,21 @@ RECIPE_SCHEMA = {
     "tags": Option(list, default=[]),
 }
 # The keys every plugin section takes, besides the plugin's own.
-KIND = {"kind": Option(str, required=True)}
+KIND = {"kind": Option(str, "which plugin this section uses (see `overnight plugins`)", required=True)}
 METRIC_KEYS = {
     **KIND,
-    "goal": Option(str, "maximize or minimize", choices=("maximize", "minimize")),
+    "goal": Option(str, "the direction of the score", choices=("maximize", "minimize")),
     "weight": Option(float, "its weight in the objective", default=1.0),
     "repeats": Option(int, "how many times the baseline is measured", default=None, min=1),
     "label": Option(str, "a short name for this component", default=""),
-    "min_delta": Option(float, default=None, min=0),
-    "k": Option(float, default=None, min=0),
+    "min_delta": Option(float, "the smallest gain the keep rule counts (as in [budget])", default=None, min=0),
+    "k": Option(float, "a keep must beat the best by k times the noise (as in [budget])", default=None, min=0),
 }
 GUARD_KEYS = {
     **KIND,
     "min": Option(float, "the smallest allowed value", default=None),
     "max": Option(float, "the largest allowed value", default=None),
-    "label": Option(str, default=""),
+    "label": Option(str, "a short name for this guard", default=""),
 }
 
 

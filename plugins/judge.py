@@ -57,7 +57,7 @@ class JudgeMetric(Metric):
         "max_tokens": Option(int, "the longest reply", default=400, min=16),
         "samples": Option(int, "grades asked per text; their mean counts", default=1, min=1, max=50),
         "mode": Option(str, "score (1 to 10) or pairwise (against the current best)", default="score", choices=MODES),
-        "pass_grade": Option(float, "score mode: the grade (1 to 10) at which a text counts as passed", default=7.0, min=1, max=10),
+        "pass_grade": Option(float, "score mode: the grade at which a text counts as passed", default=7.0, min=1, max=10),
         "concurrency": Option(int, "judge calls at once", default=4, min=1, max=256),
     }
 

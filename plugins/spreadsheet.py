@@ -68,6 +68,7 @@ class SpreadsheetSurface(Surface):
         "path": Option(str, "the workbook, relative to the recipe", required=True),
         "cells": Option(list, 'the editable cells: [{ ref = "Inputs!B2", min = 5, max = 60, step = 0.5 }, ...]', required=True),
     }
+    entry_options = {"cells": {**CELL_KEYS, **parameters.KEYS}}  # what each entry of `cells` takes (overnight plugins)
 
     def __init__(self, options, recipe_dir):
         super().__init__(options, recipe_dir)
