@@ -82,6 +82,14 @@ class JudgeMetric(Metric):
         if self.llm is not None:
             self.llm.check_model(self.config["model"], self.config["api_base"])
 
+    def validate(self, surface) -> list[str]:
+        """What `overnight recipes validate` reports: what `run` checks before spending (no model is called)."""
+        try:
+            self.prepare(surface)
+        except OvernightError as exc:
+            return [exc.message]
+        return []
+
     def measure(self, artifact: Path, folder: Path, request: MeasureRequest) -> Measurement:
         from overnight.core.llm import BudgetExceeded, ModelConfigError
 

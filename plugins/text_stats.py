@@ -83,6 +83,14 @@ class TextStatsMetric(Metric):
         if stat in ("required", "missing_required") and not self.config["required"]:
             raise OvernightError(f"The text-stats metric has stat = '{stat}' but no 'required' list of words.")
 
+    def validate(self, surface) -> list[str]:
+        """What `overnight recipes validate` reports: what `run` checks before spending (no model is called)."""
+        try:
+            self.prepare(surface)
+        except OvernightError as exc:
+            return [exc.message]
+        return []
+
     def measure(self, artifact: Path, folder: Path, request: MeasureRequest) -> Measurement:
         if self.renderings is not None:
             return self._emails(request.view or artifact.read_text(encoding="utf-8"))

@@ -273,3 +273,11 @@ def test_a_rubric_can_be_written_in_the_recipe(workspace, server):
         'rubric = "rubric.md"', 'rubric = "One clear question at the end."'))
     m = measure(setup_of(folder))
     assert m.value == 9.0 and "One clear question at the end." in server.prompts[0]
+
+
+def test_validate_reports_a_missing_rubric_file_as_run_would(cli, workspace, server):
+    folder = recipe(workspace / "r", server, metric="", files={"rubric.md": "x"})
+    (folder / "recipe.toml").write_text((folder / "recipe.toml").read_text().replace('rubric = "rubric.md"', 'rubric = "missing.md"'))
+    result = cli("recipes", "validate", folder)
+    assert result.exit_code == 2
+    assert "[metric]: The rubric file" in result.output and "missing.md does not exist" in result.output

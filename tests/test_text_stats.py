@@ -157,6 +157,12 @@ def test_counting_banned_words_without_a_list(workspace, cli):
     refused(workspace, cli, folder, "stat = 'banned' but no 'banned' list of words")
 
 
+def test_validate_reports_what_run_would_refuse(workspace, cli):
+    folder = recipe(workspace, metric='kind = "text-stats"\nstat = "banned"\ngoal = "minimize"')
+    result = cli("recipes", "validate", folder)
+    assert result.exit_code == 2 and "[metric]: The text-stats metric has stat = 'banned' but no 'banned' list" in result.output
+
+
 def test_an_unknown_stat(workspace, cli):
     folder = recipe(workspace, metric='kind = "text-stats"\nstat = "wordcount"')
     refused(workspace, cli, folder, "[metric] stat", "must be one of", "'words'")
