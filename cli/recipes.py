@@ -68,7 +68,7 @@ def use(name, folder):
 @click.argument("path")
 def validate(path):
     """Check a recipe and report every problem at once (file, line and key)."""
-    from overnight.sharing.describe import problems as find_problems
+    from overnight.sharing.describe import problems as find_problems, warnings
 
     problems, recipe = find_problems(path)
     if problems:
@@ -79,6 +79,8 @@ def validate(path):
         click.get_current_context().exit(2)
     kinds = f"surface {recipe.surface.cls.name}, metric {' + '.join(p.cls.name for p in recipe.metrics)}, agent {recipe.agent.cls.name}"
     click.echo(f"{recipe.path} is a valid recipe '{recipe.name}' ({kinds}).")
+    for warning in warnings(recipe):
+        click.echo(f"Warning: {warning}", err=True)
 
 
 @recipes.command()

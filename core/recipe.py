@@ -33,21 +33,21 @@ RECIPE_SCHEMA = {
     "tags": Option(list, default=[]),
 }
 # The keys every plugin section takes, besides the plugin's own.
-KIND = {"kind": Option(str, required=True)}
+KIND = {"kind": Option(str, "which plugin this section uses (see `overnight plugins`)", required=True)}
 METRIC_KEYS = {
     **KIND,
-    "goal": Option(str, "maximize or minimize", choices=("maximize", "minimize")),
+    "goal": Option(str, "the direction of the score", choices=("maximize", "minimize")),
     "weight": Option(float, "its weight in the objective", default=1.0),
     "repeats": Option(int, "how many times the baseline is measured", default=None, min=1),
     "label": Option(str, "a short name for this component", default=""),
-    "min_delta": Option(float, default=None, min=0),
-    "k": Option(float, default=None, min=0),
+    "min_delta": Option(float, "the smallest gain the keep rule counts (as in [budget])", default=None, min=0),
+    "k": Option(float, "a keep must beat the best by k times the noise (as in [budget])", default=None, min=0),
 }
 GUARD_KEYS = {
     **KIND,
     "min": Option(float, "the smallest allowed value", default=None),
     "max": Option(float, "the largest allowed value", default=None),
-    "label": Option(str, default=""),
+    "label": Option(str, "a short name for this guard", default=""),
 }
 
 
@@ -130,7 +130,7 @@ class Recipe:
 
     @property
     def parts(self) -> list[Part]:
-        return [self.surface, *self.metrics, *self.guards, self.agent]
+        return [p for p in (self.surface, *self.metrics, *self.guards, self.agent) if p is not None]
 
     def runs_code(self) -> bool:
         return any(p.cls.runs_code for p in self.parts)
@@ -176,7 +176,12 @@ def parse(text: str, file: Path, registry=None, sealed: bool | None = None) -> R
     sealed = paths.sealed(file.parent) if sealed is None else sealed
     read.problems += [read.where.at(s, k, p) for s, k, p in paths.refusals(surface, [*metrics, *guards, agent], file.parent, sealed)]
     if read.problems:
-        raise RecipeError(read.problems)
+        error = RecipeError(read.problems)
+        # The sections that could be read, so `recipes validate` checks their files in the same pass.
+        sound = read.sound
+        error.recipe = Recipe(file, text, about, sound(surface), [m for m in metrics if sound(m)], sound(agent), budget,
+                              [g for g in guards if sound(g)], notify)
+        raise error
     return Recipe(file, text, about, surface, metrics, agent, budget, guards, notify)
 
 
@@ -186,6 +191,11 @@ class Reader:
     def __init__(self, doc: dict, where: "Where", registry):
         self.doc, self.where, self.registry = doc, where, registry
         self.problems: list[str] = []
+        self.faulty: set[str] = set()  # the sections with a problem
+
+    def sound(self, part: Part | None) -> Part | None:
+        """The part when its own section had no problem, else None."""
+        return part if part is not None and part.section not in self.faulty else None
 
     def sections(self) -> None:
         """Names no section a recipe does not have."""
@@ -268,6 +278,7 @@ class Reader:
     # -- shared by the sections ------------------------------------------------------
 
     def report(self, section: str, key: str | None, problem: str) -> None:
+        self.faulty.add(section)
         self.problems.append(self.where.at(section, key, problem))
 
     def table(self, name: str, required: bool = True) -> dict | None:
@@ -286,7 +297,8 @@ class Reader:
         """The table's values by the schema; a key with a problem still gets a value, so later
         checks run and report their own problems too."""
         result = check(table, schema)
-        self.problems += [self.where.at(section, k, p) for k, p in result.problems]
+        for key, problem in result.problems:
+            self.report(section, key, problem)
         return {key: result.values.get(key, option.default) for key, option in schema.items()}
 
     def plugin_section(self, kind: str) -> Part | None:
@@ -300,6 +312,9 @@ class Reader:
         if not isinstance(table, dict):
             self.report(section, None, f"each [{section.partition('#')[0]}] must be a table of keys")
             return None
+        # The shared keys first: their problems show even when the kind is unknown.
+        values = self.checked(section, {k: v for k, v in table.items() if k in shared and k != "kind"},
+                              {k: o for k, o in shared.items() if k != "kind"})
         name = table.get("kind")
         if not isinstance(name, str):
             self.report(section, "kind" if "kind" in table else None, f"missing key 'kind' (which {kind} plugin to use)")
@@ -310,8 +325,9 @@ class Reader:
             self.report(section, "kind", exc.message.rstrip("."))
             return None
         own = check({k: v for k, v in table.items() if k not in shared}, cls.options, ignore=set(shared))
-        self.problems += [self.where.at(section, k, p) for k, p in own.problems]
-        return cls, own.values, self.checked(section, {k: v for k, v in table.items() if k in shared}, shared)
+        for key, problem in own.problems:
+            self.report(section, key, problem)
+        return cls, own.values, values
 
     def labels(self, parts: list, what: str) -> None:
         """Components and guards are stored and shown by label: two of one kind get numbered."""

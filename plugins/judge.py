@@ -4,7 +4,10 @@ What is graded: the candidate's text, or, when the surface renders one text per
 recipient (the `email` surface), each recipient's email separately.
 
 `mode = "score"`: each text gets a grade from 1 to 10, `samples` times; the
-value is the mean grade.
+value is the mean grade. A text passes at `pass_grade` (7 of 10 by default): its
+per-example result shows its grade and the judge's reasons, and its score is its
+share of the way to the pass grade (1 at or above it), so "8 of 10 passed" means
+eight texts were graded at least 7.
 
 `mode = "pairwise"`: each text is compared with the current best's, asked in
 both orders so that a judge who favours the first (or second) version cancels
@@ -54,6 +57,7 @@ class JudgeMetric(Metric):
         "max_tokens": Option(int, "the longest reply", default=400, min=16),
         "samples": Option(int, "grades asked per text; their mean counts", default=1, min=1, max=50),
         "mode": Option(str, "score (1 to 10) or pairwise (against the current best)", default="score", choices=MODES),
+        "pass_grade": Option(float, "score mode: the grade at which a text counts as passed", default=7.0, min=1, max=10),
         "concurrency": Option(int, "judge calls at once", default=4, min=1, max=256),
     }
 
@@ -77,6 +81,14 @@ class JudgeMetric(Metric):
         self.rubric = grading.read_rubric(self.config["rubric"], self.recipe_dir)
         if self.llm is not None:
             self.llm.check_model(self.config["model"], self.config["api_base"])
+
+    def validate(self, surface) -> list[str]:
+        """What `overnight recipes validate` reports: what `run` checks before spending (no model is called)."""
+        try:
+            self.prepare(surface)
+        except OvernightError as exc:
+            return [exc.message]
+        return []
 
     def measure(self, artifact: Path, folder: Path, request: MeasureRequest) -> Measurement:
         from overnight.core.llm import BudgetExceeded, ModelConfigError
@@ -125,13 +137,18 @@ class JudgeMetric(Metric):
             for item, k in pairs
         ]
 
+        bar = self.config.get("pass_grade") or 7.0
+        wanted = f"a grade of {_grade(bar)}/10 or more"
+
         def finish(grades: list[grading.Grade]) -> Measurement:
             examples, lines = [], []
             for n, item in enumerate(items):
                 mine = grades[n * samples:(n + 1) * samples]
                 mean = sum(g.value for g in mine) / len(mine)
                 reasons = _reasons([g.reasons for g in mine])
-                examples.append(ExampleResult(item.id, item.input, item.text, "", (mean - 1) / 9, reasons if mean < 10 else "", "train"))
+                score = 1.0 if mean >= bar else (mean - 1) / (bar - 1)
+                feedback = f"graded {_grade(mean)}/10" + (f": {reasons}" if reasons else "")
+                examples.append(ExampleResult(item.id, item.input, item.text, wanted, score, feedback, "train"))
                 lines.append(f"{item.id}: {mean:.1f}/10 {_first_line(reasons)}")
             value = sum(g.value for g in grades) / len(grades)
             return Measurement(value, examples=examples, trace="\n".join(lines))
@@ -199,6 +216,10 @@ def _reasons(texts: list[str]) -> str:
             seen.add(t)
             out.append(t)
     return "\n---\n".join(out)
+
+
+def _grade(value: float) -> str:
+    return f"{value:.1f}".removesuffix(".0")
 
 
 def _first_line(text: str) -> str:

@@ -4,6 +4,12 @@ The recipe declares which cells may change and how (`min`/`max`/`step`, `integer
 `log`, or `choices`); every other cell, formula, sheet and style stays as it is. The
 view is one line per declared cell (see plugins/workbook.py), so a person, an LLM and
 the search agent all read and write the same text.
+
+A copy (a work folder's, or the file an apply writes) keeps every formula and holds
+the value the formula engine computes for it, so pandas, openpyxl's `data_only=True`
+and file previews read the new figures; a formula the engine cannot compute and that
+the editable cells feed is left without a value, for the spreadsheet program to
+recalculate on opening (`fullCalcOnLoad`).
 """
 
 from __future__ import annotations
@@ -29,6 +35,9 @@ CELL_KEYS = {
     "label": Option(str, "what the view calls it (default: the text beside the cell)", default=None),
 }
 EXAMPLE = '{ ref = "Inputs!B2", min = 5, max = 60 }'
+# The engine compiles every formula before it computes a copy's values (a few ms each); beyond
+# this many, copies hold no cached values and the spreadsheet program recalculates on opening.
+MOST_FORMULAS = 5000
 
 
 @dataclass(frozen=True)
@@ -59,13 +68,16 @@ class SpreadsheetSurface(ParametricSurface):
         "path": Option(str, "the workbook, relative to the recipe", required=True),
         "cells": Option(list, 'the editable cells: [{ ref = "Inputs!B2", min = 5, max = 60, step = 0.5 }, ...]', required=True),
     }
+    entry_options = {"cells": {**CELL_KEYS, **parameters.KEYS}}  # what each entry of `cells` takes (overnight plugins)
 
     def __init__(self, options, recipe_dir):
         super().__init__(options, recipe_dir)
         self.declared = self._declare(self.config["cells"])
         self.lock = threading.Lock()
+        self.build_lock = threading.Lock()  # held while the engine loads the whole workbook, once
         self._cells: tuple[tuple, list[Cell]] | None = None  # (file stamp, cells)
         self._patcher: wb.Patcher | None = None
+        self._recalculation: Any = None  # engine.Recalculation, or False when the engine cannot load the workbook
 
     # -- the contract --------------------------------------------------------------------
 
@@ -119,6 +131,27 @@ class SpreadsheetSurface(ParametricSurface):
     def apply(self, view: str, backup_dir: Path) -> Path | None:
         data = self._write(self._open(wb.Patcher), self._values(view))
         return atomic_write(self.source(), data, backup_dir)
+
+    def results(self, values: dict[Ref, Any]):
+        """The value of each formula with these inputs, for a copy to hold; None when the
+        engine cannot load the workbook at all (the copy then holds no cached values)."""
+        inputs = [c.ref for c in self.cells()]
+        with self.build_lock:
+            if self._recalculation is None:
+                from .engine import Recalculation
+
+                try:
+                    if self._open(wb.Patcher).formulas() > MOST_FORMULAS:
+                        raise ValueError("too many formulas to compute in reasonable time")
+                    self._recalculation = Recalculation(self.source(), inputs)
+                except Exception:  # an engine that cannot read this workbook: the program recalculates on opening
+                    self._recalculation = False
+        if not self._recalculation:
+            return None
+        try:
+            return self._recalculation.values(values)
+        except Exception:  # nor compute these values
+            return None
 
     def diff(self, old: str, new: str) -> str:
         """One line per changed cell: label, address, old -> new."""
@@ -236,7 +269,7 @@ class SpreadsheetSurface(ParametricSurface):
 
     def _write(self, patcher: wb.Patcher, values: dict[Ref, Any], compress: bool = True) -> bytes:
         try:
-            return patcher.write(values, compress=compress)
+            return patcher.write(values, compress=compress, results=self.results(values))
         except wb.WorkbookError as exc:
             raise OvernightError(f"Cannot write {self.source().name}: {exc}.") from None
 

@@ -12,7 +12,9 @@ text after `#` is a comment, so a view read back and rendered again is the same 
 
 Writing never goes through openpyxl's save: it would drop charts, images and other
 parts openpyxl does not read. Only the changed cells' XML is rewritten; every other
-byte of the file is copied as it was.
+byte of the file is copied as it was. A formula keeps its formula and gets the value
+the engine computed (plugins/engine.py), so a reader without a calculation engine
+sees numbers, and the spreadsheet program still recalculates on opening.
 """
 
 from __future__ import annotations
@@ -307,8 +309,9 @@ _ATTR_T = re.compile(r'\s+(?:t|vm)="[^"]*"')
 class Patcher:
     """A workbook held in memory, ready to write copies of itself with new cell values.
 
-    Copies drop the cached results of every formula (they no longer hold) and ask the
-    spreadsheet program to recalculate on opening."""
+    Each formula of a copy holds the value computed for it (`results`); without results
+    its cached value is dropped, as it no longer holds. Either way the spreadsheet program
+    is asked to recalculate on opening."""
 
     def __init__(self, path: Path):
         check_file(path)
@@ -316,17 +319,21 @@ class Patcher:
             self.entries = [(info, z.read(info)) for info in z.infolist()]
         self.parts = {info.filename: i for i, (info, _) in enumerate(self.entries)}
         self.workbook_part, self.sheets = self._sheet_parts()
-        # Done once: formula cells without cached results, and the recalculation flag.
-        self.texts: dict[str, str] = {}
-        for part in self.sheets.values():
-            if part in self.parts:
-                self.texts[part] = _drop_cached_results(self._text(part))
-        self.texts[self.workbook_part] = _recalculate_on_load(self._text(self.workbook_part))
+        self.texts: dict[str, str] = {p: self._text(p) for p in self.sheets.values() if p in self.parts}
+        self.calculation = _recalculate_on_load(self._text(self.workbook_part))
+        self._dropped: dict[str, str] | None = None  # the sheets without cached results, made once
 
-    def write(self, values: dict[Ref, Any], *, compress: bool = True) -> bytes:
-        """The workbook's bytes with these values. `compress=False` stores every part as is:
-        quicker, for copies that live only as long as one measurement."""
-        texts = dict(self.texts)
+    def write(self, values: dict[Ref, Any], *, compress: bool = True, results: "Results | None" = None) -> bytes:
+        """The workbook's bytes with these values. `results`: (fresh, fixed) from
+        engine.Recalculation.values. `compress=False` stores every part as is: quicker,
+        for copies that live only as long as one measurement."""
+        if results is None:
+            if self._dropped is None:
+                self._dropped = {part: _drop_cached_results(text) for part, text in self.texts.items()}
+            texts = dict(self._dropped)
+        else:
+            texts = {part: _set_results(text, *self._by_sheet(part, results)) for part, text in self.texts.items()}
+        texts[self.workbook_part] = self.calculation
         by_part: dict[str, dict[str, Any]] = {}
         for ref, value in values.items():
             part = self.sheets.get(ref.sheet.casefold())
@@ -346,6 +353,14 @@ class Patcher:
                 copy.create_system = info.create_system
                 z.writestr(copy, data)
         return out.getvalue()
+
+    def formulas(self) -> int:
+        """How many formula cells the workbook has."""
+        return sum(len(re.findall(r"<(?:[A-Za-z_][\w.-]*:)?f[\s>/]", text)) for text in self.texts.values())
+
+    def _by_sheet(self, part: str, results: "Results") -> tuple[dict[str, Any], dict[str, Any]]:
+        names = {name for name, p in self.sheets.items() if p == part}
+        return tuple({cell: v for (sheet, cell), v in found.items() if sheet in names} for found in results)
 
     def _text(self, part: str) -> str:
         try:
@@ -402,6 +417,52 @@ def _drop_cached_results(xml: str) -> str:
         return f"<{p}c{attrs}>{body}</{p}c>"
 
     return _CELL_EL.sub(strip, xml)
+
+
+Results = tuple  # (fresh, fixed): {(case-folded sheet, cell): value}, see engine.Recalculation.values
+
+
+def _set_results(xml: str, fresh: dict[str, Any], fixed: dict[str, Any]) -> str:
+    """Each formula's cached value: `fresh` ones replace it (None drops it: the engine could
+    not compute a value that still holds); `fixed` ones fill it where the file has none."""
+    if not fresh and not fixed:
+        return xml
+
+    def put(m: re.Match) -> str:
+        attrs, body, p = m["attrs"] or "", m["body"] or "", m["p"]
+        r = re.search(r'\sr="([^"]+)"', attrs)
+        cell = r[1].replace("$", "").upper() if r else None
+        formula = re.search(rf"<{p}f\b[^>]*/>|<{p}f\b[^>]*>.*?</{p}f>", body, re.S)
+        if cell in fresh:
+            value = fresh[cell]
+        elif formula and cell in fixed and not re.search(rf"<{p}v(?:\s[^>]*)?>[^<]+</{p}v>", body):
+            value = fixed[cell]
+        else:
+            return m[0]
+        kind, text = _result(value)
+        attrs = _ATTR_T.sub("", attrs) + (f' t="{kind}"' if kind else "")
+        held = f"<{p}v>{text}</{p}v>" if text is not None else ""
+        # An array formula's other cells hold only a value; a formula cell keeps its formula first.
+        rest = formula[0] if formula else ""
+        tail = re.sub(rf"<{p}f\b[^>]*/>|<{p}f\b[^>]*>.*?</{p}f>|<{p}v\s*/>|<{p}v(?:\s[^>]*)?>.*?</{p}v>|<{p}is>.*?</{p}is>",
+                      "", body, flags=re.S)
+        return f"<{p}c{attrs}>{rest}{held}{tail}</{p}c>"
+
+    return _CELL_EL.sub(put, xml)
+
+
+def _result(value: Any) -> tuple[str, str | None]:
+    """A computed value as a cell's type attribute and cached text."""
+    if value is None:
+        return "", None
+    if isinstance(value, bool):
+        return "b", str(int(value))
+    if isinstance(value, (int, float)):
+        return ("", _xml_number(value)) if math.isfinite(value) else ("e", "#NUM!")
+    code = getattr(value, "code", None)  # engine.Error
+    if isinstance(code, str):
+        return "e", escape(code)
+    return "str", escape(str(value))
 
 
 def _set_cells(xml: str, cells: dict[str, Any]) -> str:

@@ -52,16 +52,22 @@ def problems(ref: str):
     """Every problem a recipe has: first what recipe.toml says, then what its plugins find on building."""
     path, _ = locate(ref)
     try:
-        recipe = recipe_mod.load(path)
-    except RecipeError as exc:
-        return [printable(p) for p in exc.problems], None
+        recipe, found = recipe_mod.load(path), []
+    except RecipeError as exc:  # the sections that could be read are still checked below
+        recipe, found = getattr(exc, "recipe", None), [printable(p) for p in exc.problems]
+        if recipe is None:
+            return found, None
     where = recipe_mod.Where(recipe.path, recipe.text)
-    found = []
+    surface = None
     for part in recipe.parts:
         try:
             plugin = part.build(recipe.dir)
             if part is recipe.surface:
                 plugin.read()  # a missing or unreadable artifact
+                surface = plugin
+            elif surface is not None and callable(getattr(plugin, "validate", None)):
+                # What `run` would refuse before spending (a workbook cell the engine cannot compute).
+                found += [where.at(part.section, None, p.rstrip(".")) for p in plugin.validate(surface)]
         except OvernightError as exc:
             found.append(printable(where.at(part.section, None, exc.message.rstrip("."))))
     return found, recipe
@@ -150,3 +156,14 @@ def next_steps(entry: Entry) -> list[str]:
     elif not info["problems"]:
         out.append("It runs no code, sends nothing to models and writes only in work folders.")
     return out + [f"Next: overnight recipes show {printable(entry.name)} | overnight run {printable(entry.name)}"]
+
+
+def warnings(recipe) -> list[str]:
+    """What a valid recipe may still get wrong, by its surface's reckoning (a template's [Name] stand-ins)."""
+    try:
+        surface = recipe.surface.build(recipe.dir)
+        found = surface.warnings() if callable(getattr(surface, "warnings", None)) else []
+    except OvernightError:
+        return []
+    where = recipe_mod.Where(recipe.path, recipe.text)
+    return [where.at(recipe.surface.section, None, w.rstrip(".")) for w in found]

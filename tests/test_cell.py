@@ -63,9 +63,9 @@ def test_the_model_is_compiled_once_and_only_the_inputs_change(tmp_path, monkeyp
     original = formulas.ExcelModel
 
     class Counting(original):
-        def __init__(self, *a, **kw):
-            built.append(1)
-            super().__init__(*a, **kw)
+        def from_ranges(self, *ranges):  # the metric's compile (a copy's recalculation loads the whole book)
+            built.append(ranges)
+            return super().from_ranges(*ranges)
 
     monkeypatch.setattr(formulas, "ExcelModel", Counting)
     surface, metric = prepared(tmp_path, "Model!B1")
@@ -128,6 +128,24 @@ def test_guards_of_kind_cell_hold_or_fail_and_a_guard_error_names_its_cell(works
     assert exps[2]["reason"] == "guard revenue = 3600, above its max 3000"
     assert exps[3]["reason"] == ("guard margin check could not be measured: "
                                  "Model!B4 is #DIV/0! after recalculation (a formula error)")
+
+
+def test_a_metric_and_its_guards_share_one_compiled_model_and_one_evaluation(tmp_path):
+    surface, metric = prepared(tmp_path, "Model!B3")
+    guards = [CellMetric({"ref": ref}, tmp_path) for ref in ("Model!B1", "Model!B2")]
+    for guard in guards:
+        guard.prepare(surface)
+    assert all(g.model is metric.model for g in guards)
+
+    calls = []
+    func = metric.model.func
+    metric.model.func = lambda *args: calls.append(args) or func(*args)
+    view = surface.view_from({"'💡 Inputs'!B1": 12.5, "'💡 Inputs'!B2": 7}, surface.read())
+    request = MeasureRequest(10, view=view)
+    values = [m.measure(tmp_path / "unused.xlsx", tmp_path, request).value for m in (metric, *guards)]
+
+    assert values == pytest.approx([12.5 * 7 * 12 - 100 / 4 * 7, 12.5 * 7 * 12, 100 / 4])
+    assert len(calls) == 1  # the target and both guards came from one evaluation
 
 
 # -- mistakes found before the run -----------------------------------------------------------
@@ -207,3 +225,49 @@ def test_a_cell_metric_needs_a_workbook_surface(tmp_path):
 def test_a_ref_that_is_not_a_cell_address(tmp_path):
     with pytest.raises(OvernightError, match=r"\[metric\] ref = 'B12' is not a cell address"):
         CellMetric({"ref": "B12"}, tmp_path)
+
+
+def _uncomputable(folder: Path, *, guard: bool) -> Path:
+    """A recipe whose target (or whose guard) depends on a cell the engine takes for a circle."""
+    sheets = {"S": {"A1": 1, "B1": "=IF(ROW(B1)>0,A1*2,0)", "B2": "=B1+1", "C1": "=A1*3"}}
+    book(folder / "book.xlsx", sheets)
+    guards = '[[guards]]\nkind = "cell"\nref = "S!B2"\nmax = 100\nlabel = "stuck"' if guard else ""
+    return recipe(folder, workbook="book.xlsx", cells='{ ref = "S!A1", min = 0, max = 10 },',
+                  target="S!C1" if guard else "S!B2", guards=guards, proposals=["S!A1 = 2\n"])
+
+
+@pytest.mark.parametrize("guard", [False, True], ids=["target", "guard"])
+def test_check_calls_a_workbook_whose_cell_cannot_be_computed_broken(workspace, cli, guard):
+    folder = _uncomputable(workspace / "r", guard=guard)
+    before = sha(folder / "book.xlsx")
+
+    result = cli("check", folder, "--yes")
+
+    assert result.exit_code == 2, result.output  # broken, not risky
+    assert "cannot compute S!B2 in book.xlsx: it depends on S!B1" in result.output
+    assert no_traceback(result.output)
+    assert sha(folder / "book.xlsx") == before
+
+
+@pytest.mark.parametrize("guard", [False, True], ids=["target", "guard"])
+def test_validate_compiles_the_target_and_guard_cells_as_run_would(workspace, cli, guard):
+    folder = _uncomputable(workspace / "r", guard=guard)
+
+    validated = cli("recipes", "validate", folder)
+    run = cli("run", folder)
+
+    assert validated.exit_code == 2 and "1 problem in" in validated.output
+    section = "[guards #1]" if guard else "[metric]"
+    assert f"recipe.toml:{16 if guard else 11}: {section}: The formula engine (formulas) cannot compute S!B2" in validated.output
+    assert run.exit_code == 2
+    assert "cannot compute S!B2 in book.xlsx: it depends on S!B1" in run.output
+
+
+def test_validate_passes_a_workbook_whose_cells_compute(workspace, cli):
+    folder = workspace / "ok"
+    book(folder / "book.xlsx", {"S": {"A1": 1, "B1": "=A1*2", "B2": "=B1+1"}})
+    recipe(folder, workbook="book.xlsx", cells='{ ref = "S!A1", min = 0, max = 10 },', target="S!B1",
+           guards='[[guards]]\nkind = "cell"\nref = "S!B2"\nmax = 100', proposals=[])
+    result = cli("recipes", "validate", folder)
+    assert result.exit_code == 0, result.output
+    assert "is a valid recipe 'ok' (surface spreadsheet, metric cell, agent scripted)" in result.output

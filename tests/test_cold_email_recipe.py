@@ -114,7 +114,7 @@ def test_a_run_keeps_the_personal_version_and_refuses_the_hyped_one(cli, workspa
     assert "already fails a guard (guard hype words" in rows[0]["reason"]
     assert rows[1]["status"] == "guard_failed" and "hype words = 2, above its max 0" in rows[1]["reason"]
     assert rows[2]["status"] == "keep" and rows[2]["score"] == 9.0
-    assert rows[3]["status"] == "invalid" and "unresolved placeholder: 'budget' has no value" in rows[3]["reason"]
+    assert rows[3]["status"] == "invalid" and "recipients.csv has no field 'budget' (its fields: first_name," in rows[3]["reason"]
 
     # Every recipient's email was judged, and the judge's reasons reached the agent.
     judged = db.execute("select example_id, feedback from example_results where experiment_id = ?", (rows[0]["id"],)).fetchall()

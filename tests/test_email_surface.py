@@ -82,7 +82,7 @@ def test_an_unresolved_placeholder_names_the_recipient(tmp_path):
     s = surface(tmp_path)
     base = s.read()
     view = base.replace("Thanks,\n", "Thanks, and say hi to the {{ company }} team,\n")
-    assert s.problems(view, base) == ["recipient 1 (ada@example.com): unresolved placeholder: 'company' has no value"]
+    assert s.problems(view, base) == ["people.csv has no field 'company' (its fields: " + ", ".join(FIELDS) + ")"]
 
 
 def test_a_body_over_max_words_is_rejected(tmp_path):
@@ -99,7 +99,7 @@ def test_a_body_over_max_words_is_rejected(tmp_path):
 def test_the_first_line_must_be_the_subject(tmp_path):
     s = surface(tmp_path)
     base = s.read()
-    assert s.problems("Hello {{ name }}\n\nWelcome!\n", base) == ["the first line must be 'Subject: ...'"]
+    assert s.problems("Hello {{ name }}\n\nWelcome!\n", base) == ["the first line must be 'Subject: ...', as in the original template"]
     assert s.problems("Subject: \n\nWelcome!\n", base) == ["recipient 1 (ada@example.com): the subject is empty"]
 
 
@@ -123,7 +123,7 @@ def test_a_recipient_missing_a_field_makes_the_users_template_an_error(tmp_path)
     with pytest.raises(OvernightError) as err:
         s.read()
     assert err.value.message == (f"The email template {tmp_path / 'welcome.txt'} cannot be used: "
-                                 "recipient 1 (ada@example.com): unresolved placeholder: 'help_url' has no value.")
+                                 f"people.csv has no field 'help_url' (its fields: {', '.join(fields)}).")
 
 
 def test_a_malformed_recipients_row_names_file_and_line(tmp_path):
@@ -176,7 +176,7 @@ def test_a_run_rejects_bad_proposals_and_measures_the_renderings(cli, workspace)
     assert result.exit_code == 0, result.output
     rows = {r["seq"]: r for r in Store(workspace / ".overnight" / "overnight.db").experiments(1)}
     assert rows[1]["status"] == "invalid"
-    assert "recipient 1 (ada@example.com): unresolved placeholder: 'nickname' has no value" in rows[1]["reason"]
+    assert "people.csv has no field 'nickname' (its fields: name, email," in rows[1]["reason"]
     assert rows[2]["status"] == "invalid" and "over max_words = 200" in rows[2]["reason"]
     assert rows[3]["status"] == "keep"
     assert rows[3]["score"] < rows[0]["score"]
@@ -192,5 +192,69 @@ def test_a_run_with_an_unresolvable_template_stops_with_one_sentence(cli, worksp
     })
     result = cli("run", folder, "--yes")
     assert result.exit_code != 0
-    assert "unresolved placeholder: 'company' has no value" in result.output
+    assert "people.csv has no field 'company' (its fields: name, email," in result.output
     assert "Traceback" not in result.output
+
+
+# -- templates as people write them -----------------------------------------------------------
+
+
+def test_a_template_without_a_subject_line_renders_emails_without_a_subject(tmp_path):
+    body = (DATA / "welcome.txt").read_text(encoding="utf-8")  # Postmark's template, as published: no Subject line
+    s = surface(tmp_path, template=body)
+    renders = s.renderings(s.read())
+    assert [r.subject for r in renders] == ["", "", ""]
+    assert renders[0].text.startswith("Thanks for trying out [Product Name].")
+    assert "the email has no subject line" in s.rules()
+    assert s.problems(body.replace("Welcome, {{name}}!", "Hello, {{ name }}!"), body) == []
+
+
+def test_the_subject_key_gives_the_subject_of_a_template_without_one(tmp_path):
+    body = (DATA / "welcome.txt").read_text(encoding="utf-8")
+    s = surface(tmp_path, template=body, subject="Your {{ trial_length }}-day trial, {{ name }}")
+    renders = s.renderings(s.read())
+    assert [r.subject for r in renders] == ["Your 14-day trial, Ada", "Your 30-day trial, Grace", "Your 14-day trial, Linus"]
+    assert renders[1].text.startswith("Subject: Your 30-day trial, Grace\n\nThanks for trying out")
+    assert "write no 'Subject:' line" in s.rules()
+    # Both a Subject line and the key: one sentence says to keep one.
+    both = surface(tmp_path / "both", subject="Hello")
+    with pytest.raises(OvernightError, match="the recipe's subject key sets the subject \\('Hello'\\); keep one of them"):
+        both.read()
+
+
+def test_a_recipients_file_missing_placeholders_names_every_one_for_every_recipient(tmp_path):
+    template = SUBJECT + "Hi {{ name }} at {{ company }} ({{ role }}), see {{ help_url }}.\n"
+    people = ("name,email,company,role,help_url\n"
+              "Ada,ada@example.com,Acme,,https://h\n")  # every field, role empty: fine
+    people_json = "\n".join(json.dumps(r) for r in [
+        {"name": "Ada", "email": "ada@example.com", "company": "Acme", "role": "CTO", "help_url": "https://h"},
+        {"name": "Grace", "email": "grace@example.org", "help_url": "https://h"},
+        {"name": "Linus", "email": "linus@example.net", "company": "Kernel"},
+    ]) + "\n"
+    assert surface(tmp_path / "ok", template=template, recipients=people).renderings(template)
+    s = surface(tmp_path / "gaps", template=template, recipients=people_json, name="people.jsonl")
+    with pytest.raises(OvernightError) as err:
+        s.read()
+    assert err.value.message.endswith(
+        "cannot be used: recipient 2 (grace@example.org) has no value for 'company' and 'role' in people.jsonl; "
+        "recipient 3 (linus@example.net) has no value for 'role' and 'help_url' in people.jsonl.")
+
+
+def test_stand_ins_left_in_the_template_are_a_warning_at_validation(cli, workspace):
+    folder = write(workspace / "recipe", {
+        "welcome.txt": (DATA / "welcome.txt").read_text(encoding="utf-8"),
+        "people.csv": recipients_csv(),
+        "proposals.jsonl": "",
+        "recipe.toml": RECIPE,
+    })
+    result = cli("recipes", "validate", folder)
+    assert result.exit_code == 0, result.output  # a warning, not a problem
+    assert "is a valid recipe 'welcome'" in result.output
+    assert ("Warning: " in result.output and "[surface]: the email template welcome.txt holds stand-ins that every "
+            "recipient would receive as written: [Product Name] (lines 1, 3, 9, 28, 30), [Sender Name] (line 28), "
+            "[Company Name, LLC] (line 36)") in result.output
+    assert 'stat = "placeholders", max = 0' in result.output
+    clean = cli("recipes", "validate", write(workspace / "clean", {
+        "welcome.txt": SUBJECT + "Hi {{ name }}, welcome aboard.\n", "people.csv": recipients_csv(),
+        "proposals.jsonl": "", "recipe.toml": RECIPE}))
+    assert clean.exit_code == 0 and "Warning" not in clean.output

@@ -104,8 +104,9 @@ def test_a_text_is_graded_and_the_reasons_become_feedback(workspace, server):
     assert m.ok and m.value == 4.0
     [e] = m.examples
     assert e.id == "text" and e.output == LETTER
-    assert abs(e.score - 3 / 9) < 1e-9
-    assert e.feedback == "It names no company in the body.\nIt asks nothing."
+    assert abs(e.score - 3 / 6) < 1e-9  # half way from 1 to the pass grade, 7
+    assert e.expected == "a grade of 7/10 or more"
+    assert e.feedback == "graded 4/10: It names no company in the body.\nIt asks nothing."
     assert len(m.llm_calls) == 1 and m.llm_calls[0].role == "judge"
     prompt = server.prompts[0]
     assert RUBRIC.strip() in prompt and "Hi {{ first_name }}" in prompt
@@ -118,11 +119,31 @@ def test_each_recipient_is_judged_on_their_own_email(workspace, server):
     m = measure(setup)
     assert m.value == 5.0
     assert [e.id for e in m.examples] == ["recipient 1", "recipient 2", "recipient 3"]
-    assert [round(e.score * 9 + 1) for e in m.examples] == [8, 5, 2]
+    assert [e.score for e in m.examples] == [1.0, pytest.approx(4 / 6), pytest.approx(1 / 6)]  # 8 passes, 5 and 2 do not
     assert m.examples[1].output.startswith("Subject: Tallyboard for Cobol Works\n\nHi Grace,")
-    assert m.examples[1].feedback == "Judged the email to Grace,."
+    assert m.examples[1].feedback == "graded 5/10: Judged the email to Grace,."
     assert "company: Cobol Works" in m.examples[1].input
     assert any("the email to recipient 3, linus@example.net" in p for p in server.prompts)
+
+
+@pytest.mark.parametrize("pass_grade, passed", [(None, 8), (9, 0)])
+def test_an_example_passes_at_the_pass_grade_and_shows_its_grade_and_reason(cli, workspace, server, pass_grade, passed):
+    # Eight recipients graded 8, two graded 5: "8 of 10 passed" at the default pass grade of 7.
+    people = "first_name,company,email\n" + "".join(f"P{i},Co {i},p{i}@example.com\n" for i in range(1, 11))
+    server.add_rule(None, lambda r: "Names the company.\nSCORE: 8" if re.search(r"Hi P([1-8]),", graded(r))
+                    else "It asks two questions.\nSCORE: 5")
+    metric = f"pass_grade = {pass_grade}" if pass_grade else ""
+    folder = recipe(workspace / "r", server, metric=metric, files={"people.csv": people})
+    assert cli("run", folder, "--yes").exit_code == 0
+
+    shown = cli("show", "1:0")
+
+    assert f"examples   {passed} of 10 passed" in shown.output
+    bar = pass_grade or 7
+    assert f"expected 'a grade of {bar}/10 or more' graded 5/10: It asks two questions." in shown.output
+    assert "expected ''" not in shown.output
+    if pass_grade:
+        assert f"expected 'a grade of {bar}/10 or more' graded 8/10: Names the company." in shown.output
 
 
 def test_samples_are_separate_questions_and_their_mean_counts(workspace, server):
@@ -252,3 +273,11 @@ def test_a_rubric_can_be_written_in_the_recipe(workspace, server):
         'rubric = "rubric.md"', 'rubric = "One clear question at the end."'))
     m = measure(setup_of(folder))
     assert m.value == 9.0 and "One clear question at the end." in server.prompts[0]
+
+
+def test_validate_reports_a_missing_rubric_file_as_run_would(cli, workspace, server):
+    folder = recipe(workspace / "r", server, metric="", files={"rubric.md": "x"})
+    (folder / "recipe.toml").write_text((folder / "recipe.toml").read_text().replace('rubric = "rubric.md"', 'rubric = "missing.md"'))
+    result = cli("recipes", "validate", folder)
+    assert result.exit_code == 2
+    assert "[metric]: The rubric file" in result.output and "missing.md does not exist" in result.output

@@ -113,3 +113,46 @@ def test_a_plugin_adds_a_command_that_help_lists(workspace):
     plain = subprocess.run([*main, "--help"], capture_output=True, text=True, timeout=60,
                            env={k: v for k, v in env.items() if k != "OVERNIGHT_PLUGINS"})
     assert "probe-hello" not in plain.stdout and "  run " in plain.stdout
+
+
+def test_plugins_kind_lists_every_key_with_its_type_default_and_meaning(cli):
+    result = cli("plugins", "judge")
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0] == "metric judge  (from judge 0.1.0 (built-in))"
+    assert "Keys of its [metric] or [[guards]] table:" in result.output
+    row = next(line for line in lines if line.split()[:1] == ["pass_grade"])
+    assert row.split()[1:3] == ["number", "7"] and "the grade at which a text counts as passed (1 to 10)" in row
+    row = next(line for line in lines if line.split()[:1] == ["rubric"])
+    assert row.split()[1:3] == ["string", "required"]
+    row = next(line for line in lines if line.split()[:1] == ["mode"])
+    assert '"score"' in row and "(one of score, pairwise)" in row
+    # The keys every metric and guard table shares are listed too.
+    assert "Every [metric] table also takes:" in result.output and "Every [[guards]] table also takes:" in result.output
+    assert any(line.split()[:3] == ["weight", "number", "1"] for line in lines)
+
+
+def test_plugins_kind_as_json_comes_from_the_plugins_own_schema(cli):
+    from overnight.core.plugins import registry
+    from overnight.plugins.spreadsheet import SpreadsheetSurface
+
+    data = json.loads(cli("plugins", "spreadsheet", "--json").output)
+    assert (data["kind"], data["name"]) == ("surface", "spreadsheet")
+    assert [k["name"] for k in data["keys"]] == list(SpreadsheetSurface.options)
+    assert {k["name"]: k["type"] for k in data["entries"]["cells"]}["integer"] == "true/false"
+    # Every registered plugin describes every key it takes.
+    reg = registry()
+    for kind, classes in reg.classes.items():
+        for name, cls in classes.items():
+            keys = json.loads(cli("plugins", name, "--json").output)
+            keys = keys if isinstance(keys, list) else [keys]
+            mine = next(k for k in keys if k["kind"] == kind)
+            assert [k["name"] for k in mine["keys"]] == list(cls.options)
+            assert all(k["meaning"] for k in mine["keys"]), (kind, name)
+
+
+def test_plugins_of_an_unknown_kind_says_what_there_is(cli):
+    result = cli("plugins", "celll")
+    assert result.exit_code == 1
+    assert "Error: No plugin provides the kind 'celll'. Did you mean 'cell'? Available: cell, command," in result.output
+    assert "Traceback" not in result.output

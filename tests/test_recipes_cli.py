@@ -184,11 +184,13 @@ def test_validate_reports_every_problem_at_once_with_line_and_key(cli, workspace
     result = cli("recipes", "validate", folder)
 
     assert result.exit_code == 2
-    assert "4 problems in" in result.output
+    assert "5 problems in" in result.output
     assert "recipe.toml:5: [surface] kind: Unknown surface kind 'txt'. Did you mean 'text'?" in result.output
     assert "recipe.toml:8: [metric]: missing key 'run'" in result.output
     assert "recipe.toml:10: [metric] goal: 'goal' must be one of 'maximize', 'minimize', not 'up'" in result.output
     assert "recipe.toml:17: [budget] parallel: 'parallel' must be at least 1, not 0" in result.output
+    # The sections that could be read are checked in the same pass: the agent's missing file shows too.
+    assert "recipe.toml:12: [agent]: The proposals file" in result.output
     assert "Traceback" not in result.output
     assert (folder / "recipe.toml").read_text() == before
 
@@ -204,6 +206,37 @@ def test_validate_also_finds_missing_files(cli, workspace):
     assert "2 problems" in result.output
     assert "[surface]: The surface file" in result.output and "note.txt does not exist" in result.output
     assert "[agent]: The proposals file" in result.output
+
+
+def test_validate_reports_a_bad_goal_beside_an_unknown_kind_and_a_missing_file_in_one_pass(cli, workspace):
+    folder = write(workspace / "gaps", {
+        "recipe.toml": """
+            [recipe]
+            name = "gaps"
+
+            [surface]
+            kind = "text"
+            path = "missing.txt"
+
+            [metric]
+            kind = "text-stat"
+            goal = "maximise"
+
+            [agent]
+            kind = "scripted"
+            file = "nope.jsonl"
+            """,
+    })
+
+    result = cli("recipes", "validate", folder)
+
+    assert result.exit_code == 2
+    assert "4 problems in" in result.output
+    assert "[metric] goal: 'goal' must be one of 'maximize', 'minimize', not 'maximise'" in result.output
+    assert "[metric] kind: Unknown metric kind 'text-stat'. Did you mean 'text-stats'?" in result.output
+    assert "[surface]: The surface file" in result.output and "missing.txt does not exist" in result.output
+    assert "[agent]: The proposals file" in result.output and "nope.jsonl does not exist" in result.output
+    assert "Traceback" not in result.output
 
 
 def test_validate_a_good_recipe_and_a_missing_path(cli, workspace):

@@ -16,7 +16,7 @@ import pytest
 from overnight.core.errors import OvernightError
 from overnight.plugins.spreadsheet import SpreadsheetSurface
 from tests.data.core.kit import experiments, no_traceback
-from tests.data.workbooks.kit import book, cell, formulas_of, real, recipe, sha
+from tests.data.workbooks.kit import book, cached, cell, formulas_of, real, recipe, sha
 
 SHEETS = {
     "Inputs": {"A1": "Pricing inputs", "A2": "Price per unit", "B2": 19.5, "A3": "Plan", "B3": "monthly",
@@ -152,8 +152,27 @@ def test_a_copy_holds_the_new_values_and_keeps_formulas_sheets_styles_and_the_re
         for name in a.namelist():
             if not name.startswith("xl/worksheets/") and name != "xl/workbook.xml":
                 assert a.read(name) == b.read(name), name
-        # The formulas' old results no longer hold: the spreadsheet program recalculates on opening.
+        # The spreadsheet program recalculates on opening all the same.
         assert 'fullCalcOnLoad="1"' in b.read("xl/workbook.xml").decode()
+    # A reader without a formula engine (pandas, data_only=True, a preview) sees the new figures.
+    assert cached(copy, "Data", "B3") == 12.25 * 3
+    assert cached(copy, "Notes", "B1") == 12.25 * 3 + 1
+
+
+def test_a_copy_holds_computed_text_true_false_and_errors_and_drops_what_cannot_be_computed(tmp_path):
+    sheets = {"S": {"A1": 2, "B1": '=IF(A1>1,"high","low")', "B2": "=A1>1", "B3": "=1/(A1-3)",
+                    "B4": "=IF(ROW(B4)>0,A1,0)", "B5": "=7*6", "C1": 5, "C2": "=C1+1"}}
+    book(tmp_path / "book.xlsx", sheets)
+    s = SpreadsheetSurface({"path": "book.xlsx", "cells": [{"ref": "S!A1", "min": 0, "max": 10}]}, tmp_path)
+    (tmp_path / "work").mkdir()
+    copy = s.materialize(s.view_from({"S!A1": 3}, s.read()), tmp_path / "work")
+
+    assert cached(copy, "S", "B1") == "high"
+    assert cached(copy, "S", "B2") is True
+    assert cached(copy, "S", "B3") == "#DIV/0!"
+    assert cached(copy, "S", "B4") is None  # fed by A1, and the engine takes ROW(B4) in B4 for a circle
+    assert cached(copy, "S", "B5") == 42 and cached(copy, "S", "C2") == 6  # fed by no editable cell
+    assert formulas_of(copy) == formulas_of(tmp_path / "book.xlsx")
 
 
 def test_a_text_choice_is_written_as_text_that_openpyxl_reads_back(surface, tmp_path):

@@ -166,6 +166,12 @@ def test_counting_banned_words_without_a_list(workspace, cli):
     refused(workspace, cli, folder, "stat = 'banned' but no 'banned' list of words")
 
 
+def test_validate_reports_what_run_would_refuse(workspace, cli):
+    folder = recipe(workspace, metric='kind = "text-stats"\nstat = "banned"\ngoal = "minimize"')
+    result = cli("recipes", "validate", folder)
+    assert result.exit_code == 2 and "[metric]: The text-stats metric has stat = 'banned' but no 'banned' list" in result.output
+
+
 def test_an_unknown_stat(workspace, cli):
     folder = recipe(workspace, metric='kind = "text-stats"\nstat = "wordcount"')
     refused(workspace, cli, folder, "[metric] stat", "must be one of", "'words'")
@@ -183,3 +189,127 @@ def test_a_file_that_is_not_in_the_work_folder(workspace, cli):
     assert "The baseline could not be measured (crash): text-stats found no file missing.txt in the work folder" in result.output
     assert rows(db(workspace), "select status from runs") == [{"status": "failed"}]
     assert (folder / "notice.txt").read_text() == NOTICE
+
+
+# -- on an email surface: what recipients read ---------------------------------------------------
+
+BILLING = """
+[recipe]
+name = "billing"
+
+[surface]
+kind = "email"
+path = "email.txt"
+recipients = "people.csv"
+subject = "Payment {{ number }}"
+
+[metric]
+kind = "text-stats"
+stat = "words"
+goal = "minimize"
+
+[[guards]]
+kind = "text-stats"
+stat = "missing_required"
+required = ["invoice"]
+max = 0
+label = "says invoice"
+
+[[guards]]
+kind = "text-stats"
+stat = "banned"
+banned = ["overdue"]
+max = 0
+label = "no overdue"
+
+[[guards]]
+kind = "text-stats"
+stat = "placeholders"
+max = 0
+label = "stand-ins"
+
+[agent]
+kind = "scripted"
+file = "proposals.jsonl"
+"""
+PEOPLE = ("name,email,number,invoice_url,note\n"
+          "Ada,ada@example.com,A-1,https://pay.example.com/a1,thanks\n"
+          "Grace,grace@example.org,G-7,https://pay.example.com/g7,your payment is overdue\n")
+
+
+def billing(workspace, proposals):
+    return write(workspace / "billing", {
+        "recipe.toml": BILLING,
+        "email.txt": "Hi {{ name }}, {{ note }}. Your invoice is ready: {{ invoice_url }}\n",
+        "people.csv": PEOPLE,
+        "proposals.jsonl": "".join(json.dumps({"view": v, "rationale": f"try {i}"}) + "\n" for i, v in enumerate(proposals, 1)),
+    })
+
+
+def test_on_an_email_surface_it_measures_every_rendered_email_not_the_template(workspace, cli):
+    folder = billing(workspace, [
+        "Hi {{ name }}, pay here: {{ invoice_url }}\n",              # "invoice" only in a placeholder's name
+        "Hi {{ name }}, your invoice is here: {{ invoice_url }}\n",  # clean and shorter: kept
+        "{{ note }}. Invoice: {{ invoice_url }}\n",                  # shorter, but Grace's note says "overdue"
+        "Your invoice for [Product]: {{ invoice_url }}\n",           # shorter, but a stand-in is left in
+    ])
+    # The baseline's note makes Grace's email say "overdue", which is only in her row, not the template.
+    result = cli("run", folder, "--yes")
+    assert result.exit_code == 0, result.output
+    exps = experiments(db(workspace))
+    assert [e["status"] for e in exps] == ["baseline", "guard_failed", "keep", "guard_failed", "guard_failed"]
+    assert "guard no overdue" in exps[0]["reason"]  # the baseline already fails it, for Grace
+    assert exps[1]["reason"] == "guard says invoice = 1, above its max 0"
+    assert exps[3]["reason"] == "guard no overdue = 1, above its max 0"
+    assert exps[4]["reason"] == "guard stand-ins = 1, above its max 0"
+    # The value is the longest email's words, subject included.
+    from overnight.plugins.text_stats import stats
+
+    longest = max(stats(f"Payment {n}\n\nHi {name}, your invoice is here: https://pay.example.com/{n.lower().replace('-', '')}\n")["words"]
+                  for name, n in (("Ada", "A-1"), ("Grace", "G-7")))
+    assert exps[2]["score"] == longest
+    shown = cli("show", "1:2")
+    assert f"words {longest}: the worst of 2 emails (recipient 1 (ada@example.com))" in shown.output
+    assert f"recipient 2 (grace@example.org): words {longest}" in shown.output
+
+
+def test_the_emails_key_takes_the_mean_min_or_max(tmp_path):
+    from overnight.core.contracts import MeasureRequest
+    from overnight.plugins.email import EmailSurface
+    from overnight.plugins.text_stats import TextStatsMetric
+
+    write(tmp_path, {"email.txt": "Hi {{ name }}, {{ note }}.\n", "people.csv": PEOPLE})
+    surface = EmailSurface({"path": "email.txt", "recipients": "people.csv"}, tmp_path)
+    values = {}
+    for how in ("worst", "mean", "min", "max"):
+        metric = TextStatsMetric({"stat": "words", "banned": [], "required": [], "case_sensitive": False,
+                                  "file": None, "emails": how}, tmp_path)
+        metric.prepare(surface)
+        values[how] = metric.measure(tmp_path / "nowhere", tmp_path, MeasureRequest(10, view=surface.read())).value
+    # "Hi Ada, thanks." has 3 words; "Hi Grace, your payment is overdue." has 6: the worst is the longest.
+    assert values == {"worst": 6, "mean": 4.5, "min": 3, "max": 6}
+    metric = TextStatsMetric({"stat": "reading_ease", "banned": [], "required": [], "case_sensitive": False,
+                              "file": None, "emails": "worst"}, tmp_path)
+    metric.prepare(surface)
+    worst = metric.measure(tmp_path / "nowhere", tmp_path, MeasureRequest(10, view=surface.read())).value
+    from overnight.plugins.text_stats import stats
+
+    eases = [stats(f"Hi {n}, {note}.\n")["reading_ease"] for n, note in (("Ada", "thanks"),
+                                                                         ("Grace", "your payment is overdue"))]
+    assert worst == pytest.approx(min(eases))  # the hardest to read
+
+
+def test_stand_ins_are_counted_but_links_and_citations_are_not():
+    from overnight.plugins.text_stats import stand_ins, stats
+
+    text = "Thanks for trying [Product Name]. Tick [x] or [ ]. See [our guide](https://x.example) and [1].\n"
+    assert stand_ins(text) == ["[Product Name]", "[x]", "[ ]"]
+    assert stats(text)["placeholders"] == 3
+    assert stats("Thanks, [Sender Name] and the [Sender Name] team\n")["placeholders"] == 2
+
+
+def test_a_placeholder_name_is_not_the_word_it_contains():
+    from overnight.plugins.text_stats import stats
+
+    assert stats("Pay here: {{ invoice_url }}", required=["invoice"])["missing_required"] == 1
+    assert stats("Your invoice: {{ invoice_url }}", required=["invoice"])["missing_required"] == 0

@@ -7,11 +7,12 @@ error says which cell and function."""
 from __future__ import annotations
 
 import re
+import zipfile
 
 import pytest
 
 from tests.data.core.kit import experiments, no_traceback, rows
-from tests.data.workbooks.kit import cell, formulas_of, real, recipe, sha
+from tests.data.workbooks.kit import HERE, cached, cell, formulas_of, real, recipe, sha
 
 SEARCH = 'kind = "search"\nseed = 3'
 
@@ -79,11 +80,50 @@ def test_a_short_search_improves_or_holds_and_apply_keeps_every_formula(workspac
     shown = [float(v) for v in re.findall(r"= (\S+)", view)]
     assert written == pytest.approx(shown)
 
+    # A reader without a formula engine sees the new figures: the target holds its computed value.
+    target_sheet, _, target_cell = case["target"].rpartition("!")
+    assert cached(source, target_sheet.strip("'"), target_cell) == pytest.approx(run["best_score"], rel=1e-9)
+    if name == "mortgage_calculator.xlsx":
+        # The schedule the engine cannot compute depends on the loan period: its old values no
+        # longer hold, so it is left for the spreadsheet program to recalculate on opening.
+        assert cached(source, "📊 Amortization", "G20") is None
+
     # The applied workbook is read again by the engine: its baseline is the best score just applied.
     again = cli("run", folder, "--dry-run")
     assert again.exit_code == 0, again.output
     baseline = float(re.search(r"Baseline (\S+)", again.output)[1])
     assert baseline == pytest.approx(run["best_score"], rel=1e-6)
+
+
+def test_an_applied_invoice_holds_every_formula_and_its_computed_value(workspace, cli):
+    # A person with pandas, openpyxl data_only=True or a file preview reads the applied file:
+    # every formula cell holds the value the engine computed for the new inputs.
+    folder = workspace / "invoice"
+    source = real("invoice.xlsx", folder)
+    formulas_before = formulas_of(source)
+    recipe(folder, workbook="invoice.xlsx", target="Invoice!H26",
+           cells='{ ref = "Invoice!F15", min = 1, max = 300, integer = true },\n{ ref = "Invoice!G15", min = 50, max = 200, step = 5 },',
+           proposals=["Invoice!F15 = 200\nInvoice!G15 = 120\n"])
+    assert cli("run", folder).exit_code == 0
+    applied = cli("apply", "1:1")
+    assert applied.exit_code == 0, applied.output
+
+    from openpyxl import load_workbook
+
+    assert formulas_of(source) == formulas_before
+    values = load_workbook(source, data_only=True)
+    line, subtotal, vat = 200 * 120, 200 * 120 + (22640 - 160 * 100), None
+    vat = round(subtotal * 0.19, 2)
+    assert values["Invoice"]["H15"].value == line
+    assert values["Invoice"]["H26"].value == pytest.approx(subtotal)
+    assert values["Invoice"]["H27"].value == pytest.approx(vat)
+    # Every other formula holds a value too (those that compute to "" read back as nothing,
+    # as in the original file).
+    original = load_workbook(HERE / "invoice.xlsx", data_only=True)
+    for (sheet, ref), formula in formulas_before.items():
+        if original[sheet][ref].value is not None:
+            assert values[sheet][ref].value is not None, (sheet, ref, formula)
+    assert 'fullCalcOnLoad="1"' in zipfile.ZipFile(source).read("xl/workbook.xml").decode()
 
 
 def _refused(cli, folder, name: str, *, cells: str, target: str) -> str:

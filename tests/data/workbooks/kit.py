@@ -112,3 +112,10 @@ def cell(path: Path, sheet: str, ref: str) -> Any:
     from openpyxl import load_workbook
 
     return load_workbook(path)[sheet][ref].value
+
+
+def cached(path: Path, sheet: str, ref: str) -> Any:
+    """A cell as a reader without a formula engine sees it: a formula's cached value."""
+    from openpyxl import load_workbook
+
+    return load_workbook(path, data_only=True)[sheet][ref].value
