@@ -228,7 +228,7 @@ class Loop:
             proposal = Proposal(error=f"the agent failed: {type(exc).__name__}: {exc}", trace=traceback.format_exc())
         if proposal is None:
             if not self.stopping:
-                self.stopping = "the agent has no more proposals"
+                self.stopping = getattr(self.s.agent, "exhausted", "") or "the agent has no more proposals"
             return
         seq = self.next_seq
         self.next_seq += 1

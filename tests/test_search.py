@@ -143,7 +143,7 @@ def test_grid_visits_every_point_once_then_stops_by_itself(workspace, cli):
     folder = recipe(workspace, params=GRID, agent='sampler = "grid"\nseed = 5', budget="experiments = 100")
     result = cli("run", folder, "--yes")
     assert result.exit_code == 0, result.output
-    assert "the agent has no more proposals" in result.output
+    assert "every value was measured" in result.output
     exps = experiments(db(workspace))
     # 18 points; the baseline (x = 0, epochs = 3, kind = a) is one of them and is not measured again.
     assert len(exps) == 18 and all(e["status"] in ("keep", "discard") for e in exps[1:])
@@ -156,7 +156,7 @@ def test_a_small_space_is_measured_point_by_point_without_duplicates(workspace, 
                     agent="seed = 3", budget="experiments = 50")
     result = cli("run", folder, "--yes")
     assert result.exit_code == 0, result.output
-    assert "the agent has no more proposals" in result.output
+    assert "every value was measured" in result.output
     exps = experiments(db(workspace))
     assert [e["status"] for e in exps].count("duplicate") == 0
     assert sorted(json.loads(e["meta"])["values"]["train.epochs"] for e in exps[1:]) == [1, 2, 4, 5]
@@ -176,7 +176,7 @@ def test_resume_tells_the_sampler_every_recorded_result_first(workspace, cli):
 
     resumed = cli("run", folder, "--yes", "--resume")
     assert resumed.exit_code == 0, resumed.output
-    assert "the agent has no more proposals" in resumed.output
+    assert "every value was measured" in resumed.output
     exps = experiments(db(workspace))
     assert len(rows(db(workspace), "select id from runs")) == 1
     # The resumed session measured only the 11 points the first had not: no point twice, no duplicate.
