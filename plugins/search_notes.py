@@ -26,7 +26,7 @@ AT_MOST = re.compile(rf"^\s*(?:(?:is|stays?|must be|should be|kept|remains?)\s+)
 AT_LEAST = re.compile(rf"^\s*(?:(?:is|stays?|must be|should be|kept|remains?)\s+)?(?:at least|no less than|not below|not under|>=|≥|=>)\s*({NUM})", re.I)
 BELOW = re.compile(rf"^\s*(?:(?:is|stays?|must be|should be|kept|remains?)\s+)?(?:below|under|less than|lower than|<)\s*({NUM})", re.I)
 ABOVE = re.compile(rf"^\s*(?:(?:is|stays?|must be|should be|kept|remains?)\s+)?(?:above|over|more than|greater than|higher than|>)\s*({NUM})", re.I)
-FIX = re.compile(rf"^\s*(?:=|==|:|is fixed (?:at|to)|fixed (?:at|to)|stays? at|must stay at|must be|should be|remains? at|equal to)\s*({VALUE})", re.I)
+FIX = re.compile(rf"^\s*(?:=|==|is fixed (?:at|to)|fixed (?:at|to)|stays? at|must stay at|must be|should be|remains? at|equal to)\s*({VALUE})", re.I)
 FIX_AFTER_VERB = re.compile(rf"^\s*(?:at|to|=|as|on)\s*({VALUE})", re.I)
 VERB = re.compile(r"\b(?:keep|fix|hold|pin|set|leave|freeze|lock)\b[^.;!?\n]*$", re.I)
 # A review note arrives as "A reviewer starred experiment 1:5 (its rationale): the note".
