@@ -307,10 +307,10 @@ class SearchAgent(Agent):
             substitute = create_trial(params={n: values[n] for n in self.distributions},
                                       distributions=self.distributions, state=TrialState.RUNNING)
             study.add_trial(substitute)
-            trial = study.trials[-1]
+            told = _Told(study, study.get_trials(deepcopy=False)[-1].number)
         except (ValueError, TypeError):
-            trial = None
-        return values, _Told(study, trial.number) if trial is not None else None
+            told = None
+        return values, told
 
     def _is_taken(self, idx: tuple) -> bool:
         if idx in self.taken:
