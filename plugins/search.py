@@ -11,8 +11,8 @@ The agent knows its space (plugins/search_space.py) and picks a method to fit it
 - any other space goes to an Optuna sampler through ask/tell (TPE, CMA-ES or random).
 
 Whatever the method, a point already measured or in flight is never proposed again:
-when a sampler asks for one, its trial is told as failed (it learns nothing new) and
-the nearest free point is measured in its place, without asking again. A finite space
+when a sampler asks for one, its trial is told the score already known and the nearest
+free point is measured in its place, without asking the sampler again. A finite space
 measured in full ends the run with "every value was measured".
 
 What the sampler is told: the score times +1 or -1 by the run's goal, so one study
@@ -295,9 +295,11 @@ class SearchAgent(Agent):
             if idx is not None:
                 self.taken.add(idx)
             return values, trial
-        # A point already measured or in flight: the sampler learns nothing new from it, and
-        # the nearest free point is measured instead, without asking again.
-        self._tell(trial, None)
+        # A point already measured or in flight: the sampler is told its known score (it asked
+        # there because it looks good, and hears so again), and the nearest free point is
+        # measured instead, without asking again.
+        known = self.points.get(key)
+        self._tell(trial, known.goodness if known is not None else None)
         free = self.space.near(idx or tuple(a.count // 2 for a in self.space.axes), self.rng, self._is_taken)
         if free is None:
             return None

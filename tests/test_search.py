@@ -230,12 +230,12 @@ def test_a_guard_failure_counts_as_a_bad_result_for_the_sampler(workspace):
     assert failed, "expected the search to cross the guard at least once"
     study = setup.agent.study
     for e in failed:
-        # The trial that holds this point (a point asked again later is told as failed, not as a score).
-        told = [t for t in study.trials if t.params == json.loads(e["meta"])["values"] and t.value is not None]
-        assert len(told) == 1
+        # The trials that hold this point (asked again later, it is told the same again).
+        told = [t for t in study.trials if t.params == json.loads(e["meta"])["values"]]
+        assert told
         # Told as no better than the worst known result (the study maximizes minus the score),
         # never as the good score it measured.
-        assert told[0].value <= -exps[0]["score"] < -e["score"]
+        assert all(t.value <= -exps[0]["score"] < -e["score"] for t in told)
     best_x = values_in(views(workspace)[summary.best_seq])["model.x"]
     assert best_x <= 1
     store.close()
