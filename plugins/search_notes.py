@@ -29,6 +29,7 @@ ABOVE = re.compile(rf"^\s*(?:(?:is|stays?|must be|should be|kept|remains?)\s+)?(
 FIX = re.compile(rf"^\s*(?:=|==|is fixed (?:at|to)|fixed (?:at|to)|stays? at|must stay at|must be|should be|remains? at|equal to)\s*({VALUE})", re.I)
 FIX_AFTER_VERB = re.compile(rf"^\s*(?:at|to|=|as|on)\s*({VALUE})", re.I)
 VERB = re.compile(r"\b(?:keep|fix|hold|pin|set|leave|freeze|lock)\b[^.;!?\n]*$", re.I)
+NOT = re.compile(r"\b(?:not|don't|do not|never|no longer|stop|avoid)\b[^.;!?\n]*$", re.I)
 # A review note arrives as "A reviewer starred experiment 1:5 (its rationale): the note".
 REVIEW = re.compile(r"^A reviewer (?:starred|rejected) experiment \d+:\d+(?: \(.*?\))?: ", re.S)
 
@@ -51,9 +52,11 @@ def read(notes: list[str], parameters: list[Parameter]) -> dict[str, Bound]:
     found: dict[str, Bound] = {}
     for note in notes:
         text = REVIEW.sub("", note.strip(), count=1)
+        # A rejection that names a value ("B3 = 40 was too steep") says what not to do.
+        rejected = note.startswith("A reviewer rejected")
         for alias, name in names:
             for m in re.finditer(rf"(?<![\w!.$]){re.escape(alias)}(?![\w.])", text, re.I):
-                said = _said(text, m.start(), m.end(), found.get(name, Bound()))
+                said = _said(text, m.start(), m.end(), found.get(name, Bound()), rejected)
                 if said is not None:
                     found[name] = replace(said, said=note.strip())
     return found
@@ -103,8 +106,8 @@ def _aliases(parameters: list[Parameter]) -> list[tuple[str, str]]:
     return sorted(out.items(), key=lambda kv: -len(kv[0]))
 
 
-def _said(text: str, start: int, end: int, before: Bound) -> Bound | None:
-    after = text[end:]
+def _said(text: str, start: int, end: int, before: Bound, rejected: bool = False) -> Bound | None:
+    after, ahead = text[end:], text[:start]
     if m := RANGE.match(after):
         a, b = sorted((_num(m[1]), _num(m[2])))
         return Bound(low=a, high=b)
@@ -116,7 +119,11 @@ def _said(text: str, start: int, end: int, before: Bound) -> Bound | None:
         return replace(before, fixed=None, high=_num(m[1]), high_open=True)
     if m := ABOVE.match(after):
         return replace(before, fixed=None, low=_num(m[1]), low_open=True)
-    if (m := FIX.match(after)) or (VERB.search(text[:start]) and (m := FIX_AFTER_VERB.match(after))):
+    if NOT.search(ahead):
+        return None
+    if VERB.search(ahead) and (m := FIX_AFTER_VERB.match(after)):
+        return Bound(fixed=_value(m[1]))
+    if not rejected and (m := FIX.match(after)):
         return Bound(fixed=_value(m[1]))
     return None
 

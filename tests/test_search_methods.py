@@ -307,6 +307,9 @@ def test_a_note_given_mid_run_narrows_the_next_proposals(workspace):
     ("A reviewer starred experiment 1:4 (Inputs!B3=40, plan=basic): B3 = 25 is better", {"Inputs!B3": 25}),
     ("A reviewer starred experiment 1:4 (Inputs!B3=40, plan=basic): nice", {}),
     ("B3 is fine as it is", {}),
+    ("don't keep B3 at 12", {}),
+    ("A reviewer rejected experiment 1:4 (Inputs!B3=40, plan=basic): B3 = 40 was too steep", {}),
+    ("A reviewer rejected experiment 1:4 (Inputs!B3=40, plan=basic): keep B3 below 30", {"Inputs!B3": (5, 29)}),
     ("keep B3 at 500", {}),  # outside its range: not followed, and said so
 ])
 def test_notes_read_as_bounds(note, expected):
