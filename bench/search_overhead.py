@@ -14,7 +14,11 @@
    the best (smallest) ratio; on a busy machine the CPU figures are the steadier ones.
    Target: <= 1.05x.
 
-    python bench/search_overhead.py [--pairs 5] [--only small|pricing|command] [--profile]
+   After the pairs, one overnight run's CPU is split: the formula model, the sampler, the
+   search agent's own books, and the rest (a profile by thread-time counters: the agent and
+   the metric run in worker threads, which a sampling profiler of the main thread misses).
+
+    python bench/search_overhead.py [--pairs 5] [--only small|pricing|command]
 """
 
 from __future__ import annotations
@@ -154,7 +158,7 @@ def pricing_folder(root: Path, experiments: int) -> Path:
     return folder
 
 
-def with_overnight(experiments: int, profile: str | None = None) -> tuple[float, float]:
+def with_overnight(experiments: int) -> tuple[float, float]:
     """The recipe through the real loop and store: from loading the recipe to the summary."""
     from overnight.core.recipe import load
     from overnight.core.runner import build, run
@@ -162,12 +166,10 @@ def with_overnight(experiments: int, profile: str | None = None) -> tuple[float,
 
     with tempfile.TemporaryDirectory() as tmp:
         folder = pricing_folder(Path(tmp), experiments)
-        profiler = _profiler(profile)
         begin, cpu = time.perf_counter(), time.process_time()
         store = Store(Path(tmp) / "overnight.db")
         summary = run(build(load(folder), store))
         seconds = time.perf_counter() - begin, time.process_time() - cpu
-        _report(profiler, profile)
         store.close()
         assert summary.experiments == experiments, summary
         return seconds
@@ -293,32 +295,12 @@ def _suggest(trial, name, d):
     return trial.suggest_float(name, d.low, d.high, step=d.step, log=d.log)
 
 
-def _profiler(kind: str | None):
-    if kind != "pricing":
-        return None
-    from pyinstrument import Profiler
-
-    profiler = Profiler(async_mode="disabled")
-    profiler.start()
-    return profiler
-
-
-def _report(profiler, kind) -> None:
-    if profiler is not None:
-        profiler.stop()
-        print(profiler.output_text(unicode=False, color=False, show_all=False))
-
-
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pairs", type=int, default=5)
     parser.add_argument("--only", choices=("small", "pricing", "command"), action="append")
-    parser.add_argument("--profile", action="store_true", help="print a pyinstrument profile of one overnight pricing run")
     args = parser.parse_args(argv)
     only = args.only or ["small", "pricing", "command"]
-    if args.profile:
-        with_overnight(100, profile="pricing")
-        return
     if "small" in only:
         for seed in (1, 2):
             f = small_space(seed, 2 * VALUES)
