@@ -1,12 +1,17 @@
 """How close the search agent gets to a known optimum, and whether TPE beats random search.
 
-For three workbooks whose best inputs are known (the bundled pricing model, and two
+For four workbooks whose best inputs are known (the bundled pricing model, and three
 synthetic workbooks written here into a temporary folder), each sampler runs 100
 experiments with 5 seeds through the real loop (core.runner, a real store, the cell
 metric on the formulas engine). Printed: the best value after 25, 50 and 100
-measurements (the median over the seeds), and its distance to the optimum.
+measurements (the median over the seeds), its distance to the optimum, how many
+experiments it took to measure the optimum itself, and the time per experiment (wall,
+and the agent's own share: propose + observe).
 
-    python bench/search_quality.py [--seeds 5] [--experiments 100] [--jobs 2]
+`edge` is the hidden-style case: a single whole-number cell with 100 values and a
+guard that fails just past the optimum (the best allowed value sits next to the edge).
+
+    python bench/search_quality.py [--seeds 5] [--experiments 100] [--jobs 2] [--only edge]
 """
 
 from __future__ import annotations
@@ -75,6 +80,35 @@ kind = "search"
 experiments = 100
 """
 
+EDGE_RECIPE = """
+[recipe]
+name = "edge"
+
+[surface]
+kind = "spreadsheet"
+path = "edge.xlsx"
+cells = [
+  { ref = "Inputs!B1", min = 1, max = 100, integer = true },
+]
+
+[metric]
+kind = "cell"
+ref = "Model!B1"
+goal = "maximize"
+
+[[guards]]
+kind = "cell"
+ref = "Model!B2"
+min = 0
+
+[agent]
+kind = "search"
+
+[budget]
+experiments = 100
+"""
+EDGE = 73  # the most units the store room holds; profit still rises past it
+
 # Plans: (name, value multiplier, cost per unit). Profit = seats x m x (price - c) x exp(-price/25) x 10
 # - 2 x seats^2, so for each plan the best price is c + 25, and the best seats follow from it.
 PLANS = [("basic", 1.0, 5), ("pro", 1.6, 12), ("team", 2.2, 22)]
@@ -116,13 +150,30 @@ def write_plans(folder: Path) -> None:
     (folder / "recipe.toml").write_text(PLANS_RECIPE.lstrip())
 
 
+def write_edge(folder: Path) -> None:
+    """Units to order: profit rises up to 120 units, but the store room holds 73, so the best
+    allowed is 73, and 74 already breaks the guard."""
+    from openpyxl import Workbook
+
+    folder.mkdir(parents=True, exist_ok=True)
+    wb = Workbook()
+    ws = wb.active
+    ws.title = "Inputs"
+    ws["A1"], ws["B1"] = "Units", 20
+    model = wb.create_sheet("Model")
+    model["A1"], model["B1"] = "Profit", "=Inputs!B1*(12-0.05*Inputs!B1)-40"
+    model["A2"], model["B2"] = "Room left", f"={EDGE * 10}-10*Inputs!B1"
+    wb.save(folder / "edge.xlsx")
+    (folder / "recipe.toml").write_text(EDGE_RECIPE.lstrip())
+
+
 def write_pricing(folder: Path) -> None:
     from overnight.recipes import folder as bundled
 
     shutil.copytree(bundled("pricing"), folder, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__"))
 
 
-WORKBOOKS = {"pricing": write_pricing, "valley": write_valley, "plans": write_plans}
+WORKBOOKS = {"pricing": write_pricing, "valley": write_valley, "plans": write_plans, "edge": write_edge}
 
 
 # -- the known optima, evaluated with the same engine ------------------------------------------
@@ -138,6 +189,8 @@ def optimum(name: str, folder: Path) -> tuple[float, str]:
             for seats in range(1, 41):
                 points += [{"Inputs!B1": plan, "Inputs!B2": seats, "Inputs!B3": c + 25 + d} for d in (-1, 0, 1)]
         return _evaluate(folder, points)
+    if name == "edge":
+        return _evaluate(folder, [{"Inputs!B1": x} for x in range(1, 101)], guard="Model!B2")
     # pricing: effective price 19 (cost 4 + price scale 15), discount 20%, ad spend near 7,286;
     # the grid points around it (README.md of the recipe).
     points = [{"Inputs!B2": p / 2, "Inputs!B3": d / 100, "Inputs!B4": a}
@@ -174,8 +227,9 @@ def _evaluate(folder: Path, points: list[dict], guard: str | None = None) -> tup
 # -- one search run ------------------------------------------------------------------------------
 
 
-def search(job: tuple[str, str, int, int, str]) -> list[float]:
-    """The best score after each experiment of one run (the baseline counts as the start)."""
+def search(job: tuple[str, str, int, int, str]) -> dict:
+    """The best score after each experiment of one run (the baseline counts as the start),
+    and the time per experiment: wall, and the agent's own (propose + observe)."""
     name, sampler, seed, experiments, root = job
     import tomlkit
 
@@ -192,15 +246,32 @@ def search(job: tuple[str, str, int, int, str]) -> list[float]:
     doc["budget"]["experiments"] = experiments
     (folder / "recipe.toml").write_text(tomlkit.dumps(doc))
     store = Store(folder / "store.db")
-    summary = run(build(recipes.load(folder), store))
+    setup = build(recipes.load(folder), store)
+    agent_seconds = [0.0]
+    for method in ("propose", "observe"):
+        setup.agent.__dict__[method] = _timed(getattr(setup.agent, method), agent_seconds)
+    begin = time.perf_counter()
+    summary = run(setup)
+    wall = time.perf_counter() - begin
     best, curve = None, []
     for e in store.experiments(summary.run_id):
         if e["status"] in ("baseline", "keep"):
             best = e["score"] if best is None else max(best, e["score"])
         if e["seq"] > 0:
             curve.append(best)
+    done = max(1, len(curve))
     curve += [best] * (experiments - len(curve))  # a run that stopped early keeps its best
-    return curve
+    return {"curve": curve, "ms": wall / done * 1000, "agent_ms": agent_seconds[0] / done * 1000}
+
+
+def _timed(method, total: list[float]):
+    def timed(*args, **kwargs):
+        begin = time.perf_counter()
+        try:
+            return method(*args, **kwargs)
+        finally:
+            total[0] += time.perf_counter() - begin
+    return timed
 
 
 def main(argv: list[str]) -> None:
@@ -222,7 +293,8 @@ def main(argv: list[str]) -> None:
             optima[name] = optimum(name, folder)
         jobs = [(n, s, seed, args.experiments, str(root)) for n in names for s in SAMPLERS for seed in range(args.seeds)]
         with ProcessPoolExecutor(max_workers=args.jobs) as pool:
-            curves = dict(zip(jobs, pool.map(search, jobs)))
+            results = dict(zip(jobs, pool.map(search, jobs)))
+        curves = {j: r["curve"] for j, r in results.items()}
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
@@ -240,7 +312,19 @@ def main(argv: list[str]) -> None:
         ahead = ["ahead" if t > r else ("tied" if t == r else "behind") for t, r in zip(medians["tpe"], medians["random"])]
         print(f"{'':<9} optimum {best:.4f} at {where}; tpe vs random: " + ", ".join(
             f"@{n} {a}" for n, a in zip(checkpoints, ahead)))
+        for sampler in SAMPLERS:
+            runs = [results[j] for j in jobs if j[0] == name and j[1] == sampler]
+            found = [_found(r["curve"], best) for r in runs]
+            shown = ", ".join(str(f) if f else "never" for f in found)
+            print(f"{'':<9} {sampler:<7} optimum measured after {shown} experiments; "
+                  f"{statistics.median(r['ms'] for r in runs):.1f} ms/exp wall, "
+                  f"{statistics.median(r['agent_ms'] for r in runs):.2f} ms/exp in the agent (medians)")
     print(f"({len(jobs)} runs, {time.monotonic() - started:.0f} s)")
+
+
+def _found(curve: list[float], best: float) -> int | None:
+    """The experiment that first reached the optimum (1-based), or None."""
+    return next((i + 1 for i, v in enumerate(curve) if v is not None and v >= best - 1e-9 * max(1.0, abs(best))), None)
 
 
 def _gap(value: float, best: float) -> str:

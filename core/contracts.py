@@ -365,6 +365,10 @@ class Metric(Plugin):
 class Agent(Plugin):
     """Proposes changes. Returns None when it has nothing more to propose."""
 
+    # Why, in a few words, once `propose` has returned None (the run's stop reason), such as
+    # "every value was measured"; empty: "the agent has no more proposals".
+    exhausted: str = ""
+
     def prepare(self, surface: Surface) -> None:
         """Called once before a run; raise OvernightError when it cannot work on this surface."""
 

@@ -199,7 +199,7 @@ class Loop:
         except Exception as exc:  # a bug in the agent: recorded as invalid; max_failures ends a run it keeps breaking
             return Proposal(error=f"the agent failed: {type(exc).__name__}: {exc}", trace=traceback.format_exc())
         if proposal is None:
-            self.schedule.finish("the agent has no more proposals")
+            self.schedule.finish(getattr(self.s.agent, "exhausted", "") or "the agent has no more proposals")
         return proposal
 
     async def _check_measure_decide(self, rec: ExperimentRecord, proposal: Proposal, base: str) -> None:

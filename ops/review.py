@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from overnight.core.errors import OvernightError
 
+from .control import SEARCH_READS
+
 
 def review(store, run: dict, exp: dict, action: str, note: str = "") -> str:
     """Records a rejection or a star; a note also goes to the recipe's notes, for later runs' agents."""
@@ -19,7 +21,7 @@ def review(store, run: dict, exp: dict, action: str, note: str = "") -> str:
         verb = "rejected" if action == "rejected" else "starred"
         store.add_note(run["recipe"], f"A reviewer {verb} experiment {run['id']}:{exp['seq']}{about}: {note}",
                        kind="review", run_id=run["id"])
-    return f"{action.capitalize()} experiment {run['id']}:{exp['seq']}." + (" The agent reads the note in later runs." if note else "")
+    return f"{action.capitalize()} experiment {run['id']}:{exp['seq']}." + (" The agent reads the note in later runs." + SEARCH_READS % "note" if note else "")
 
 
 def reject(store, run: dict, exp: dict, note: str) -> str:

@@ -1,0 +1,329 @@
+"""What the search agent itself costs: per experiment on a small integer space, and against plain Optuna.
+
+1. A small integer space: one config key with 115 whole values, an instant in-process metric,
+   a budget larger than the space. Printed: experiments, sampler asks, the agent's time per
+   experiment (propose + observe) for the first and last tenth of the run, the wall time per
+   experiment, and why the run stopped. Target: flat <= 10 ms/exp; asks <= experiments + a few.
+   The same with two keys (115 x 10 values, 300 experiments: too many to list, so TPE searches
+   and, once it converges, keeps asking for points already measured).
+2. The bundled `pricing` recipe, 100 experiments, against the same study in plain Optuna (the
+   same TPE settings and seed, the same compiled cell metric and guard, 100 trials), in pairs
+   that alternate which goes first: in this process (the loop and its store against
+   `study.optimize`), and as whole commands (`overnight run` against `python` running the
+   plain study), start-up included. Printed: wall and CPU time of each pair, the median and
+   the best (smallest) ratio; on a busy machine the CPU figures are the steadier ones.
+   Target: <= 1.05x.
+
+   After the pairs, one overnight run's CPU is split: the formula model, the sampler, the
+   search agent's own books, and the rest (a profile by thread-time counters: the agent and
+   the metric run in worker threads, which a sampling profiler of the main thread misses).
+
+    python bench/search_overhead.py [--pairs 5] [--only small|pricing|command]
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from overnight.core.contracts import Measurement, Metric
+from overnight.core.events import EXPERIMENT_FINISHED
+from overnight.core.hookspecs import hookimpl
+
+VALUES = 115  # x in 0..114
+SMALL_RECIPE = """
+[recipe]
+name = "small"
+
+[surface]
+kind = "config"
+path = "params.toml"
+params = [{{ key = "x", min = 0, max = {top}, integer = true }}{more}]
+
+[metric]
+kind = "peak"
+goal = "maximize"
+
+[agent]
+kind = "search"
+seed = {seed}
+
+[budget]
+experiments = {experiments}
+"""
+
+
+class PeakMetric(Metric):
+    """A single peak at x = 83 read from the view, in-process: the metric costs next to nothing."""
+
+    name = "peak"
+    summary = "A peak at x = 83 (in-process, instant)."
+    options = {}
+    reads = "view"
+
+    def measure(self, artifact, folder, request):
+        values = dict(line.split(" = ") for line in request.view.splitlines() if " = " in line)
+        return Measurement(-(float(values["x"]) - 83) ** 2 - (float(values.get("y", 4)) - 4) ** 2)
+
+
+@hookimpl
+def overnight_register_metrics(register):
+    register(PeakMetric)
+
+
+class Counted:
+    """Counts sampler asks and times the agent's own calls, whichever agent version runs."""
+
+    def __init__(self, agent):
+        import optuna
+
+        self.asks = 0
+        self.agent_seconds: list[float] = []
+        original = optuna.study.Study.ask
+
+        def ask(study, *a, **kw):
+            self.asks += 1
+            return original(study, *a, **kw)
+
+        optuna.study.Study.ask = ask
+        self.restore = lambda: setattr(optuna.study.Study, "ask", original)
+        for name in ("propose", "observe"):
+            self._time(agent, name)
+
+    def _time(self, agent, name):
+        method = getattr(agent, name)
+
+        def timed(*a, **kw):
+            begin = time.perf_counter()
+            try:
+                return method(*a, **kw)
+            finally:
+                if name == "propose":
+                    self.agent_seconds.append(time.perf_counter() - begin)
+                elif self.agent_seconds:
+                    self.agent_seconds[-1] += time.perf_counter() - begin
+
+        setattr(agent, name, timed)
+
+
+def small_space(seed: int, experiments: int, two: bool = False) -> dict:
+    from overnight.core.plugins import Registry
+    from overnight.core.recipe import load
+    from overnight.core.runner import build, run
+    from overnight.core.store import Store
+
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / "small"
+        folder.mkdir()
+        more = ', { key = "y", min = 0, max = 9, integer = true }' if two else ""
+        (folder / "recipe.toml").write_text(SMALL_RECIPE.format(top=VALUES - 1, seed=seed, experiments=experiments, more=more))
+        (folder / "params.toml").write_text("x = 10\ny = 0\n" if two else "x = 10\n")
+        store = Store(Path(tmp) / "overnight.db")
+        setup = build(load(folder, Registry().load(modules=[__name__])), store)
+        counted = Counted(setup.agent)
+        stamps: list[float] = []
+        setup.events.subscribe(lambda e: stamps.append(time.perf_counter()) if e.kind == EXPERIMENT_FINISHED else None)
+        try:
+            summary = run(setup)
+        finally:
+            counted.restore()
+        store.close()
+    agent = counted.agent_seconds[:summary.experiments]
+    tenth = max(1, len(agent) // 10)
+    return {
+        "experiments": summary.experiments, "asks": counted.asks, "stop": summary.stop_reason, "best": summary.best,
+        "first": statistics.fmean(agent[:tenth]) * 1000, "last": statistics.fmean(agent[-tenth:]) * 1000,
+        "wall": (stamps[-1] - stamps[0]) / max(1, len(stamps) - 1) * 1000,
+    }
+
+
+# -- pricing against plain Optuna -------------------------------------------------------------
+
+
+def pricing_folder(root: Path, experiments: int) -> Path:
+    import tomlkit
+
+    from overnight.recipes import folder as bundled
+
+    folder = root / "pricing"
+    shutil.copytree(bundled("pricing"), folder, ignore=shutil.ignore_patterns("__pycache__"))
+    doc = tomlkit.parse((folder / "recipe.toml").read_text())
+    doc["budget"]["experiments"] = experiments
+    (folder / "recipe.toml").write_text(tomlkit.dumps(doc))
+    return folder
+
+
+def with_overnight(experiments: int) -> tuple[float, float]:
+    """The recipe through the real loop and store: from loading the recipe to the summary."""
+    from overnight.core.recipe import load
+    from overnight.core.runner import build, run
+    from overnight.core.store import Store
+
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = pricing_folder(Path(tmp), experiments)
+        begin, cpu = time.perf_counter(), time.process_time()
+        store = Store(Path(tmp) / "overnight.db")
+        summary = run(build(load(folder), store))
+        seconds = time.perf_counter() - begin, time.process_time() - cpu
+        store.close()
+        assert summary.experiments == experiments, summary
+        return seconds
+
+
+def with_optuna(experiments: int) -> tuple[float, float]:
+    """The same study written by hand: TPE with the recipe's seed, the same compiled model."""
+    import optuna
+
+    from overnight.core.contracts import MeasureRequest
+    from overnight.core.recipe import load
+    from overnight.plugins.search import _distribution
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = pricing_folder(Path(tmp), experiments)
+        begin, cpu = time.perf_counter(), time.process_time()
+        r = load(folder)
+        surface = r.surface.build(r.dir)
+        metric, guard = r.metrics[0].build(r.dir), r.guards[0].build(r.dir)
+        metric.prepare(surface)
+        guard.prepare(surface)
+        base = surface.read()
+        params = surface.parameters()
+        space = {p.name: _distribution(p) for p in params}
+
+        def objective(trial):
+            view = surface.view_from({p.name: _suggest(trial, p.name, space[p.name]) for p in params}, base)
+            request = MeasureRequest(10, view=view)
+            value = metric.measure(folder, folder, request).value
+            cash = guard.measure(folder, folder, request).value
+            return value if cash >= 0 else -1e9
+
+        sampler = optuna.samplers.TPESampler(seed=7, n_startup_trials=10, multivariate=True)
+        study = optuna.create_study(direction="maximize", sampler=sampler)
+        study.optimize(objective, n_trials=experiments)
+        return time.perf_counter() - begin, time.process_time() - cpu
+
+
+PLAIN = "import sys; sys.path.insert(0, {bench!r}); import search_overhead as so; so.with_optuna({n})"
+
+
+def command(experiments: int, ours: bool) -> tuple[float, float]:
+    """(wall, CPU) of `overnight run` on the recipe, or of python running the plain study."""
+    import os
+    import subprocess
+
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = pricing_folder(Path(tmp), experiments)
+        if ours:
+            argv = [str(Path(sys.executable).with_name("overnight")), "run", str(folder), "--yes", "--db", str(Path(tmp) / "o.db")]
+        else:
+            argv = [sys.executable, "-c", PLAIN.format(bench=str(Path(__file__).parent), n=experiments)]
+        before, begin = os.times(), time.perf_counter()
+        done = subprocess.run(argv, capture_output=True, text=True, cwd=tmp)
+        wall, after = time.perf_counter() - begin, os.times()
+        assert done.returncode == 0, done.stdout + done.stderr
+        return wall, after.children_user + after.children_system - before.children_user - before.children_system
+
+
+def pairs(label: str, run_ours, run_theirs, count: int) -> None:
+    walls, cpus = [], []
+    for i in range(count):
+        # Alternate which goes first, so a busy moment of the machine does not always land on one.
+        if i % 2:
+            theirs, ours = run_theirs(), run_ours()
+        else:
+            ours, theirs = run_ours(), run_theirs()
+        walls.append(ours[0] / theirs[0])
+        cpus.append(ours[1] / theirs[1])
+        print(f"{label}, pair {i + 1}: overnight {ours[0]:.2f} s ({ours[1]:.2f} s CPU), "
+              f"plain Optuna {theirs[0]:.2f} s ({theirs[1]:.2f} s CPU): {walls[-1]:.2f}x wall, {cpus[-1]:.2f}x CPU")
+    print(f"{label}: median {statistics.median(walls):.2f}x wall, {statistics.median(cpus):.2f}x CPU; "
+          f"best {min(walls):.2f}x wall, {min(cpus):.2f}x CPU over {count} pairs (target <= 1.05x)")
+
+
+def split(experiments: int) -> dict[str, float]:
+    """Where the CPU of one overnight run goes: the formula model, the sampler, the agent's own
+    books, and the rest (recipe loading, the loop, the store, the surface's checks and diffs)."""
+    import collections
+
+    import optuna
+
+    from overnight.plugins import cell, search, spreadsheet
+
+    spent: collections.Counter = collections.Counter()
+    patched = []
+
+    def wrap(owner, name, label):
+        original = getattr(owner, name)
+
+        def timed(*args, **kwargs):
+            begin = time.thread_time()
+            try:
+                return original(*args, **kwargs)
+            finally:
+                spent[label] += time.thread_time() - begin
+
+        patched.append((owner, name, original))
+        setattr(owner, name, timed)
+
+    for owner, name, label in ((cell.Model, "calculate", "model"), (cell.Model, "__init__", "model"),
+                               (optuna.study.Study, "ask", "sampler"), (optuna.study.Study, "tell", "sampler"),
+                               (search.SearchAgent, "propose", "agent"), (search.SearchAgent, "observe", "agent"),
+                               (spreadsheet.SpreadsheetSurface, "view_from", "view")):
+        wrap(owner, name, label)
+    try:
+        _, cpu = with_overnight(experiments)
+    finally:
+        for owner, name, original in patched:
+            setattr(owner, name, original)
+    own = spent["agent"] - spent["sampler"] - spent["view"]
+    return {"cpu": cpu, "model": spent["model"], "sampler": spent["sampler"], "agent": own,
+            "rest": cpu - spent["model"] - spent["agent"]}
+
+
+def _suggest(trial, name, d):
+    """What a person writes by hand for each kind of parameter."""
+    if hasattr(d, "choices"):
+        return trial.suggest_categorical(name, d.choices)
+    if type(d).__name__ == "IntDistribution":
+        return trial.suggest_int(name, d.low, d.high, step=d.step, log=d.log)
+    return trial.suggest_float(name, d.low, d.high, step=d.step, log=d.log)
+
+
+def main(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pairs", type=int, default=5)
+    parser.add_argument("--only", choices=("small", "pricing", "command"), action="append")
+    args = parser.parse_args(argv)
+    only = args.only or ["small", "pricing", "command"]
+    if "small" in only:
+        for seed in (1, 2):
+            f = small_space(seed, 2 * VALUES)
+            print(f"small integer space ({VALUES} values, budget {2 * VALUES}, seed {seed}): {f['experiments']} experiments, "
+                  f"{f['asks']} asks; agent {f['first']:.2f} ms/exp in the first tenth, {f['last']:.2f} ms/exp in the last; "
+                  f"wall {f['wall']:.2f} ms/exp; best {f['best']:g}; stopped: {f['stop']}")
+        f = small_space(1, 300, two=True)
+        print(f"two integer keys ({VALUES} x 10 values, budget 300, seed 1): {f['experiments']} experiments, "
+              f"{f['asks']} asks; agent {f['first']:.2f} ms/exp in the first tenth, {f['last']:.2f} ms/exp in the last "
+              f"(TPE's own cost grows with the trials it models); wall {f['wall']:.2f} ms/exp; best {f['best']:g}; "
+              f"stopped: {f['stop']}")
+        print("target: agent flat <= 10 ms/exp; asks <= experiments + a few")
+    if "pricing" in only:
+        with_overnight(5), with_optuna(5)  # imports and first compiles are paid by neither pair
+        pairs("pricing, 100 trials, in this process", lambda: with_overnight(100), lambda: with_optuna(100), args.pairs)
+        f = split(100)
+        print(f"pricing, one overnight run, CPU {f['cpu']:.2f} s: formula model {f['model']:.2f} s, sampler "
+              f"{f['sampler']:.2f} s, the search agent's own books {f['agent'] * 1000:.0f} ms "
+              f"({f['agent'] * 10:.2f} ms/exp), the rest (recipe, loop, store, surface checks and diffs) {f['rest']:.2f} s")
+    if "command" in only:
+        pairs("pricing, 100 trials, whole commands", lambda: command(100, True), lambda: command(100, False), args.pairs)
+    print(f"load average: {__import__('os').getloadavg()[0]:.1f} on {__import__('os').cpu_count()} CPUs")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
