@@ -7,8 +7,10 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import os
 import re
 import shutil
+import signal
 import subprocess
 import tempfile
 import threading
@@ -36,11 +38,14 @@ def render(url: str, *, width: int = 1100, height: int = 1400, elements: tuple[s
 async def _render(url: str, width: int, height: int, elements: tuple[str, ...], wait: float) -> Page:
     import aiohttp
 
-    with tempfile.TemporaryDirectory(prefix="overnight-chromium-") as profile:
+    # Chromium's helpers may still write to the profile for a moment after it is killed.
+    with tempfile.TemporaryDirectory(prefix="overnight-chromium-", ignore_cleanup_errors=True) as profile:
         proc = subprocess.Popen(
             [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--hide-scrollbars",
+             "--disable-quic", "--disable-background-networking", "--disable-component-update", "--disable-sync",
              "--remote-debugging-port=0", f"--user-data-dir={profile}", f"--window-size={width},{height}", "about:blank"],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+            start_new_session=True)
         try:
             endpoint = await asyncio.to_thread(_devtools_endpoint, proc)
             port = re.search(r":(\d+)/", endpoint).group(1)
@@ -51,7 +56,10 @@ async def _render(url: str, width: int, height: int, elements: tuple[str, ...], 
                 async with http.ws_connect(page_ws, max_msg_size=0) as ws:
                     return await _Session(ws).read(url, elements, wait)
         finally:
-            proc.kill()
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)  # the browser and every helper it started
+            except ProcessLookupError:
+                pass
             proc.wait(10)
 
 
