@@ -152,4 +152,5 @@ def export(run_ref, fmt_, output, db):
     writer = csv.writer(output, delimiter="\t", lineterminator="\n")
     writer.writerow(LEDGER)
     for r in rows:
-        writer.writerow(["" if r[k] is None else str(r[k]).replace("\t", " ").replace("\n", " ") for k in LEDGER])
+        writer.writerow(["" if v is None else str(v) if v.__class__ is not str else v.replace("\t", " ").replace("\n", " ")
+                         for v in r.values()])  # in LEDGER's order, as selected

@@ -150,12 +150,12 @@ def _trust_the_gains(db: sqlite_utils.Database) -> None:
 def _indexes_for_reading(db: sqlite_utils.Database) -> None:
     # A run's numbers (the TUI's table and plot, the poll's highest id) come from this index
     # alone: it covers the query, so 100,000 experiments are read without opening one row.
-    db["experiments"].create_index(["run_id", "id", "seq", "status", "score", "delta"])
+    db["experiments"].create_index(["run_id", "id", "seq", "status", "score", "delta"], if_not_exists=True)
     # An experiment's calls and reviews, opened one experiment at a time.
-    db["llm_calls"].create_index(["experiment_id"])
-    db["reviews"].create_index(["experiment_id"])
-    db["reviews"].create_index(["run_id"])
-    db["runs"].create_index(["updated_at"])
+    db["llm_calls"].create_index(["experiment_id"], if_not_exists=True)
+    db["reviews"].create_index(["experiment_id"], if_not_exists=True)
+    db["reviews"].create_index(["run_id"], if_not_exists=True)
+    db["runs"].create_index(["updated_at"], if_not_exists=True)
 
 
 RESUMABLE = ("running", "stopped")

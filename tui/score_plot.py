@@ -50,6 +50,7 @@ class ScorePlot(PlotextPlot):
         if best is not None and order and seqs[order[-1]] > out["best"][0][-1]:
             out["best"][0].append(seqs[order[-1]])
             out["best"][1].append(best)
+        out["best"] = _thin_steps(*out["best"])
         bottom = min((v for v in scores if v == v), default=0.0)  # failures have no score: marked along the bottom
         for kind in KINDS[1:]:
             kept = _thin(points[kind])
@@ -94,6 +95,24 @@ def _kind(status: str) -> str | None:
     if status in FAILED:
         return "failed"
     return {"guard_failed": "guard", "discard": "discarded"}.get(status)
+
+
+def _thin_steps(xs: list[int], ys: list[float]) -> tuple[list[int], list[float]]:
+    """A best-so-far line of thousands of steps as a terminal draws it: the first and last point of each column."""
+    if len(xs) <= 2 * MOST_POINTS:
+        return xs, ys
+    low, span = xs[0], (xs[-1] - xs[0]) or 1
+    keep, column = [], None
+    for j, x in enumerate(xs):
+        at = int((x - low) * MOST_POINTS / span)
+        if at != column:
+            if keep and keep[-1] != j - 1:
+                keep.append(j - 1)
+            keep.append(j)
+            column = at
+    if keep[-1] != len(xs) - 1:
+        keep.append(len(xs) - 1)
+    return [xs[j] for j in keep], [ys[j] for j in keep]
 
 
 def _thin(indices: list[int]) -> list[int]:
