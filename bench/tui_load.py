@@ -4,7 +4,7 @@ Targets: first paint within 1 s and at most 250 MB with 10,000 experiments.
 Run: python bench/tui_load.py [EXPERIMENTS]. Prints figures and asserts nothing.
 
 A store is filled with one run of 10,000 experiments (bulk inserts, every status,
-rationales and diffs of realistic length). Then, in a fresh interpreter each time
+rationales and diffs of realistic length; bench/scale.py's store). Then, in a fresh interpreter each time
 (so imports are counted, as when a person types `overnight tui`), the app opens
 headless at 80x24 and the time is taken when the dashboard has painted with every
 experiment in its table and plot. Also measured: a live poll that finds nothing
@@ -14,7 +14,6 @@ new, one that finds 100 new experiments, and opening the best experiment.
 from __future__ import annotations
 
 import json
-import random
 import subprocess
 import sys
 import tempfile
@@ -24,7 +23,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-STATUSES = ["discard"] * 70 + ["keep"] * 5 + ["crash"] * 8 + ["timeout"] * 3 + ["invalid"] * 7 + ["duplicate"] * 5 + ["guard_failed"] * 2
+from scale import store_of  # noqa: E402  (beside this file)
+
 
 # Runs in the fresh interpreter: times the first paint, then the rest, and prints JSON.
 PROBE = r"""
@@ -59,7 +59,8 @@ class Timed(OvernightApp):
             self.stage = "detail"
             self.detail_started = time.perf_counter()
             table = self.table()
-            best = min((r for r in table.rows if r["score"] is not None), key=lambda r: r["score"])
+            ledger = table.ledger
+            best = ledger.row(min((i for i in range(len(ledger)) if ledger.score(i) is not None), key=ledger.scores.__getitem__))
             self.open_experiment(best["run_id"], best["id"])
         elif self.stage == "detail" and type(self.screen).__name__ == "Detail" and self.screen.exp is not None:
             self.stage = "detail-painting"
@@ -98,46 +99,13 @@ print(json.dumps(figures))
 """
 
 
-def fill(db: Path, n: int) -> None:
-    from overnight.core.contracts import digest
-    from overnight.core.store import Store
-
-    store = Store(db)
-    rng = random.Random(7)
-    base_text = "".join(f"line {i}: the quick brown fox jumps over the lazy dog\n" for i in range(60))
-    recipe_text = '[recipe]\nname = "bench"\n[surface]\nkind = "text"\npath = "t.txt"\n[metric]\nkind = "command"\nrun = "wc -c {file}"\n[agent]\nkind = "scripted"\nfile = "p.jsonl"\n'
-    run_id = store.start_run(recipe="bench", recipe_path=str(db.parent / "recipe.toml"), recipe_text=recipe_text,
-                             recipe_digest=digest(recipe_text), config=json.dumps({"budget": {"experiments": n + 100}}),
-                             goal="minimize", source_path=str(db.parent / "t.txt"), source_fingerprint="")
-    best, rows, candidates = 1000.0, [], {}
-    for seq in range(n + 1):
-        status = "baseline" if seq == 0 else rng.choice(STATUSES)
-        view = base_text.replace(f"line {seq % 60}:", f"line {seq % 60} (v{seq}):")
-        d = digest(view)
-        candidates[d] = view
-        score = None if status in ("crash", "timeout", "invalid", "duplicate") else best + rng.uniform(-5, 30)
-        if status in ("keep", "baseline"):
-            score = best - rng.uniform(0.1, 2.0) if seq else best
-            best = score
-        rows.append(dict(run_id=run_id, seq=seq, parent=None, candidate=d, status=status,
-                         reason=f"worse than the best ({best:.2f}) by {rng.uniform(0, 9):.2f}",
-                         score=score, delta=None if score is None else score - 1000.0,
-                         rationale=f"try rewording line {seq % 60} so the fox is quicker and the dog less lazy",
-                         diff=f"--- a/t.txt\n+++ b/t.txt\n@@ -{seq % 60 + 1} +{seq % 60 + 1} @@\n-line\n+line (v{seq})\n",
-                         trace="measured\n" * 20, started_at=time.time(), seconds=0.5, cost_usd=0.0, tokens=0))
-    with store.db.conn:
-        store.db["candidates"].insert_all(({"digest": d, "view": v} for d, v in candidates.items()), batch_size=2000)
-        store.db["experiments"].insert_all(rows, batch_size=2000)
-    store.update_run(run_id, status="finished", experiments=n, baseline_score=1000.0, best_score=best, seconds=n * 0.5)
-    store.close()
-
-
 def main() -> None:
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 10_000
     with tempfile.TemporaryDirectory() as tmp:
-        db = Path(tmp) / "overnight.db"
         t = time.perf_counter()
-        fill(db, n)
+        # bench/scale.py's store, written in a process of its own: a child started later would
+        # count this one's memory as its own.
+        db = store_of(Path(tmp), n)
         print(f"store: {n:,} experiments written in {time.perf_counter() - t:.2f} s ({db.stat().st_size / 1e6:.1f} MB)")
         runs = []
         for _ in range(3):

@@ -13,6 +13,8 @@ from overnight.ops.find import find_experiment, find_run, surface_of, view_of
 
 LEDGER = ("run_id", "seq", "status", "score", "delta", "holdout_score", "reason", "rationale", "candidate",
           "seconds", "cost_usd", "tokens")
+# `log` shows a long run's last experiments; --all lists every one (streamed, however many).
+PAGE = 1000
 
 
 @click.command()
@@ -21,7 +23,7 @@ LEDGER = ("run_id", "seq", "status", "score", "delta", "holdout_score", "reason"
 def status(as_json, db):
     """Show the runs in this workspace, newest first."""
     store = open_store(db)
-    runs = store.runs()
+    runs = store.runs_overview()
     if as_json:
         keep = ("id", "recipe", "status", "stop_reason", "best_experiment", "baseline_score", "best_score",
                 "holdout_baseline", "holdout_best", "experiments", "usd", "tokens", "seconds", "started_at", "ended_at")
@@ -47,17 +49,30 @@ def _first_line(text: str | None) -> str:
 @click.command()
 @click.argument("run_ref", required=False, metavar="[RUN]")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON lines.")
+@click.option("--all", "every", is_flag=True, help=f"Every experiment (a longer run shows its last {PAGE:,}).")
+@click.option("--last", type=click.IntRange(min=1), default=PAGE, show_default=True, metavar="N",
+              help="Show the last N experiments.")
 @db_option
-def log(run_ref, as_json, db):
+def log(run_ref, as_json, every, last, db):
     """List the experiments of RUN (default: the latest run)."""
     store = open_store(db)
     run = find_run(store, run_ref)
-    rows = store.experiments(run["id"])
+    columns = LEDGER if as_json else ("seq", "status", "score", "delta", "reason", "rationale")
+    if every:
+        rows, earlier = store.experiment_rows(run["id"], columns), 0
+    else:
+        rows = list(store.experiment_rows(run["id"], columns, last=last))
+        earlier = store.experiment_count(run["id"]) - len(rows) if len(rows) == last else 0
+    more = f"{earlier:,} earlier experiment{'s are' if earlier > 1 else ' is'} not shown: add --all to list every one."
     if as_json:
+        if earlier:
+            click.echo(more, err=True)
         for r in rows:
-            click.echo(json.dumps({k: r[k] for k in LEDGER}))
+            click.echo(json.dumps(r))
         return
     click.echo(f"Run {run['id']} of '{run['recipe']}' ({run['status']}{': ' + _first_line(run['stop_reason']) if run['stop_reason'] else ''})")
+    if earlier:
+        click.echo(more)
     click.echo(f"{'#':>4}  {'status':<12} {'score':>10} {'delta':>10}  reason / rationale")
     for r in rows:
         text = r["reason"] or ""
@@ -133,12 +148,13 @@ def export(run_ref, fmt_, output, db):
     """Write RUN's ledger (default: the latest run) as TSV or JSONL."""
     store = open_store(db)
     run = find_run(store, run_ref)
-    rows = store.experiments(run["id"])
+    rows = store.experiment_rows(run["id"], LEDGER)  # streamed: memory stays flat however long the run
     if fmt_ == "jsonl":
         for r in rows:
-            output.write(json.dumps({k: r[k] for k in LEDGER}) + "\n")
+            output.write(json.dumps(r) + "\n")
         return
     writer = csv.writer(output, delimiter="\t", lineterminator="\n")
     writer.writerow(LEDGER)
     for r in rows:
-        writer.writerow(["" if r[k] is None else str(r[k]).replace("\t", " ").replace("\n", " ") for k in LEDGER])
+        writer.writerow(["" if v is None else str(v) if v.__class__ is not str else v.replace("\t", " ").replace("\n", " ")
+                         for v in r.values()])  # in LEDGER's order, as selected

@@ -8,14 +8,54 @@ import sqlite3
 import time
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Iterable
-
-import sqlite_utils
-from sqlite_utils.migrations import Migrations
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, NamedTuple
 
 from .contracts import Attempt, ExampleResult, LLMCall
 from .errors import OvernightError
 from .secrets import redact_toml, scrub, secret_values
+
+if TYPE_CHECKING:
+    import sqlite_utils
+
+
+class Migrations:
+    """The schema's numbered steps, recorded as sqlite-utils' Migrations records them.
+
+    Declared without importing sqlite-utils, which brings numpy (0.2 s): a store that is up
+    to date is opened and read with the standard library's sqlite3 alone, and sqlite-utils
+    is imported only to create a store or to apply a step it lacks.
+    """
+
+    class Step(NamedTuple):
+        name: str
+        fn: Callable
+
+    table = "_sqlite_migrations"
+
+    def __init__(self, name: str):
+        self.name = name
+        self._migrations: list[Migrations.Step] = []
+
+    def __call__(self, *, name: str):
+        def inner(fn):
+            self._migrations.append(self.Step(name, fn))
+            return fn
+
+        return inner
+
+    def applied(self, conn: sqlite3.Connection) -> list[str]:
+        if not conn.execute("select 1 from sqlite_master where type = 'table' and name = ?", [self.table]).fetchone():
+            return []
+        return [r[0] for r in conn.execute(f"select name from {self.table} where migration_set = ? order by rowid", [self.name])]
+
+    def apply(self, db: "sqlite_utils.Database") -> None:
+        from sqlite_utils.migrations import Migrations as Steps
+
+        steps = Steps(self.name)
+        for step in self._migrations:
+            steps(name=step.name)(step.fn)
+        steps.apply(db)
+
 
 migrations = Migrations("overnight")
 
@@ -106,6 +146,18 @@ def _trust_the_gains(db: sqlite_utils.Database) -> None:
     db["contributions"].create_index(["run_id"])
 
 
+@migrations(name="003_indexes_for_reading")
+def _indexes_for_reading(db: sqlite_utils.Database) -> None:
+    # A run's numbers (the TUI's table and plot, the poll's highest id) come from this index
+    # alone: it covers the query, so 100,000 experiments are read without opening one row.
+    db["experiments"].create_index(["run_id", "id", "seq", "status", "score", "delta"], if_not_exists=True)
+    # An experiment's calls and reviews, opened one experiment at a time.
+    db["llm_calls"].create_index(["experiment_id"], if_not_exists=True)
+    db["reviews"].create_index(["experiment_id"], if_not_exists=True)
+    db["reviews"].create_index(["run_id"], if_not_exists=True)
+    db["runs"].create_index(["updated_at"], if_not_exists=True)
+
+
 RESUMABLE = ("running", "stopped")
 
 
@@ -122,12 +174,11 @@ class Store:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
             elif not self.path.exists():
                 raise OvernightError(f"No overnight store at {self.path}: start a run first (overnight run RECIPE or overnight demo).")
-            conn = sqlite3.connect(self.path, check_same_thread=False, timeout=10, isolation_level=None)
-            self.db = sqlite_utils.Database(conn)
-            self.db.execute("PRAGMA busy_timeout = 10000")
+            self.conn = sqlite3.connect(self.path, check_same_thread=False, timeout=10, isolation_level=None)
+            self.conn.execute("PRAGMA busy_timeout = 10000")
             if not readonly:
-                self.db.execute("PRAGMA journal_mode = WAL")
-                self.db.execute("PRAGMA synchronous = NORMAL")
+                self.conn.execute("PRAGMA journal_mode = WAL")
+                self.conn.execute("PRAGMA synchronous = NORMAL")
             self._migrate()
             # Read once: scrubbing every write against the environment is on the loop's hot path.
             self.secrets = secret_values()
@@ -138,14 +189,25 @@ class Store:
             self._close_quietly()
             raise OvernightError(f"Cannot open the store {self.path}: {exc}.") from None
 
+    @property
+    def db(self) -> sqlite_utils.Database:
+        """The store through sqlite-utils, for the schema and the writes that use it (imported on first use)."""
+        if self._db is None:
+            import sqlite_utils
+
+            self._db = sqlite_utils.Database(self.conn)
+        return self._db
+
+    _db = None
+
     def _close_quietly(self) -> None:
-        db = getattr(self, "db", None)
-        if db is not None:
-            db.conn.close()
+        conn = getattr(self, "conn", None)
+        if conn is not None:
+            conn.close()
 
     def _migrate(self) -> None:
         known = {m.name for m in migrations._migrations}
-        applied = {m.name for m in migrations.applied(self.db)}
+        applied = set(migrations.applied(self.conn))
         newer = sorted(applied - known)
         if newer:
             raise OvernightError(
@@ -158,7 +220,25 @@ class Store:
             migrations.apply(self.db)
 
     def close(self) -> None:
-        self.db.conn.close()
+        self.conn.close()
+
+    # Reads go through sqlite3 directly, rows as dicts (as sqlite-utils' query gives them).
+    def _rows(self, sql: str, args: Iterable[Any] = ()) -> list[dict]:
+        cursor = self.conn.execute(sql, list(args))
+        names = [d[0] for d in cursor.description]
+        return [dict(zip(names, row)) for row in cursor]
+
+    def _row(self, sql: str, args: Iterable[Any] = ()) -> dict | None:
+        rows = self._rows(sql, args)
+        return rows[0] if rows else None
+
+    def _stream(self, sql: str, args: Iterable[Any] = ()) -> Iterator[dict]:
+        """Rows as they are read: memory stays flat however long the run."""
+        cursor = self.conn.execute(sql, list(args))
+        names = [d[0] for d in cursor.description]
+        while batch := cursor.fetchmany(500):
+            for row in batch:
+                yield dict(zip(names, row))
 
     # -- runs ---------------------------------------------------------------
 
@@ -181,19 +261,18 @@ class Store:
     def _insert(self, table: str, row: dict[str, Any]) -> int:
         names = ", ".join(f"[{k}]" for k in row)
         marks = ", ".join("?" * len(row))
-        return self.db.execute(f"insert into [{table}] ({names}) values ({marks})", _values(row)).lastrowid
+        return self.conn.execute(f"insert into [{table}] ({names}) values ({marks})", _values(row)).lastrowid
 
     def _update(self, table: str, pk: int, row: dict[str, Any]) -> None:
         if row:
             sets = ", ".join(f"[{k}] = ?" for k in row)
-            self.db.execute(f"update [{table}] set {sets} where id = ?", [*_values(row), pk])
+            self.conn.execute(f"update [{table}] set {sets} where id = ?", [*_values(row), pk])
 
     def run(self, run_id: int) -> dict | None:
-        rows = list(self.db.query("select * from runs where id = ?", [run_id]))
-        return rows[0] if rows else None
+        return self._row("select * from runs where id = ?", [run_id])
 
     def runs(self) -> list[dict]:
-        return list(self.db.query("select * from runs order by id desc"))
+        return self._rows("select * from runs order by id desc")
 
     def latest_run(self, recipe: str | None = None, statuses: Iterable[str] | None = None) -> dict | None:
         sql, args = "select * from runs where 1", []
@@ -204,24 +283,23 @@ class Store:
             statuses = list(statuses)
             sql += f" and status in ({','.join('?' * len(statuses))})"
             args += statuses
-        rows = list(self.db.query(sql + " order by id desc limit 1", args))
-        return rows[0] if rows else None
+        return self._row(sql + " order by id desc limit 1", args)
 
     def control(self, run_id: int) -> str | None:
-        rows = list(self.db.query("select control from runs where id = ?", [run_id]))
-        return rows[0]["control"] if rows else None
+        row = self._row("select control from runs where id = ?", [run_id])
+        return row["control"] if row else None
 
     def set_control(self, run_id: int, control: str | None) -> None:
-        self.db["runs"].update(run_id, {"control": control})
+        self._update("runs", run_id, {"control": control})
 
     # -- candidates and experiments -------------------------------------------
 
     def put_candidate(self, digest: str, view: str) -> None:
-        self.db.execute("insert or ignore into candidates (digest, view) values (?, ?)", [digest, view])
+        self.conn.execute("insert or ignore into candidates (digest, view) values (?, ?)", [digest, view])
 
     def candidate(self, digest: str) -> str | None:
-        rows = list(self.db.query("select view from candidates where digest = ?", [digest]))
-        return rows[0]["view"] if rows else None
+        row = self._row("select view from candidates where digest = ?", [digest])
+        return row["view"] if row else None
 
     def record_experiment(self, run_id: int, examples: list[ExampleResult] = (), **fields: Any) -> int:
         for key in ("samples", "components", "meta"):
@@ -245,21 +323,19 @@ class Store:
                 self.db["example_results"].insert_all(_example_rows(exp_id, examples, self.secrets))
 
     def experiments(self, run_id: int) -> list[dict]:
-        return list(self.db.query("select * from experiments where run_id = ? order by seq", [run_id]))
+        return self._rows("select * from experiments where run_id = ? order by seq", [run_id])
 
     def experiment(self, exp_id: int) -> dict | None:
-        rows = list(self.db.query("select * from experiments where id = ?", [exp_id]))
-        return rows[0] if rows else None
+        return self._row("select * from experiments where id = ?", [exp_id])
 
     def experiment_at(self, run_id: int, seq: int) -> dict | None:
-        rows = list(self.db.query("select * from experiments where run_id = ? and seq = ?", [run_id, seq]))
-        return rows[0] if rows else None
+        return self._row("select * from experiments where run_id = ? and seq = ?", [run_id, seq])
 
     def example_results(self, exp_id: int) -> list[dict]:
-        return list(self.db.query("select * from example_results where experiment_id = ? order by id", [exp_id]))
+        return self._rows("select * from example_results where experiment_id = ? order by id", [exp_id])
 
     def counts(self, run_id: int) -> dict[str, int]:
-        rows = self.db.query("select status, count(*) n from experiments where run_id = ? group by status", [run_id])
+        rows = self._rows("select status, count(*) n from experiments where run_id = ? group by status", [run_id])
         return {r["status"]: r["n"] for r in rows}
 
     def attempts(self, run_id: int) -> list[Attempt]:
@@ -275,31 +351,29 @@ class Store:
         self._insert("llm_calls", row)
 
     def cached_response(self, cache_key: str) -> dict | None:
-        rows = list(self.db.query(
-            "select * from llm_calls where cache_key = ? and error = '' and cached = 0 order by id desc limit 1", [cache_key]))
-        return rows[0] if rows else None
+        return self._row(
+            "select * from llm_calls where cache_key = ? and error = '' and cached = 0 order by id desc limit 1", [cache_key])
 
     def llm_calls(self, run_id: int, experiment_id: int | None = None) -> list[dict]:
         if experiment_id is None:
-            return list(self.db.query("select * from llm_calls where run_id = ? order by id", [run_id]))
-        return list(self.db.query("select * from llm_calls where experiment_id = ? order by id", [experiment_id]))
+            return self._rows("select * from llm_calls where run_id = ? order by id", [run_id])
+        return self._rows("select * from llm_calls where experiment_id = ? order by id", [experiment_id])
 
     # -- reviews and notes ----------------------------------------------------
 
     def add_review(self, **fields: Any) -> int:
         fields["created_at"] = time.time()
-        return self.db["reviews"].insert(fields).last_pk
+        return self._insert("reviews", fields)
 
     def reviews(self, run_id: int) -> list[dict]:
-        return list(self.db.query("select * from reviews where run_id = ? order by id", [run_id]))
+        return self._rows("select * from reviews where run_id = ? order by id", [run_id])
 
     def add_note(self, recipe: str, text: str, kind: str = "steer", run_id: int | None = None) -> int:
-        return self.db["notes"].insert(
-            {"recipe": recipe, "run_id": run_id, "kind": kind, "text": scrub(text), "created_at": time.time()}
-        ).last_pk
+        return self._insert(
+            "notes", {"recipe": recipe, "run_id": run_id, "kind": kind, "text": scrub(text), "created_at": time.time()})
 
     def notes(self, recipe: str) -> list[dict]:
-        return list(self.db.query("select * from notes where recipe = ? order by id", [recipe]))
+        return self._rows("select * from notes where recipe = ? order by id", [recipe])
 
     # -- checks and contributions (trusting the gains) ------------------------
 
@@ -311,8 +385,7 @@ class Store:
         sql, args = "select * from checks where recipe = ?", [recipe]
         if digest is not None:
             sql, args = sql + " and digest = ?", args + [digest]
-        rows = list(self.db.query(sql + " order by id desc limit 1", args))
-        return rows[0] if rows else None
+        return self._row(sql + " order by id desc limit 1", args)
 
     def save_contributions(self, run_id: int, rows: list[dict]) -> None:
         """Replaces what an earlier `overnight explain` of this run found."""
@@ -323,39 +396,66 @@ class Store:
                 self.db["contributions"].insert_all({**_scrubbed(r), "run_id": run_id, "created_at": now} for r in rows)
 
     def contributions(self, run_id: int) -> list[dict]:
-        return list(self.db.query("select * from contributions where run_id = ? order by id", [run_id]))
+        return self._rows("select * from contributions where run_id = ? order by id", [run_id])
 
 
-    # -- what the front ends read: light rows and cheap polls -----------------
-    # The TUI polls twice a second: these ask for the highest id, then only for the rows past it,
-    # so a store of 10,000 experiments is read once and never again.
+    # -- what the front ends read: light rows, pages and cheap polls ----------
+    # A run may hold 100,000 experiments: these read only the columns shown, a page or a
+    # stream of rows at a time, and every one is answered by an index (tests/test_query_plans.py).
 
     def runs_stamp(self) -> tuple[int, int, float]:
         """(count, highest id, last update) of the runs: what changed since the last look."""
-        row = list(self.db.query("select count(*) n, coalesce(max(id), 0) m, coalesce(max(updated_at), 0) u from runs"))[0]
-        return row["n"], row["m"], row["u"]
+        row = self.conn.execute("select (select count(*) from runs), (select coalesce(max(id), 0) from runs), "
+                                "(select coalesce(max(updated_at), 0) from runs)").fetchone()
+        return row[0], row[1], row[2]
 
     def runs_overview(self) -> list[dict]:
         """The runs, newest first, without their recipe text and config."""
-        return list(self.db.query(f"select {_RUN_OVERVIEW} from runs order by id desc"))
+        return self._rows(f"select {_RUN_OVERVIEW} from runs order by id desc")
 
     def max_experiment_id(self, run_id: int) -> int:
-        # The (run_id, seq) index answers this without reading the rows.
-        return list(self.db.query("select coalesce(max(id), 0) m from experiments where run_id = ?", [run_id]))[0]["m"]
+        # One step down the (run_id, id, ...) index: the TUI asks twice a second.
+        row = self.conn.execute("select id from experiments where run_id = ? order by id desc limit 1", [run_id]).fetchone()
+        return row[0] if row else 0
 
     def experiments_after(self, run_id: int, after_id: int) -> list[dict]:
         """Light rows (no diffs, traces or views) of the experiments recorded after `after_id`."""
-        return list(self.db.query(f"select {_LIGHT} from experiments where run_id = ? and id > ? order by id",
-                                  [run_id, after_id]))
+        return self._rows(f"select {_LIGHT} from experiments where run_id = ? and id > ? order by id", [run_id, after_id])
 
     def experiments_light(self, ids: list[int]) -> list[dict]:
-        """Light rows of these experiments (the loop updates some after recording them)."""
+        """Light rows of these experiments (the loop updates some after recording them; the TUI shows a page)."""
         if not ids:
             return []
-        return list(self.db.query(f"select {_LIGHT} from experiments where id in ({','.join('?' * len(ids))})", ids))
+        return self._rows(f"select {_LIGHT} from experiments where id in ({','.join('?' * len(ids))})", ids)
+
+    def experiments_newest(self, run_id: int, limit: int) -> list[dict]:
+        """Light rows of the run's last `limit` experiments, newest first: what a table shows first."""
+        return self._rows(f"select {_LIGHT} from experiments where run_id = ? order by seq desc limit ?", [run_id, limit])
+
+    def experiment_points(self, run_id: int, after_id: int = 0) -> Iterator[tuple]:
+        """(id, seq, status, score, delta) of each experiment recorded after `after_id`, by id, as read.
+
+        Every column is in the (run_id, id, ...) index, so no row is opened: the TUI's plot and
+        table of 100,000 experiments come from a few megabytes.
+        """
+        cursor = self.conn.execute("select id, seq, status, score, delta from experiments where run_id = ? and id > ? "
+                                   "order by id", [run_id, after_id])
+        while batch := cursor.fetchmany(2000):
+            yield from batch
+
+    def experiment_rows(self, run_id: int, columns: Iterable[str], last: int | None = None) -> Iterator[dict]:
+        """These columns of the run's experiments in order, streamed; with `last`, its last `last` only."""
+        names = ", ".join(f"[{_column(c)}]" for c in columns)
+        sql = f"select {names} from experiments where run_id = ? order by seq"
+        if last is None:
+            return self._stream(sql, [run_id])
+        return iter(self._rows(sql + " desc limit ?", [run_id, last])[::-1])
+
+    def experiment_count(self, run_id: int) -> int:
+        return self.conn.execute("select count(*) from experiments where run_id = ?", [run_id]).fetchone()[0]
 
     def experiment_reviews(self, exp_id: int) -> list[dict]:
-        return list(self.db.query("select * from reviews where experiment_id = ? order by id", [exp_id]))
+        return self._rows("select * from reviews where experiment_id = ? order by id", [exp_id])
 
     def add_remeasure(self, *, run_id: int, experiment_id: int, recipe: str, samples: list[float]) -> int:
         """Scores measured again on request, kept as a review so they sit beside the experiment."""
@@ -363,15 +463,21 @@ class Store:
                                note=json.dumps(samples))
 
     def remeasures(self, exp_id: int) -> list[float]:
-        rows = self.db.query("select note from reviews where experiment_id = ? and action = 'remeasured' order by id", [exp_id])
+        rows = self._rows("select note from reviews where experiment_id = ? and action = 'remeasured' order by id", [exp_id])
         return [float(x) for r in rows for x in json.loads(r["note"] or "[]")]
 
 
 # What a list of runs or a live table needs; diffs, traces and views stay in the store until opened.
-_RUN_OVERVIEW = ("id, recipe, status, stop_reason, control, goal, baseline_score, best_score, holdout_baseline, "
-                 "holdout_best, experiments, usd, seconds, started_at, ended_at")
+_RUN_OVERVIEW = ("id, recipe, status, stop_reason, control, goal, best_experiment, baseline_score, best_score, "
+                 "holdout_baseline, holdout_best, experiments, usd, tokens, seconds, started_at, ended_at")
 _LIGHT = ("id, run_id, seq, status, substr(reason, 1, 200) as reason, score, holdout_score, delta, "
           "substr(rationale, 1, 200) as rationale")
+
+
+def _column(name: str) -> str:
+    if not name.isidentifier():
+        raise ValueError(f"not a column name: {name!r}")
+    return name
 
 
 def has_runs(path: Path) -> bool:

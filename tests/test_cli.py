@@ -138,3 +138,45 @@ def test_help_lists_the_commands(cli):
         assert f"  {command} " in result.output
     run_help = cli("run", "--help")
     assert "--dry-run" in run_help.output and "--resume" in run_help.output and "--db" in run_help.output
+
+
+def test_log_shows_the_last_experiments_of_a_long_run_and_all_of_them_on_request(two_runs, cli):
+    every = cli("log", "1", "--all")
+    assert every.output == cli("log", "1").output  # a short run is shown whole either way
+    last = cli("log", "1", "--last", "2")
+    lines = last.output.splitlines()
+    assert lines[0].startswith("Run 1 of 'first'")
+    assert lines[1] == "2 earlier experiments are not shown: add --all to list every one."
+    assert [line.split()[0] for line in lines[3:]] == ["2", "3"]
+    assert lines[3:] == every.output.splitlines()[4:]
+    assert "1 earlier experiment is not shown" in cli("log", "1", "--last", "3").output
+    as_json = cli("log", "1", "--json", "--last", "1")
+    assert [json.loads(x)["seq"] for x in as_json.stdout.splitlines()] == [3]
+    assert "3 earlier experiments are not shown" in as_json.stderr  # the lines on stdout stay JSON
+    bad = cli("log", "1", "--last", "0")
+    assert bad.exit_code != 0 and "--last" in bad.output and no_traceback(bad.output)
+
+
+# Runs a reading command as `overnight` runs it and says which heavy modules it imported.
+READ_PROBE = """
+import sys
+from overnight.cli.main import main
+sys.argv = ["overnight", *sys.argv[1:]]
+try:
+    main()
+except SystemExit as exit:
+    assert not exit.code, exit.code
+print("@@", sorted(m for m in ("sqlite_utils", "numpy", "pandas") if m in sys.modules))
+"""
+
+
+def test_reading_commands_use_the_standard_sqlite3_only(two_runs):
+    import subprocess
+    import sys
+
+    db = str(two_runs / ".overnight" / "overnight.db")
+    for command in (["status"], ["log"], ["log", "--all", "--json"], ["show", "1:2"], ["export", "1"]):
+        done = subprocess.run([sys.executable, "-c", READ_PROBE, *command, "--db", db], capture_output=True,
+                              text=True, timeout=60, cwd=two_runs)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.rsplit("@@", 1)[1].strip() == "[]", command

@@ -148,3 +148,34 @@ def test_secrets_never_reach_the_store(workspace, cli, probe_plugins, monkeypatc
     assert json.loads(run["config"])["agent"]["api_key"] == "***"
     # The recipe text stays a recipe: review commands rebuild the surface from it.
     assert cli("diff", "1").exit_code == 0
+
+
+# Opens a store as the reading commands and the TUI do, reads, and says what was imported.
+OPEN_PROBE = """
+import sys
+from overnight.core.store import Store
+store = Store(sys.argv[1], readonly=sys.argv[2] == "ro")
+run = store.latest_run()
+if run:
+    store.experiments(run["id"]), store.runs_overview(), list(store.experiment_points(run["id"]))
+store.close()
+print("@@", sorted(m for m in ("sqlite_utils", "numpy") if m in sys.modules))
+"""
+
+
+def test_an_up_to_date_store_is_read_without_sqlite_utils(workspace, cli):
+    import subprocess
+    import sys
+
+    folder = recipe(workspace / "r", proposals=["hello world\n"])
+    assert cli("run", folder, "--yes").exit_code == 0
+    db = workspace / ".overnight" / "overnight.db"
+
+    def imported(path, mode: str) -> str:
+        done = subprocess.run([sys.executable, "-c", OPEN_PROBE, str(path), mode], capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        return done.stdout.rsplit("@@", 1)[1].strip()
+
+    assert imported(db, "ro") == "[]"
+    assert imported(db, "rw") == "[]"
+    assert "sqlite_utils" in imported(workspace / "new.db", "rw")  # a store is made by sqlite-utils' migrations

@@ -8,7 +8,7 @@ import sys
 
 from tests.tui_support import run_once
 
-HEAVY = ("litellm", "optuna", "formulas", "openpyxl")
+HEAVY = ("litellm", "optuna", "formulas", "openpyxl", "sqlite_utils", "numpy")  # the store is read with sqlite3
 
 # Opens the app on a store, waits for the dashboard to show the run, and says what was imported.
 PROBE = """

@@ -20,6 +20,7 @@ from .ask import Ask
 from .budget_gauges import BudgetGauges
 from .confirm import Confirm
 from .experiment_table import SORT_NAMES, ExperimentTable
+from .ledger import Ledger
 from .run_summary import RunSummary
 from .score_plot import ScorePlot
 
@@ -42,8 +43,9 @@ class Dashboard(AppScreen):
     def __init__(self, run_id: int, first: tuple | None = None) -> None:
         super().__init__()
         self.run_id = run_id
-        self.first = first  # (run, experiments, alive) when already read for us
+        self.first = first  # (run, ledger, alive) when already read for us
         self.run: dict | None = None
+        self.ledger: Ledger | None = None  # the run's experiments, shared by the table and the plot
         self.last_id = 0
         self.polling = False
         self.alive = True
@@ -75,25 +77,29 @@ class Dashboard(AppScreen):
 
     @work(thread=True, group="dashboard-poll")
     def read(self) -> None:
-        """The run's row and the experiments recorded since the last look; nothing else."""
-        data = self.owner.data
         try:
-            run = data.run(self.run_id)
-            rows = []
-            if data.max_experiment_id(self.run_id) > self.last_id:
-                rows = data.experiments_after(self.run_id, self.last_id)
-            ended = self.run is not None and self.run["status"] != run["status"]
-            if ended and (run["baseline_experiment"] or run["best_experiment"]):
-                # The holdout scores land on the baseline and the best when a run ends.
-                rows += data.experiments_changed(self.run_id, [i for i in (run["baseline_experiment"], run["best_experiment"]) if i])
-            alive = process_alive(run)
-            self.owner.from_thread(self.show, run, rows, alive)
+            self.owner.from_thread(self.show, *self.poll_once())
         except (sqlite3.Error, OvernightError):
             pass  # a writer holds the store for a moment: the next poll catches up
         finally:
             self.polling = False
 
-    def show(self, run: dict, rows: list[dict], alive: bool) -> None:
+    def poll_once(self) -> tuple[dict, Ledger | list[dict], bool]:
+        """The run's row and the experiments recorded since the last look (the first time, the run's ledger)."""
+        data = self.owner.data
+        run = data.run(self.run_id)
+        if self.ledger is None:
+            return run, data.ledger(self.run_id), process_alive(run)
+        rows = []
+        if data.max_experiment_id(self.run_id) > self.last_id:
+            rows = data.experiments_after(self.run_id, self.last_id)
+        ended = self.run is not None and self.run["status"] != run["status"]
+        if ended and (run["baseline_experiment"] or run["best_experiment"]):
+            # The holdout scores land on the baseline and the best when a run ends.
+            rows += data.experiments_changed(self.run_id, [i for i in (run["baseline_experiment"], run["best_experiment"]) if i])
+        return run, rows, process_alive(run)
+
+    def show(self, run: dict, rows: Ledger | list[dict], alive: bool) -> None:
         # A poll that lands while the app is closing finds the widgets gone: nothing to show.
         try:
             self.query_one(RunSummary)
@@ -109,10 +115,18 @@ class Dashboard(AppScreen):
             self.query_one(ExperimentTable).goal = run["goal"] or "maximize"
             self.query_one(ScorePlot).goal = run["goal"] or "maximize"
             self.sub_title = f"run {run['id']} of {run['recipe']}"
-        if rows:
+        if isinstance(rows, Ledger):
+            if self.ledger is None:
+                self.ledger = rows
+                self.last_id = rows.ids[-1] if len(rows) else 0
+                self.query_one(ExperimentTable).show_ledger(rows)
+                self.query_one(ScorePlot).show_ledger(rows)
+                self.show_caption()
+        elif rows:
+            new, changed = self.ledger.add_rows(rows)
             self.last_id = max(self.last_id, max(r["id"] for r in rows))
-            self.query_one(ExperimentTable).add_rows(rows)
-            self.query_one(ScorePlot).add_rows(rows)
+            self.query_one(ExperimentTable).add_rows(new, changed)
+            self.query_one(ScorePlot).replot()
             self.show_caption()
         elapsed = self.elapsed(run)
         self.query_one(RunSummary).show(run, elapsed, alive)
@@ -129,12 +143,30 @@ class Dashboard(AppScreen):
         table = self.query_one(ExperimentTable)
         text = f"{len(table.shown)} of {len(table.rows)} experiments · {table.filter} · {SORT_NAMES[table.sort]}"
         if table.marked:
-            seq = table.rows[table.by_id[next(iter(table.marked))]]["seq"]
+            seq = table.row_of(next(iter(table.marked)))["seq"]
             text += f" · #{seq} marked"
         self.query_one("#caption", Static).update(text)
 
     def on_experiment_table_changed(self) -> None:
         self.show_caption()
+
+    def on_experiment_table_need_text(self, event: ExperimentTable.NeedText) -> None:
+        self.read_text(event.ids)
+
+    @work(thread=True, group="dashboard-text")
+    def read_text(self, ids: list[int]) -> None:
+        """The rationale and reason of the rows the table is about to show: a page, by id."""
+        try:
+            rows = self.owner.data.experiments_light(ids)
+        except (sqlite3.Error, OvernightError):
+            rows = []  # asked again when next drawn
+        self.owner.from_thread(self.text_read, ids, rows)
+
+    def text_read(self, ids: list[int], rows: list[dict]) -> None:
+        try:
+            self.query_one(ExperimentTable).add_text(ids, rows)
+        except NoMatches:
+            pass  # the app is closing
 
     # -- actions ----------------------------------------------------------------
 
@@ -161,7 +193,7 @@ class Dashboard(AppScreen):
             if table.marked:
                 self.notify(f"Marked #{current['seq']}: move to another experiment and press c to compare.")
             return
-        first = table.rows[table.by_id[next(iter(table.marked))]]
+        first = table.row_of(next(iter(table.marked)))
         a, b = sorted((first, current), key=lambda r: r["seq"])
         table.marked = set()
         table.refresh()

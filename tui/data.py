@@ -15,6 +15,12 @@ from pathlib import Path
 from overnight.core.errors import OvernightError
 from overnight.core.store import Store, has_runs
 
+from .ledger import Ledger
+
+# The text read with a run's ledger: the newest rows, which the table shows first (a short
+# run's every row); the table asks for the others as they come into view.
+TEXT_FIRST = 1000
+
 
 @dataclass(frozen=True)
 class Stamp:
@@ -78,6 +84,15 @@ class Data:
 
     # -- experiments ----------------------------------------------------------
 
+    def ledger(self, run_id: int) -> Ledger:
+        """The run's experiments as numbers, from one covering index, with the text of the newest."""
+        ledger = Ledger(run_id)
+        with self.lock:
+            store = self.open()
+            ledger.extend(store.experiment_points(run_id))
+            ledger.add_text(store.experiments_newest(run_id, TEXT_FIRST))
+        return ledger
+
     def max_experiment_id(self, run_id: int) -> int:
         return self.read(Store.max_experiment_id, run_id)
 
@@ -86,6 +101,10 @@ class Data:
 
     def experiments_changed(self, run_id: int, ids: list[int]) -> list[dict]:
         """Rows the loop updates after recording them (the holdout score at the end of a run)."""
+        return self.read(Store.experiments_light, ids)
+
+    def experiments_light(self, ids: list[int]) -> list[dict]:
+        """A page of rows by id: the ones the table is about to show."""
         return self.read(Store.experiments_light, ids)
 
     def experiment(self, exp_id: int) -> dict | None:

@@ -1,11 +1,16 @@
 """The experiments of a run as a table that draws only the rows on screen.
 
 Textual's DataTable measures every cell when rows arrive, which takes seconds
-for 10,000 experiments; this table keeps plain rows and renders the visible
-lines alone (the Line API), so a long run opens as fast as a short one.
+for 10,000 experiments; this table renders the visible lines alone (the Line
+API) from the run's ledger: numbers for every row, and the text of the rows on
+screen, which it asks for as they come into view. A run of 100,000 opens as
+fast as a short one.
 """
 
 from __future__ import annotations
+
+from bisect import insort
+from typing import Sequence
 
 from rich.cells import cell_len, set_cell_size
 from rich.segment import Segment
@@ -21,6 +26,7 @@ from textual.strip import Strip
 from overnight.core.contracts import STATUSES
 
 from .format import SYMBOLS, fit
+from .ledger import Ledger, Rows
 
 # key, title, width (0 = the rest), align
 COLUMNS = (
@@ -43,7 +49,10 @@ STATUS_STYLE = {
 
 
 def matches(row: dict, what: str) -> bool:
-    status = row["status"]
+    return matches_status(row["status"], what)
+
+
+def matches_status(status: str, what: str) -> bool:
     if what == "all":
         return True
     if what == "kept":
@@ -58,17 +67,20 @@ def matches(row: dict, what: str) -> bool:
 ORDER = {s: i for i, s in enumerate(STATUSES)}
 
 
-def sort_key(key: str, goal: str):
-    order = ORDER
-    sign = -1 if goal == "maximize" else 1  # best first for score and delta
+def sort_key(key: str, goal: str, ledger: Ledger):
+    """Ascending keys of ledger rows for each order: newest, best score or delta first, or by status."""
+    seqs = ledger.seqs
+    if key == "seq":
+        return lambda i: -seqs[i]
+    if key == "status":
+        rank, statuses = [ORDER.get(name, 99) for name in ledger.names], ledger.statuses
+        return lambda i: (rank[statuses[i]], seqs[i])
+    values = ledger.scores if key == "score" else ledger.deltas
+    sign = -1 if goal == "maximize" else 1  # best first
 
-    def by(row: dict):
-        if key == "status":
-            return (order.get(row["status"], 99), row["seq"])
-        if key in ("score", "delta"):
-            value = row[key]
-            return (value is None, sign * value if value is not None else 0, row["seq"])
-        return (row["seq"],)
+    def by(i: int):
+        value = values[i]
+        return (True, 0, seqs[i]) if value != value else (False, sign * value, seqs[i])  # no score: last
 
     return by
 
@@ -104,39 +116,73 @@ class ExperimentTable(ScrollView, can_focus=True):
     class Changed(Message):
         """The filter or the sort changed: the dashboard says so in its caption."""
 
+    class NeedText(Message):
+        """Rows came into view whose rationale and reason have not been read yet."""
+
+        def __init__(self, ids: list[int]) -> None:
+            super().__init__()
+            self.ids = ids
+
     def __init__(self, goal: str = "maximize", **kwargs) -> None:
         super().__init__(**kwargs)
         self.goal = goal
-        self.rows: list[dict] = []
-        self.by_id: dict[int, int] = {}
-        self.shown: list[int] = []
+        self.ledger = Ledger(0)
+        self.shown: Sequence[int] = range(0)  # ledger indices, in the order on screen
         self.marked: set[int] = set()
+        self.asked: set[int] = set()  # ids whose text is being read
+        self.asking = False
 
     # -- data -------------------------------------------------------------------
 
-    def add_rows(self, rows: list[dict]) -> None:
-        """New experiments arrive; the cursor stays on the row it was on."""
-        if not rows:
+    @property
+    def rows(self) -> Rows:
+        """Every row of the run, as dicts made on demand."""
+        return Rows(self.ledger)
+
+    def show_ledger(self, ledger: Ledger) -> None:
+        """The run as first read."""
+        self.ledger = ledger
+        self._reorder()
+
+    def add_rows(self, new: list[int], changed: list[int] = ()) -> None:
+        """New experiments arrived in the ledger (and some changed); the cursor stays on the row it was on."""
+        if not new and not changed:
             return
-        current = self.current
-        for row in rows:
-            if row["id"] in self.by_id:
-                self.rows[self.by_id[row["id"]]] = row
-            else:
-                self.by_id[row["id"]] = len(self.rows)
-                self.rows.append(row)
+        current = self._current_index()
         # Newest first by default: follow the run while the cursor is at the top.
         follow = self.cursor == 0 and self.sort == "seq"
-        self._reorder(keep=None if follow else current)
+        if changed or self._default_order():
+            self._reorder(keep=None if follow else current)
+            return
+        shown = self.shown if isinstance(self.shown, list) else list(self.shown)
+        key, codes, statuses = sort_key(self.sort, self.goal, self.ledger), self._codes(), self.ledger.statuses
+        for i in new:  # into their places: a long run is not sorted again at every poll
+            if codes is None or statuses[i] in codes:
+                insort(shown, i, key=key)
+        self._place(shown, None if follow else current)
+
+    def add_text(self, ids: list[int], rows: list[dict]) -> None:
+        """The rationale and reason of rows asked for (NeedText)."""
+        self.ledger.add_text(rows)
+        self.asked.difference_update(ids)
+        self.refresh()
+
+    def row_of(self, exp_id: int) -> dict | None:
+        i = self.ledger.index_of(exp_id)
+        return None if i is None else self.ledger.row(i)
 
     @property
     def current(self) -> dict | None:
+        i = self._current_index()
+        return None if i is None else self.ledger.row(i)
+
+    def _current_index(self) -> int | None:
         if 0 <= self.cursor < len(self.shown):
-            return self.rows[self.shown[self.cursor]]
+            return self.shown[self.cursor]
         return None
 
     def visible_rows(self) -> list[dict]:
-        return [self.rows[i] for i in self.shown]
+        return [self.ledger.row(i) for i in self.shown]
 
     def toggle_mark(self) -> dict | None:
         row = self.current
@@ -145,15 +191,36 @@ class ExperimentTable(ScrollView, can_focus=True):
             self.refresh()
         return row
 
-    def _reorder(self, keep: dict | None = None) -> None:
-        rows, by = self.rows, sort_key(self.sort, self.goal)
-        shown = [i for i, row in enumerate(rows) if matches(row, self.filter)]
-        shown.sort(key=lambda i: by(rows[i]), reverse=self.sort == "seq")  # newest first
+    def _default_order(self) -> bool:
+        return self.sort == "seq" and self.filter == "all" and self.ledger.in_order
+
+    def _codes(self) -> set[int] | None:
+        """The statuses the filter lets through, as the ledger's codes (None: all)."""
+        if self.filter == "all":
+            return None
+        return {code for code, name in enumerate(self.ledger.names) if matches_status(name, self.filter)}
+
+    def _reorder(self, keep: int | None = None) -> None:
+        ledger, n = self.ledger, len(self.ledger)
+        if self._default_order():
+            shown: Sequence[int] = range(n - 1, -1, -1)  # nothing to sort, nothing to hold
+        else:
+            codes, statuses = self._codes(), ledger.statuses
+            indices = range(n) if codes is None else [i for i in range(n) if statuses[i] in codes]
+            if self.sort == "seq" and ledger.in_order:
+                shown = indices[::-1]
+            else:
+                shown = sorted(indices, key=sort_key(self.sort, self.goal, ledger))
+        self._place(shown, keep)
+
+    def _place(self, shown: Sequence[int], keep: int | None) -> None:
         self.shown = shown
         self.virtual_size = Size(self.size.width, len(shown) + 1)
-        if keep is not None and keep["id"] in self.by_id:
-            index = self.by_id[keep["id"]]
-            self.cursor = shown.index(index) if index in shown else 0
+        if keep is not None:
+            try:
+                self.cursor = shown.index(keep)
+            except ValueError:
+                self.cursor = 0
         else:
             self.cursor = min(self.cursor, max(0, len(shown) - 1))
         self.refresh()
@@ -193,7 +260,7 @@ class ExperimentTable(ScrollView, can_focus=True):
         self._set_sort(SORTS[(SORTS.index(self.sort) + 1) % len(SORTS)])
 
     def _set_filter(self, what: str) -> None:
-        current = self.current
+        current = self._current_index()
         self.filter = what
         self._reorder(keep=current)
         self.post_message(self.Changed())
@@ -240,13 +307,34 @@ class ExperimentTable(ScrollView, can_focus=True):
         index = int(self.scroll_y) + y - 1
         if index >= len(self.shown):
             return Strip.blank(width, self.rich_style)
-        row = self.rows[self.shown[index]]
+        i = self.shown[index]
+        ledger = self.ledger
+        exp_id, status = ledger.ids[i], ledger.status(i)
+        text = ledger.text.get(exp_id)
+        if text is None:
+            self._want_text()
         base = self.rich_style
-        if row["id"] in self.marked:
+        if exp_id in self.marked:
             base += self.get_component_rich_style("experiment-table--marked")
         if index == self.cursor:
             base += self.get_component_rich_style("experiment-table--cursor")
-        return self._strip(_cells(row), width, base, STATUS_STYLE.get(row["status"]))
+        return self._strip(_cells(ledger, i, text), width, base, STATUS_STYLE.get(status))
+
+    def _want_text(self) -> None:
+        if not self.asking:
+            self.asking = True
+            self.call_later(self._ask_text)
+
+    def _ask_text(self) -> None:
+        """Asks for the text of the rows on screen, and of a screen above and below (scrolling is smooth)."""
+        self.asking = False
+        top, height = int(self.scroll_y), max(1, self.scrollable_content_region.height)
+        ids, text = self.ledger.ids, self.ledger.text
+        window = self.shown[max(0, top - height):top + 2 * height]
+        missing = [ids[i] for i in window if ids[i] not in text and ids[i] not in self.asked]
+        if missing:
+            self.asked.update(missing)
+            self.post_message(self.NeedText(missing))
 
     def _title(self, key: str, title: str) -> str:
         return f"{title}▾" if key == self.sort else title
@@ -271,13 +359,14 @@ class ExperimentTable(ScrollView, can_focus=True):
         return Strip(segments).adjust_cell_length(width, self.rich_style)
 
 
-def _cells(row: dict) -> list[str]:
-    status = row["status"]
-    text = row["rationale"] or ""
-    if row["reason"] and status != "baseline":
-        text = f"{text} -- {row['reason']}" if text else row["reason"]
+def _cells(ledger: Ledger, i: int, text: tuple[str, str] | None) -> list[str]:
+    status = ledger.status(i)
+    rationale, reason = text or ("", "")
+    line = rationale
+    if reason and status != "baseline":
+        line = f"{rationale} -- {reason}" if rationale else reason
     elif status == "baseline":
-        text = row["reason"] or "your file as it was"
-    delta = row["delta"]
-    return [str(row["seq"]), f"{SYMBOLS.get(status, ' ')} {status}", fit(row["score"], 10),
-            "" if delta is None else fit(delta, 10, signed=True), text]
+        line = reason or ("your file as it was" if text is not None else "")
+    delta = ledger.delta(i)
+    return [str(ledger.seqs[i]), f"{SYMBOLS.get(status, ' ')} {status}", fit(ledger.score(i), 10),
+            "" if delta is None else fit(delta, 10, signed=True), line]

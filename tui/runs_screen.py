@@ -82,7 +82,7 @@ class RunsScreen(AppScreen):
             if self.owner.opens_single(runs):
                 # Read its experiments now, in this worker: the dashboard paints as soon as it mounts.
                 run = data.run(runs[0]["id"])
-                first = (run, data.experiments_after(run["id"], 0), process_alive(run))
+                first = (run, data.ledger(run["id"]), process_alive(run))
             self.owner.from_thread(self.show_runs, stamp, runs, first)
         except OvernightError as exc:
             # A store being created by a run that just started is not migrated for a moment;

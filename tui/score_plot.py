@@ -6,56 +6,56 @@ from textual_plotext import PlotextPlot
 
 from overnight.core.decide import gain
 
+from .ledger import Ledger
+
 # More points than this are thinned (evenly) before plotting: a terminal has fewer
-# columns than that anyway, and plotting stays quick for 10,000 experiments.
+# columns than that anyway, and plotting stays quick for 100,000 experiments.
 MOST_POINTS = 800
 FAILED = ("crash", "timeout")
+KINDS = ("best", "kept", "discarded", "failed", "guard")
 
 
 class ScorePlot(PlotextPlot):
+    """Drawn from the run's ledger (compact arrays shared with the table), never from rows of text."""
+
     def __init__(self, goal: str = "maximize", **kwargs) -> None:
         super().__init__(**kwargs)
         self.goal = goal
-        self.rows: dict[int, dict] = {}
+        self.ledger = Ledger(0)
 
-    def add_rows(self, rows: list[dict]) -> None:
-        for row in rows:
-            self.rows[row["id"]] = row
+    def show_ledger(self, ledger: Ledger) -> None:
+        self.ledger = ledger
         self.replot()
 
     def series(self) -> dict[str, tuple[list[int], list[float]]]:
         """The points to draw, by kind: best (a step line), kept, discarded, failed, guard."""
-        rows = sorted(self.rows.values(), key=lambda r: r["seq"])
-        scored = [r for r in rows if r["score"] is not None]
-        out: dict[str, tuple[list, list]] = {k: ([], []) for k in ("best", "kept", "discarded", "failed", "guard")}
+        ledger = self.ledger
+        seqs, scores, statuses = ledger.seqs, ledger.scores, ledger.statuses
+        kind_of = [_kind(name) for name in ledger.names]
+        points: dict[str, list[int]] = {k: [] for k in KINDS}  # ledger indices, by seq
+        order = ledger.by_seq()
+        for i in order:
+            kind = kind_of[statuses[i]]
+            if kind is not None and (kind == "failed" or scores[i] == scores[i]):  # nan: no score
+                points[kind].append(i)
+        out: dict[str, tuple[list, list]] = {k: ([], []) for k in KINDS}
         best = None
-        for r in rows:
-            if r["status"] in ("baseline", "keep") and r["score"] is not None:
-                if best is not None:  # the step: the old best up to here, then the new one
-                    out["best"][0].append(r["seq"])
-                    out["best"][1].append(best)
-                best = r["score"]
-                out["best"][0].append(r["seq"])
+        for i in points["kept"]:
+            if best is not None:  # the step: the old best up to here, then the new one
+                out["best"][0].append(seqs[i])
                 out["best"][1].append(best)
-        if best is not None and rows and rows[-1]["seq"] > out["best"][0][-1]:
-            out["best"][0].append(rows[-1]["seq"])
+            best = scores[i]
+            out["best"][0].append(seqs[i])
             out["best"][1].append(best)
-        bottom = min((r["score"] for r in scored), default=0.0)
-        for r in rows:
-            status, score = r["status"], r["score"]
-            if status in ("baseline", "keep") and score is not None:
-                kind = "kept"
-            elif status in FAILED:
-                kind, score = "failed", bottom  # no score: marked along the bottom
-            elif status == "guard_failed" and score is not None:
-                kind = "guard"
-            elif status == "discard" and score is not None:
-                kind = "discarded"
-            else:
-                continue
-            out[kind][0].append(r["seq"])
-            out[kind][1].append(score)
-        return {k: (v if k == "best" else _thin(*v)) for k, v in out.items()}
+        if best is not None and order and seqs[order[-1]] > out["best"][0][-1]:
+            out["best"][0].append(seqs[order[-1]])
+            out["best"][1].append(best)
+        out["best"] = _thin_steps(*out["best"])
+        bottom = min((v for v in scores if v == v), default=0.0)  # failures have no score: marked along the bottom
+        for kind in KINDS[1:]:
+            kept = _thin(points[kind])
+            out[kind] = ([seqs[i] for i in kept], [bottom if kind == "failed" else scores[i] for i in kept])
+        return out
 
     def replot(self) -> None:
         plt = self.plt
@@ -89,9 +89,35 @@ class ScorePlot(PlotextPlot):
         self.refresh()
 
 
-def _thin(xs: list, ys: list) -> tuple[list, list]:
-    if len(xs) <= MOST_POINTS:
+def _kind(status: str) -> str | None:
+    if status in ("baseline", "keep"):
+        return "kept"
+    if status in FAILED:
+        return "failed"
+    return {"guard_failed": "guard", "discard": "discarded"}.get(status)
+
+
+def _thin_steps(xs: list[int], ys: list[float]) -> tuple[list[int], list[float]]:
+    """A best-so-far line of thousands of steps as a terminal draws it: the first and last point of each column."""
+    if len(xs) <= 2 * MOST_POINTS:
         return xs, ys
-    step = len(xs) / MOST_POINTS
-    keep = sorted({int(i * step) for i in range(MOST_POINTS)} | {len(xs) - 1})
-    return [xs[i] for i in keep], [ys[i] for i in keep]
+    low, span = xs[0], (xs[-1] - xs[0]) or 1
+    keep, column = [], None
+    for j, x in enumerate(xs):
+        at = int((x - low) * MOST_POINTS / span)
+        if at != column:
+            if keep and keep[-1] != j - 1:
+                keep.append(j - 1)
+            keep.append(j)
+            column = at
+    if keep[-1] != len(xs) - 1:
+        keep.append(len(xs) - 1)
+    return [xs[j] for j in keep], [ys[j] for j in keep]
+
+
+def _thin(indices: list[int]) -> list[int]:
+    if len(indices) <= MOST_POINTS:
+        return indices
+    step = len(indices) / MOST_POINTS
+    keep = sorted({int(i * step) for i in range(MOST_POINTS)} | {len(indices) - 1})
+    return [indices[i] for i in keep]
