@@ -240,6 +240,24 @@ class Store:
             for row in batch:
                 yield dict(zip(names, row))
 
+    def has_table(self, name: str) -> bool:
+        return self._row("select 1 as found from sqlite_master where type = 'table' and name = ?", [name]) is not None
+
+    # -- nights (their tables are made by overnight.night's own migrations) -------------
+
+    def night(self, night_id: int) -> dict | None:
+        return self._row("select * from nights where id = ?", [night_id])
+
+    def latest_night(self, statuses: tuple[str, ...] | None = None) -> dict | None:
+        where = f" where status in ({','.join('?' * len(statuses))})" if statuses else ""
+        return self._row(f"select * from nights{where} order by id desc limit 1", list(statuses or ()))
+
+    def night_items(self, night_id: int) -> list[dict]:
+        return self._rows("select * from night_items where night_id = ? order by position", [night_id])
+
+    def latest_run_since(self, recipe: str, since: float) -> dict | None:
+        return self._row("select * from runs where recipe = ? and started_at >= ? order by id desc limit 1", [recipe, since])
+
     # -- runs ---------------------------------------------------------------
 
     def start_run(self, **fields: Any) -> int:

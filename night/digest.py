@@ -57,7 +57,7 @@ def status_lines(store) -> list[str]:
     """The latest night in a line or two, for `overnight status`."""
     if not Nights.exists(store):
         return []
-    nights = Nights(store)
+    nights = Nights(store, write=False)
     night = nights.latest()
     if night is None:
         return []

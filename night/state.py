@@ -8,15 +8,19 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlite_utils.migrations import Migrations
-
-migrations = Migrations("overnight.night")
-
 # Items: pending -> running -> finished | failed | stopped | skipped. Nights: running, stopped, finished.
 DONE = ("finished", "failed", "stopped", "skipped")
 
 
-@migrations(name="001_nights")
+def _migrations():
+    """The night's own migration set; sqlite-utils is imported only by a command that writes a night."""
+    from sqlite_utils.migrations import Migrations
+
+    found = Migrations("overnight.night")
+    found(name="001_nights")(_nights)
+    return found
+
+
 def _nights(db) -> None:
     db["nights"].create({
         "id": int, "status": str, "until": float, "minutes": float, "pid": int, "digest": str,
@@ -48,16 +52,21 @@ class Item:
 class Nights:
     """The night's rows in one store (the store's own connection; WAL lets a run write meanwhile)."""
 
-    def __init__(self, store):
+    def __init__(self, store, *, write: bool = True):
         self.store = store
-        self.db = store.db
-        if migrations.pending(self.db):
-            migrations.apply(self.db)
+        if write:  # a reader (`overnight status`) needs neither the tables made nor sqlite-utils
+            migrations = _migrations()
+            if migrations.pending(store.db):
+                migrations.apply(store.db)
+
+    @property
+    def db(self):
+        return self.store.db
 
     @staticmethod
     def exists(store) -> bool:
         """Whether this store ever held a night (reading it must not create the tables)."""
-        return store.db["nights"].exists()
+        return store.has_table("nights")
 
     def start(self, recipes: list[tuple[str, Path]], until: float | None, minutes: float | None) -> int:
         now = time.time()
@@ -69,20 +78,13 @@ class Nights:
         return night_id
 
     def night(self, night_id: int) -> dict | None:
-        rows = list(self.db.query("select * from nights where id = ?", [night_id]))
-        return rows[0] if rows else None
+        return self.store.night(night_id)
 
     def latest(self, statuses: tuple[str, ...] | None = None) -> dict | None:
-        sql, args = "select * from nights", []
-        if statuses:
-            sql += f" where status in ({','.join('?' * len(statuses))})"
-            args = list(statuses)
-        rows = list(self.db.query(sql + " order by id desc limit 1", args))
-        return rows[0] if rows else None
+        return self.store.latest_night(statuses)
 
     def items(self, night_id: int) -> list[Item]:
-        rows = self.db.query("select * from night_items where night_id = ? order by position", [night_id])
-        return [Item(**{k: r[k] for k in Item.__dataclass_fields__}) for r in rows]
+        return [Item(**{k: r[k] for k in Item.__dataclass_fields__}) for r in self.store.night_items(night_id)]
 
     def update(self, night_id: int, **fields) -> None:
         self.db["nights"].update(night_id, {**fields, "updated_at": time.time()})
@@ -98,6 +100,4 @@ class Nights:
             return self.store.run(item.run_id)
         if not item.started_at:
             return None
-        rows = list(self.db.query("select * from runs where recipe = ? and started_at >= ? order by id desc limit 1",
-                                  [item.recipe, item.started_at - 1]))
-        return rows[0] if rows else None
+        return self.store.latest_run_since(item.recipe, item.started_at - 1)

@@ -16,6 +16,7 @@ import pytest
 
 from overnight.core.contracts import ExampleResult, LLMCall
 from overnight.core.store import Store
+from overnight.night.state import Nights
 
 # Tables that grow with every experiment; runs, notes and checks grow with what a person does.
 GROWING = ("experiments", "example_results", "llm_calls", "reviews", "candidates", "contributions")
@@ -81,6 +82,12 @@ def reads(store: Store) -> dict[str, object]:
         "experiment_count": lambda: store.experiment_count(1),
         "experiment_reviews": lambda: store.experiment_reviews(exp),
         "remeasures": lambda: store.remeasures(exp),
+        "has_table": lambda: store.has_table("nights"),
+        "latest_run_since": lambda: store.latest_run_since("r", 0.0),
+        # A night's tables are made by overnight.night's own migrations.
+        "night": lambda: (Nights(store), store.night(1)),
+        "latest_night": lambda: (Nights(store), store.latest_night(), store.latest_night(("running",))),
+        "night_items": lambda: (Nights(store), store.night_items(1)),
     }
 
 
