@@ -219,7 +219,22 @@ def _measure(key: str, boxed: list, view: str, request: MeasureRequest, guards: 
 
     yield {"node": ray.get_runtime_context().get_node_id(), "ip": ray.util.get_node_ip_address(),
            "pid": os.getpid(), "host": socket.gethostname()}
-    yield _worker_executor(key, boxed[0]).measure(view, request, guards)
+    executor = _worker_executor(key, boxed[0])
+    done: dict = {}
+    # Measured in a thread of its own: Ray's cancel raises KeyboardInterrupt in this thread only
+    # between bytecodes, so this one waits in short steps and ends the metric's commands then.
+    thread = threading.Thread(target=lambda: done.setdefault("outcome", executor.measure(view, request, guards)),
+                              daemon=True)
+    thread.start()
+    try:
+        while thread.is_alive():
+            thread.join(POLL)
+    except BaseException:  # cancelled: one task runs at a time in a worker, so these are its commands
+        process.kill_all()
+        thread.join(5)
+        process.allow()
+        raise
+    yield done.get("outcome") or Outcome(Measurement.crash("the measurement ended without an outcome"))
 
 
 def _worker_executor(key: str, payload_ref) -> LocalExecutor:
