@@ -192,3 +192,30 @@ def test_help_and_plugins_list_the_executors_without_importing_ray():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120).stdout
     assert "executor ray" in out and "executor local" in out
     assert out.strip().endswith("NO RAY")
+
+
+def test_a_run_on_ray_killed_halfway_resumes_and_records_every_proposal_once(cluster, tmp_path):
+    from tests.data.core.kit import lines_recorded, rows
+
+    proposals = [("x" * i) + "\n" for i in range(10, 22)]
+    folder = recipe(tmp_path / "r", proposals=proposals, budget=on_ray(address=cluster),
+                    metric='kind = "command"\nrun = "sleep 0.4; wc -c < {file}"')
+    db = tmp_path / ".overnight" / "overnight.db"
+    command = [sys.executable, "-m", "overnight.cli.main", "run", str(folder), "--yes"]
+    proc = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def recorded() -> int:
+        try:
+            return rows(db, "select count(*) n from experiments where seq > 0")[0]["n"]
+        except Exception:  # not there yet
+            return 0
+
+    wait_for(lambda: recorded() >= 4, 120)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(10)
+    assert 0 < recorded() < len(proposals)
+
+    done = subprocess.run([*command, "--resume"], cwd=tmp_path, capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr
+    assert no_traceback(done.stdout + done.stderr)
+    assert sorted(lines_recorded(db, measured_only=True)) == list(range(1, len(proposals) + 1))
