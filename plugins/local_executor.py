@@ -12,6 +12,7 @@ class Local(LocalExecutor):
     name = "local"
     summary = "measures on this machine, in a fresh work folder each time"
     options: dict = {}
+    runs_code = uses_llm = False  # the metrics run code and call models, not where they run
 
     @classmethod
     def create(cls, options, recipe, surface, objective) -> "Local":

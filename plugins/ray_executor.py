@@ -56,6 +56,7 @@ class RayExecutor(Executor):
 
     name = "ray"
     summary = "measures on a Ray cluster (or a local Ray), many at once"
+    runs_code = uses_llm = False  # the metrics run code and call models, not where they run
     options = {
         "address": Option(str, "the cluster: 'auto', 'head:6379' or 'ray://head:10001'; none starts a local Ray",
                           default=None),
