@@ -120,6 +120,9 @@ def main() -> None:
         print(f"  parallel 1:  {narrow:6.1f} s  ({EXPERIMENTS / narrow:5.2f} experiments/s)")
         print(f"  parallel 16: {wide:6.1f} s  ({EXPERIMENTS / wide:5.2f} experiments/s)")
         print(f"  throughput: {narrow / wide:.1f}x (target: at least 12x)")
+        here = recipe(root / "here", 1, "", "parallel = 16")
+        local_wide, _ = experiments_seconds(here, root / "here.db")
+        print(f"  parallel 16 on this machine (no Ray): {local_wide:.1f} s: what the loop and the commands cost here")
         bare = ceiling()
         print(f"  Ray alone, the same 32 sleeps 16 at a time: {bare:.1f} s ({EXPERIMENTS / bare:.2f}/s; ideal 2 s): "
               f"the ceiling on this machine now")
