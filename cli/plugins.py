@@ -10,7 +10,7 @@ import click
 from overnight.core.errors import OvernightError
 
 _TYPES = {str: "string", int: "integer", float: "number", bool: "true/false", list: "list", dict: "table"}
-SECTIONS = {"surface": "[surface]", "metric": "[metric] or [[guards]]", "agent": "[agent]"}
+SECTIONS = {"surface": "[surface]", "metric": "[metric] or [[guards]]", "agent": "[agent]", "executor": "[executor]"}
 
 
 @click.command()

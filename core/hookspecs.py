@@ -29,6 +29,16 @@ def overnight_register_agents(register):
 
 
 @hookspec
+def overnight_register_executors(register):
+    """Call register(ExecutorClass) for each place measurements can run (a [executor] kind).
+
+    The class subclasses `Executor` (core/contracts.py) and has `name`, `summary`, `options`
+    (the keys of its [executor] table) and a classmethod `create(options, recipe, surface,
+    objective)` that returns a ready executor or raises `OvernightError` with one sentence
+    (a cluster that cannot be reached) before anything is spent."""
+
+
+@hookspec
 def overnight_register_commands(cli):
     """Add click commands to the `overnight` command group."""
 

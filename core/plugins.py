@@ -12,13 +12,13 @@ from functools import cache
 import pluggy
 
 from . import hookspecs
-from .contracts import Agent, Metric, Plugin, Surface
+from .contracts import Agent, Executor, Metric, Plugin, Surface
 from .errors import OvernightError
 from .options import closest
 
 GROUP = "overnight"
 
-KINDS = {"surface": Surface, "metric": Metric, "agent": Agent}
+KINDS = {"surface": Surface, "metric": Metric, "agent": Agent, "executor": Executor}
 
 
 @dataclass
@@ -68,7 +68,7 @@ class Registry:
         base = KINDS[kind]
 
         def register(cls: type[Plugin]) -> None:
-            if not (isinstance(cls, type) and issubclass(cls, base)):
+            if not (isinstance(cls, type) and base in cls.__mro__):  # Executor is a Protocol: by inheritance
                 raise TypeError(f"{cls!r} is not a {base.__name__} subclass")
             if not cls.name:
                 raise TypeError(f"{cls.__name__} has no name")

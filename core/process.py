@@ -76,6 +76,11 @@ def allow() -> None:
     _stopped.clear()
 
 
+def stopped() -> bool:
+    """True once the run was stopped: an executor polling a remote measurement cancels it."""
+    return _stopped.is_set()
+
+
 def kill_all() -> None:
     """Ends every command still running (on Ctrl-C or SIGTERM), and any that starts after."""
     _stopped.set()

@@ -24,7 +24,7 @@ from .settings import NOTIFY_SCHEMA, notify_problems
 
 RECIPE_FILE = "recipe.toml"
 
-SECTIONS = ("recipe", "surface", "metric", "guards", "agent", "budget", "notify")
+SECTIONS = ("recipe", "surface", "metric", "guards", "agent", "budget", "notify", "executor")
 
 RECIPE_SCHEMA = {
     "name": Option(str, "a name, unique in the workspace", required=True),
@@ -111,6 +111,7 @@ class Recipe:
     budget: Budget
     guards: list[GuardPart] = field(default_factory=list)
     notify: dict[str, Any] = field(default_factory=dict)  # [notify]: None where the person's config decides
+    executor: Part | None = None  # [executor]: where measurements run; None is this machine
 
     @property
     def name(self) -> str:
@@ -172,7 +173,7 @@ def parse(text: str, file: Path, registry=None, sealed: bool | None = None) -> R
     read = Reader(doc, Where(file, text), registry or default_registry())
     read.sections()
     about, surface, metrics, guards, agent = read.about(), read.surface(), read.metrics(), read.guards(), read.agent()
-    budget, notify = read.budget(metrics), read.notify()
+    budget, notify, executor = read.budget(metrics), read.notify(), read.executor()
     sealed = paths.sealed(file.parent) if sealed is None else sealed
     read.problems += [read.where.at(s, k, p) for s, k, p in paths.refusals(surface, [*metrics, *guards, agent], file.parent, sealed)]
     if read.problems:
@@ -180,9 +181,9 @@ def parse(text: str, file: Path, registry=None, sealed: bool | None = None) -> R
         # The sections that could be read, so `recipes validate` checks their files in the same pass.
         sound = read.sound
         error.recipe = Recipe(file, text, about, sound(surface), [m for m in metrics if sound(m)], sound(agent), budget,
-                              [g for g in guards if sound(g)], notify)
+                              [g for g in guards if sound(g)], notify, sound(executor))
         raise error
-    return Recipe(file, text, about, surface, metrics, agent, budget, guards, notify)
+    return Recipe(file, text, about, surface, metrics, agent, budget, guards, notify, executor)
 
 
 class Reader:
@@ -226,6 +227,12 @@ class Reader:
     def agent(self) -> Part | None:
         """[agent]: who proposes the changes."""
         return self.plugin_section("agent")
+
+    def executor(self) -> Part | None:
+        """[executor]: where measurements run (optional; this machine without it)."""
+        table = self.table("executor", required=False)
+        found = self.plugin("executor", "executor", table, KIND) if table is not None else None
+        return Part(found[0], found[1], "executor") if found else None
 
     def metrics(self) -> list[MetricPart]:
         """[metric], or several [[metric]] tables that make one weighted objective."""

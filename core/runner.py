@@ -25,11 +25,7 @@ def build(recipe: Recipe, store: Store, events: Events | None = None, *, with_ag
     `with_agent=False` (check, explain, re-measure) builds a setup that only measures: no
     agent, so its model's key is not required."""
     surface: Surface = recipe.surface.build(recipe.dir)
-    metrics = [Weighted(p.build(recipe.dir), p.weight, p.label, p.goal) for p in recipe.metrics]
-    guards = [Bounded(p.build(recipe.dir), p.min, p.max, p.label) for p in recipe.guards]
-    objective = Objective(metrics, guards)
-    repeats = [p.repeats for p in recipe.metrics if p.repeats]
-    objective.repeats = max(repeats) if repeats else None
+    objective = objective_of(recipe, recipe.dir)
     agent: Agent | None = recipe.agent.build(recipe.dir) if with_agent else None
     setup = Setup(recipe, surface, objective, agent, recipe.budget, store, events or Events())
     plugins = [p for p in (surface, *objective.all_metrics(), agent) if p is not None]
@@ -45,7 +41,19 @@ def build(recipe: Recipe, store: Store, events: Events | None = None, *, with_ag
         metric.prepare(surface)
     if agent is not None:
         agent.prepare(surface)
+    if recipe.executor is not None:  # last: a cluster is reached once the recipe is known sound
+        setup.executor = recipe.executor.cls.create(dict(recipe.executor.options), recipe, surface, objective)
     return setup
+
+
+def objective_of(recipe: Recipe, where: Path) -> Objective:
+    """The recipe's metrics and guards, built against the folder `where` (a worker builds its own)."""
+    metrics = [Weighted(p.build(where), p.weight, p.label, p.goal) for p in recipe.metrics]
+    guards = [Bounded(p.build(where), p.min, p.max, p.label) for p in recipe.guards]
+    objective = Objective(metrics, guards)
+    repeats = [p.repeats for p in recipe.metrics if p.repeats]
+    objective.repeats = max(repeats) if repeats else None
+    return objective
 
 
 def resumable_run(store: Store, recipe: Recipe) -> int:

@@ -75,6 +75,7 @@ class Reach:
     sends: list[Sends] = field(default_factory=list)
     unknown_llm: list[str] = field(default_factory=list)  # parts that call models and name none
     env_passthrough: list[tuple[str, str]] = field(default_factory=list)  # (part, variable)
+    ships_to: list[tuple[str, str]] = field(default_factory=list)  # (part, cluster): where measurements run
 
     @property
     def hosts(self) -> list[tuple[str, str, str | None]]:
@@ -82,7 +83,8 @@ class Reach:
 
     @property
     def needs_trust(self) -> bool:
-        return bool(self.runs_code or self.writes_outside or self.sends or self.unknown_llm or self.env_passthrough)
+        return bool(self.runs_code or self.writes_outside or self.sends or self.unknown_llm or self.env_passthrough
+                    or self.ships_to)
 
     def lines(self) -> list[str]:
         """What the trust prompt lists, one capability a line, escaped for the terminal."""
@@ -91,6 +93,8 @@ class Reach:
         out += [s.line() for s in self.sends]
         out += [printable(f"{part}: calls language models it does not name (a plugin's own choice)") for part in self.unknown_llm]
         out += [printable(f"{part}: gives its code {name} from your environment (env_passthrough)") for part, name in self.env_passthrough]
+        out += [printable(f"{part}: sends the recipe folder and each candidate to {cluster}, where they are measured")
+                for part, cluster in self.ships_to]
         return out
 
     def sends_to(self) -> list[str]:
@@ -101,7 +105,7 @@ class Reach:
             item = printable(f"{host} ({s.key})" if s.key else host)
             if item not in out:
                 out.append(item)
-        return out + (["a host its plugin picks"] if self.unknown_llm else [])
+        return out + (["a host its plugin picks"] if self.unknown_llm else []) + [c for _, c in self.ships_to]
 
 
 def reach(recipe) -> Reach:
@@ -129,6 +133,10 @@ def reach(recipe) -> Reach:
             found.sends += [s for s in sends if s not in found.sends]
             if not sends:
                 found.unknown_llm.append(label)
+    executor = getattr(recipe, "executor", None)
+    cluster = executor.cls.ships_to(executor.options) if executor and hasattr(executor.cls, "ships_to") else None
+    if cluster:
+        found.ships_to.append((f"[executor] {executor.cls.name}", cluster))
     outside = _surface_outside(recipe)
     if outside is not None:
         found.writes_outside.append((f"[surface] {recipe.surface.cls.name}", outside))

@@ -84,7 +84,8 @@ def test_registry_load_with_modules_only():
     assert [b.name for b in broken] == ["tests.data.core.broken_plugin"]
     assert "not installed" in broken[0].error
     assert set(reg.classes["agent"]) == {"probe"} and set(reg.classes["metric"]) == {"length"}
-    assert reg.plugins["tests.data.core.probe"].provides == {"surface": [], "metric": ["length"], "agent": ["probe"]}
+    assert reg.plugins["tests.data.core.probe"].provides == {"surface": [], "metric": ["length"], "agent": ["probe"],
+                                                          "executor": []}
 
 
 def test_a_name_clash_is_reported_and_the_first_plugin_keeps_the_name():
