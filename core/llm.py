@@ -124,11 +124,14 @@ class Gateway:
         self.prices: dict[str, providers.Price] = {}  # model -> its price, as check_model found it
         self.silent_since: dict[tuple[str, str | None], float] = {}  # servers whose last tries all timed out
         self.timed_out = 0  # calls that got no answer: billed for their prompts all the same
+        self.timed_out_tokens = 0
+        self.timed_out_usd = 0.0
+        self.cut_empty: dict[tuple[str, str], int] = {}  # (role, model) -> answers empty at max_tokens
 
     # -- before the run -----------------------------------------------------------
 
     def check_model(self, model: str, api_base: str | None = None, price: dict | None = None,
-                    where: str | None = None) -> None:
+                    where: str | None = None, key: str = "price") -> None:
         """Fails before anything is spent when the model is unknown, unpriced or its key is missing.
 
         `price` is the recipe's `{input, output}` (dollars per million tokens) for this model;
@@ -136,7 +139,7 @@ class Gateway:
         if (model, api_base) in self.checked:
             return
         provider = self._provider(model, api_base)
-        self._check_price(model, api_base, provider, price, where)
+        self._check_price(model, api_base, provider, price, where, key)
         missing = [k for k in self._missing(model, api_base) if is_secret_name(k)]
         if missing and not (api_base and provider in OPENAI_COMPATIBLE):
             raise ModelConfigError(
@@ -147,12 +150,12 @@ class Gateway:
             self.keyless.add((model, api_base))
         self.checked.add((model, api_base))
 
-    def _check_price(self, model, api_base, provider, price, where) -> None:
+    def _check_price(self, model, api_base, provider, price, where, key) -> None:
         """Every call priced or refused: a model [budget] usd cannot hold is not used at all."""
-        found = providers.price_of(litellm(), model, api_base, providers.recipe_price(price, where or "the recipe"),
-                                   provider)
+        given = providers.recipe_price(price, f"{where or 'the recipe'} ({key})")
+        found = providers.price_of(litellm(), model, api_base, given, provider)
         if found is None:
-            raise ModelConfigError(providers.unpriced(model, where).message)
+            raise ModelConfigError(providers.unpriced(model, where, key).message)
         with self.lock:
             self.prices.setdefault(model, found)
 
@@ -165,6 +168,19 @@ class Gateway:
         """Where each model's price came from, for check, the dry run and the summary."""
         with self.lock:
             return [f"{model}: {p.describe()}" for model, p in sorted(self.prices.items())]
+
+    def notes(self) -> list[str]:
+        """What the spend figures alone do not say: calls that timed out, answers lost to max_tokens."""
+        out = []
+        with self.lock:
+            if self.timed_out:
+                out.append(f"{self.timed_out} model calls got no answer in time; their prompts ({self.timed_out_tokens} "
+                           f"tokens, about ${self.timed_out_usd:.4f}) are counted above, as a provider bills them.")
+            for (role, model), n in sorted(self.cut_empty.items()):
+                where = "[agent]" if role == "agent" else "[metric]"
+                out.append(f"{n} answers of {model} came back empty, cut off at max_tokens: the model spent them "
+                           f"thinking; raise max_tokens in {where}.")
+        return out
 
     def _provider(self, model: str, api_base: str | None) -> str:
         lit = litellm()
@@ -326,6 +342,8 @@ class Gateway:
         now = time.monotonic()
         with self.lock:
             self.timed_out += 1
+            self.timed_out_tokens += prompt
+            self.timed_out_usd += usd
             since = self.silent_since.setdefault((model, api_base), now - (error.call.seconds or 0.0))
         if now - since >= SILENT_STOP:
             where = f"the model server at {api_base}" if api_base else "the model server"
@@ -364,6 +382,9 @@ class Gateway:
         if finish == "stop":
             with self.lock:
                 self.memo[key] = (text, finish)
+        elif finish == "length" and not text.strip():
+            with self.lock:
+                self.cut_empty[(role, model)] = self.cut_empty.get((role, model), 0) + 1
         call = LLMCall(
             role=role, model=model, messages=redact(messages), response=scrub(text),
             prompt_tokens=prompt_tokens, completion_tokens=completion_tokens, cost_usd=usd,

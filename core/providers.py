@@ -59,7 +59,7 @@ def on_this_machine(api_base: str | None) -> bool:
 
 def is_local(model: str, api_base: str | None, provider: str | None = None) -> bool:
     provider = provider or provider_of(model)
-    if provider in ("ollama", "ollama_chat") and (not api_base or on_this_machine(api_base)):
+    if provider in ("ollama", "ollama_chat"):  # Ollama runs on a machine of your own, wherever it is
         return True
     return provider in LOCAL_CAPABLE and on_this_machine(api_base)
 
@@ -98,12 +98,12 @@ def price_of(lit, model: str, api_base: str | None, given: Price | None = None, 
     return found  # the table's own zero, or no price at all
 
 
-def unpriced(model: str, where: str | None = None) -> OvernightError:
+def unpriced(model: str, where: str | None = None, key: str = "price") -> OvernightError:
     section = where or "the recipe section that names it"
     return OvernightError(
         f"The model {model!r} has no price in litellm's table and does not run on this machine, so [budget] usd "
-        f"cannot hold its spend: add price = {{ input = 1.0, output = 5.0 }} (dollars per million tokens) "
-        f"to {section} (nothing was spent).")
+        f"cannot hold its spend: add {key} = {{ input = 1.0, output = 5.0 }} (dollars per million tokens, "
+        f"the provider's own figures) to {section}; nothing was spent.")
 
 
 def api_base_for(model: str, api_base: str | None, provider: str | None = None) -> str | None:

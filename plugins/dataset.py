@@ -99,11 +99,11 @@ class DatasetMetric(Metric):
 
             c = self.config
             providers.check_options(c["task_model"], c["options"])
-            self.llm.check_model(c["task_model"], c["api_base"], price=c["price"], where="[metric] (price)")
+            self.llm.check_model(c["task_model"], c["api_base"], price=c["price"], where="[metric]")
             c["max_tokens"] = providers.default_max_tokens(gateway.litellm(), c["task_model"], c["max_tokens"], 256)
             if c["scorer"] == "judge":
                 self.llm.check_model(*self._judge_model(), price=c["judge_price"] or (
-                    c["price"] if self._judge_model()[0] == c["task_model"] else None), where="[metric] (judge_price)")
+                    c["price"] if self._judge_model()[0] == c["task_model"] else None), where="[metric]", key="judge_price")
 
     def load(self) -> list[tuple[templating.Record, str]]:
         """Reads the examples and splits them; every malformed row is named by file and line."""

@@ -86,7 +86,7 @@ class JudgeMetric(Metric):
 
             c = self.config
             providers.check_options(c["model"], c["options"])
-            self.llm.check_model(c["model"], c["api_base"], price=c["price"], where="[metric] (price)")
+            self.llm.check_model(c["model"], c["api_base"], price=c["price"], where="[metric]")
             c["max_tokens"] = providers.default_max_tokens(gateway.litellm(), c["model"], c["max_tokens"], 400)
 
     def validate(self, surface) -> list[str]:

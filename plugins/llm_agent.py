@@ -131,7 +131,7 @@ class LLMAgent(Agent):
 
         c = self.config
         providers.check_options(c["model"], c.get("options"))
-        self.llm.check_model(c["model"], c.get("api_base"), price=c.get("price"), where="[agent] (price)")
+        self.llm.check_model(c["model"], c.get("api_base"), price=c.get("price"), where="[agent]")
         c["max_tokens"] = providers.default_max_tokens(gateway.litellm(), c["model"], c.get("max_tokens"), 4096)
 
     # -- proposing -------------------------------------------------------------
