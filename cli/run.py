@@ -51,7 +51,7 @@ def run(recipe, dry_run, resume, yes, quiet, db, with_tui, minutes=None):
 
         summary = run_with_ui(setup, run_id, store.path)
         return print_summary(summary, setup.llm) if summary else None
-    display = Progress(setup.budget, quiet=quiet)
+    display = Progress(setup.budget, quiet=quiet, activity=setup.llm.activity if setup.llm is not None else None)
     try:
         summary = start_run(setup, run_id=run_id, subscribers=[display])
     finally:

@@ -127,6 +127,9 @@ class Gateway:
         self.timed_out_tokens = 0
         self.timed_out_usd = 0.0
         self.cut_empty: dict[tuple[str, str], int] = {}  # (role, model) -> answers empty at max_tokens
+        self.in_flight = 0  # what a progress display polls while calls are long (see `activity`)
+        self.answered = 0
+        self.expected = 0
 
     # -- before the run -----------------------------------------------------------
 
@@ -168,6 +171,16 @@ class Gateway:
         """Where each model's price came from, for check, the dry run and the summary."""
         with self.lock:
             return [f"{model}: {p.describe()}" for model, p in sorted(self.prices.items())]
+
+    def expect(self, calls: int) -> None:
+        """A metric says how many calls its measurement makes, so progress can show "12 of 40"."""
+        with self.lock:
+            self.expected += calls
+
+    def activity(self) -> dict:
+        """Calls answered (cache hits too), expected and in flight, for a display that polls."""
+        with self.lock:
+            return {"answered": self.answered, "expected": self.expected, "in_flight": self.in_flight}
 
     def notes(self) -> list[str]:
         """What the spend figures alone do not say: calls that timed out, answers lost to max_tokens."""
@@ -226,15 +239,23 @@ class Gateway:
         if cache:
             hit = self._cached(key, role, model, messages)
             if hit:
+                with self.lock:
+                    self.answered += 1
                 return hit
         tokens, usd = self.estimate(model, messages, max_tokens, api_base=api_base)
         self._reserve(model, tokens, usd)
+        with self.lock:
+            self.in_flight += 1
         try:
-            return self._call(role, model, messages, api_base, timeout, params, key, self._deadline(deadline))
+            reply = self._call(role, model, messages, api_base, timeout, params, key, self._deadline(deadline))
+            with self.lock:
+                self.answered += 1
+            return reply
         finally:
             with self.lock:
                 self.reserved_tokens -= tokens
                 self.reserved_usd -= usd
+                self.in_flight -= 1
 
     def _cached(self, key: str, role: str, model: str, messages: list[dict]) -> Reply | None:
         with self.lock:

@@ -171,6 +171,7 @@ class DatasetMetric(Metric):
             return Measurement.crash(f"the {split} split has no examples ({len(self.examples)} in all, holdout = {self.config['holdout']:g})")
         shown = sorted(templating.variables(template, self.format)) if not self.config["input_field"] else []
         deadline = time.monotonic() + request.seconds
+        llm.expect(len(chosen))
         jobs = [lambda r=r: self._example(r, split, template, shown, llm, request, deadline) for r, _ in chosen]
         done = fanout.run_all(jobs, self.config["concurrency"], deadline)
         calls = [c for _, cs in done.results.values() for c in cs] + fanout.calls_of(done.error)

@@ -4,6 +4,7 @@ speaks its protocol; and timeouts that hold against a server that answers in 20 
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 
@@ -188,3 +189,37 @@ def test_a_measurement_whose_time_is_up_leaves_no_call_running(server, tmp_path,
     assert time.monotonic() - started < 4.5
     assert len(server.requests) == 4  # the four in flight; none retried, none started after the limit
     assert setup.llm.timed_out == 4 and setup.spend.tokens > 0 and setup.spend.usd > 0
+
+
+# -- something moves during long calls ----------------------------------------------------
+
+
+def test_progress_shows_what_is_in_flight_while_calls_are_long(server):
+    import io
+
+    from overnight.cli.progress import Progress
+    from overnight.core.events import ExperimentFinished, ExperimentStarted
+
+    server.delay = 3
+    g = gateway()
+    out = io.StringIO()  # not a terminal: plain lines, here every 0.5 s instead of 30
+    display = Progress(Budget(), stream=out, activity=g.activity)
+    display.TICK_PIPED = 0.5
+    display(ExperimentStarted(1, 4, "a clearer prompt"))
+    g.expect(3)
+    calls = [threading.Thread(target=g.complete, kwargs=dict(role="task", model="openai/local", messages=MESSAGES,
+                                                               api_base=server.url + "/v1")) for _ in range(3)]
+    for c in calls:
+        c.start()
+    waited = time.monotonic()
+    while "in flight" not in out.getvalue() or " 0 in flight" in out.getvalue().splitlines()[-1]:
+        assert time.monotonic() - waited < 2.5
+        time.sleep(0.1)
+    during = out.getvalue()
+    for c in calls:
+        c.join()
+    display(ExperimentFinished(1, 4, "keep", "better", 1.0, 1.0))
+    display.close()
+    assert re.search(r"^\.\.\.   #4 for \d s, 0 of 3 model calls answered, 3 in flight$", during, re.M)
+    assert "#4    keep" in out.getvalue()
+    assert display.in_flight() == ""
