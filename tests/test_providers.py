@@ -223,3 +223,40 @@ def test_progress_shows_what_is_in_flight_while_calls_are_long(server):
     assert re.search(r"^\.\.\.   #4 for \d s, 0 of 3 model calls answered, 3 in flight$", during, re.M)
     assert "#4    keep" in out.getvalue()
     assert display.in_flight() == ""
+
+
+# -- the README's models ---------------------------------------------------------------------
+
+
+def _readme_models() -> list[dict]:
+    import re
+    import tomllib
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    section = text[text.index("## With a language model"):text.index("### Greedy or reflective search")]
+    blocks = [tomllib.loads(b) for b in re.findall(r"^```toml\n(.*?)^```", section, re.S | re.M)]
+    agents = [b["agent"] for b in blocks if "agent" in b]
+    commented = re.findall(r'model = "[^"]+"\s+# or "([^"]+)"', section)
+    return agents + [{"model": m} for m in commented]
+
+
+PATHS = {"anthropic": "/v1/messages", "ollama_chat": "/api/chat", "ollama": "/api/generate", "openai": "/chat/completions"}
+
+
+@pytest.mark.parametrize("agent", _readme_models(), ids=lambda a: a["model"])
+def test_every_model_the_readme_names_is_priced_and_answers_in_its_own_protocol(agent, server, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-0123456789")
+    model = agent["model"]
+    provider = providers.provider_of(model) or "openai"
+    g = gateway(usd=2)
+    # Each is sent to the loopback server; a hosted model's price must not depend on that.
+    assert providers.price_of(litellm(), model, agent.get("api_base"), providers.recipe_price(agent.get("price"))) is not None
+    base = server.url + ("/v1" if provider in ("openai", "anthropic") else "")
+    g.check_model(model, base, price=agent.get("price"))
+    reply = g.complete(role="agent", model=model, messages=MESSAGES, api_base=base,
+                       **providers.check_options(model, agent.get("options")))
+    assert reply.text == "Make Update"
+    assert server.requests[-1]["path"].endswith(PATHS[provider])
+    if agent.get("options"):
+        assert server.requests[-1]["body"]["options"]["num_ctx"] == agent["options"]["num_ctx"]
