@@ -260,3 +260,17 @@ def test_every_model_the_readme_names_is_priced_and_answers_in_its_own_protocol(
     assert server.requests[-1]["path"].endswith(PATHS[provider])
     if agent.get("options"):
         assert server.requests[-1]["body"]["options"]["num_ctx"] == agent["options"]["num_ctx"]
+
+
+def test_check_and_the_run_name_max_tokens_when_a_reasoning_model_answers_nothing(cli, workspace, server):
+    from tests.test_pricing import recipe
+
+    server.cut = True  # every answer: thought only, cut off at max_tokens, empty
+    folder = recipe(workspace / "r", server, usd=1, model="openai/deepseek-r1", price="max_tokens = 20")
+    checked = cli("check", folder, "--yes")
+    assert re.search(r"\d+ answers of openai/deepseek-r1 came back empty, cut off at max_tokens \(it spent them thinking\)\.",
+                     checked.output)
+    assert "Raise max_tokens in [metric]" in checked.output
+    ran = cli("run", folder, "--yes")
+    assert re.search(r"^\d+ answers of openai/deepseek-r1 came back empty, cut off at max_tokens: the model spent them "
+                     r"thinking; raise max_tokens in \[metric\]\.$", ran.output, re.M)
