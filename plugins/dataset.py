@@ -174,7 +174,7 @@ class DatasetMetric(Metric):
         llm.expect(len(chosen))
         jobs = [lambda r=r: self._example(r, split, template, shown, llm, request, deadline) for r, _ in chosen]
         done = fanout.run_all(jobs, self.config["concurrency"], deadline)
-        calls = [c for _, cs in done.results.values() for c in cs] + fanout.calls_of(done.error)
+        calls = [c for _, cs in done.results.values() for c in cs] + fanout.calls_of(done.error) + done.late
         if isinstance(done.error, (BudgetExceeded, ModelConfigError)):
             raise done.error  # no measurement can be made: the run must stop
         if isinstance(done.error, (OvernightError, templating.TemplateProblem)):

@@ -119,7 +119,7 @@ class JudgeMetric(Metric):
         else:
             jobs, finish = self._scores(self._items(view), llm, request, deadline)
         done = fanout.run_all(jobs, self.config["concurrency"], deadline)
-        calls = [c for g in done.results.values() for c in g.calls] + fanout.calls_of(done.error)
+        calls = [c for g in done.results.values() for c in g.calls] + fanout.calls_of(done.error) + done.late
         if isinstance(done.error, (BudgetExceeded, ModelConfigError)):
             raise done.error
         if isinstance(done.error, OvernightError):

@@ -110,7 +110,7 @@ def test_a_call_in_flight_ends_at_the_deadline_is_not_retried_and_its_prompt_is_
         g.complete(role="task", model="openai/slow", messages=MESSAGES, api_base=server.url + "/v1",
                    deadline=started + 2)
     took = time.monotonic() - started
-    assert 1.5 < took < 3.5
+    assert 1.5 < took < 5  # the 2 s deadline, and slack for a loaded machine (never the 20 s answer)
     assert len(server.requests) == 1  # no try after the deadline
     call = caught.value.call
     assert call.prompt_tokens > 0 and call.cost_usd == pytest.approx(call.prompt_tokens / 1e6)
@@ -124,7 +124,7 @@ def test_the_runs_minutes_cut_a_call_in_flight(server):
     started = time.monotonic()
     with pytest.raises(ModelUnavailable):
         g.complete(role="task", model="openai/local", messages=MESSAGES, api_base=server.url + "/v1", timeout=60)
-    assert time.monotonic() - started < 4.5
+    assert time.monotonic() - started < 7  # 3 s left of the run, never the 60 s timeout
 
 
 def test_a_server_that_never_answers_stops_the_run_with_one_sentence(server, monkeypatch):
@@ -144,7 +144,7 @@ def test_the_default_timeout_is_a_minute():
 
 
 def test_a_measurement_whose_time_is_up_leaves_no_call_running(server, tmp_path, monkeypatch):
-    """The dataset metric against a 20 s server with 2 s per measurement: a timeout, and every call
+    """The dataset metric against a 20 s server with 4 s per measurement: a timeout, and every call
     thread gone within a second or two of the limit (nothing retried, nothing sent after it)."""
     from overnight.core import recipe as recipes
     from overnight.core.contracts import MeasureRequest
@@ -181,14 +181,19 @@ def test_a_measurement_whose_time_is_up_leaves_no_call_running(server, tmp_path,
     """})
     setup = build(recipes.load(tmp_path / "r"), Store(tmp_path / "overnight.db"))
     started = time.monotonic()
-    outcome = LocalExecutor(setup.surface, setup.objective).measure(setup.surface.read(), MeasureRequest(2))
+    outcome = LocalExecutor(setup.surface, setup.objective).measure(setup.surface.read(), MeasureRequest(4))
     assert outcome.measurement.status == "timeout"
+    returned = time.monotonic()
+    assert returned - started < 4 + 2 + 5  # the limit, the grace to collect the calls, a loaded machine's slack
     for thread in threading.enumerate():
         if thread.name.startswith("overnight-llm"):
             thread.join(5)
-    assert time.monotonic() - started < 4.5
-    assert len(server.requests) == 4  # the four in flight; none retried, none started after the limit
-    assert setup.llm.timed_out == 4 and setup.spend.tokens > 0 and setup.spend.usd > 0
+    assert time.monotonic() - returned < 2  # no call left running after the measurement
+    sent = len(server.requests)
+    assert 1 <= sent <= 4  # at most the four in flight; none retried, none started after the limit
+    assert setup.llm.timed_out == sent and setup.spend.tokens > 0 and setup.spend.usd > 0
+    logged = outcome.measurement.llm_calls  # the timed-out calls are in the log, with what they sent and cost
+    assert len(logged) == sent and all(c.error and c.prompt_tokens > 0 and c.cost_usd > 0 for c in logged)
 
 
 # -- something moves during long calls ----------------------------------------------------
