@@ -50,6 +50,7 @@ class LLMError(OvernightError):
     def __init__(self, message: str, call: LLMCall | None = None):
         super().__init__(message)
         self.call = call
+        self.past_deadline = False  # a timeout the deadline caused: the measurement timed out, not the call
 
 
 class ModelConfigError(LLMError):
@@ -348,6 +349,8 @@ class Gateway:
                                  seconds=time.monotonic() - started, error=scrub(error.message))
             if isinstance(exc, lit.Timeout):
                 error = self._timed_out(error, model, api_base, messages, tries)
+                # Cut by the caller's deadline, not by the server: the measurement's time is up.
+                error.past_deadline = deadline is not None and time.monotonic() >= deadline - LAST_TRY
             raise error from None
         with self.lock:
             self.silent_since.pop((model, api_base), None)
