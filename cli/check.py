@@ -67,6 +67,8 @@ def run_check(recipe, store, repeats: int | None = None, where: str = ""):
     report = audit(setup, repeats, say=click.echo)
     store.record_check(recipe.name, recipe.digest, report.verdict, report.to_json())
     print_report(report, setup.budget)
+    for line in (setup.llm.price_lines() if setup.llm is not None else []):
+        click.echo(f"Price         {line}")
     return report
 
 

@@ -113,7 +113,8 @@ def _load_plugin_commands(group: click.Group) -> None:
         return
     from overnight.core.plugins import registry
 
-    registry(builtins=False).pm.hook.overnight_register_commands(cli=group)
+    for warning in registry(builtins=False).call_each("overnight_register_commands", cli=group):
+        click.echo(f"Warning: {warning}", err=True)
 
 
 @click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})

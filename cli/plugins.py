@@ -32,7 +32,8 @@ def plugins(kind, as_json):
         provides = {}
         for what, names in info.provides.items():
             provides[what] = [{"name": n, "summary": reg.classes[what][n].summary} for n in names]
-        items.append({"name": info.name, "version": info.version, "provides": provides, "error": info.error})
+        items.append({"name": info.name, "version": info.version, "provides": provides, "error": info.error,
+                      "refused": list(info.refused)})
     if as_json:
         click.echo(json.dumps(items, indent=2))
         return
@@ -45,6 +46,8 @@ def plugins(kind, as_json):
         for what, entries in item["provides"].items():
             for entry in entries:
                 click.echo(f"  {what:<8} {entry['name']:<12} {entry['summary']}")
+        for line in item["refused"]:
+            click.secho(f"  {line}", fg="yellow")
     click.echo("\nEvery key a plugin takes: overnight plugins KIND (for example: overnight plugins cell).")
 
 

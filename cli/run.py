@@ -50,13 +50,13 @@ def run(recipe, dry_run, resume, yes, quiet, db, with_tui, minutes=None):
         from overnight.tui.app import run_with_ui
 
         summary = run_with_ui(setup, run_id, store.path)
-        return print_summary(summary) if summary else None
-    display = Progress(setup.budget, quiet=quiet)
+        return print_summary(summary, setup.llm) if summary else None
+    display = Progress(setup.budget, quiet=quiet, activity=setup.llm.activity if setup.llm is not None else None)
     try:
         summary = start_run(setup, run_id=run_id, subscribers=[display])
     finally:
         display.close()
-    print_summary(summary)
+    print_summary(summary, setup.llm)
 
 
 def _recipe_path(recipe: str) -> Path:
@@ -99,15 +99,30 @@ def _plan(setup) -> None:
     if not m.ok:
         tail = "\n".join(m.trace.splitlines()[-20:])
         raise OvernightError(f"The baseline could not be measured ({m.status}): {m.reason}" + (f"\n{tail}" if tail else ""))
-    click.echo(f"Baseline {fmt(m.value)} ({setup.objective.goal}), measured in {seconds:.2f} s, ${m.cost_usd:.4f}, {m.tokens} tokens")
+    cost, cached = _fresh(setup, m)
+    click.echo(f"Baseline {fmt(m.value)} ({setup.objective.goal}), measured in {seconds:.2f} s, ${m.cost_usd:.4f}, {m.tokens} tokens"
+               + (f" ({cached} answers came from the cache: afresh, about ${cost:.4f})" if cached else ""))
+    for line in (setup.llm.price_lines() if setup.llm is not None else []):
+        click.echo(f"Price    {line}")
+    for line in (setup.llm.notes() if setup.llm is not None else []):
+        click.echo(f"Note     {line}")
     per = seconds * (1 if setup.objective.deterministic else 1.5)
     if b.experiments is not None:
         total = per * b.experiments / b.parallel
         if b.minutes is not None:
             total = min(total, b.minutes * 60)
-        click.echo(f"Estimate about {per:.2f} s and ${m.cost_usd:.4f} of measurement per experiment "
-                   f"(plus what the agent spends); the whole budget: about {_duration(total)}, ${m.cost_usd * b.experiments:.2f}.")
+        click.echo(f"Estimate about {per:.2f} s and ${cost:.4f} of measurement per experiment "
+                   f"(plus what the agent spends); the whole budget: about {_duration(total)}, ${cost * b.experiments:.2f}"
+                   + (" (the cached answers priced as fresh; their time is not)." if cached else "."))
     click.echo("Dry run: nothing was recorded.")
+
+
+def _fresh(setup, m) -> tuple[float, int]:
+    """A measurement's cost as if no answer came from the cache, and how many did."""
+    cached = [c for c in m.llm_calls if c.cached]
+    if not cached or setup.llm is None:
+        return m.cost_usd, 0
+    return m.cost_usd + setup.llm.fresh_cost(cached)[1], len(cached)
 
 
 def _duration(seconds: float) -> str:
@@ -128,7 +143,8 @@ def _confirmed(label: str, baseline, best, held) -> None:
     click.echo(f"{'confirmed: ':>{len(label)}}baseline {fmt(baseline)} -> best {fmt(best)}{change}{mark}")
 
 
-def print_summary(s) -> None:
+def print_summary(s, llm=None) -> None:
+    """`llm`: the run's gateway, when it has one: where each price came from, what timed out."""
     from overnight.core.decide import fmt
 
     click.echo(f"Run {s.run_id} of '{s.recipe}' {s.status}: {s.stop_reason}.")
@@ -152,5 +168,9 @@ def print_summary(s) -> None:
     if s.confirmation and s.held is False:  # the "held" mark says enough when it held
         click.echo(s.confirmation)
     click.echo(f"Spent {_duration(s.seconds)}, ${s.usd:.4f}, {s.tokens} tokens.")
+    for line in (llm.price_lines() if llm is not None else []):
+        click.echo(f"Price {line}")
+    for line in (llm.notes() if llm is not None else []):
+        click.echo(line)
     if s.best_seq:
         click.echo(f"Next: overnight log {s.run_id} | overnight diff {s.run_id}:{s.best_seq} | overnight apply {s.run_id}:{s.best_seq}")

@@ -113,7 +113,25 @@ def audit(setup, asked: int | None = None, say: Callable[[str], None] = lambda l
         _probes(report, setup, base, measure, say)
         _project(report, setup.budget, objective)
     report.spent_usd = setup.spend.usd - spent_before
+    _assess_answers(report, setup.llm)
     return report
+
+
+def _assess_answers(report: Report, llm) -> None:
+    """Empty answers cut at max_tokens are the cause to name, not the metric (a reasoning model thinks first)."""
+    with getattr(llm, "lock", None) or _nothing():
+        cut = dict(getattr(llm, "cut_empty", None) or {})
+    for (role, model), n in sorted(cut.items()):
+        where = "[agent]" if role == "agent" else "[metric]"
+        report.flag(f"{n} answers of {model} came back empty, cut off at max_tokens (it spent them thinking).",
+                    f"Raise max_tokens in {where} (a model that reasons needs thousands).")
+        report.problems.insert(0, report.problems.pop())  # the cause first, before what it made the metric look like
+
+
+def _nothing():
+    import contextlib
+
+    return contextlib.nullcontext()
 
 
 def _measure(setup, report: Report, view: str, times: int = 1, *, cache: bool = True, split: str = "train", **how) -> Samples:

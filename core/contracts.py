@@ -125,7 +125,14 @@ class Measurement:
 
 @dataclass
 class Proposal:
-    """An agent's answer: a whole new view, or edits of the current best view."""
+    """An agent's answer: a whole new view, or edits of the current best view.
+
+    Set one of `view` and `edits`. When both are set, `view` is measured and `edits` are
+    ignored. `edits` are (old, new) pairs, each replacing the first `old` in the current
+    best view, in order; an `old` that is not there makes the experiment invalid.
+    `llm_calls`: every `reply.call` of the gateway calls made for this proposal (failed
+    ones from `LLMError.call`), so the log shows them; their spend is counted either way.
+    """
 
     view: str | None = None
     edits: list[tuple[str, str]] = field(default_factory=list)
@@ -249,7 +256,11 @@ class Surface(Plugin):
     def materialize(self, view: str, folder: Path) -> Path:
         """Writes the view into a work folder; returns the path the metric should read.
 
-        Writes only inside `folder`, never the user's artifact, and within the
+        `folder` is the experiment's own work folder (a copy of the recipe folder when the
+        metric `reads = "folder"`, else empty), removed after the measurement. Write the
+        artifact at `folder / source().name` (plus any files beside it that it needs) and
+        return that path; write nothing outside `folder`, never the user's artifact. Called
+        in the measuring thread (several at once with `parallel` above one), within the
         experiment's time limit (`[budget] per_experiment_seconds`)."""
 
     def diff(self, old: str, new: str) -> str:
@@ -321,9 +332,11 @@ class Metric(Plugin):
     has_examples: ClassVar[bool] = False
     # What the metric reads, so a measurement writes no more than it needs:
     #   "folder": the candidate among a copy of the recipe's files (a script, data) - the safe default;
-    #   "file":   the materialized candidate alone;
-    #   "view":   only `request.view`; nothing is written, and `artifact` and `folder` name
-    #             paths that do not exist.
+    #   "file":   the materialized candidate alone (what `materialize` wrote: the artifact's own
+    #             format, a JSON file's escapes included);
+    #   "view":   only `request.view`, the text agents edit (a JSON string unescaped, say); nothing
+    #             is written, and `artifact` and `folder` name paths that do not exist.
+    # Read the file when the artifact's format matters, the view when its text does.
     reads: ClassVar[str] = "folder"
 
     def __init__(self, options: dict[str, Any], recipe_dir: Path):
@@ -351,6 +364,11 @@ class Metric(Plugin):
         which stops the run. Runs in a worker thread, and with `parallel` above one several
         calls run at once on this one instance: keep per-candidate state local, or guard
         shared state with a lock.
+
+        The time limit is the metric's to keep: the run cannot stop a thread. A metric that
+        calls models passes `deadline=time.monotonic() + request.seconds` to each
+        `self.llm.complete`, which then gives up at that moment and tries nothing after it;
+        it puts each `reply.call` in `Measurement.llm_calls`.
         """
 
     def screen(self, view: str) -> str | None:
@@ -387,6 +405,13 @@ class Agent(Plugin):
         own). `Proposal(error=...)` records the experiment as invalid; an exception does
         too, except the gateway's `BudgetExceeded`, which stops the run cleanly, and any
         other `OvernightError`, which fails the run with its sentence.
+
+        An agent that calls a model declares `uses_llm = True` and calls
+        `self.llm.complete(role="agent", model=..., messages=[...])` (core/llm.py): it returns
+        a `Reply` (`text`, `finish_reason`, `call`) or raises `ModelUnavailable` (the server
+        failed; `exc.call` is the failed call), `BudgetExceeded` or `ModelConfigError`. Copy
+        each `reply.call` into `Proposal.llm_calls` and add its `cost_usd` and tokens to the
+        proposal's, or the log will not show the call (the spend caps count it regardless).
         """
 
     def observe(self, attempt: Attempt) -> None:

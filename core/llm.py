@@ -25,6 +25,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from . import providers
 from .budget import Budget, Spend
 from .contracts import LLMCall
 from .errors import OvernightError
@@ -35,7 +36,9 @@ REMOTE_COSTS_ENV = "OVERNIGHT_LITELLM_REMOTE_COSTS"
 ATTEMPTS = 3  # tries per call when the server answers 429, 5xx or times out
 BACKOFF = 1.0  # the most seconds before the second try (a random share of it); doubled for each further try
 MAX_WAIT = 60.0  # the longest wait between tries, the server's retry-after included
-DEFAULT_TIMEOUT = 120.0  # seconds one try may take when the caller does not say
+DEFAULT_TIMEOUT = 60.0  # seconds one try may take when the caller does not say
+SILENT_STOP = 180.0  # a server that answered nothing for this long (every try timed out) stops the run
+LAST_TRY = 1.0  # no new try with less time than this left before the deadline
 REPLY_ESTIMATE = 512  # reply tokens assumed by the budget check when max_tokens is not set
 # Providers that speak the OpenAI protocol: with an api_base of your own, a key is optional.
 OPENAI_COMPATIBLE = {"openai", "openai_like", "custom_openai", "hosted_vllm", "lm_studio", "llamafile", "ollama", "ollama_chat"}
@@ -47,6 +50,7 @@ class LLMError(OvernightError):
     def __init__(self, message: str, call: LLMCall | None = None):
         super().__init__(message)
         self.call = call
+        self.past_deadline = False  # a timeout the deadline caused: the measurement timed out, not the call
 
 
 class ModelConfigError(LLMError):
@@ -55,6 +59,10 @@ class ModelConfigError(LLMError):
 
 class ModelUnavailable(LLMError):
     """The server kept failing (rate limit, server error, timeout) or refused this one request."""
+
+
+class ServerSilent(ModelConfigError):
+    """The server has answered no call for minutes: the run stops rather than wait on it all night."""
 
 
 class BudgetExceeded(LLMError):
@@ -114,14 +122,28 @@ class Gateway:
         self.memo: dict[str, tuple[str, str]] = {}
         self.checked: set[tuple[str, str | None]] = set()
         self.keyless: set[tuple[str, str | None]] = set()  # servers of your own that were given no key
+        self.prices: dict[str, providers.Price] = {}  # model -> its price, as check_model found it
+        self.silent_since: dict[tuple[str, str | None], float] = {}  # servers whose last tries all timed out
+        self.timed_out = 0  # calls that got no answer: billed for their prompts all the same
+        self.timed_out_tokens = 0
+        self.timed_out_usd = 0.0
+        self.cut_empty: dict[tuple[str, str], int] = {}  # (role, model) -> answers empty at max_tokens
+        self.in_flight = 0  # what a progress display polls while calls are long (see `activity`)
+        self.answered = 0
+        self.expected = 0
 
     # -- before the run -----------------------------------------------------------
 
-    def check_model(self, model: str, api_base: str | None = None) -> None:
-        """Fails before anything is spent when the model is unknown or its key is missing."""
+    def check_model(self, model: str, api_base: str | None = None, price: dict | None = None,
+                    where: str | None = None, key: str = "price") -> None:
+        """Fails before anything is spent when the model is unknown, unpriced or its key is missing.
+
+        `price` is the recipe's `{input, output}` (dollars per million tokens) for this model;
+        `where` names the recipe section that sets it, for the error."""
         if (model, api_base) in self.checked:
             return
         provider = self._provider(model, api_base)
+        self._check_price(model, api_base, provider, price, where, key)
         missing = [k for k in self._missing(model, api_base) if is_secret_name(k)]
         if missing and not (api_base and provider in OPENAI_COMPATIBLE):
             raise ModelConfigError(
@@ -131,6 +153,48 @@ class Gateway:
         if missing:
             self.keyless.add((model, api_base))
         self.checked.add((model, api_base))
+
+    def _check_price(self, model, api_base, provider, price, where, key) -> None:
+        """Every call priced or refused: a model [budget] usd cannot hold is not used at all."""
+        given = providers.recipe_price(price, f"{where or 'the recipe'} ({key})")
+        found = providers.price_of(litellm(), model, api_base, given, provider)
+        if found is None:
+            raise ModelConfigError(providers.unpriced(model, where, key).message)
+        with self.lock:
+            self.prices.setdefault(model, found)
+
+    def price(self, model: str, api_base: str | None = None) -> providers.Price | None:
+        with self.lock:
+            known = self.prices.get(model)
+        return known or providers.price_of(litellm(), model, api_base)
+
+    def price_lines(self) -> list[str]:
+        """Where each model's price came from, for check, the dry run and the summary."""
+        with self.lock:
+            return [f"{model}: {p.describe()}" for model, p in sorted(self.prices.items())]
+
+    def expect(self, calls: int) -> None:
+        """A metric says how many calls its measurement makes, so progress can show "12 of 40"."""
+        with self.lock:
+            self.expected += calls
+
+    def activity(self) -> dict:
+        """Calls answered (cache hits too), expected and in flight, for a display that polls."""
+        with self.lock:
+            return {"answered": self.answered, "expected": self.expected, "in_flight": self.in_flight}
+
+    def notes(self) -> list[str]:
+        """What the spend figures alone do not say: calls that timed out, answers lost to max_tokens."""
+        out = []
+        with self.lock:
+            if self.timed_out:
+                out.append(f"{self.timed_out} model calls got no answer in time; their prompts ({self.timed_out_tokens} "
+                           f"tokens, about ${self.timed_out_usd:.4f}) are counted above, as a provider bills them.")
+            for (role, model), n in sorted(self.cut_empty.items()):
+                where = "[agent]" if role == "agent" else "[metric]"
+                out.append(f"{n} answers of {model} came back empty, cut off at max_tokens: the model spent them "
+                           f"thinking; raise max_tokens in {where}.")
+        return out
 
     def _provider(self, model: str, api_base: str | None) -> str:
         lit = litellm()
@@ -164,23 +228,35 @@ class Gateway:
 
     def complete(self, *, role: str, model: str, messages: list[dict], api_base: str | None = None,
                  temperature: float | None = None, max_tokens: int | None = None, cache: bool = True,
-                 timeout: float | None = None, **params: Any) -> Reply:
-        """One chat completion: from the cache when allowed, else within budget, with retries."""
+                 timeout: float | None = None, deadline: float | None = None, **params: Any) -> Reply:
+        """One chat completion: from the cache when allowed, else within budget, with retries.
+
+        timeout: seconds one try may take (DEFAULT_TIMEOUT). deadline: a `time.monotonic()`
+        after which nothing is tried again and the try in flight gives up (a measurement's end);
+        the end of `[budget] minutes` is one too."""
         self.check_model(model, api_base)
         params = {k: v for k, v in dict(params, temperature=temperature, max_tokens=max_tokens).items() if v is not None}
         key = cache_key(model, messages, api_base, params)
         if cache:
             hit = self._cached(key, role, model, messages)
             if hit:
+                with self.lock:
+                    self.answered += 1
                 return hit
-        tokens, usd = self.estimate(model, messages, max_tokens)
+        tokens, usd = self.estimate(model, messages, max_tokens, api_base=api_base)
         self._reserve(model, tokens, usd)
+        with self.lock:
+            self.in_flight += 1
         try:
-            return self._call(role, model, messages, api_base, timeout, params, key)
+            reply = self._call(role, model, messages, api_base, timeout, params, key, self._deadline(deadline))
+            with self.lock:
+                self.answered += 1
+            return reply
         finally:
             with self.lock:
                 self.reserved_tokens -= tokens
                 self.reserved_usd -= usd
+                self.in_flight -= 1
 
     def _cached(self, key: str, role: str, model: str, messages: list[dict]) -> Reply | None:
         with self.lock:
@@ -193,19 +269,41 @@ class Gateway:
         call = LLMCall(role=role, model=model, messages=redact(messages), response=memo[0], cached=True, cache_key=key)
         return Reply(memo[0], memo[1], call, cached=True)
 
-    def estimate(self, model: str, messages: list[dict], max_tokens: int | None = None) -> tuple[int, float]:
+    def estimate(self, model: str, messages: list[dict], max_tokens: int | None = None,
+                 api_base: str | None = None) -> tuple[int, float]:
         """Tokens and dollars this call may take: the prompt exactly, the reply at its cap."""
-        lit = litellm()
-        try:
-            prompt = int(lit.token_counter(model=model, messages=messages))
-        except Exception:
-            prompt = sum(len(str(m.get("content") or "")) for m in messages) // 4 + 1
+        prompt = self.prompt_tokens(model, messages)
         reply = max_tokens or REPLY_ESTIMATE
+        return prompt + reply, self._usd(model, api_base, prompt, reply)
+
+    def prompt_tokens(self, model: str, messages: list[dict]) -> int:
         try:
-            usd = sum(lit.cost_per_token(model=model, prompt_tokens=prompt, completion_tokens=reply))
-        except Exception:  # a model without a price costs nothing
-            usd = 0.0
-        return prompt + reply, usd
+            return int(litellm().token_counter(model=model, messages=messages))
+        except Exception:
+            return sum(len(str(m.get("content") or "")) for m in messages) // 4 + 1
+
+    def _usd(self, model: str, api_base: str | None, prompt: int, reply: int) -> float:
+        price = self.price(model, api_base)
+        return price.usd(prompt, reply) if price is not None else 0.0
+
+    def fresh_cost(self, calls) -> tuple[int, float]:
+        """What cached calls would take answered afresh: an estimate never counts a cache hit as free."""
+        tokens, usd = 0, 0.0
+        for c in calls:
+            if not c.cached:
+                continue
+            prompt = self.prompt_tokens(c.model, c.messages)
+            reply = self.prompt_tokens(c.model, [{"role": "assistant", "content": c.response or ""}])
+            tokens += prompt + reply
+            usd += self._usd(c.model, None, prompt, reply)
+        return tokens, usd
+
+    def _deadline(self, deadline: float | None) -> float | None:
+        """The earlier of the caller's deadline and the end of `[budget] minutes`."""
+        if self.budget.minutes is not None:
+            end = time.monotonic() + self.budget.minutes * 60 - self.spend.seconds
+            deadline = end if deadline is None else min(deadline, end)
+        return deadline
 
     def _reserve(self, model: str, tokens: int, usd: float) -> None:
         b, s = self.budget, self.spend
@@ -223,33 +321,65 @@ class Gateway:
             self.reserved_tokens += tokens
             self.reserved_usd += usd
 
-    def _call(self, role, model, messages, api_base, timeout, params, key) -> Reply:
+    def _call(self, role, model, messages, api_base, timeout, params, key, deadline=None) -> Reply:
         lit = litellm()
-        kwargs = dict(params, model=model, messages=messages, timeout=timeout or DEFAULT_TIMEOUT,
-                      num_retries=0, max_retries=0)
+        per_try = timeout or DEFAULT_TIMEOUT
+        kwargs = dict(params, model=model, messages=messages, num_retries=0, max_retries=0)
         if api_base:
-            kwargs["api_base"] = api_base
+            kwargs["api_base"] = providers.api_base_for(model, api_base)
             if (model, api_base) in self.keyless:
                 kwargs["api_key"] = "none"  # a local server that wants no key still needs one sent
-        started = time.monotonic()
+        started, tries = time.monotonic(), 0
 
         def once():
-            nonlocal started
+            nonlocal started, tries
             with self.slots:  # held for the call only, never while waiting to try again
                 started = time.monotonic()
-                return lit.completion(**kwargs)
+                left = per_try if deadline is None else min(per_try, deadline - started)
+                if left <= 0:
+                    raise lit.Timeout(message="no time left before the deadline", model=model, llm_provider="")
+                tries += 1
+                return lit.completion(**dict(kwargs, timeout=left))
 
         try:
-            response = self._retrying()(once)
+            response = self._retrying(deadline)(once)
         except Exception as exc:  # litellm's exceptions, from the last try, sorted by _translate
-            error = self._translate(exc, model, api_base, timeout or DEFAULT_TIMEOUT)
+            error = self._translate(exc, model, api_base, per_try)
             error.call = LLMCall(role=role, model=model, messages=redact(messages), cache_key=key,
                                  seconds=time.monotonic() - started, error=scrub(error.message))
+            if isinstance(exc, lit.Timeout):
+                error = self._timed_out(error, model, api_base, messages, tries)
+                # Cut by the caller's deadline, not by the server: the measurement's time is up.
+                error.past_deadline = deadline is not None and time.monotonic() >= deadline - LAST_TRY
             raise error from None
-        return self._reply(lit, response, role, model, messages, key, time.monotonic() - started)
+        with self.lock:
+            self.silent_since.pop((model, api_base), None)
+        return self._reply(lit, response, role, model, messages, key, time.monotonic() - started, api_base)
 
-    def _retrying(self):
-        """Tries again only what a later try can fix (a rate limit, a server error, a timeout)."""
+    def _timed_out(self, error: LLMError, model, api_base, messages, tries: int) -> LLMError:
+        """A call with no answer still sent its prompt (a provider bills it): counted, and a server
+        silent for SILENT_STOP seconds ends the run with one sentence."""
+        prompt = self.prompt_tokens(model, messages) * tries
+        usd = self._usd(model, api_base, prompt, 0)
+        self.spend.add(usd=usd, tokens=prompt)
+        error.call.prompt_tokens, error.call.cost_usd = prompt, usd
+        now = time.monotonic()
+        with self.lock:
+            self.timed_out += 1
+            self.timed_out_tokens += prompt
+            self.timed_out_usd += usd
+            since = self.silent_since.setdefault((model, api_base), now - (error.call.seconds or 0.0))
+        if now - since >= SILENT_STOP:
+            where = f"the model server at {api_base}" if api_base else "the model server"
+            silent = ServerSilent(f"{where[0].upper() + where[1:]} has answered no call to {model!r} for "
+                                  f"{(now - since) / 60:.0f} minutes; the run stops: is the server running?")
+            silent.call = error.call
+            return silent
+        return error
+
+    def _retrying(self, deadline: float | None = None):
+        """Tries again only what a later try can fix (a rate limit, a server error, a timeout),
+        and never once the deadline is near: a measurement whose time is up sends nothing more."""
         import tenacity
 
         backoff = tenacity.wait_random_exponential(multiplier=self.backoff, max=MAX_WAIT)
@@ -258,30 +388,43 @@ class Gateway:
             after = _retry_after(state.outcome.exception())
             return backoff(state) if after is None else after
 
-        return tenacity.Retrying(stop=tenacity.stop_after_attempt(self.attempts), wait=wait,
+        def late(state) -> bool:
+            return deadline is not None and deadline - time.monotonic() < LAST_TRY
+
+        return tenacity.Retrying(stop=tenacity.stop_after_attempt(self.attempts) | late, wait=wait,
                                  retry=tenacity.retry_if_exception(_retryable), reraise=True)
 
-    def _reply(self, lit, response, role, model, messages, key, seconds) -> Reply:
+    def _reply(self, lit, response, role, model, messages, key, seconds, api_base=None) -> Reply:
         choice = response.choices[0]
         text = choice.message.content or ""
         finish = choice.finish_reason or "stop"
         usage = getattr(response, "usage", None)
         prompt_tokens = int(getattr(usage, "prompt_tokens", 0) or 0)
         completion_tokens = int(getattr(usage, "completion_tokens", 0) or 0)
-        try:
-            usd = float(lit.completion_cost(completion_response=response) or 0.0)
-        except Exception:  # no price for this model: it costs nothing, its tokens still count
-            usd = 0.0
+        usd = self._reply_cost(lit, response, model, api_base, prompt_tokens, completion_tokens)
         self.spend.add(usd=usd, tokens=prompt_tokens + completion_tokens)
         if finish == "stop":
             with self.lock:
                 self.memo[key] = (text, finish)
+        elif finish == "length" and not text.strip():
+            with self.lock:
+                self.cut_empty[(role, model)] = self.cut_empty.get((role, model), 0) + 1
         call = LLMCall(
             role=role, model=model, messages=redact(messages), response=scrub(text),
             prompt_tokens=prompt_tokens, completion_tokens=completion_tokens, cost_usd=usd,
             seconds=seconds, cache_key=key if finish == "stop" else "",
         )
         return Reply(text, finish, call)
+
+    def _reply_cost(self, lit, response, model, api_base, prompt_tokens: int, completion_tokens: int) -> float:
+        """The recipe's price when it set one; else litellm's own reckoning; a local model is free."""
+        price = self.price(model, api_base)
+        if price is None or price.source != "litellm's table":
+            return price.usd(prompt_tokens, completion_tokens) if price is not None else 0.0
+        try:
+            return float(lit.completion_cost(completion_response=response) or 0.0)
+        except Exception:
+            return price.usd(prompt_tokens, completion_tokens)
 
     def _translate(self, exc: Exception, model: str, api_base: str | None, timeout: float) -> LLMError:
         lit = litellm()

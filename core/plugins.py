@@ -27,6 +27,8 @@ class PluginInfo:
     version: str = ""
     provides: dict[str, list[str]] = field(default_factory=lambda: {k: [] for k in KINDS})
     error: str = ""
+    refused: list[str] = field(default_factory=list)  # kinds it offered that another plugin, built-in first, has
+    builtin: bool = False
 
 
 class Registry:
@@ -44,25 +46,42 @@ class Registry:
         there too, declared in pyproject.toml) and from extra module names."""
         found = []
         if entry_points:
-            found = [(ep.name, _version(ep), ep.load) for ep in importlib.metadata.entry_points(group=GROUP)
+            found = [(ep.name, _version(ep), ep.load, _builtin(ep)) for ep in importlib.metadata.entry_points(group=GROUP)
                      if builtins or not _builtin(ep)]
-        found += [(m, "", lambda m=m: importlib.import_module(m)) for m in modules]
-        for name, version, load in found:
-            info = PluginInfo(name, version=version)
+        found += [(m, "", lambda m=m: importlib.import_module(m), False) for m in modules]
+        for name, version, load, builtin in found:
+            info = PluginInfo(name, version=version, builtin=builtin)
             self.plugins[name] = info
             try:
                 self.pm.register(load(), name=name)
             except Exception as exc:  # a broken plugin is reported, never fatal
                 info.error = f"{type(exc).__name__}: {exc}"
         for kind in KINDS:
-            hook = getattr(self.pm.hook, f"overnight_register_{kind}s")
-            for impl in hook.get_hookimpls():
+            # Built-ins first: a third-party plugin can add kinds, never take one overnight has.
+            for impl in sorted(getattr(self.pm.hook, f"overnight_register_{kind}s").get_hookimpls(),
+                               key=lambda impl: not self._is_builtin(impl.plugin_name)):
                 try:
                     impl.function(register=self._register_as(kind, impl.plugin_name))
                 except Exception as exc:
                     info = self.plugins.setdefault(impl.plugin_name, PluginInfo(impl.plugin_name))
                     info.error = f"{type(exc).__name__}: {exc}"
         return self
+
+    def _is_builtin(self, plugin_name: str) -> bool:
+        info = self.plugins.get(plugin_name)
+        return bool(info and info.builtin)
+
+    def call_each(self, hook: str, **kwargs) -> list[str]:
+        """Calls every plugin's `hook` on its own; one that raises is skipped, and named in the
+        warnings returned (so a broken plugin cannot break `overnight --help`)."""
+        warnings = []
+        for impl in getattr(self.pm.hook, hook).get_hookimpls():
+            try:
+                impl.function(**{a: kwargs[a] for a in impl.argnames if a in kwargs})
+            except Exception as exc:
+                warnings.append(f"the plugin '{impl.plugin_name}' failed in {hook} and was skipped: "
+                                f"{type(exc).__name__}: {exc}")
+        return warnings
 
     def _register_as(self, kind: str, plugin_name: str):
         base = KINDS[kind]
@@ -74,7 +93,10 @@ class Registry:
                 raise TypeError(f"{cls.__name__} has no name")
             if cls.name in self.classes[kind]:
                 other = self.owner[(kind, cls.name)]
-                raise TypeError(f"{kind} '{cls.name}' is already registered by {other}")
+                whose = "the built-in plugin" if self._is_builtin(other) else "the plugin"
+                info = self.plugins.setdefault(plugin_name, PluginInfo(plugin_name))
+                info.refused.append(f"{kind} '{cls.name}' refused: {whose} '{other}' has that kind already")
+                return
             if inspect.isabstract(cls):  # refused now, listed by `overnight plugins`, not a crash mid-run
                 raise TypeError(f"{cls.__name__} does not implement {', '.join(sorted(cls.__abstractmethods__))}")
             self.classes[kind][cls.name] = cls
@@ -90,8 +112,10 @@ class Registry:
             return found[name]
         hint = closest(name, found)
         tip = f" Did you mean '{hint}'?" if hint else ""
+        broken = [p.name for p in self.broken()]
+        failed = f" Plugins that failed to load: {', '.join(broken)} (see `overnight plugins`)." if broken else ""
         raise OvernightError(
-            f"Unknown {kind} kind '{name}'.{tip} Available: {', '.join(sorted(found)) or 'none'}."
+            f"Unknown {kind} kind '{name}'.{tip} Available: {', '.join(sorted(found)) or 'none'}.{failed}"
         )
 
     def broken(self) -> list[PluginInfo]:

@@ -48,7 +48,10 @@ class DatasetMetric(Metric):
         "task_model": Option(str, "the model that answers, in litellm's naming (e.g. openai/gpt-4o-mini)", required=True),
         "api_base": Option(str, "the task model's server, for Ollama or any OpenAI-compatible server", default=None),
         "temperature": Option(float, "the task model's temperature; 0 makes a measurement repeatable", default=0.0, min=0),
-        "max_tokens": Option(int, "the longest answer, in tokens", default=256, min=1),
+        "max_tokens": Option(int, "the longest answer, in tokens (default 256; 16000 for a model that reasons)", default=None, min=1),
+        "price": Option(dict, "dollars per million tokens, { input = 1.0, output = 5.0 }, for a model litellm has no price for", default=None),
+        "judge_price": Option(dict, "judge: its price, when the judge model differs and litellm has none", default=None),
+        "options": Option(dict, "Ollama model options such as { num_ctx = 8192 } (ollama_chat/ models only)", default={}),
         "system": Option(str, "a fixed system message sent before the prompt", default=None),
         "concurrency": Option(int, "examples answered at once", default=8, min=1, max=256),
         "holdout": Option(float, "the share of examples kept out of the agent's sight", default=0.3, min=0, max=0.9),
@@ -92,9 +95,15 @@ class DatasetMetric(Metric):
             self.rubric = grading.read_rubric(self.config["rubric"], self.recipe_dir)
         self._check_prompt(surface.read(), getattr(surface, "inputs", None))
         if self.llm is not None:
-            self.llm.check_model(self.config["task_model"], self.config["api_base"])
-            if self.config["scorer"] == "judge":
-                self.llm.check_model(*self._judge_model())
+            from overnight.core import llm as gateway, providers
+
+            c = self.config
+            providers.check_options(c["task_model"], c["options"])
+            self.llm.check_model(c["task_model"], c["api_base"], price=c["price"], where="[metric]")
+            c["max_tokens"] = providers.default_max_tokens(gateway.litellm(), c["task_model"], c["max_tokens"], 256)
+            if c["scorer"] == "judge":
+                self.llm.check_model(*self._judge_model(), price=c["judge_price"] or (
+                    c["price"] if self._judge_model()[0] == c["task_model"] else None), where="[metric]", key="judge_price")
 
     def load(self) -> list[tuple[templating.Record, str]]:
         """Reads the examples and splits them; every malformed row is named by file and line."""
@@ -162,9 +171,10 @@ class DatasetMetric(Metric):
             return Measurement.crash(f"the {split} split has no examples ({len(self.examples)} in all, holdout = {self.config['holdout']:g})")
         shown = sorted(templating.variables(template, self.format)) if not self.config["input_field"] else []
         deadline = time.monotonic() + request.seconds
+        llm.expect(len(chosen))
         jobs = [lambda r=r: self._example(r, split, template, shown, llm, request, deadline) for r, _ in chosen]
         done = fanout.run_all(jobs, self.config["concurrency"], deadline)
-        calls = [c for _, cs in done.results.values() for c in cs] + fanout.calls_of(done.error)
+        calls = [c for _, cs in done.results.values() for c in cs] + fanout.calls_of(done.error) + done.late
         if isinstance(done.error, (BudgetExceeded, ModelConfigError)):
             raise done.error  # no measurement can be made: the run must stop
         if isinstance(done.error, (OvernightError, templating.TemplateProblem)):
@@ -187,8 +197,8 @@ class DatasetMetric(Metric):
             raise templating.TemplateProblem(f"the prompt cannot be rendered for the example at line {record.line}: {exc}") from None
         messages = ([{"role": "system", "content": c["system"]}] if c["system"] else []) + [{"role": "user", "content": prompt}]
         reply = llm.complete(role="task", model=c["task_model"], messages=messages, api_base=c["api_base"],
-                             temperature=c["temperature"], max_tokens=c["max_tokens"], cache=request.cache,
-                             timeout=fanout.left(deadline))
+                             temperature=c["temperature"], max_tokens=c["max_tokens"] or 256, cache=request.cache,
+                             timeout=fanout.left(deadline), deadline=deadline, **c["options"])
         calls = [reply.call]
         output = reply.text or ""
         expected = templating.field_text(record.fields[c["expected_field"]])
@@ -197,7 +207,8 @@ class DatasetMetric(Metric):
             try:
                 grade = grading.ask(llm, grading.score_messages(self.rubric, output, expected=expected, task=prompt),
                                     pairwise=False, cache=request.cache, timeout=fanout.left(deadline),
-                                    settings=dict(model=model, api_base=api_base, temperature=c["judge_temperature"], max_tokens=400))
+                                    settings=dict(model=model, api_base=api_base, temperature=c["judge_temperature"], max_tokens=400,
+                                                  deadline=deadline))
             except grading.NoGrade as exc:
                 exc.calls = calls + exc.calls
                 raise

@@ -54,7 +54,9 @@ class JudgeMetric(Metric):
         "model": Option(str, "the judge model, in litellm's naming (e.g. openai/gpt-4o-mini)", required=True),
         "api_base": Option(str, "the judge's server, for Ollama or any OpenAI-compatible server", default=None),
         "temperature": Option(float, "the judge's temperature", default=0.0, min=0),
-        "max_tokens": Option(int, "the longest reply", default=400, min=16),
+        "max_tokens": Option(int, "the longest reply (default 400; 16000 for a model that reasons)", default=None, min=16),
+        "price": Option(dict, "dollars per million tokens, { input = 1.0, output = 5.0 }, for a model litellm has no price for", default=None),
+        "options": Option(dict, "Ollama model options such as { num_ctx = 8192 } (ollama_chat/ models only)", default={}),
         "samples": Option(int, "grades asked per text; their mean counts", default=1, min=1, max=50),
         "mode": Option(str, "score (1 to 10) or pairwise (against the current best)", default="score", choices=MODES),
         "pass_grade": Option(float, "score mode: the grade at which a text counts as passed", default=7.0, min=1, max=10),
@@ -80,7 +82,12 @@ class JudgeMetric(Metric):
         self.original = surface.read()
         self.rubric = grading.read_rubric(self.config["rubric"], self.recipe_dir)
         if self.llm is not None:
-            self.llm.check_model(self.config["model"], self.config["api_base"])
+            from overnight.core import llm as gateway, providers
+
+            c = self.config
+            providers.check_options(c["model"], c["options"])
+            self.llm.check_model(c["model"], c["api_base"], price=c["price"], where="[metric]")
+            c["max_tokens"] = providers.default_max_tokens(gateway.litellm(), c["model"], c["max_tokens"], 400)
 
     def validate(self, surface) -> list[str]:
         """What `overnight recipes validate` reports: what `run` checks before spending (no model is called)."""
@@ -112,7 +119,7 @@ class JudgeMetric(Metric):
         else:
             jobs, finish = self._scores(self._items(view), llm, request, deadline)
         done = fanout.run_all(jobs, self.config["concurrency"], deadline)
-        calls = [c for g in done.results.values() for c in g.calls] + fanout.calls_of(done.error)
+        calls = [c for g in done.results.values() for c in g.calls] + fanout.calls_of(done.error) + done.late
         if isinstance(done.error, (BudgetExceeded, ModelConfigError)):
             raise done.error
         if isinstance(done.error, OvernightError):
@@ -133,7 +140,7 @@ class JudgeMetric(Metric):
         jobs = [
             lambda item=item, k=k: grading.ask(
                 llm, grading.score_messages(self.rubric, item.text, about=item.about, sample=k if samples > 1 else 0),
-                pairwise=False, settings=self._settings(), cache=request.cache, timeout=fanout.left(deadline))
+                pairwise=False, settings=dict(self._settings(), deadline=deadline), cache=request.cache, timeout=fanout.left(deadline))
             for item, k in pairs
         ]
 
@@ -168,7 +175,7 @@ class JudgeMetric(Metric):
                     a, b = (item.text, other.text) if candidate_first else (other.text, item.text)
                     messages = grading.pair_messages(self.rubric, a, b, about=item.about, sample=k if samples > 1 else 0)
                     jobs.append(lambda messages=messages: grading.ask(
-                        llm, messages, pairwise=True, settings=self._settings(), cache=request.cache, timeout=fanout.left(deadline)))
+                        llm, messages, pairwise=True, settings=dict(self._settings(), deadline=deadline), cache=request.cache, timeout=fanout.left(deadline)))
                     layout.append((n, candidate_first))
         def finish(grades: list[grading.Grade]) -> Measurement:
             wins: dict[int, list[float]] = {n: [] for n in range(len(mine))}
@@ -206,7 +213,8 @@ class JudgeMetric(Metric):
 
     def _settings(self) -> dict:
         c = self.config
-        return dict(model=c["model"], api_base=c["api_base"], temperature=c["temperature"], max_tokens=c["max_tokens"])
+        return dict(model=c["model"], api_base=c["api_base"], temperature=c["temperature"], max_tokens=c["max_tokens"] or 400,
+                    **c["options"])
 
 
 def _reasons(texts: list[str]) -> str:

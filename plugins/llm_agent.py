@@ -88,12 +88,14 @@ class LLMAgent(Agent):
         "model": Option(str, "the model that proposes, in litellm's naming (gpt-4o-mini, ollama/llama3.2, openai/NAME)", required=True),
         "api_base": Option(str, "the server's URL, for Ollama or an OpenAI-compatible server of your own", default=None),
         "temperature": Option(float, "sampling temperature", default=0.7, min=0, max=2),
-        "max_tokens": Option(int, "the longest answer, in tokens", default=4096, min=16),
+        "max_tokens": Option(int, "the longest answer, in tokens (default 4096; 16000 for a model that reasons)", default=None, min=16),
+        "price": Option(dict, "dollars per million tokens, { input = 1.0, output = 5.0 }, for a model litellm has no price for", default=None),
+        "options": Option(dict, "Ollama model options such as { num_ctx = 8192 } (ollama_chat/ models only)", default={}),
         "instructions": Option(str, "a file (such as program.md) whose text is given to the model as is", default=None),
         "history": Option(int, "how many past experiments the model is shown", default=20, min=0),
         "edit_format": Option(str, "whole or search_replace; by default whole for texts under 4,000 characters",
                               default=None, choices=("whole", "search_replace")),
-        "timeout": Option(float, "seconds one call may take", default=120.0, min=1),
+        "timeout": Option(float, "seconds one call may take", default=60.0, min=1),
         "strategy": Option(str, "greedy: always edit the best; reflective: improve and merge candidates "
                                 "from the per-example frontier, bolder after a plateau", default="greedy",
                            choices=("greedy", "reflective")),
@@ -125,7 +127,12 @@ class LLMAgent(Agent):
                 raise OvernightError(f"Cannot read the instructions file {file} (agent instructions = {name!r}): {exc}.") from None
         if self.llm is None:
             raise OvernightError("The llm agent was built without a model gateway; run it through overnight run.")
-        self.llm.check_model(self.config["model"], self.config.get("api_base"))
+        from overnight.core import llm as gateway, providers
+
+        c = self.config
+        providers.check_options(c["model"], c.get("options"))
+        self.llm.check_model(c["model"], c.get("api_base"), price=c.get("price"), where="[agent]")
+        c["max_tokens"] = providers.default_max_tokens(gateway.litellm(), c["model"], c.get("max_tokens"), 4096)
 
     # -- proposing -------------------------------------------------------------
 
@@ -178,8 +185,8 @@ class LLMAgent(Agent):
             try:
                 reply = self.llm.complete(
                     role="agent", model=self.config["model"], messages=messages, api_base=self.config.get("api_base"),
-                    temperature=temperature, max_tokens=self.config["max_tokens"],
-                    timeout=self.config["timeout"], cache=False,
+                    temperature=temperature, max_tokens=self.config["max_tokens"] or 4096,
+                    timeout=self.config["timeout"], cache=False, **(self.config.get("options") or {}),
                 )
             except ModelUnavailable as exc:
                 if exc.call:

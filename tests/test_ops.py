@@ -177,7 +177,7 @@ def test_remeasure_records_the_scores_and_needs_no_agent_key(workspace, cli, mon
 
             [agent]
             kind = "llm"
-            model = "anthropic/claude-3-5-haiku-20241022"
+            model = "anthropic/claude-haiku-4-5"
 
             [budget]
             experiments = 0

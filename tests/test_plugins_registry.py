@@ -88,11 +88,42 @@ def test_registry_load_with_modules_only():
                                                           "executor": []}
 
 
-def test_a_name_clash_is_reported_and_the_first_plugin_keeps_the_name():
+def test_a_third_party_plugin_cannot_take_a_built_in_kind(cli, extra_plugins):
     reg = Registry().load(modules=["tests.data.core.clashing_plugin"])
-    error = reg.plugins["tests.data.core.clashing_plugin"].error
-    assert error == "TypeError: metric 'command' is already registered by command"
+    info = reg.plugins["tests.data.core.clashing_plugin"]
+    assert info.refused == ["metric 'command' refused: the built-in plugin 'command' has that kind already"]
+    assert info.error == "" and reg.plugins["command"].error == ""
     assert reg.get("metric", "command").__name__ == "CommandMetric"
+    # Whatever order pluggy calls the hooks in: the built-ins register first.
+    reg = Registry()
+    reg.pm.register(importlib.import_module("tests.data.core.clashing_plugin"), name="early")
+    reg.plugins["early"] = plugins.PluginInfo("early")
+    reg.load()
+    assert reg.get("metric", "command").__name__ == "CommandMetric" and reg.plugins["early"].refused
+
+    extra_plugins("tests.data.core.clashing_plugin")
+    shown = cli("plugins").output
+    assert "command 0.1.0 (built-in)" in shown
+    assert "  metric 'command' refused: the built-in plugin 'command' has that kind already" in shown
+
+
+def test_unknown_kind_names_the_plugins_that_failed_to_load():
+    reg = Registry().load(modules=["tests.data.core.broken_plugin"])
+    with pytest.raises(OvernightError) as err:
+        reg.get("metric", "needs-a-library")
+    assert "Plugins that failed to load: tests.data.core.broken_plugin (see `overnight plugins`)." in err.value.message
+
+
+def test_a_plugin_whose_command_hook_raises_leaves_help_working(workspace):
+    repository = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "OVERNIGHT_PLUGINS": "tests.data.core.raising_commands,tests.data.core.probe",
+           "PYTHONPATH": str(repository)}
+    shown = subprocess.run([sys.executable, "-m", "overnight.cli.main", "--help"], capture_output=True, text=True,
+                           env=env, timeout=60)
+    assert shown.returncode == 0 and "Traceback" not in shown.stderr
+    assert "probe-hello" in shown.stdout and "Usage:" in shown.stdout
+    assert ("Warning: the plugin 'tests.data.core.raising_commands' failed in overnight_register_commands and was "
+            "skipped: RuntimeError: this plugin's commands are broken") in shown.stderr
 
 
 def test_unknown_kind_suggests_and_lists():
