@@ -8,7 +8,7 @@ import sqlite3
 import time
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import sqlite_utils
 from sqlite_utils.migrations import Migrations
@@ -104,6 +104,18 @@ def _trust_the_gains(db: sqlite_utils.Database) -> None:
         pk="id",
     )
     db["contributions"].create_index(["run_id"])
+
+
+@migrations(name="003_heartbeat_and_applies")
+def _nothing_lost(db: sqlite_utils.Database) -> None:
+    # When the run's process last said it was alive: a "running" run whose process is gone died.
+    db["runs"].add_column("heartbeat_at", float)
+    # An apply in progress: written before the user's file is replaced, finished after its fingerprint.
+    db["applies"].create(
+        {"id": int, "run_id": int, "experiment_id": int, "path": str, "backup": str, "tmp": str,
+         "old_digest": str, "new_digest": str, "state": str, "created_at": float},
+        pk="id",
+    )
 
 
 RESUMABLE = ("running", "stopped")
@@ -233,6 +245,23 @@ class Store:
             if examples:
                 self.db["example_results"].insert_all(_example_rows(exp_id, examples, self.secrets))
         return exp_id
+
+    def commit_experiment(self, run_id: int, examples: list[ExampleResult] = (), calls: Iterable[LLMCall] = (),
+                          run: Callable[[int], dict] | None = None, **fields: Any) -> int:
+        """An experiment, its examples and model calls, and the run's row that follows from it
+        (`run(exp_id)`: its best, its baseline, its totals), in one transaction: a kill leaves
+        all of it or none of it."""
+        with self.db.atomic():
+            exp_id = self.record_experiment(run_id, examples, **fields)
+            for call in calls:
+                self.record_llm_call(call, run_id=run_id, experiment_id=exp_id)
+            if run is not None:
+                self.update_run(run_id, **run(exp_id))
+        return exp_id
+
+    def heartbeat(self, run_id: int) -> None:
+        """Says the run's process is alive; `overnight status` calls a run died when it stops."""
+        self.db.execute("update runs set heartbeat_at = ? where id = ?", [time.time(), run_id])
 
     def update_experiment(self, exp_id: int, examples: list[ExampleResult] = (), **fields: Any) -> None:
         for key in ("samples", "components", "meta"):
