@@ -21,6 +21,10 @@ LEDGER = ("run_id", "seq", "status", "score", "delta", "holdout_score", "reason"
 def status(as_json, db):
     """Show the runs in this workspace, newest first."""
     store = open_store(db)
+    from overnight.ops.apply import recover
+
+    for sentence in recover(store):  # an apply a kill interrupted is finished or rolled back
+        click.echo(sentence, err=True)
     runs = store.runs()
     if as_json:
         keep = ("id", "recipe", "status", "stop_reason", "best_experiment", "baseline_score", "best_score",

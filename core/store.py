@@ -259,6 +259,24 @@ class Store:
                 self.update_run(run_id, **run(exp_id))
         return exp_id
 
+    # -- applies: journaled, so a kill in the middle is finished or rolled back later ----
+
+    def begin_apply(self, **fields: Any) -> int:
+        return self._insert("applies", dict(fields, state="begun", created_at=time.time()))
+
+    def finish_apply(self, apply_id: int, *, fingerprint: str, review: dict) -> None:
+        """The review, the run's new fingerprint and the journal's end: all of them or none."""
+        with self.db.atomic():
+            self.add_review(**review)
+            self.update_run(review["run_id"], source_fingerprint=fingerprint)
+            self.end_apply(apply_id, "finished")
+
+    def end_apply(self, apply_id: int, state: str) -> None:
+        self.db.execute("update applies set state = ? where id = ?", [state, apply_id])
+
+    def unfinished_applies(self) -> list[dict]:
+        return list(self.db.query("select * from applies where state = 'begun' order by id"))
+
     def heartbeat(self, run_id: int) -> None:
         """Says the run's process is alive; `overnight status` calls a run died when it stops."""
         self.db.execute("update runs set heartbeat_at = ? where id = ?", [time.time(), run_id])
