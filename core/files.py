@@ -90,15 +90,18 @@ def sweep_temporaries(*folders: Path) -> list[Path]:
 def _writer_alive(name: str) -> bool:
     """True when the process that is writing this temporary file still runs."""
     pid = name[len(TMP_MARK):].split("-", 1)[0]
-    if not pid.isdigit():
-        return False
+    return pid.isdigit() and pid_alive(int(pid))
+
+
+def pid_alive(pid: int) -> bool:
+    """True while process `pid` runs (a zombie counts as gone)."""
     try:
-        os.kill(int(pid), 0)
+        os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    try:  # a zombie writes nothing
+    try:
         return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
     except OSError:
         return True
