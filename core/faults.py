@@ -19,6 +19,7 @@ POINTS = (
     "experiment.committed", # the experiment stored (and the best moved, for a keep)
     "run.ending",           # the experiments done, before holdout and confirmation
     "apply.backup",         # the backup written and synced, the file not yet replaced
+    "apply.written",        # the new content in a temporary file, synced, not yet renamed
     "apply.replaced",       # the file replaced, its fingerprint not yet recorded
 )
 

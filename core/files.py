@@ -33,6 +33,7 @@ def atomic_write(path: Path, data: bytes, backup_dir: Path | None) -> Path | Non
             os.fsync(f.fileno())
         if path.exists():
             shutil.copymode(path, tmp)
+        point("apply.written")
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
