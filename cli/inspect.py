@@ -29,7 +29,9 @@ def status(as_json, db):
     if as_json:
         keep = ("id", "recipe", "status", "stop_reason", "best_experiment", "baseline_score", "best_score",
                 "holdout_baseline", "holdout_best", "experiments", "usd", "tokens", "seconds", "started_at", "ended_at")
-        click.echo(json.dumps([{k: r[k] for k in keep} for r in runs], indent=2))
+        from overnight.core.state import died
+
+        click.echo(json.dumps([{**{k: r[k] for k in keep}, **({"status": "died"} if died(r) else {})} for r in runs], indent=2))
         return
     from overnight.night.digest import status_lines
 
@@ -38,10 +40,13 @@ def status(as_json, db):
     if not runs:
         click.echo(f"No runs in {store.path} yet. Start one with `overnight run RECIPE` or `overnight demo`.")
         return
+    from overnight.core.state import died
+
     click.echo(f"{'run':>4}  {'recipe':<16} {'status':<9} {'exps':>5}  {'baseline':>10} -> {'best':<10}  stop reason")
     for r in runs:
-        click.echo(f"{r['id']:>4}  {r['recipe'][:16]:<16} {r['status']:<9} {r['experiments'] or 0:>5}  "
-                   f"{fmt(r['baseline_score']):>10} -> {fmt(r['best_score']):<10}  {_first_line(r['stop_reason'])}")
+        stop = f"resume with: overnight run {r['recipe']} --resume" if died(r) else _first_line(r['stop_reason'])
+        click.echo(f"{r['id']:>4}  {r['recipe'][:16]:<16} {'died' if died(r) else r['status']:<9} {r['experiments'] or 0:>5}  "
+                   f"{fmt(r['baseline_score']):>10} -> {fmt(r['best_score']):<10}  {stop}")
 
 
 def _first_line(text: str | None) -> str:
@@ -61,7 +66,9 @@ def log(run_ref, as_json, db):
         for r in rows:
             click.echo(json.dumps({k: r[k] for k in LEDGER}))
         return
-    click.echo(f"Run {run['id']} of '{run['recipe']}' ({run['status']}{': ' + _first_line(run['stop_reason']) if run['stop_reason'] else ''})")
+    from overnight.core.state import shown_status
+
+    click.echo(f"Run {run['id']} of '{run['recipe']}' ({shown_status(run)}{': ' + _first_line(run['stop_reason']) if run['stop_reason'] else ''})")
     click.echo(f"{'#':>4}  {'status':<12} {'score':>10} {'delta':>10}  reason / rationale")
     for r in rows:
         text = r["reason"] or ""

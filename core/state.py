@@ -102,3 +102,23 @@ def _best(store, row: dict) -> Best:
 def failing(examples: list[ExampleResult]) -> list[ExampleResult]:
     """The train examples a candidate does not get right: what the agent should look at."""
     return [e for e in examples if e.split == "train" and e.score < 1.0]
+
+
+def died(run: dict) -> bool:
+    """True for a run still marked running whose process is gone (a SIGKILL, a power cut)."""
+    from .files import pid_alive
+
+    if run.get("status") != "running" or not run.get("pid"):
+        return False
+    if not pid_alive(run["pid"]):
+        return True
+    try:  # the pid was given to another program since
+        cmdline = open(f"/proc/{run['pid']}/cmdline", "rb").read()
+    except OSError:
+        return False
+    return b"python" not in cmdline and b"overnight" not in cmdline
+
+
+def shown_status(run: dict) -> str:
+    """The status as status, log and the TUI show it."""
+    return f"died (resume with: overnight run {run['recipe']} --resume)" if died(run) else run["status"]
