@@ -156,6 +156,26 @@ class Store:
             db.conn.close()
 
     def _migrate(self) -> None:
+        """Brings the store up to date; one process at a time, and a reader waits for a store
+        another process is creating instead of failing with "no such table"."""
+        if self.readonly:
+            deadline = time.monotonic() + 3
+            while not self._applied() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            return self._check_migrations()
+        import fcntl
+
+        with open(self.path.with_name(self.path.name + ".lock"), "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            self._check_migrations()
+
+    def _applied(self) -> set[str]:
+        try:
+            return {m.name for m in migrations.applied(self.db)}
+        except sqlite3.OperationalError:
+            return set()
+
+    def _check_migrations(self) -> None:
         known = {m.name for m in migrations._migrations}
         applied = {m.name for m in migrations.applied(self.db)}
         newer = sorted(applied - known)
