@@ -84,7 +84,7 @@ def finite(m: Measurement) -> Measurement:
     make every comparison after it wrong, and a minimize run would keep -inf."""
     if not m.ok:
         return m
-    for label, value in [("", m.value), *((f"{k} ", v) for k, v in (m.components or {}).items())]:
+    for label, value in [*((f"{k} ", v) for k, v in (m.components or {}).items()), ("", m.value)]:
         if not _finite(value):
             crash = Measurement.crash(f"the metric {label}printed {value}, not a number", m.trace,
                                       examples=m.examples, llm_calls=m.llm_calls, cost_usd=m.cost_usd, tokens=m.tokens,
