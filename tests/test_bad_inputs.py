@@ -300,3 +300,59 @@ def _runs(db: Path) -> int:
 
 def test_the_table_has_a_hundred_distinct_inputs():
     assert len({r[0] for r in ROWS}) == len(ROWS) >= 100
+
+
+# -- the model server (the loopback OpenAI-compatible server of tests/support) ---------------
+
+MODEL_ROWS = [
+    # (id, the [agent] keys past kind and model, how the server answers, a key in the environment?, pattern, exit)
+    ("model-history-negative", "history = -1\n", None, True, r"history", 2),
+    ("model-temperature-too-high", "temperature = 5\n", None, True, r"temperature", 2),
+    ("model-max-tokens-too-low", "max_tokens = 1\n", None, True, r"max_tokens", 2),
+    ("model-timeout-zero", "timeout = 0\n", None, True, r"timeout", 2),
+    ("model-unknown-edit-format", 'edit_format = "diffs"\n', None, True, r"edit_format", 2),
+    ("model-instructions-missing", 'instructions = "absent.md"\n', None, True, r"absent\.md", 1),
+    ("model-server-wrong-key", "", 401, True, r"", None),
+    ("model-server-unknown-model", "", 404, True, r"", None),
+    ("model-server-always-500", "", 500, True, r"", None),
+    ("model-server-closed-port", "CLOSED", None, True, r"", None),
+    ("model-reply-without-an-edit", "", "I would rather not change anything.", True, r"Kept 0 of 1|invalid", None),
+    ("model-reply-empty", "", "", True, r"", None),
+]
+
+
+@pytest.mark.parametrize("agent_keys, answer, with_key, pattern, code", [r[1:] for r in MODEL_ROWS], ids=[r[0] for r in MODEL_ROWS])
+def test_a_bad_model_input_is_one_sentence(workspace, monkeypatch, llm_server, agent_keys, answer, with_key, pattern, code):
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    if with_key:
+        monkeypatch.setenv("OPENAI_API_KEY", "sk-test-bad-inputs-0123456789")
+    url = llm_server.url
+    if agent_keys == "CLOSED":
+        import socket
+
+        with socket.socket() as s:  # a port nobody listens on
+            s.bind(("127.0.0.1", 0))
+            url = f"http://127.0.0.1:{s.getsockname()[1]}/v1"
+        agent_keys = ""
+    if answer is not None:
+        llm_server.add_rule(None, answer if isinstance(answer, str) else llm_server.error(answer))
+    recipe(workspace / "r", budget="experiments = 1\nmax_failures = 1",
+           agent=f'kind = "llm"\nmodel = "openai/agent-model"\napi_base = "{url}"\n{agent_keys}')
+    before = (workspace / "r" / "doc.txt").read_bytes()
+    result = CliRunner().invoke(_cli(), ["run", "r", "--yes", "-q"])
+    out = result.output
+    assert "Traceback" not in out and 'File "' not in out, out
+    if result.exception is not None:
+        assert isinstance(result.exception, SystemExit), repr(result.exception)
+    if code is not None:
+        assert result.exit_code == code, out
+    assert re.search(pattern, out, re.S), out
+    assert (workspace / "r" / "doc.txt").read_bytes() == before
+    if result.exit_code == 0:
+        assert re.search(r"Run \d+ of 'r' (finished|stopped)", out), out  # said how it ended
+    else:
+        assert re.search(r"(Error|error|Usage):", out), out
+
+
+def test_the_tables_hold_more_than_a_hundred_distinct_inputs():
+    assert len({r[0] for r in ROWS + MODEL_ROWS}) == len(ROWS) + len(MODEL_ROWS) >= 100
