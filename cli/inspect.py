@@ -123,7 +123,9 @@ def diff(exp, exp2, db):
         old = view_of(store, other)
     else:
         old = view_of(store, store.experiment(run["baseline_experiment"]))
-    text = surface_of(run).diff(old, new)
+    from overnight.core.record import bounded_diff
+
+    text = bounded_diff(surface_of(run), old, new)
     if not text:
         click.echo("No difference.")
     _echo_diff(text)

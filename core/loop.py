@@ -33,7 +33,7 @@ from .keep import KeepRule
 from .llm import BudgetExceeded
 from .measure import once, repeats, sample
 from .objective import Objective
-from .record import ExperimentRecord, Recorder, new_run, resumed
+from .record import ExperimentRecord, Recorder, bounded_diff, new_run, resumed
 from .schedule import Scheduler
 from .state import RunState
 from .store import Store
@@ -213,7 +213,8 @@ class Loop:
             self.recorder.record(rec, "invalid", problem)
             return
         candidate = Candidate.of(view)
-        rec.candidate, rec.diff = candidate.digest, s.surface.diff(self.state.baseline.view, view)
+        # In a thread and bounded: a diff of a large candidate must not hold up the other experiments.
+        rec.candidate, rec.diff = candidate.digest, await asyncio.to_thread(bounded_diff, s.surface, self.state.baseline.view, view)
         s.store.put_candidate(candidate.digest, view)
         first = self.state.claim(candidate.digest, rec.seq)
         if first is not None:

@@ -20,6 +20,16 @@ from .events import Events, ExperimentFinished, NewBest, Used
 from .state import Best, RunState, failing
 
 TRACE_TAIL = 4000  # characters of a trace kept for the agent
+DIFF_LIMIT = 1_000_000  # characters of old and new text past which a diff is one summary line
+
+
+def bounded_diff(surface, old: str, new: str, limit: int = DIFF_LIMIT) -> str:
+    """The surface's diff, or past `limit` a line that says why not: a line diff of two long
+    texts can take minutes, longer than the experiment's own time limit."""
+    if len(old) + len(new) <= limit:
+        return surface.diff(old, new)
+    return (f"(no diff: {len(old):,} and {len(new):,} characters, past the limit of {limit:,}; "
+            f"{'identical' if old == new else 'they differ'})\n")
 
 
 @dataclass

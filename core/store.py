@@ -106,10 +106,8 @@ def _trust_the_gains(db: sqlite_utils.Database) -> None:
     db["contributions"].create_index(["run_id"])
 
 
-@migrations(name="003_heartbeat_and_applies")
+@migrations(name="003_applies")
 def _nothing_lost(db: sqlite_utils.Database) -> None:
-    # When the run's process last said it was alive: a "running" run whose process is gone died.
-    db["runs"].add_column("heartbeat_at", float)
     # An apply in progress: written before the user's file is replaced, finished after its fingerprint.
     db["applies"].create(
         {"id": int, "run_id": int, "experiment_id": int, "path": str, "backup": str, "tmp": str,
@@ -296,10 +294,6 @@ class Store:
 
     def unfinished_applies(self) -> list[dict]:
         return list(self.db.query("select * from applies where state = 'begun' order by id"))
-
-    def heartbeat(self, run_id: int) -> None:
-        """Says the run's process is alive; `overnight status` calls a run died when it stops."""
-        self.db.execute("update runs set heartbeat_at = ? where id = ?", [time.time(), run_id])
 
     def update_experiment(self, exp_id: int, examples: list[ExampleResult] = (), **fields: Any) -> None:
         for key in ("samples", "components", "meta"):

@@ -178,3 +178,13 @@ def test_an_apply_killed_half_way_is_finished_or_rolled_back(workspace, point):
     assert again.returncode == 0, again.stdout + again.stderr
     assert user_file.read_bytes() == big[0].encode()
     assert rows(workspace / ".overnight" / "overnight.db", "select count(*) n from applies where state = 'begun'")[0]["n"] == 0
+
+
+def test_a_diff_past_the_size_limit_is_one_summary_line(workspace):
+    from overnight.core.record import bounded_diff
+
+    big_old, big_new = "a\n" * 400_000, "b\n" * 400_000
+    started = time.monotonic()
+    line = bounded_diff(None, big_old, big_new, limit=1_000_000)  # the surface is not even asked
+    assert time.monotonic() - started < 1
+    assert line == "(no diff: 800,000 and 800,000 characters, past the limit of 1,000,000; they differ)\n"
