@@ -1,7 +1,8 @@
 """Soak: a long run killed with SIGKILL every few seconds and resumed, until it ends.
 
 An instant metric (text-stats characters) and a scripted agent with N distinct proposals;
-`overnight run` is killed at a random moment every 1-4 seconds and resumed with
+`overnight run` is killed at a random moment 0.5-3 seconds after it records its first
+experiment (so every session moves on, however slow the machine starts Python) and resumed with
 `--resume`, again and again. At the end it prints what a kill could have cost:
 
     lost        proposals never recorded as measured
@@ -85,8 +86,8 @@ def main() -> None:
     ap.add_argument("--experiments", type=int, default=10_000)
     ap.add_argument("--parallel", type=int, default=4)
     ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--min-seconds", type=float, default=1.0)
-    ap.add_argument("--max-seconds", type=float, default=4.0)
+    ap.add_argument("--min-seconds", type=float, default=0.5)
+    ap.add_argument("--max-seconds", type=float, default=3.0)
     args = ap.parse_args()
     rng = random.Random(args.seed)
 
@@ -106,6 +107,12 @@ def main() -> None:
         proc = subprocess.Popen([sys.executable, "-m", "overnight.cli.main", "run", str(folder), "--yes", "-q", *resume],
                                 cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         pids.add(proc.pid)
+        # On a loaded machine starting Python can take longer than the kill interval: the clock
+        # of a session starts once it records its first experiment, so every session moves on.
+        before = _recorded(db)
+        deadline = time.monotonic() + 120
+        while proc.poll() is None and _recorded(db) <= before and time.monotonic() < deadline:
+            time.sleep(0.1)
         try:
             out, _ = proc.communicate(timeout=rng.uniform(args.min_seconds, args.max_seconds))
         except subprocess.TimeoutExpired:

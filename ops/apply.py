@@ -28,6 +28,10 @@ def apply(store, run: dict, exp: dict, *, force: bool = False):
     return surface, apply_experiment(store, run, exp, surface, view, force=force)
 
 
+# Experiments whose candidate has no score: applying one would be a silent guess.
+NOT_MEASURED = {"crash": "crashed", "timeout": "timed out", "interrupted": "was interrupted", "guard_failed": "failed a guard"}
+
+
 def apply_experiment(store, run, e, surface, view, *, dry_run=False, force=False):
     """Returns the diff (dry run) or the backup path."""
     if recover(store):
@@ -35,6 +39,11 @@ def apply_experiment(store, run, e, surface, view, *, dry_run=False, force=False
     source = surface.source()
     if not source.exists():
         raise OvernightError(f"The file {source} does not exist any more; nothing was written.")
+    if not force and e["status"] in NOT_MEASURED:
+        raise OvernightError(
+            f"Experiment {run['id']}:{e['seq']} {NOT_MEASURED[e['status']]} ({e['reason']}), so it has no score to stand on; "
+            f"nothing was written. Use --force to apply it anyway."
+        )
     if not force and surface.fingerprint() != run["source_fingerprint"]:
         raise OvernightError(
             f"{source} changed since run {run['id']} began, so applying could undo your edits; "
