@@ -49,6 +49,7 @@ def run(args, *, cwd, seconds: float, env: dict | None = None, shell: bool = Fal
     start = time.monotonic()
     tag = f"{os.getpid()}-{next(_count)}"
     _watch()
+    _prctl()
     proc = subprocess.Popen(
         args, cwd=cwd, env={**(os.environ if env is None else env), TAG: tag}, shell=shell,
         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -111,12 +112,24 @@ class Capped:
         return text.replace("\r\n", "\n").replace("\r", "\n")  # as text mode reads it
 
 
+def _prctl():
+    """libc's prctl, looked up in overnight before any fork (a lookup in the child could deadlock)."""
+    global _libc_prctl
+    if _libc_prctl is None:
+        try:
+            _libc_prctl = ctypes.CDLL(None, use_errno=True).prctl
+        except (OSError, AttributeError):
+            _libc_prctl = False
+    return _libc_prctl
+
+
+_libc_prctl = None
+
+
 def _die_with_parent() -> None:
     """In the child, before exec: killed when overnight dies (Linux), whatever killed it."""
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
+    if _libc_prctl:
+        _libc_prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
 def kill_tagged(tag: str) -> int:
