@@ -188,3 +188,30 @@ def test_a_diff_past_the_size_limit_is_one_summary_line(workspace):
     line = bounded_diff(None, big_old, big_new, limit=1_000_000)  # the surface is not even asked
     assert time.monotonic() - started < 1
     assert line == "(no diff: 800,000 and 800,000 characters, past the limit of 1,000,000; they differ)\n"
+
+
+def test_a_reader_waits_for_a_store_being_created(workspace):
+    import threading
+
+    from overnight.core.store import Store
+
+    path = workspace / ".overnight" / "overnight.db"
+    path.parent.mkdir()
+    sqlite3.connect(path).close()  # the file exists, its tables not yet: the first second of a store
+    writer = threading.Timer(0.5, lambda: Store(path).close())
+    writer.start()
+    reader = Store(path, readonly=True)
+    try:
+        assert reader.runs() == []
+    finally:
+        reader.close()
+        writer.join()
+
+
+def test_two_processes_creating_a_store_at_once_both_succeed(workspace):
+    path = workspace / "s.db"
+    code = f"from overnight.core.store import Store; Store({str(path)!r}).close()"
+    procs = [subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE, text=True) for _ in range(4)]
+    for p in procs:
+        _, err = p.communicate(timeout=60)
+        assert p.returncode == 0, err
