@@ -215,3 +215,15 @@ def test_two_processes_creating_a_store_at_once_both_succeed(workspace):
     for p in procs:
         _, err = p.communicate(timeout=60)
         assert p.returncode == 0, err
+
+
+def test_a_killed_run_shows_as_died_with_the_command_that_resumes_it(workspace):
+    folder = recipe(workspace / "r", proposals=VIEWS[:3])
+    (workspace / "tmp").mkdir()
+    assert overnight(workspace, "run", folder, "--yes", "-q", kill_at="experiment.proposed").returncode == -9
+    status = overnight(workspace, "status")
+    assert "died" in status.stdout and "resume with: overnight run r --resume" in status.stdout, status.stdout
+    log = overnight(workspace, "log")
+    assert "(died (resume with: overnight run r --resume))" in log.stdout, log.stdout
+    assert overnight(workspace, "run", folder, "--resume", "--yes", "-q").returncode == 0
+    assert "died" not in overnight(workspace, "status").stdout
