@@ -23,11 +23,17 @@ PAGE = 1000
 def status(as_json, db):
     """Show the runs in this workspace, newest first."""
     store = open_store(db)
+    from overnight.ops.apply import recover
+
+    for sentence in recover(store):  # an apply a kill interrupted is finished or rolled back
+        click.echo(sentence, err=True)
     runs = store.runs_overview()
     if as_json:
         keep = ("id", "recipe", "status", "stop_reason", "best_experiment", "baseline_score", "best_score",
                 "holdout_baseline", "holdout_best", "experiments", "usd", "tokens", "seconds", "started_at", "ended_at")
-        click.echo(json.dumps([{k: r[k] for k in keep} for r in runs], indent=2))
+        from overnight.core.state import died
+
+        click.echo(json.dumps([{**{k: r[k] for k in keep}, **({"status": "died"} if died(r) else {})} for r in runs], indent=2))
         return
     from overnight.night.digest import status_lines
 
@@ -36,10 +42,13 @@ def status(as_json, db):
     if not runs:
         click.echo(f"No runs in {store.path} yet. Start one with `overnight run RECIPE` or `overnight demo`.")
         return
+    from overnight.core.state import died
+
     click.echo(f"{'run':>4}  {'recipe':<16} {'status':<9} {'exps':>5}  {'baseline':>10} -> {'best':<10}  stop reason")
     for r in runs:
-        click.echo(f"{r['id']:>4}  {r['recipe'][:16]:<16} {r['status']:<9} {r['experiments'] or 0:>5}  "
-                   f"{fmt(r['baseline_score']):>10} -> {fmt(r['best_score']):<10}  {_first_line(r['stop_reason'])}")
+        stop = f"resume with: overnight run {r['recipe']} --resume" if died(r) else _first_line(r['stop_reason'])
+        click.echo(f"{r['id']:>4}  {r['recipe'][:16]:<16} {'died' if died(r) else r['status']:<9} {r['experiments'] or 0:>5}  "
+                   f"{fmt(r['baseline_score']):>10} -> {fmt(r['best_score']):<10}  {stop}")
 
 
 def _first_line(text: str | None) -> str:
@@ -70,7 +79,9 @@ def log(run_ref, as_json, every, last, db):
         for r in rows:
             click.echo(json.dumps(r))
         return
-    click.echo(f"Run {run['id']} of '{run['recipe']}' ({run['status']}{': ' + _first_line(run['stop_reason']) if run['stop_reason'] else ''})")
+    from overnight.core.state import shown_status
+
+    click.echo(f"Run {run['id']} of '{run['recipe']}' ({shown_status(run)}{': ' + _first_line(run['stop_reason']) if run['stop_reason'] else ''})")
     if earlier:
         click.echo(more)
     click.echo(f"{'#':>4}  {'status':<12} {'score':>10} {'delta':>10}  reason / rationale")
@@ -127,7 +138,9 @@ def diff(exp, exp2, db):
         old = view_of(store, other)
     else:
         old = view_of(store, store.experiment(run["baseline_experiment"]))
-    text = surface_of(run).diff(old, new)
+    from overnight.core.record import bounded_diff
+
+    text = bounded_diff(surface_of(run), old, new)
     if not text:
         click.echo("No difference.")
     _echo_diff(text)

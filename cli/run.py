@@ -57,6 +57,21 @@ def run(recipe, dry_run, resume, yes, quiet, db, with_tui, minutes=None):
     finally:
         display.close()
     print_summary(summary, setup.llm)
+    _exit_if_interrupted(summary, recipe)
+
+
+# Exit codes of a run a signal stopped, as a shell reports a command the signal killed.
+SIGNAL_EXITS = {"interrupted by Ctrl-C": 130, "interrupted by SIGTERM": 143}
+
+
+def _exit_if_interrupted(summary, recipe: str) -> None:
+    """A run Ctrl-C or SIGTERM stopped exits 130 or 143 and says how to continue it."""
+    code = SIGNAL_EXITS.get((summary.stop_reason or "").split(";")[0].strip()) if summary.status == "stopped" else None
+    if code:
+        import shlex
+
+        click.echo(f"Resume with: overnight run {shlex.quote(recipe)} --resume")
+        raise SystemExit(code)
 
 
 def _recipe_path(recipe: str) -> Path:

@@ -8,6 +8,8 @@ with no change to the loop or to `core.measure`.
 from __future__ import annotations
 
 import atexit
+import math
+import os
 import queue
 import shutil
 import tempfile
@@ -19,6 +21,7 @@ from pathlib import Path
 
 from .contracts import Executor, Measurement, MeasureRequest, Outcome, Surface  # Outcome: imported from here too
 from .errors import OvernightError
+from .files import pid_alive
 from .llm import BudgetExceeded
 from .objective import Objective
 
@@ -55,11 +58,14 @@ class LocalExecutor(Executor):
                 artifact = folder / self.surface.source().name  # named, never written
             else:
                 artifact = self.surface.materialize(view, folder)
-            m = self.objective.measure(artifact, folder, request)
+            m = finite(self.objective.measure(artifact, folder, request))
             m.seconds = m.seconds or time.monotonic() - start
             outcome = Outcome(m)
             if guards and m.ok and self.objective.guards:
                 outcome.guard_problem, outcome.guard_values = self.objective.guard_problem(artifact, folder, request)
+                bad = [k for k, v in outcome.guard_values.items() if v is not None and not _finite(v)]
+                if bad and not outcome.guard_problem:
+                    outcome.guard_problem = f"the guard {bad[0]} printed {outcome.guard_values[bad[0]]}, not a number"
             return outcome
         except BudgetExceeded:
             raise  # not the candidate's fault: the loop stops the run
@@ -73,6 +79,27 @@ class LocalExecutor(Executor):
                 sweeper.remove(folder)
 
 
+def finite(m: Measurement) -> Measurement:
+    """A number is finite or it is a crash: nan, inf or an overflow (a component's too) would
+    make every comparison after it wrong, and a minimize run would keep -inf."""
+    if not m.ok:
+        return m
+    for label, value in [*((f"{k} ", v) for k, v in (m.components or {}).items()), ("", m.value)]:
+        if not _finite(value):
+            crash = Measurement.crash(f"the metric {label}printed {value}, not a number", m.trace,
+                                      examples=m.examples, llm_calls=m.llm_calls, cost_usd=m.cost_usd, tokens=m.tokens,
+                                      seconds=m.seconds)
+            return crash
+    return m
+
+
+def _finite(value) -> bool:
+    try:
+        return math.isfinite(value)
+    except TypeError:
+        return False
+
+
 _root: Path | None = None
 _root_lock = threading.Lock()
 
@@ -82,9 +109,18 @@ def private_root() -> Path:
     global _root
     with _root_lock:
         if _root is None or not _root.is_dir():
-            _root = Path(tempfile.mkdtemp(prefix="overnight-work-"))
+            sweep_stale(Path(tempfile.gettempdir()))
+            _root = Path(tempfile.mkdtemp(prefix=f"overnight-work-{os.getpid()}-"))
             atexit.register(shutil.rmtree, _root, True)
         return _root
+
+
+def sweep_stale(tmp: Path) -> None:
+    """Removes the work folders of overnight processes that died (a SIGKILL skips atexit)."""
+    for folder in tmp.glob("overnight-work-*"):
+        pid = folder.name.split("-")[2]
+        if pid.isdigit() and folder.is_dir() and not pid_alive(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 class Sweeper:

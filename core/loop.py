@@ -28,11 +28,12 @@ from .decide import fmt
 from .errors import OvernightError
 from .events import Events, ExperimentStarted, RunFinished, RunStarted, Used
 from .executor import LocalExecutor
+from .faults import point
 from .keep import KeepRule
 from .llm import BudgetExceeded
 from .measure import once, repeats, sample
 from .objective import Objective
-from .record import ExperimentRecord, Recorder, new_run, resumed
+from .record import ExperimentRecord, Recorder, bounded_diff, new_run, resumed
 from .schedule import Scheduler
 from .state import RunState
 from .store import Store
@@ -98,6 +99,7 @@ class Loop:
         process.allow()
         if self.run_id is None:
             self.run_id = new_run(s.store, s.recipe, s.surface, s.objective.goal)
+            point("run.created")
         else:
             resumed(s.store, self.run_id)
         self.state = RunState.restore(s.store, self.run_id, s.spend)
@@ -113,6 +115,7 @@ class Loop:
             await self.schedule.run(self._experiment, self.run_id, self.state)
         if self.schedule.stopped_early:
             return "stopped"  # resumable, unlike a run that ran its course
+        point("run.ending")
         end = Ending(self.s, self.run_id, self.state)
         if self.s.objective.has_examples:
             await end.holdout()
@@ -174,6 +177,7 @@ class Loop:
                                meta=proposal.meta, cost_usd=proposal.cost_usd, tokens=proposal.tokens,
                                llm_calls=list(proposal.llm_calls))
         self.state.next_seq += 1
+        point("experiment.proposed")
         self.s.events.publish(ExperimentStarted(self.run_id, rec.seq, proposal.rationale))
         try:
             await self._check_measure_decide(rec, proposal, parent.view)
@@ -209,7 +213,8 @@ class Loop:
             self.recorder.record(rec, "invalid", problem)
             return
         candidate = Candidate.of(view)
-        rec.candidate, rec.diff = candidate.digest, s.surface.diff(self.state.baseline.view, view)
+        # In a thread and bounded: a diff of a large candidate must not hold up the other experiments.
+        rec.candidate, rec.diff = candidate.digest, await asyncio.to_thread(bounded_diff, s.surface, self.state.baseline.view, view)
         s.store.put_candidate(candidate.digest, view)
         first = self.state.claim(candidate.digest, rec.seq)
         if first is not None:

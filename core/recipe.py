@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import tomlkit
-from tomlkit.exceptions import ParseError
+from tomlkit.exceptions import ParseError, TOMLKitError
 
 from . import paths
 from .budget import SCHEMA as BUDGET_SCHEMA, Budget
@@ -170,6 +170,8 @@ def parse(text: str, file: Path, registry=None, sealed: bool | None = None) -> R
     except ParseError as exc:
         reason = re.sub(r"\s+at line \d+ col \d+$", "", str(exc))
         raise RecipeError(f"{file}:{exc.line}:{exc.col}: this is not valid TOML ({reason}).") from None
+    except TOMLKitError as exc:  # a key given twice in one table: tomlkit says which, not where
+        raise RecipeError(_twice(text, file, exc)) from None
     read = Reader(doc, Where(file, text), registry or default_registry())
     read.sections()
     about, surface, metrics, guards, agent = read.about(), read.surface(), read.metrics(), read.guards(), read.agent()
@@ -184,6 +186,21 @@ def parse(text: str, file: Path, registry=None, sealed: bool | None = None) -> R
                               [g for g in guards if sound(g)], notify, sound(executor))
         raise error
     return Recipe(file, text, about, surface, metrics, agent, budget, guards, notify, executor)
+
+
+def _twice(text: str, file: Path, exc: Exception) -> str:
+    """One sentence with file:line for a key tomlkit found twice (the standard parser says the line)."""
+    import tomllib
+
+    key = re.search(r'Key "(.+?)"', str(exc))
+    line = None
+    try:
+        tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        found = re.search(r"line (\d+)", str(err))
+        line = found.group(1) if found else None
+    what = f"the key '{key.group(1)}' is given twice" if key else f"this is not valid TOML ({exc})"
+    return f"{file}:{line}: {what}; keep one of them." if line else f"{file}: {what}; keep one of them."
 
 
 class Reader:

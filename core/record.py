@@ -15,10 +15,21 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .contracts import Agent, Attempt, ExampleResult, LLMCall, Measurement
+from .faults import point
 from .events import Events, ExperimentFinished, NewBest, Used
 from .state import Best, RunState, failing
 
 TRACE_TAIL = 4000  # characters of a trace kept for the agent
+DIFF_LIMIT = 1_000_000  # characters of old and new text past which a diff is one summary line
+
+
+def bounded_diff(surface, old: str, new: str, limit: int = DIFF_LIMIT) -> str:
+    """The surface's diff, or past `limit` a line that says why not: a line diff of two long
+    texts can take minutes, longer than the experiment's own time limit."""
+    if len(old) + len(new) <= limit:
+        return surface.diff(old, new)
+    return (f"(no diff: {len(old):,} and {len(new):,} characters, past the limit of {limit:,}; "
+            f"{'identical' if old == new else 'they differ'})\n")
 
 
 @dataclass
@@ -84,16 +95,18 @@ class Recorder:
     def record(self, rec: ExperimentRecord, status: str, reason: str, view: str | None = None) -> int:
         """Stores an experiment, moves the best to it when it is a keep (`view` is then its view), then tells."""
         rec.status, rec.reason = status, reason
-        exp_id = self._store(rec)
         attempt = rec.attempt()
         self.state.count(attempt, rec.candidate)
-        best = {}
-        if status == "keep":
+        keep = status == "keep"
+        point("experiment.measured")
+        # The experiment and the run's best (and totals) in one transaction: a kill between
+        # them would leave a resumed run comparing against a stale best.
+        exp_id = self._store(rec, lambda i: dict(self._totals(), **(dict(best_experiment=i, best_score=rec.score) if keep else {})))
+        point("experiment.committed")
+        if keep:
             self.state.best = Best(exp_id, rec.seq, view, rec.score, failing(rec.examples))
-            best = dict(best_experiment=exp_id, best_score=rec.score)
-        self.save_totals(**best)
         self.events.publish(ExperimentFinished(self.run_id, rec.seq, status, reason, rec.score, self.state.best.score, Used.of(self.state.spend)))
-        if status == "keep":
+        if keep:
             self.events.publish(NewBest(self.run_id, rec.seq, rec.score, self.state.baseline.score if self.state.baseline else None))
         if status != "interrupted":
             self._observe(attempt)
@@ -102,18 +115,16 @@ class Recorder:
     def record_baseline(self, rec: ExperimentRecord, view: str, noise: float) -> None:
         """The baseline is the first best; it is no experiment of the agent's, so nobody is told."""
         rec.seq, rec.status, rec.rationale, rec.delta = 0, "baseline", "baseline", 0.0
-        exp_id = self._store(rec)
+        point("baseline.measured")
+        exp_id = self._store(rec, lambda i: dict(baseline_experiment=i, best_experiment=i, baseline_score=rec.score,
+                                                 best_score=rec.score, noise=noise))
+        point("baseline.committed")
         self.state.count(rec.attempt(), rec.candidate)
         self.state.noise = noise
         self.state.baseline = self.state.best = Best(exp_id, 0, view, rec.score, failing(rec.examples))
-        self.store.update_run(self.run_id, baseline_experiment=exp_id, best_experiment=exp_id,
-                              baseline_score=rec.score, best_score=rec.score, noise=noise)
 
-    def _store(self, rec: ExperimentRecord) -> int:
-        exp_id = self.store.record_experiment(self.run_id, examples=rec.examples, **rec.columns())
-        for call in rec.llm_calls:
-            self.store.record_llm_call(call, run_id=self.run_id, experiment_id=exp_id)
-        return exp_id
+    def _store(self, rec: ExperimentRecord, run=None) -> int:
+        return self.store.commit_experiment(self.run_id, rec.examples, rec.llm_calls, run, **rec.columns())
 
     def _observe(self, attempt: Attempt) -> None:
         try:
@@ -123,9 +134,11 @@ class Recorder:
                                           f"{type(exc).__name__}: {exc}; the run goes on", exc, once="observe")
 
     def save_totals(self, **extra) -> None:
+        self.store.update_run(self.run_id, **self._totals(), **extra)
+
+    def _totals(self) -> dict:
         spend = self.state.spend
-        self.store.update_run(self.run_id, experiments=spend.experiments, usd=spend.usd,
-                              tokens=spend.tokens, seconds=spend.seconds, **extra)
+        return dict(experiments=spend.experiments, usd=spend.usd, tokens=spend.tokens, seconds=spend.seconds)
 
 
 def new_run(store, recipe, surface, goal: str) -> int:

@@ -47,10 +47,13 @@ class RunState:
         rows = store.experiments(run_id)
         for row, attempt in zip(rows, store.attempts(run_id)):
             state.count(attempt, row["candidate"])
-        base = next((r for r in rows if r["status"] == "baseline"), None)
+        base, best = from_rows(rows, run["goal"])
         if base is not None:
-            state.baseline = _best(store, base)
-            state.best = _best(store, store.experiment(run["best_experiment"])) if run["best_experiment"] else state.baseline
+            state.baseline, state.best = _best(store, base), _best(store, best)
+            if (run["baseline_experiment"], run["best_experiment"]) != (base["id"], best["id"]):
+                # Written in one transaction since; a store of an older overnight may still disagree.
+                store.update_run(run_id, baseline_experiment=base["id"], baseline_score=base["score"],
+                                 best_experiment=best["id"], best_score=best["score"])
         return state
 
     def count(self, attempt: Attempt, candidate: str | None) -> None:
@@ -78,6 +81,18 @@ class RunState:
         self.seen = {d: s for d, s in self.seen.items() if s != seq}
 
 
+def from_rows(rows: list[dict], goal: str | None) -> tuple[dict | None, dict | None]:
+    """(baseline row, best row) as the experiments themselves say, never a pointer alone:
+    the best is the keep with the best score for the goal (the latest on a tie), else the baseline."""
+    base = next((r for r in rows if r["status"] == "baseline"), None)
+    if base is None:
+        return None, None
+    sign = -1 if goal == "minimize" else 1
+    keeps = [r for r in rows if r["status"] == "keep" and r["score"] is not None]
+    best = max(keeps, key=lambda r: (sign * r["score"], r["id"]), default=base)
+    return base, best
+
+
 def _best(store, row: dict) -> Best:
     examples = [ExampleResult(r["example_id"], r["input"], r["output"], r["expected"], r["score"], r["feedback"], r["split"])
                 for r in store.example_results(row["id"])]
@@ -87,3 +102,23 @@ def _best(store, row: dict) -> Best:
 def failing(examples: list[ExampleResult]) -> list[ExampleResult]:
     """The train examples a candidate does not get right: what the agent should look at."""
     return [e for e in examples if e.split == "train" and e.score < 1.0]
+
+
+def died(run: dict) -> bool:
+    """True for a run still marked running whose process is gone (a SIGKILL, a power cut)."""
+    from .files import pid_alive
+
+    if run.get("status") != "running" or not run.get("pid"):
+        return False
+    if not pid_alive(run["pid"]):
+        return True
+    try:  # the pid was given to another program since
+        cmdline = open(f"/proc/{run['pid']}/cmdline", "rb").read()
+    except OSError:
+        return False
+    return b"python" not in cmdline and b"overnight" not in cmdline
+
+
+def shown_status(run: dict) -> str:
+    """The status as status, log and the TUI show it."""
+    return f"died (resume with: overnight run {run['recipe']} --resume)" if died(run) else run["status"]

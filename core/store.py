@@ -158,6 +158,16 @@ def _indexes_for_reading(db: sqlite_utils.Database) -> None:
     db["runs"].create_index(["updated_at"], if_not_exists=True)
 
 
+@migrations(name="004_applies")
+def _nothing_lost(db: sqlite_utils.Database) -> None:
+    # An apply in progress: written before the user's file is replaced, finished after its fingerprint.
+    db["applies"].create(
+        {"id": int, "run_id": int, "experiment_id": int, "path": str, "backup": str, "tmp": str,
+         "old_digest": str, "new_digest": str, "state": str, "created_at": float},
+        pk="id",
+    )
+
+
 RESUMABLE = ("running", "stopped")
 
 
@@ -206,6 +216,26 @@ class Store:
             conn.close()
 
     def _migrate(self) -> None:
+        """Brings the store up to date; one process at a time, and a reader waits for a store
+        another process is creating instead of failing with "no such table"."""
+        if self.readonly:
+            deadline = time.monotonic() + 3
+            while not self._applied() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            return self._check_migrations()
+        import fcntl
+
+        with open(self.path.with_name(self.path.name + ".lock"), "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            self._check_migrations()
+
+    def _applied(self) -> set[str]:
+        try:
+            return set(migrations.applied(self.conn))
+        except sqlite3.OperationalError:
+            return set()
+
+    def _check_migrations(self) -> None:
         known = {m.name for m in migrations._migrations}
         applied = set(migrations.applied(self.conn))
         newer = sorted(applied - known)
@@ -329,6 +359,37 @@ class Store:
             if examples:
                 self.db["example_results"].insert_all(_example_rows(exp_id, examples, self.secrets))
         return exp_id
+
+    def commit_experiment(self, run_id: int, examples: list[ExampleResult] = (), calls: Iterable[LLMCall] = (),
+                          run: Callable[[int], dict] | None = None, **fields: Any) -> int:
+        """An experiment, its examples and model calls, and the run's row that follows from it
+        (`run(exp_id)`: its best, its baseline, its totals), in one transaction: a kill leaves
+        all of it or none of it."""
+        with self.db.atomic():
+            exp_id = self.record_experiment(run_id, examples, **fields)
+            for call in calls:
+                self.record_llm_call(call, run_id=run_id, experiment_id=exp_id)
+            if run is not None:
+                self.update_run(run_id, **run(exp_id))
+        return exp_id
+
+    # -- applies: journaled, so a kill in the middle is finished or rolled back later ----
+
+    def begin_apply(self, **fields: Any) -> int:
+        return self._insert("applies", dict(fields, state="begun", created_at=time.time()))
+
+    def finish_apply(self, apply_id: int, *, fingerprint: str, review: dict) -> None:
+        """The review, the run's new fingerprint and the journal's end: all of them or none."""
+        with self.db.atomic():
+            self.add_review(**review)
+            self.update_run(review["run_id"], source_fingerprint=fingerprint)
+            self.end_apply(apply_id, "finished")
+
+    def end_apply(self, apply_id: int, state: str) -> None:
+        self.db.execute("update applies set state = ? where id = ?", [state, apply_id])
+
+    def unfinished_applies(self) -> list[dict]:
+        return list(self.db.query("select * from applies where state = 'begun' order by id"))
 
     def update_experiment(self, exp_id: int, examples: list[ExampleResult] = (), **fields: Any) -> None:
         for key in ("samples", "components", "meta"):

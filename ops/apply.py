@@ -28,11 +28,22 @@ def apply(store, run: dict, exp: dict, *, force: bool = False):
     return surface, apply_experiment(store, run, exp, surface, view, force=force)
 
 
+# Experiments whose candidate has no score: applying one would be a silent guess.
+NOT_MEASURED = {"crash": "crashed", "timeout": "timed out", "interrupted": "was interrupted", "guard_failed": "failed a guard"}
+
+
 def apply_experiment(store, run, e, surface, view, *, dry_run=False, force=False):
     """Returns the diff (dry run) or the backup path."""
+    if recover(store):
+        run = store.run(run["id"])  # its fingerprint may have moved
     source = surface.source()
     if not source.exists():
         raise OvernightError(f"The file {source} does not exist any more; nothing was written.")
+    if not force and e["status"] in NOT_MEASURED:
+        raise OvernightError(
+            f"Experiment {run['id']}:{e['seq']} {NOT_MEASURED[e['status']]} ({e['reason']}), so it has no score to stand on; "
+            f"nothing was written. Use --force to apply it anyway."
+        )
     if not force and surface.fingerprint() != run["source_fingerprint"]:
         raise OvernightError(
             f"{source} changed since run {run['id']} began, so applying could undo your edits; "
@@ -45,9 +56,51 @@ def apply_experiment(store, run, e, surface, view, *, dry_run=False, force=False
 
     backup_dir = store.path.parent / "backups"
     store.put_candidate(digest(current), current)
+    journal = store.begin_apply(run_id=run["id"], experiment_id=e["id"], path=str(source),
+                                old_digest=surface.fingerprint(), new_digest=_written_digest(surface, view, store))
     backup = surface.apply(view, backup_dir)
-    store.add_review(run_id=run["id"], experiment_id=e["id"], recipe=run["recipe"], action="applied", note="",
-                     path=str(source), backup=str(backup) if backup else "", previous=digest(current))
-    # Later applies of this run compare against the file as it is now.
-    store.update_run(run["id"], source_fingerprint=surface.fingerprint())
+    # The review, the run's fingerprint and the journal's end in one transaction: a kill before
+    # it leaves an apply that the next apply or `overnight status` finishes.
+    store.finish_apply(journal, fingerprint=surface.fingerprint(), review=dict(
+        run_id=run["id"], experiment_id=e["id"], recipe=run["recipe"], action="applied", note="",
+        path=str(source), backup=str(backup) if backup else "", previous=digest(current)))
     return backup
+
+
+def _written_digest(surface, view: str, store) -> str:
+    """The fingerprint the file will have once the view is applied, from a private copy."""
+    import hashlib
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory(prefix="overnight-apply-") as folder:
+        return hashlib.sha256(Path(surface.materialize(view, Path(folder))).read_bytes()).hexdigest()
+
+
+def recover(store) -> list[str]:
+    """Finishes or rolls back the applies a kill interrupted; one sentence for each.
+
+    The file has the new content: the apply is finished (the run's fingerprint moves, so a
+    later apply is not refused for overnight's own write). The old: rolled back. Neither:
+    the person changed it since; left alone. Temporary files the kill left are removed."""
+    import hashlib
+    from pathlib import Path
+
+    from overnight.core.files import sweep_temporaries
+
+    said = []
+    for j in store.unfinished_applies():
+        path = Path(j["path"])
+        sweep_temporaries(path.parent, store.path.parent / "backups")
+        now = hashlib.sha256(path.read_bytes()).hexdigest() if path.exists() else None
+        run = store.run(j["run_id"])
+        if now == j["new_digest"]:
+            store.finish_apply(j["id"], fingerprint=now, review=dict(
+                run_id=j["run_id"], experiment_id=j["experiment_id"], recipe=run["recipe"] if run else "",
+                action="applied", note="finished after an interruption", path=str(path), backup="", previous=""))
+            said.append(f"An interrupted apply to {path} was finished: the file already held the new version.")
+        else:
+            store.end_apply(j["id"], "rolled back" if now == j["old_digest"] else "abandoned")
+            if now == j["old_digest"]:
+                said.append(f"An interrupted apply to {path} was rolled back: the file still holds its old version.")
+    return said
