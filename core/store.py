@@ -389,7 +389,7 @@ class Store:
         self.db.execute("update applies set state = ? where id = ?", [state, apply_id])
 
     def unfinished_applies(self) -> list[dict]:
-        return list(self.db.query("select * from applies where state = 'begun' order by id"))
+        return self._rows("select * from applies where state = 'begun' order by id")
 
     def update_experiment(self, exp_id: int, examples: list[ExampleResult] = (), **fields: Any) -> None:
         for key in ("samples", "components", "meta"):

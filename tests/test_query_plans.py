@@ -24,7 +24,7 @@ GROWING = ("experiments", "example_results", "llm_calls", "reviews", "candidates
 # Methods that write (or open and close): their statements are not reads.
 WRITES = {"start_run", "update_run", "set_control", "put_candidate", "record_experiment", "update_experiment",
           "record_llm_call", "add_review", "add_note", "record_check", "save_contributions", "add_remeasure",
-          "close", "db"}
+          "close", "db", "begin_apply", "end_apply", "finish_apply", "commit_experiment"}
 
 
 @pytest.fixture
@@ -83,6 +83,7 @@ def reads(store: Store) -> dict[str, object]:
         "experiment_reviews": lambda: store.experiment_reviews(exp),
         "remeasures": lambda: store.remeasures(exp),
         "has_table": lambda: store.has_table("nights"),
+        "unfinished_applies": store.unfinished_applies,
         "latest_run_since": lambda: store.latest_run_since("r", 0.0),
         # A night's tables are made by overnight.night's own migrations.
         "night": lambda: (Nights(store), store.night(1)),
