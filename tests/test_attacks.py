@@ -877,3 +877,145 @@ def test_a_fingerprint_names_the_file_a_measurement_changed(workspace):
         before.check()
     assert f"A measurement changed {folder / 'note.txt'}" in stopped.value.message
     assert before.changed(Fingerprint.of(folder)) == ["note.txt"]
+
+
+# -- issue 10, item 2: a key goes only to its provider's host or one the person trusted -------------
+
+
+def _llm_recipe(workspace: Path, url: str, model: str = "openai/gpt-4o-mini") -> Path:
+    return text_recipe(workspace / "leak", agent=f'kind = "llm"\nmodel = "{model}"\napi_base = "{url}"')
+
+
+def test_the_gateway_sends_no_key_to_a_host_trust_did_not_cover(workspace, llm_server, monkeypatch):
+    from overnight.core.errors import OvernightError
+    from overnight.core.runner import build
+    from overnight.core.store import Store
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-attack-test-0123456789")
+    recipe = load(_llm_recipe(workspace, llm_server.url))
+
+    with pytest.raises(OvernightError) as refused:
+        build(recipe, Store(workspace / "o.db"))  # a setup built past the trust gate: no host is trusted
+
+    assert refused.value.message == (f"Not sending OPENAI_API_KEY to {llm_server.url} (model 'openai/gpt-4o-mini'): the "
+                                     f"recipe was not trusted with that host, so nothing was sent; review it with "
+                                     f"`overnight recipes trust`.")
+    assert llm_server.requests == []
+
+
+def test_trust_given_before_the_api_base_changed_sends_nothing(cli, workspace, llm_server, monkeypatch):
+    from overnight.core.errors import OvernightError
+    from overnight.ops.trust_gate import build
+    from overnight.core.store import Store
+    from overnight.sharing import trust
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-attack-test-0123456789")
+    folder = _llm_recipe(workspace, "https://api.openai.com/v1")
+    trust_now(folder)
+    before = trust.hosts(load(folder))
+    toml = folder / "recipe.toml"
+    toml.write_text(toml.read_text().replace("https://api.openai.com/v1", llm_server.url))
+
+    refused = cli("run", folder)  # not a terminal: the changed recipe is refused
+    assert refused.exit_code != 0 and "sends data to models" in refused.output and "you have not trusted it" in refused.output
+    with pytest.raises(OvernightError):
+        build(load(folder), Store(workspace / "o.db"), ask=False)
+    from overnight.core.runner import build as build_setup
+
+    with pytest.raises(OvernightError) as stale:  # the hosts of the earlier trust do not cover the new one
+        build_setup(load(folder), Store(workspace / "o.db"), hosts=before)
+    assert f"Not sending OPENAI_API_KEY to {llm_server.url}" in stale.value.message
+    assert llm_server.requests == []
+
+
+def test_a_trusted_api_base_is_sent_the_key(cli, workspace, llm_server, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-attack-test-0123456789")
+    llm_server.default = '{"view": "A longer note, much longer.\\n", "rationale": "longer"}'
+    folder = _llm_recipe(workspace, llm_server.url, "openai/agent-model")  # no price: the $0 budget allows it
+    trust_now(folder)
+
+    ran = cli("run", folder)
+
+    assert ran.exit_code == 0, ran.output
+    assert llm_server.requests, ran.output
+    assert all({k.lower(): v for k, v in h.items()}.get("authorization") ==
+                                       "Bearer sk-attack-test-0123456789" for h in llm_server.request_headers)
+
+
+# -- issue 10, item 3: every entry point that builds a setup asks trust first ---------------------------
+
+
+def _marked_recipe(workspace: Path) -> tuple[Path, Path]:
+    """A recipe whose metric leaves a mark outside its folder each time it runs."""
+    mark = workspace / "ran"
+    folder = recipe_folder(workspace / "note", **{"recipe.toml": recipe_texts()["recipe.toml"].replace(
+        '"wc -c < note.txt"', json.dumps(f"echo x >> {mark}; wc -c < note.txt"))})
+    return folder, mark
+
+
+def _entry(name: str, cli, folder: Path, workspace: Path):
+    """Runs entry point `name` on a recipe that is not trusted; returns what it said."""
+    from overnight.core.errors import OvernightError
+    from overnight.core.store import Store
+
+    db = workspace / ".overnight" / "overnight.db"
+    if name in ("run", "dry-run", "check", "explain", "demo-like run --tui"):
+        args = {"run": ["run", folder], "dry-run": ["run", folder, "--dry-run"], "check": ["check", folder],
+                "explain": ["explain", "1"], "demo-like run --tui": ["run", folder, "--tui"]}[name]
+        result = cli(*args)
+        assert result.exit_code != 0
+        return result.output
+    if name == "night":
+        done = subprocess.run([sys.executable, "-m", "overnight.cli.main", "night", str(folder)], cwd=workspace,
+                              capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=120)
+        assert done.returncode != 0
+        return done.stderr
+    store = Store(db)
+    run, exp = store.run(1), store.experiment_at(1, 1)
+    with pytest.raises(OvernightError) as refused:
+        if name == "tui re-measure":
+            from overnight.ops.remeasure import remeasure
+
+            remeasure(db, 1, exp["id"], 1)
+        elif name == "tui apply preview":
+            from overnight.ops.apply import preview
+
+            preview(store, run, exp, trusted_only=True)
+        else:
+            from overnight.ops.trust_gate import build
+
+            build(load(folder), store, ask=False)
+    return refused.value.message
+
+
+ENTRY_POINTS = ["run", "dry-run", "check", "explain", "demo-like run --tui", "night", "tui re-measure",
+                "tui apply preview", "ops build (what anything added later calls)"]
+
+
+@pytest.mark.parametrize("name", ENTRY_POINTS)
+def test_every_entry_point_refuses_an_untrusted_recipe_with_nothing_run(cli, workspace, name):
+    folder, mark = _marked_recipe(workspace)
+    assert cli("run", folder, "--yes").exit_code == 0  # trusted for that one run, not recorded
+    (folder / "note.txt").write_text("hello, changed by hand\n")  # the surface changes; trust is still missing
+    mark.unlink()
+
+    said = _entry(name, cli, folder, workspace)
+
+    assert "not trusted" in said or "have not trusted" in said, said
+    assert not mark.exists()
+
+
+def test_only_the_trust_gate_builds_a_setup():
+    """A front end added later cannot forget the trust prompt: core.runner.build is reached through ops.trust_gate."""
+    import re
+
+    root = Path(__file__).resolve().parents[1]
+    callers = []
+    for path in sorted(root.rglob("*.py")):
+        rel = path.relative_to(root).as_posix()
+        if rel.split("/")[0] in ("core", "tests", "bench") or "/." in rel:
+            continue
+        text = path.read_text(encoding="utf-8")
+        if re.search(r"from overnight\.core\.runner import[^\n]*\bbuild\b|runner\.build\(", text):
+            callers.append(rel)
+    assert callers == ["ops/trust_gate.py"]
