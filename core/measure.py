@@ -20,6 +20,7 @@ from typing import Callable
 from .contracts import Executor, LLMCall, Measurement, MeasureRequest, Outcome
 from .decide import noise
 from .llm import BudgetExceeded
+from .secrets import scrubbed
 
 # Seconds past its time limit before a measurement that has not come back is called a
 # timeout: the metric enforces its limit itself (a subprocess is killed); this is the
@@ -86,10 +87,10 @@ class Samples:
 
 
 async def once(executor: Executor, view: str, request: MeasureRequest, *, guards: bool = False) -> Outcome:
-    """One measurement, in a worker thread so other experiments go on meanwhile."""
+    """One measurement, in a worker thread so other experiments go on meanwhile; secrets masked here, at the source."""
     try:
-        return await asyncio.wait_for(asyncio.to_thread(executor.measure, view, request, guards),
-                                      request.seconds + BACKSTOP)
+        return scrubbed(await asyncio.wait_for(asyncio.to_thread(executor.measure, view, request, guards),
+                                               request.seconds + BACKSTOP))
     except asyncio.TimeoutError:
         return Outcome(Measurement.timeout(request.seconds))
 

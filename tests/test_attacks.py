@@ -1019,3 +1019,73 @@ def test_only_the_trust_gate_builds_a_setup():
         if re.search(r"from overnight\.core\.runner import[^\n]*\bbuild\b|runner\.build\(", text):
             callers.append(rel)
     assert callers == ["ops/trust_gate.py"]
+
+
+# -- issue 10, item 5: secrets masked where a measurement or a proposal is made -------------------------
+
+KEY = "sk-attack-test-0123456789"
+
+
+def _store_text(db: Path) -> str:
+    import sqlite3
+
+    with sqlite3.connect(db) as conn:
+        tables = [r[0] for r in conn.execute("select name from sqlite_master where type = 'table'")]
+        return "\n".join(repr(row) for t in tables for row in conn.execute(f'select * from "{t}"'))
+
+
+def _leaky_recipe(workspace: Path, url: str) -> Path:
+    """A metric that prints the key it was passed when it crashes; an agent whose model echoes the key."""
+    crash = f'grep -q crash note.txt && {{ echo "failed with key $OPENAI_API_KEY" >&2; exit 1; }}; wc -w < note.txt'
+    return write(workspace / "leaky", {
+        "note.txt": "A short note.\n",
+        "recipe.toml": f"""
+            [recipe]
+            name = "leaky"
+            [surface]
+            kind = "text"
+            path = "note.txt"
+            [metric]
+            kind = "command"
+            run = {json.dumps(crash)}
+            goal = "maximize"
+            env_passthrough = ["OPENAI_API_KEY"]
+            [agent]
+            kind = "llm"
+            model = "openai/agent-model"
+            api_base = "{url}"
+            [budget]
+            experiments = 2
+            per_experiment_seconds = 20
+            """,
+    })
+
+
+def test_a_key_a_crashing_metric_prints_reaches_no_sink(cli, workspace, llm_server, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    llm_server.default = f"HYPOTHESIS: I saw the key {KEY} in the trace\n```\nA note that will crash now.\n```\n"
+    folder = _leaky_recipe(workspace, llm_server.url)
+    trust_now(folder)
+
+    ran = cli("run", folder)
+
+    assert ran.exit_code == 0, ran.output
+    assert KEY not in ran.output
+    prompts = "\n".join(llm_server.prompts)
+    assert len(llm_server.requests) >= 2 and "failed with key ***" in prompts  # the trace reached the agent, masked
+    assert KEY not in prompts and KEY not in json.dumps(llm_server.requests)
+    store = _store_text(workspace / ".overnight" / "overnight.db")
+    assert "failed with key ***" in store and "I saw the key ***" in store and KEY not in store
+
+
+def test_a_key_in_a_crashing_baseline_is_masked_in_the_error(cli, workspace, llm_server, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    folder = _leaky_recipe(workspace, llm_server.url)
+    (folder / "note.txt").write_text("This note will crash.\n")
+    trust_now(folder)
+
+    for args in (["run", folder], ["run", folder, "--dry-run"], ["check", folder]):
+        said = cli(*args)
+        assert "failed with key ***" in said.output and KEY not in said.output, args
+    assert llm_server.requests == []
+    assert KEY not in _store_text(workspace / ".overnight" / "overnight.db")
