@@ -1089,3 +1089,48 @@ def test_a_key_in_a_crashing_baseline_is_masked_in_the_error(cli, workspace, llm
         assert "failed with key ***" in said.output and KEY not in said.output, args
     assert llm_server.requests == []
     assert KEY not in _store_text(workspace / ".overnight" / "overnight.db")
+
+
+# -- issue 10, item 8: metrics read the recipe folder, never write it ---------------------------------
+
+
+def _command_recipe(workspace: Path, command: str) -> Path:
+    return recipe_folder(workspace / "note", **{"recipe.toml": recipe_texts()["recipe.toml"].replace(
+        '"wc -c < note.txt"', json.dumps(command))})
+
+
+@pytest.mark.parametrize("target", ["data.txt", "note.txt", "recipe.toml"])
+def test_a_metric_that_writes_the_recipe_folder_stops_the_run_naming_the_file(cli, workspace, target):
+    folder = workspace / "note"
+    _command_recipe(workspace, f"echo tampered >> {folder / target}; wc -c < note.txt")
+    write(folder, {"data.txt": "shared data\n"})
+
+    ran = cli("run", folder, "--yes")
+
+    assert ran.exit_code != 0
+    assert (f"Error: A measurement changed {folder / target} in the recipe's own files, which metrics may only read; "
+            f"the run stops.") in ran.output
+    assert "Traceback" not in ran.output
+
+
+def test_a_metric_that_writes_the_persons_file_outside_the_folder_stops_the_run(cli, workspace):
+    mine = write(workspace / "notes", {"prompt.txt": "A short note.\n"}) / "prompt.txt"
+    folder = text_recipe(workspace / "mine", surface="../notes/prompt.txt")
+    toml = folder / "recipe.toml"
+    toml.write_text(toml.read_text().replace('kind = "text-stats"\n            stat = "words"',
+                                             f'kind = "command"\n            run = "echo more >> {mine}; wc -c < prompt.txt"'))
+
+    ran = cli("run", folder, "--yes")
+
+    assert f"Error: A measurement changed {mine} in the recipe's own files" in ran.output
+
+
+def test_recipe_placeholder_and_variable_name_the_work_copy(cli, workspace):
+    folder = workspace / "note"
+    probe = f'test "{{recipe}}" = "$OVERNIGHT_RECIPE_DIR" && test "{{recipe}}" != "{folder}" && test -f "{{recipe}}/README.md" && echo 7 || echo 1'
+    _command_recipe(workspace, probe)
+
+    ran = cli("run", folder, "--yes")
+
+    assert ran.exit_code == 0, ran.output
+    assert "baseline 7" in ran.output
