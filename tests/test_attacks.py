@@ -1134,3 +1134,36 @@ def test_recipe_placeholder_and_variable_name_the_work_copy(cli, workspace):
 
     assert ran.exit_code == 0, ran.output
     assert "baseline 7" in ran.output
+
+
+# -- issue 10, item 1: apply names a file outside the recipe folder before writing it -------------------
+
+
+def test_apply_names_a_file_outside_the_recipe_folder_and_asks_first(cli, workspace, monkeypatch):
+    mine = write(workspace / "notes", {"prompt.txt": "A short note.\n"}) / "prompt.txt"
+    folder = text_recipe(workspace / "mine", surface="../notes/prompt.txt")
+    assert cli("run", folder, "--yes").exit_code == 0
+    where = f"Experiment 1:1 would write {mine}, outside the recipe folder {folder.resolve()}"
+
+    refused = cli("apply", "1:1")  # not a terminal
+    assert refused.exit_code != 0
+    assert f"Error: {where}; nothing was written: pass --yes to write it." in refused.output
+    assert mine.read_text() == "A short note.\n"
+
+    monkeypatch.setattr("overnight.cli.apply._terminal", lambda: True)
+    declined = cli("apply", "1:1", input="n\n")
+    assert f"{where}. Write it? [y/N]" in declined.output and declined.exit_code != 0
+    assert mine.read_text() == "A short note.\n"
+
+    accepted = cli("apply", "1:1", input="y\n")
+    assert accepted.exit_code == 0 and mine.read_text() == "A longer note, with more in it.\n"
+
+
+def test_apply_inside_the_recipe_folder_asks_nothing(cli, workspace):
+    folder = text_recipe(workspace / "mine")
+    assert cli("run", folder).exit_code == 0
+
+    applied = cli("apply", "1:1")
+
+    assert applied.exit_code == 0 and "outside the recipe folder" not in applied.output
+    assert (folder / "note.txt").read_text() == "A longer note, with more in it.\n"
