@@ -25,7 +25,7 @@ class CommandMetric(Metric):
     summary = "Runs a shell command in the work folder and reads the score from its output."
     runs_code = True
     options = {
-        "run": Option(str, "the command; {file} is the candidate's path, {recipe} the recipe folder, {python} the Python overnight runs on", required=True),
+        "run": Option(str, "the command; {file} is the candidate's path, {recipe} the work copy of the recipe folder, {python} the Python overnight runs on", required=True),
         "pattern": Option(str, "a regex whose first group is the score, read from stdout (default: the last number)", default=None),
         "json_file": Option(str, "a JSON file the command writes, holding the score", default=None),
         "json_key": Option(str, "the key of the score in json_file (dots for nesting)", default="score"),
