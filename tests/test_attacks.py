@@ -1167,3 +1167,21 @@ def test_apply_inside_the_recipe_folder_asks_nothing(cli, workspace):
 
     assert applied.exit_code == 0 and "outside the recipe folder" not in applied.output
     assert (folder / "note.txt").read_text() == "A longer note, with more in it.\n"
+
+
+def test_a_python_metric_runs_from_the_work_copy_and_leaves_the_recipe_folder_as_it_was(cli, workspace):
+    folder = text_recipe(workspace / "py", files={"score.py": (
+        "import os, pathlib\n"
+        "def score(path):\n"
+        "    here = pathlib.Path(__file__).parent\n"
+        "    (here / 'state.txt').write_text('scratch')  # beside its code: the work copy\n"
+        "    return 7 if str(here) == os.environ['OVERNIGHT_RECIPE_DIR'] else 1\n")})
+    toml = folder / "recipe.toml"
+    toml.write_text(toml.read_text().replace('kind = "text-stats"\n            stat = "words"',
+                                             'kind = "python"\n            file = "score.py"'))
+
+    ran = cli("run", folder, "--yes")
+
+    assert ran.exit_code == 0, ran.output
+    assert "baseline 7" in ran.output
+    assert not (folder / "state.txt").exists() and not (folder / "__pycache__").exists()
