@@ -10,6 +10,8 @@ cannot ask there: it passes `ask=False` and refuses with the command that asks.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from overnight.core.errors import OvernightError
 from overnight.sharing import trust
 
@@ -22,7 +24,20 @@ def build(recipe, store, events=None, *, yes: bool = False, ask: bool = True, wi
         trust.ensure_trusted(recipe, None, yes)
     else:
         refuse_untrusted(recipe)
-    return build_setup(recipe, store, events, with_agent=with_agent, hosts=trust.hosts(recipe))
+    return build_setup(recipe, store, events, with_agent=with_agent, hosts=_hosts(recipe))
+
+
+def _hosts(recipe) -> frozenset:
+    """The api_bases trust covers: those of the recipe as it is on disk (what the person trusted), when a
+    run's recorded text (re-measure) names others."""
+    from overnight.core.recipe import load
+
+    hosts = trust.hosts(recipe)
+    try:
+        same = recipe.text == Path(recipe.path).read_text(encoding="utf-8")
+        return hosts if same else hosts & trust.hosts(load(recipe.path))
+    except (OSError, UnicodeDecodeError, OvernightError):
+        return frozenset()
 
 
 def ensure_trusted(recipe, store=None, yes: bool = False) -> None:

@@ -1185,3 +1185,28 @@ def test_a_python_metric_runs_from_the_work_copy_and_leaves_the_recipe_folder_as
     assert ran.exit_code == 0, ran.output
     assert "baseline 7" in ran.output
     assert not (folder / "state.txt").exists() and not (folder / "__pycache__").exists()
+
+
+def test_remeasure_sends_no_key_to_the_host_a_run_recorded_before_the_recipe_moved_elsewhere(cli, workspace, llm_server, monkeypatch):
+    """The TUI's re-measure rebuilds from the run's recorded text: its api_base is not what the person trusts now."""
+    from overnight.core.errors import OvernightError
+    from overnight.core.store import Store
+    from overnight.ops.remeasure import remeasure
+
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    llm_server.default = "SCORE: 7"
+    folder = text_recipe(workspace / "judged", extra=f'model = "openai/judge-model"\napi_base = "{llm_server.url}"\nrubric = "Is it clear?"')
+    toml = folder / "recipe.toml"
+    toml.write_text(toml.read_text().replace('kind = "text-stats"\n            stat = "words"', 'kind = "judge"'))
+    assert cli("run", folder, "--yes").exit_code == 0
+    toml.write_text(toml.read_text().replace(llm_server.url, "http://127.0.0.1:9/v1"))
+    trust_now(folder)  # the person trusts the recipe as it is now: another host
+    sent = len(llm_server.requests)
+    assert sent > 0  # the run itself was sent the key: it was trusted for that run
+
+    db = workspace / ".overnight" / "overnight.db"
+    with pytest.raises(OvernightError) as refused:
+        remeasure(db, 1, Store(db).experiment_at(1, 1)["id"], 1)
+
+    assert f"Not sending OPENAI_API_KEY to {llm_server.url}" in refused.value.message
+    assert len(llm_server.requests) == sent
