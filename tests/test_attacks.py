@@ -959,9 +959,9 @@ def _entry(name: str, cli, folder: Path, workspace: Path):
     from overnight.core.store import Store
 
     db = workspace / ".overnight" / "overnight.db"
-    if name in ("run", "dry-run", "check", "explain", "demo-like run --tui"):
+    if name in ("run", "dry-run", "check", "explain", "run --tui"):
         args = {"run": ["run", folder], "dry-run": ["run", folder, "--dry-run"], "check": ["check", folder],
-                "explain": ["explain", "1"], "demo-like run --tui": ["run", folder, "--tui"]}[name]
+                "explain": ["explain", "1"], "run --tui": ["run", folder, "--tui"]}[name]
         result = cli(*args)
         assert result.exit_code != 0
         return result.output
@@ -988,7 +988,7 @@ def _entry(name: str, cli, folder: Path, workspace: Path):
     return refused.value.message
 
 
-ENTRY_POINTS = ["run", "dry-run", "check", "explain", "demo-like run --tui", "night", "tui re-measure",
+ENTRY_POINTS = ["run", "dry-run", "check", "explain", "run --tui", "night", "tui re-measure",
                 "tui apply preview", "ops build (what anything added later calls)"]
 
 
