@@ -12,8 +12,9 @@ from overnight.ops.find import find_experiment
 @click.argument("exp")
 @click.option("--dry-run", is_flag=True, help="Show what would change; write nothing.")
 @click.option("--force", is_flag=True, help="Apply even if the file changed since the run began.")
+@click.option("--yes", "-y", is_flag=True, help="Write a file outside the recipe folder without asking.")
 @db_option
-def apply(exp, dry_run, force, db):
+def apply(exp, dry_run, force, db, yes=False):
     """Write experiment EXP's change to your file, keeping the previous version."""
     from overnight.ops import apply as ops
 
@@ -23,7 +24,28 @@ def apply(exp, dry_run, force, db):
         _, diff = ops.preview(store, run, e, force=force)
         click.echo(diff or "No difference: the file already holds this version.")
         return
+    _outside(ops.outside_target(run), run, e, yes)
     surface, backup = ops.apply(store, run, e, force=force)
     click.echo(f"Applied experiment {run['id']}:{e['seq']} to {surface.source()}.")
     if backup:
         click.echo(f"The previous version is kept at {backup}.")
+
+
+def _outside(outside, run, e, yes: bool) -> None:
+    """A file outside the recipe folder is named before it is written, and written only with a yes."""
+    if outside is None or yes:
+        return
+    from overnight.core.errors import OvernightError
+
+    target, folder = outside
+    where = f"Experiment {run['id']}:{e['seq']} would write {target}, outside the recipe folder {folder}"
+    if not _terminal():
+        raise OvernightError(f"{where}; nothing was written: pass --yes to write it.")
+    if not click.confirm(f"{where}. Write it?", default=False):
+        raise OvernightError(f"Nothing was written to {target}.")
+
+
+def _terminal() -> bool:
+    import sys
+
+    return sys.stdin.isatty()

@@ -54,9 +54,9 @@ def run_check(recipe, store, repeats: int | None = None, where: str = ""):
     """Builds the recipe afresh (its own spend and clock), audits it, prints and records the report."""
     from overnight.core.audit import audit, degenerate_views
     from overnight.core.measure import repeats as how_many
-    from overnight.core.runner import build
+    from overnight.ops.trust_gate import build
 
-    setup = build(recipe, store, with_agent=False)
+    setup = build(recipe, store, with_agent=False, ask=False)  # the caller asked already
     objective = setup.objective
     times = how_many(objective, repeats, check=True)
     views = len(degenerate_views(setup.surface, objective.all_metrics(), setup.surface.read()))

@@ -34,14 +34,15 @@ def demo(folder, quiet, db):
     """
     from overnight.cli.run import Progress, _trust, print_summary
     from overnight.core import recipe as recipes
-    from overnight.core.runner import build, start_run
+    from overnight.core.runner import start_run
+    from overnight.ops.trust_gate import build
 
     target = _fresh(folder)
     _copy(_bundled(), target)
     loaded = recipes.load(target)
     store = open_store(db)
     _trust(loaded, store, False)  # the bundled recipe runs no code; this only asks if that ever changes
-    setup = build(loaded, store)
+    setup = build(loaded, store, yes=False)
     workbook = _shown(setup.surface.source())
     if not quiet:
         _introduce(setup, target, workbook)

@@ -22,7 +22,7 @@ def explain(run_ref, yes, db):
     can drop it. The table is kept in the store; the TUI shows it too.
     """
     from overnight.core.explain import chain, explain as measure_contributions
-    from overnight.core.runner import build
+    from overnight.ops.trust_gate import build
 
     store = open_store(db)
     run = find_run(store, run_ref)
@@ -32,7 +32,7 @@ def explain(run_ref, yes, db):
         return
     recipe = _recipe_of(run)
     _trust(recipe, store, yes)
-    setup = build(recipe, store, with_agent=False)
+    setup = build(recipe, store, with_agent=False, yes=yes)
     result = measure_contributions(setup, store, run, say=click.echo)
     click.echo("")
     print_table(run, result)

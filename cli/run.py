@@ -27,8 +27,9 @@ def run(recipe, dry_run, resume, yes, quiet, db, with_tui, minutes=None):
     of its own. Ctrl-C stops cleanly; --resume continues.
     """
     from overnight.core import recipe as recipes
-    from overnight.core.runner import build, resumable_run
+    from overnight.core.runner import resumable_run
     from overnight.ops.runs import start_run
+    from overnight.ops.trust_gate import build
 
     loaded = recipes.load(_recipe_path(recipe))
     if minutes is not None:  # `overnight night` shares its hours out this way
@@ -41,7 +42,7 @@ def run(recipe, dry_run, resume, yes, quiet, db, with_tui, minutes=None):
         from overnight.cli.check import offer
 
         offer(loaded, store, yes, quiet)  # before build: the check must not eat into the run's clock
-    setup = build(loaded, store)
+    setup = build(loaded, store, yes=yes)
     if dry_run:
         return _plan(setup)
     run_id = resumable_run(store, loaded) if resume else None

@@ -142,6 +142,7 @@ class Gateway:
         `where` names the recipe section that sets it, for the error."""
         if (model, api_base) in self.checked:
             return
+        refuse_foreign_host(self, model, api_base)
         provider = self._provider(model, api_base)
         self._check_price(model, api_base, provider, price, where, key)
         missing = [k for k in self._missing(model, api_base) if is_secret_name(k)]
@@ -456,6 +457,23 @@ class Gateway:
         code = f" ({status})" if isinstance(status, int) else ""
         return ModelUnavailable(f"{where[0].upper() + where[1:]} failed{code} for {model!r} after "
                                 f"{self.attempts} tries: {detail}")
+
+
+def refuse_foreign_host(gateway: Gateway, model: str, api_base: str | None) -> None:
+    """A key from the environment goes to its provider's own host, or to an api_base the person
+    trusted this recipe with (`trusted_hosts`: (model, api_base) pairs, set by core.runner.build)."""
+    trusted = getattr(gateway, "trusted_hosts", None)
+    if not api_base or trusted is None or (model, api_base) in trusted:
+        return
+    try:
+        variable = f"{gateway._provider(model, api_base).upper()}_API_KEY"
+    except ModelConfigError:  # a model litellm cannot place fails in check_model with its own sentence
+        return
+    if os.environ.get(variable):
+        raise ModelConfigError(
+            f"Not sending {variable} to {api_base} (model {model!r}): the recipe was not trusted with that host, "
+            f"so nothing was sent; review it with `overnight recipes trust`."
+        )
 
 
 def _retryable(exc: Exception) -> bool:

@@ -35,6 +35,7 @@ from .measure import once, repeats, sample
 from .objective import Objective
 from .record import ExperimentRecord, Recorder, bounded_diff, new_run, resumed
 from .schedule import Scheduler
+from .secrets import scrubbed
 from .state import RunState
 from .store import Store
 from .summary import Summary, summarize
@@ -201,10 +202,10 @@ class Loop:
         except OvernightError:
             raise  # the person must fix something (a missing key, say): the run fails, saying what
         except Exception as exc:  # a bug in the agent: recorded as invalid; max_failures ends a run it keeps breaking
-            return Proposal(error=f"the agent failed: {type(exc).__name__}: {exc}", trace=traceback.format_exc())
+            return scrubbed(Proposal(error=f"the agent failed: {type(exc).__name__}: {exc}", trace=traceback.format_exc()))
         if proposal is None:
             self.schedule.finish(getattr(self.s.agent, "exhausted", "") or "the agent has no more proposals")
-        return proposal
+        return scrubbed(proposal)  # its rationale and trace, as they come back: no sink sees a secret
 
     async def _check_measure_decide(self, rec: ExperimentRecord, proposal: Proposal, base: str) -> None:
         s = self.s

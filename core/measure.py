@@ -20,6 +20,8 @@ from typing import Callable
 from .contracts import Executor, LLMCall, Measurement, MeasureRequest, Outcome
 from .decide import noise
 from .llm import BudgetExceeded
+from .paths import Fingerprint, TooLarge
+from .secrets import scrubbed
 
 # Seconds past its time limit before a measurement that has not come back is called a
 # timeout: the metric enforces its limit itself (a subprocess is killed); this is the
@@ -86,12 +88,35 @@ class Samples:
 
 
 async def once(executor: Executor, view: str, request: MeasureRequest, *, guards: bool = False) -> Outcome:
-    """One measurement, in a worker thread so other experiments go on meanwhile."""
+    """One measurement, in a worker thread so other experiments go on meanwhile; secrets masked here, at the
+    source; the recipe folder and the person's file checked after it, which a metric may only read."""
+    untouched = _untouched(executor)
     try:
-        return await asyncio.wait_for(asyncio.to_thread(executor.measure, view, request, guards),
-                                      request.seconds + BACKSTOP)
+        outcome = scrubbed(await asyncio.wait_for(asyncio.to_thread(executor.measure, view, request, guards),
+                                                  request.seconds + BACKSTOP))
     except asyncio.TimeoutError:
-        return Outcome(Measurement.timeout(request.seconds))
+        outcome = Outcome(Measurement.timeout(request.seconds))
+    for fingerprint in untouched:
+        fingerprint.check("the recipe's own files")
+    return outcome
+
+
+def _untouched(executor: Executor) -> list[Fingerprint]:
+    """The recipe folder and the person's file as they were before the executor's first measurement.
+
+    A folder too large to watch is not watched: only code can write, and trust refuses such a folder."""
+    if not hasattr(executor, "untouched"):
+        surface, watched = getattr(executor, "surface", None), []
+        try:
+            if surface is not None:
+                watched.append(Fingerprint.of(surface.recipe_dir))
+                source = surface.source().resolve()
+                if not source.is_relative_to(surface.recipe_dir.resolve()):
+                    watched.append(Fingerprint.of(source))
+        except TooLarge:
+            watched = []
+        executor.untouched = watched
+    return executor.untouched
 
 
 async def sample_each(executor: Executor, views: dict[str, str], request: MeasureRequest, times: int, *,

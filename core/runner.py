@@ -19,11 +19,14 @@ from .recipe import Recipe
 from .store import RESUMABLE, Store
 
 
-def build(recipe: Recipe, store: Store, events: Events | None = None, *, with_agent: bool = True) -> Setup:
+def build(recipe: Recipe, store: Store, events: Events | None = None, *, with_agent: bool = True,
+          hosts: Iterable[tuple[str, str]] = ()) -> Setup:
     """Builds and prepares every plugin; user mistakes surface here, before anything is spent.
 
     `with_agent=False` (check, explain, re-measure) builds a setup that only measures: no
-    agent, so its model's key is not required."""
+    agent, so its model's key is not required. `hosts`: the (model, api_base) pairs the
+    person's trust covered (overnight.ops.trust_gate.build passes them); a key from the
+    environment goes to no other api_base."""
     surface: Surface = recipe.surface.build(recipe.dir)
     objective = objective_of(recipe, recipe.dir)
     agent: Agent | None = recipe.agent.build(recipe.dir) if with_agent else None
@@ -33,6 +36,7 @@ def build(recipe: Recipe, store: Store, events: Events | None = None, *, with_ag
         from .llm import Gateway
 
         setup.llm = Gateway(store, recipe.budget, setup.spend)
+        setup.llm.trusted_hosts = frozenset(hosts)
         for p in plugins:
             p.llm = setup.llm
     surface.read()  # a missing or unreadable artifact is an error now, not at the baseline

@@ -50,6 +50,35 @@ def scrub(text: str, secrets: list[str] | None = None) -> str:
     return text
 
 
+# What a measurement or a proposal carries that is not text for people: the candidate itself
+# (masking it would change what is measured), the agent's own state, names and the messages the
+# gateway already redacted.
+UNSCRUBBED = frozenset({"view", "edits", "meta", "messages", "model", "role", "status", "cache_key", "id", "split"})
+
+
+def scrubbed(obj: Any, secrets: list[str] | None = None) -> Any:
+    """A copy of an Outcome, a Measurement or a Proposal with every string it gives back masked
+    (reason, trace, rationale, example outputs and feedback, model replies), made where it is
+    made, so no sink (stderr, the agent's prompt, the store, the TUI) sees the secret."""
+    from dataclasses import fields, is_dataclass, replace
+
+    secrets = secret_values() if secrets is None else secrets
+    if not secrets:
+        return obj
+
+    def walk(value: Any) -> Any:
+        if isinstance(value, str):
+            return scrub(value, secrets)
+        if isinstance(value, list):
+            return [walk(v) for v in value]
+        if is_dataclass(value) and not isinstance(value, type):
+            return replace(value, **{f.name: walk(getattr(value, f.name)) for f in fields(value)
+                                     if f.init and f.name not in UNSCRUBBED})
+        return value
+
+    return walk(obj)
+
+
 def mask_url(url: str) -> str:
     scheme, sep, _ = url.partition("://")
     return f"{scheme}://{MASK}" if sep else MASK

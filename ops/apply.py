@@ -21,6 +21,14 @@ def preview(store, run: dict, exp: dict, *, force: bool = False, trusted_only: b
     return surface, apply_experiment(store, run, exp, surface, view, dry_run=True, force=force)
 
 
+def outside_target(run: dict):
+    """The file applying writes, when it lies outside the recipe folder (a recipe written in place): named
+    and confirmed before anything is written: (file, recipe folder), or None when it lies inside."""
+    folder = recipe_of(run).dir.resolve()
+    source = surface_of(run).source().resolve()
+    return None if source.is_relative_to(folder) else (source, folder)
+
+
 def apply(store, run: dict, exp: dict, *, force: bool = False):
     """(surface, backup path or None): writes the experiment's view to the person's file."""
     view = view_of(store, exp)

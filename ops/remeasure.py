@@ -15,13 +15,12 @@ from typing import Callable
 from overnight.core.errors import OvernightError
 
 from .find import recipe_of
-from .trust_gate import refuse_untrusted
+from .trust_gate import build
 
 
 def remeasure(db: Path, run_id: int, exp_id: int, times: int,
               progress: Callable[[int], None] = lambda done: None) -> tuple[list[float], list[str]]:
     """Returns the scores that came back and the reasons of those that failed; records the scores."""
-    from overnight.core.runner import build
     from overnight.core.store import Store
 
     # A connection of its own: the LLM gateway records calls from this thread.
@@ -32,8 +31,7 @@ def remeasure(db: Path, run_id: int, exp_id: int, times: int,
         if view is None:
             raise OvernightError(f"The candidate of experiment {exp['seq']} is missing from the store; it cannot be measured again.")
         recipe = recipe_of(run)
-        refuse_untrusted(recipe)
-        setup = build(recipe, store, with_agent=False)
+        setup = build(recipe, store, with_agent=False, ask=False)
         samples, failures = measure_times(setup, view, times, progress)
         if samples:
             store.add_remeasure(run_id=run_id, experiment_id=exp_id, recipe=run["recipe"], samples=samples)

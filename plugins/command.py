@@ -25,7 +25,7 @@ class CommandMetric(Metric):
     summary = "Runs a shell command in the work folder and reads the score from its output."
     runs_code = True
     options = {
-        "run": Option(str, "the command; {file} is the candidate's path, {recipe} the recipe folder, {python} the Python overnight runs on", required=True),
+        "run": Option(str, "the command; {file} is the candidate's path, {recipe} the work copy of the recipe folder, {python} the Python overnight runs on", required=True),
         "pattern": Option(str, "a regex whose first group is the score, read from stdout (default: the last number)", default=None),
         "json_file": Option(str, "a JSON file the command writes, holding the score", default=None),
         "json_key": Option(str, "the key of the score in json_file (dots for nesting)", default="score"),
@@ -51,9 +51,9 @@ class CommandMetric(Metric):
     def describe_code(self) -> list[str]:
         return [f"shell command in a work folder: {self.config['run']}"]
 
-    def command(self, artifact: Path) -> str:
+    def command(self, artifact: Path, recipe: Path | None = None) -> str:
         return (self.config["run"].replace("{file}", shlex.quote(str(artifact)))
-                .replace("{recipe}", shlex.quote(str(self.recipe_dir)))
+                .replace("{recipe}", shlex.quote(str(recipe or self.recipe_dir)))
                 .replace("{python}", shlex.quote(sys.executable)))
 
     def prepare(self, surface) -> None:
@@ -68,9 +68,10 @@ class CommandMetric(Metric):
             raise OvernightError(f"The metric command {program!r} was not found (metric run = {self.config['run']!r}).")
 
     def measure(self, artifact: Path, folder: Path, request: MeasureRequest) -> Measurement:
-        command = self.command(artifact)
+        copy = folder if self.reads == "folder" else self.recipe_dir  # the work copy: the recipe folder is read-only
+        command = self.command(artifact, copy)
         env = {**metric_env(self.config["env_passthrough"]), **{k: str(v) for k, v in self.config["env"].items()},
-               "OVERNIGHT_RECIPE_DIR": str(self.recipe_dir), "OVERNIGHT_SPLIT": request.split}
+               "OVERNIGHT_RECIPE_DIR": str(copy), "OVERNIGHT_SPLIT": request.split}
         done = process.run(command, cwd=folder, seconds=request.seconds, env=env, shell=True)
         trace = done.tail(50)
         if done.timed_out:

@@ -58,9 +58,12 @@ class PythonMetric(Metric):
             raise OvernightError(f"The metric file {file} does not exist (metric file = {self.config['file']!r}).")
 
     def measure(self, artifact: Path, folder: Path, request: MeasureRequest) -> Measurement:
-        file = str(self.path(self.config["file"]))
+        file = self.path(self.config["file"])
+        copy = folder / file.relative_to(self.recipe_dir.resolve()) if file.is_relative_to(self.recipe_dir.resolve()) else file
+        file = str(copy if copy.is_file() else file)  # the work copy: the recipe folder is read-only to metrics
         args = [sys.executable, "-c", CHILD, file, self.config["function"], str(artifact)]
-        done = process.run(args, cwd=folder, seconds=request.seconds, env=metric_env(self.config["env_passthrough"]))
+        env = {**metric_env(self.config["env_passthrough"]), "OVERNIGHT_RECIPE_DIR": str(folder if self.reads == "folder" else self.recipe_dir)}
+        done = process.run(args, cwd=folder, seconds=request.seconds, env=env)
         trace = done.tail(50)
         if done.timed_out:
             return Measurement.timeout(request.seconds, trace, seconds=done.seconds)

@@ -291,7 +291,7 @@ def _terminal() -> bool:
     return sys.stdin.isatty()
 
 
-def _needs(found: Reach) -> str:
+def needs(found: Reach) -> str:
     what = []
     if found.runs_code:
         what.append("runs commands or code")
@@ -314,22 +314,39 @@ def show(recipe, lines: list[str], found: Reach | None = None) -> None:
         click.echo("Each runs in a fresh work folder, with your user's rights: read it before you trust it.", err=True)
 
 
+def _accepted() -> set:
+    """Recipes accepted with --yes in this command (by place and digest): shown once, never recorded."""
+    ctx = click.get_current_context(silent=True)
+    return ctx.find_root().meta.setdefault("overnight.trust.accepted", set()) if ctx else set()
+
+
+def accepted(recipe, found: Reach | None = None) -> bool:
+    """Accepted with --yes earlier in this command, as it is now."""
+    return (_key(recipe), digest(recipe, found)) in _accepted()
+
+
+def hosts(recipe, found: Reach | None = None) -> frozenset[tuple[str, str]]:
+    """The (model, api_base) pairs the recipe names: what a trusted recipe's keys may be sent to."""
+    return frozenset((s.model, s.host) for s in (found or reach(recipe)).sends if s.chosen)
+
+
 def ensure_trusted(recipe, store=None, yes: bool = False) -> None:
     """Returns when the recipe may run; raises OvernightError when it may not.
 
     `store` is accepted for the run command's sake; trust lives in the user data folder.
     """
     found = reach(recipe)
-    if not found.needs_trust or is_trusted(recipe, found):
+    if not found.needs_trust or is_trusted(recipe, found) or accepted(recipe, found):
         return
     lines = found.lines()
     if yes:
         show(recipe, lines, found)
         click.echo("Trusted for this run (--yes).", err=True)
+        _accepted().add((_key(recipe), digest(recipe, found)))
         return
     if not _terminal():
         raise OvernightError(
-            f"Recipe '{printable(recipe.name)}' {_needs(found)} ({len(lines)} listed by "
+            f"Recipe '{printable(recipe.name)}' {needs(found)} ({len(lines)} listed by "
             f"`overnight recipes show {printable(recipe.dir)}`) and you have not trusted it: run it from a terminal "
             f"to review and trust it, or pass --yes."
         )

@@ -877,3 +877,336 @@ def test_a_fingerprint_names_the_file_a_measurement_changed(workspace):
         before.check()
     assert f"A measurement changed {folder / 'note.txt'}" in stopped.value.message
     assert before.changed(Fingerprint.of(folder)) == ["note.txt"]
+
+
+# -- issue 10, item 2: a key goes only to its provider's host or one the person trusted -------------
+
+
+def _llm_recipe(workspace: Path, url: str, model: str = "openai/gpt-4o-mini") -> Path:
+    return text_recipe(workspace / "leak", agent=f'kind = "llm"\nmodel = "{model}"\napi_base = "{url}"')
+
+
+def test_the_gateway_sends_no_key_to_a_host_trust_did_not_cover(workspace, llm_server, monkeypatch):
+    from overnight.core.errors import OvernightError
+    from overnight.core.runner import build
+    from overnight.core.store import Store
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-attack-test-0123456789")
+    recipe = load(_llm_recipe(workspace, llm_server.url))
+
+    with pytest.raises(OvernightError) as refused:
+        build(recipe, Store(workspace / "o.db"))  # a setup built past the trust gate: no host is trusted
+
+    assert refused.value.message == (f"Not sending OPENAI_API_KEY to {llm_server.url} (model 'openai/gpt-4o-mini'): the "
+                                     f"recipe was not trusted with that host, so nothing was sent; review it with "
+                                     f"`overnight recipes trust`.")
+    assert llm_server.requests == []
+
+
+def test_trust_given_before_the_api_base_changed_sends_nothing(cli, workspace, llm_server, monkeypatch):
+    from overnight.core.errors import OvernightError
+    from overnight.ops.trust_gate import build
+    from overnight.core.store import Store
+    from overnight.sharing import trust
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-attack-test-0123456789")
+    folder = _llm_recipe(workspace, "https://api.openai.com/v1")
+    trust_now(folder)
+    before = trust.hosts(load(folder))
+    toml = folder / "recipe.toml"
+    toml.write_text(toml.read_text().replace("https://api.openai.com/v1", llm_server.url))
+
+    refused = cli("run", folder)  # not a terminal: the changed recipe is refused
+    assert refused.exit_code != 0 and "sends data to models" in refused.output and "you have not trusted it" in refused.output
+    with pytest.raises(OvernightError):
+        build(load(folder), Store(workspace / "o.db"), ask=False)
+    from overnight.core.runner import build as build_setup
+
+    with pytest.raises(OvernightError) as stale:  # the hosts of the earlier trust do not cover the new one
+        build_setup(load(folder), Store(workspace / "o.db"), hosts=before)
+    assert f"Not sending OPENAI_API_KEY to {llm_server.url}" in stale.value.message
+    assert llm_server.requests == []
+
+
+def test_a_trusted_api_base_is_sent_the_key(cli, workspace, llm_server, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-attack-test-0123456789")
+    llm_server.default = '{"view": "A longer note, much longer.\\n", "rationale": "longer"}'
+    folder = _llm_recipe(workspace, llm_server.url, "openai/agent-model")  # no price: the $0 budget allows it
+    trust_now(folder)
+
+    ran = cli("run", folder)
+
+    assert ran.exit_code == 0, ran.output
+    assert llm_server.requests, ran.output
+    assert all({k.lower(): v for k, v in h.items()}.get("authorization") ==
+                                       "Bearer sk-attack-test-0123456789" for h in llm_server.request_headers)
+
+
+# -- issue 10, item 3: every entry point that builds a setup asks trust first ---------------------------
+
+
+def _marked_recipe(workspace: Path) -> tuple[Path, Path]:
+    """A recipe whose metric leaves a mark outside its folder each time it runs."""
+    mark = workspace / "ran"
+    folder = recipe_folder(workspace / "note", **{"recipe.toml": recipe_texts()["recipe.toml"].replace(
+        '"wc -c < note.txt"', json.dumps(f"echo x >> {mark}; wc -c < note.txt"))})
+    return folder, mark
+
+
+def _entry(name: str, cli, folder: Path, workspace: Path):
+    """Runs entry point `name` on a recipe that is not trusted; returns what it said."""
+    from overnight.core.errors import OvernightError
+    from overnight.core.store import Store
+
+    db = workspace / ".overnight" / "overnight.db"
+    if name in ("run", "dry-run", "check", "explain", "run --tui"):
+        args = {"run": ["run", folder], "dry-run": ["run", folder, "--dry-run"], "check": ["check", folder],
+                "explain": ["explain", "1"], "run --tui": ["run", folder, "--tui"]}[name]
+        result = cli(*args)
+        assert result.exit_code != 0
+        return result.output
+    if name == "night":
+        done = subprocess.run([sys.executable, "-m", "overnight.cli.main", "night", str(folder)], cwd=workspace,
+                              capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=120)
+        assert done.returncode != 0
+        return done.stderr
+    store = Store(db)
+    run, exp = store.run(1), store.experiment_at(1, 1)
+    with pytest.raises(OvernightError) as refused:
+        if name == "tui re-measure":
+            from overnight.ops.remeasure import remeasure
+
+            remeasure(db, 1, exp["id"], 1)
+        elif name == "tui apply preview":
+            from overnight.ops.apply import preview
+
+            preview(store, run, exp, trusted_only=True)
+        else:
+            from overnight.ops.trust_gate import build
+
+            build(load(folder), store, ask=False)
+    return refused.value.message
+
+
+ENTRY_POINTS = ["run", "dry-run", "check", "explain", "run --tui", "night", "tui re-measure",
+                "tui apply preview", "ops build (what anything added later calls)"]
+
+
+@pytest.mark.parametrize("name", ENTRY_POINTS)
+def test_every_entry_point_refuses_an_untrusted_recipe_with_nothing_run(cli, workspace, name):
+    folder, mark = _marked_recipe(workspace)
+    assert cli("run", folder, "--yes").exit_code == 0  # trusted for that one run, not recorded
+    (folder / "note.txt").write_text("hello, changed by hand\n")  # the surface changes; trust is still missing
+    mark.unlink()
+
+    said = _entry(name, cli, folder, workspace)
+
+    assert "not trusted" in said or "have not trusted" in said, said
+    assert not mark.exists()
+
+
+def test_only_the_trust_gate_builds_a_setup():
+    """A front end added later cannot forget the trust prompt: core.runner.build is reached through ops.trust_gate."""
+    import re
+
+    root = Path(__file__).resolve().parents[1]
+    callers = []
+    for path in sorted(root.rglob("*.py")):
+        rel = path.relative_to(root).as_posix()
+        if rel.split("/")[0] in ("core", "tests", "bench") or "/." in rel:
+            continue
+        text = path.read_text(encoding="utf-8")
+        if re.search(r"from overnight\.core\.runner import[^\n]*\bbuild\b|runner\.build\(", text):
+            callers.append(rel)
+    assert callers == ["ops/trust_gate.py"]
+
+
+# -- issue 10, item 5: secrets masked where a measurement or a proposal is made -------------------------
+
+KEY = "sk-attack-test-0123456789"
+
+
+def _store_text(db: Path) -> str:
+    import sqlite3
+
+    with sqlite3.connect(db) as conn:
+        tables = [r[0] for r in conn.execute("select name from sqlite_master where type = 'table'")]
+        return "\n".join(repr(row) for t in tables for row in conn.execute(f'select * from "{t}"'))
+
+
+def _leaky_recipe(workspace: Path, url: str) -> Path:
+    """A metric that prints the key it was passed when it crashes; an agent whose model echoes the key."""
+    crash = f'grep -q crash note.txt && {{ echo "failed with key $OPENAI_API_KEY" >&2; exit 1; }}; wc -w < note.txt'
+    return write(workspace / "leaky", {
+        "note.txt": "A short note.\n",
+        "recipe.toml": f"""
+            [recipe]
+            name = "leaky"
+            [surface]
+            kind = "text"
+            path = "note.txt"
+            [metric]
+            kind = "command"
+            run = {json.dumps(crash)}
+            goal = "maximize"
+            env_passthrough = ["OPENAI_API_KEY"]
+            [agent]
+            kind = "llm"
+            model = "openai/agent-model"
+            api_base = "{url}"
+            [budget]
+            experiments = 2
+            per_experiment_seconds = 20
+            """,
+    })
+
+
+def test_a_key_a_crashing_metric_prints_reaches_no_sink(cli, workspace, llm_server, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    llm_server.default = f"HYPOTHESIS: I saw the key {KEY} in the trace\n```\nA note that will crash now.\n```\n"
+    folder = _leaky_recipe(workspace, llm_server.url)
+    trust_now(folder)
+
+    ran = cli("run", folder)
+
+    assert ran.exit_code == 0, ran.output
+    assert KEY not in ran.output
+    prompts = "\n".join(llm_server.prompts)
+    assert len(llm_server.requests) >= 2 and "failed with key ***" in prompts  # the trace reached the agent, masked
+    assert KEY not in prompts and KEY not in json.dumps(llm_server.requests)
+    store = _store_text(workspace / ".overnight" / "overnight.db")
+    assert "failed with key ***" in store and "I saw the key ***" in store and KEY not in store
+
+
+def test_a_key_in_a_crashing_baseline_is_masked_in_the_error(cli, workspace, llm_server, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    folder = _leaky_recipe(workspace, llm_server.url)
+    (folder / "note.txt").write_text("This note will crash.\n")
+    trust_now(folder)
+
+    for args in (["run", folder], ["run", folder, "--dry-run"], ["check", folder]):
+        said = cli(*args)
+        assert "failed with key ***" in said.output and KEY not in said.output, args
+    assert llm_server.requests == []
+    assert KEY not in _store_text(workspace / ".overnight" / "overnight.db")
+
+
+# -- issue 10, item 8: metrics read the recipe folder, never write it ---------------------------------
+
+
+def _command_recipe(workspace: Path, command: str) -> Path:
+    return recipe_folder(workspace / "note", **{"recipe.toml": recipe_texts()["recipe.toml"].replace(
+        '"wc -c < note.txt"', json.dumps(command))})
+
+
+@pytest.mark.parametrize("target", ["data.txt", "note.txt", "recipe.toml"])
+def test_a_metric_that_writes_the_recipe_folder_stops_the_run_naming_the_file(cli, workspace, target):
+    folder = workspace / "note"
+    _command_recipe(workspace, f"echo tampered >> {folder / target}; wc -c < note.txt")
+    write(folder, {"data.txt": "shared data\n"})
+
+    ran = cli("run", folder, "--yes")
+
+    assert ran.exit_code != 0
+    assert (f"Error: A measurement changed {folder / target} in the recipe's own files, which metrics may only read; "
+            f"the run stops.") in ran.output
+    assert "Traceback" not in ran.output
+
+
+def test_a_metric_that_writes_the_persons_file_outside_the_folder_stops_the_run(cli, workspace):
+    mine = write(workspace / "notes", {"prompt.txt": "A short note.\n"}) / "prompt.txt"
+    folder = text_recipe(workspace / "mine", surface="../notes/prompt.txt")
+    toml = folder / "recipe.toml"
+    toml.write_text(toml.read_text().replace('kind = "text-stats"\n            stat = "words"',
+                                             f'kind = "command"\n            run = "echo more >> {mine}; wc -c < prompt.txt"'))
+
+    ran = cli("run", folder, "--yes")
+
+    assert f"Error: A measurement changed {mine} in the recipe's own files" in ran.output
+
+
+def test_recipe_placeholder_and_variable_name_the_work_copy(cli, workspace):
+    folder = workspace / "note"
+    probe = f'test "{{recipe}}" = "$OVERNIGHT_RECIPE_DIR" && test "{{recipe}}" != "{folder}" && test -f "{{recipe}}/README.md" && echo 7 || echo 1'
+    _command_recipe(workspace, probe)
+
+    ran = cli("run", folder, "--yes")
+
+    assert ran.exit_code == 0, ran.output
+    assert "baseline 7" in ran.output
+
+
+# -- issue 10, item 1: apply names a file outside the recipe folder before writing it -------------------
+
+
+def test_apply_names_a_file_outside_the_recipe_folder_and_asks_first(cli, workspace, monkeypatch):
+    mine = write(workspace / "notes", {"prompt.txt": "A short note.\n"}) / "prompt.txt"
+    folder = text_recipe(workspace / "mine", surface="../notes/prompt.txt")
+    assert cli("run", folder, "--yes").exit_code == 0
+    where = f"Experiment 1:1 would write {mine}, outside the recipe folder {folder.resolve()}"
+
+    refused = cli("apply", "1:1")  # not a terminal
+    assert refused.exit_code != 0
+    assert f"Error: {where}; nothing was written: pass --yes to write it." in refused.output
+    assert mine.read_text() == "A short note.\n"
+
+    monkeypatch.setattr("overnight.cli.apply._terminal", lambda: True)
+    declined = cli("apply", "1:1", input="n\n")
+    assert f"{where}. Write it? [y/N]" in declined.output and declined.exit_code != 0
+    assert mine.read_text() == "A short note.\n"
+
+    accepted = cli("apply", "1:1", input="y\n")
+    assert accepted.exit_code == 0 and mine.read_text() == "A longer note, with more in it.\n"
+
+
+def test_apply_inside_the_recipe_folder_asks_nothing(cli, workspace):
+    folder = text_recipe(workspace / "mine")
+    assert cli("run", folder).exit_code == 0
+
+    applied = cli("apply", "1:1")
+
+    assert applied.exit_code == 0 and "outside the recipe folder" not in applied.output
+    assert (folder / "note.txt").read_text() == "A longer note, with more in it.\n"
+
+
+def test_a_python_metric_runs_from_the_work_copy_and_leaves_the_recipe_folder_as_it_was(cli, workspace):
+    folder = text_recipe(workspace / "py", files={"score.py": (
+        "import os, pathlib\n"
+        "def score(path):\n"
+        "    here = pathlib.Path(__file__).parent\n"
+        "    (here / 'state.txt').write_text('scratch')  # beside its code: the work copy\n"
+        "    return 7 if str(here) == os.environ['OVERNIGHT_RECIPE_DIR'] else 1\n")})
+    toml = folder / "recipe.toml"
+    toml.write_text(toml.read_text().replace('kind = "text-stats"\n            stat = "words"',
+                                             'kind = "python"\n            file = "score.py"'))
+
+    ran = cli("run", folder, "--yes")
+
+    assert ran.exit_code == 0, ran.output
+    assert "baseline 7" in ran.output
+    assert not (folder / "state.txt").exists() and not (folder / "__pycache__").exists()
+
+
+def test_remeasure_sends_no_key_to_the_host_a_run_recorded_before_the_recipe_moved_elsewhere(cli, workspace, llm_server, monkeypatch):
+    """The TUI's re-measure rebuilds from the run's recorded text: its api_base is not what the person trusts now."""
+    from overnight.core.errors import OvernightError
+    from overnight.core.store import Store
+    from overnight.ops.remeasure import remeasure
+
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    llm_server.default = "SCORE: 7"
+    folder = text_recipe(workspace / "judged", extra=f'model = "openai/judge-model"\napi_base = "{llm_server.url}"\nrubric = "Is it clear?"')
+    toml = folder / "recipe.toml"
+    toml.write_text(toml.read_text().replace('kind = "text-stats"\n            stat = "words"', 'kind = "judge"'))
+    assert cli("run", folder, "--yes").exit_code == 0
+    toml.write_text(toml.read_text().replace(llm_server.url, "http://127.0.0.1:9/v1"))
+    trust_now(folder)  # the person trusts the recipe as it is now: another host
+    sent = len(llm_server.requests)
+    assert sent > 0  # the run itself was sent the key: it was trusted for that run
+
+    db = workspace / ".overnight" / "overnight.db"
+    with pytest.raises(OvernightError) as refused:
+        remeasure(db, 1, Store(db).experiment_at(1, 1)["id"], 1)
+
+    assert f"Not sending OPENAI_API_KEY to {llm_server.url}" in refused.value.message
+    assert len(llm_server.requests) == sent

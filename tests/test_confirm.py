@@ -10,7 +10,7 @@ import pytest
 
 from overnight.core.confirm import Confirmation, conclude
 from tests.conftest import write
-from tests.data.core.kit import NOISY
+from tests.data.core.kit import NOISY, logs_beside
 
 # A noisy metric whose draws are written in the file it scores: the n-th measurement of a
 # text returns the n-th number of that text. Nothing about the text is better or worse;
@@ -46,7 +46,7 @@ def recipe(folder: Path, baseline: str, proposals: list[str], *, deterministic: 
     write(folder, {"recipe.toml": RECIPE.format(name=name, deterministic=str(deterministic).lower(), k=k),
                    "score.py": score, "proposals.jsonl": lines + "\n"})
     (folder / "draws.txt").write_text(baseline + "\n")
-    return folder
+    return logs_beside(folder)
 
 
 def the_run(workspace: Path) -> dict:

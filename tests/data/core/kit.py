@@ -80,6 +80,20 @@ name = "{name or folder.name}"
         path = folder / name_
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(textwrap.dedent(content).lstrip("\n"))
+    return logs_beside(folder)
+
+
+# Files the test metrics and agents write through $OVERNIGHT_RECIPE_DIR (the work copy) or beside their code,
+# and `slow`, which tests write while a run goes on: links to files beside the folder, which stays as it was.
+LOGS = ("calls.log", "times.log", "orphan.pid", "contexts.jsonl", "metric.pid", "started.log", "slow")
+
+
+def logs_beside(folder: Path) -> Path:
+    """Metrics may not write the recipe folder: what the test ones log lands beside it, through links."""
+    for name in LOGS:
+        log = folder / name
+        if not log.is_symlink() and not log.exists():
+            log.symlink_to(folder.parent / f".{folder.name}.{name}")
     return folder
 
 
