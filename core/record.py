@@ -73,7 +73,8 @@ class ExperimentRecord:
     def attempt(self) -> Attempt:
         return Attempt(seq=self.seq, status=self.status, reason=self.reason, rationale=self.rationale or "",
                        score=self.score, delta=self.delta, trace=self.trace or "",
-                       failing=failing(self.examples)[:5], meta=self.meta or {})
+                       failing=failing(self.examples)[:5], meta=self.meta or {},
+                       scores={e.id: e.score for e in self.examples if e.split == "train"})
 
 
 class Recorder:
@@ -89,7 +90,7 @@ class Recorder:
         self.state.count(attempt, rec.candidate)
         best = {}
         if status == "keep":
-            self.state.best = Best(exp_id, rec.seq, view, rec.score, failing(rec.examples))
+            self.state.best = Best(exp_id, rec.seq, view, rec.score, failing(rec.examples), attempt.scores)
             best = dict(best_experiment=exp_id, best_score=rec.score)
         self.save_totals(**best)
         self.events.publish(ExperimentFinished(self.run_id, rec.seq, status, reason, rec.score, self.state.best.score, Used.of(self.state.spend)))
@@ -105,7 +106,7 @@ class Recorder:
         exp_id = self._store(rec)
         self.state.count(rec.attempt(), rec.candidate)
         self.state.noise = noise
-        self.state.baseline = self.state.best = Best(exp_id, 0, view, rec.score, failing(rec.examples))
+        self.state.baseline = self.state.best = Best(exp_id, 0, view, rec.score, failing(rec.examples), rec.attempt().scores)
         self.store.update_run(self.run_id, baseline_experiment=exp_id, best_experiment=exp_id,
                               baseline_score=rec.score, best_score=rec.score, noise=noise)
 

@@ -104,6 +104,8 @@ class LLMAgent(Agent):
         "plateau_temperature": Option(float, "reflective: the temperature after a plateau (default: temperature + 0.5)",
                                       default=None, min=0, max=2),
         "seed": Option(int, "reflective: the seed of the parent draws", default=0),
+        "screen": Option(int, "reflective: measure each proposal on this many train examples first, against its "
+                              "parent, and on all of them only when it does not lose there (0: never)", default=0, min=0),
     }
 
     def __init__(self, options, recipe_dir):
@@ -166,6 +168,7 @@ class LLMAgent(Agent):
         proposal.trace = f"{plan.note}\n{proposal.trace}"
         if proposal.view is not None and not proposal.error:
             self.search.pending(plan, proposal.view)
+            proposal.screen_on = self.search.minibatch(plan)
         return proposal
 
     def _ask(self, proposal: Proposal, messages: list[dict], base: str, edit_format: str, temperature: float,
@@ -461,6 +464,19 @@ class Reflection:
         """The experiment that already measured this exact view, if any."""
         with self.lock:
             return self.seen.get(view)
+
+    def minibatch(self, plan: Plan) -> dict[str, float]:
+        """The train examples to screen a proposal on, with its parent's scores there; none for a
+        merge (it is measured in full) or when the minibatch would not be smaller than the train set."""
+        size = self.config.get("screen") or 0
+        if not size or plan.mode == "merge":
+            return {}
+        with self.lock:
+            parent = plan.parents[0]
+            known = [e for e in self.frontier.examples() if parent.score(e) is not None]
+            if len(known) <= size:
+                return {}
+            return {e: parent.score(e) for e in self.frontier.sample(parent.key, size, self.rng)}
 
     def pending(self, plan: Plan, view: str) -> None:
         with self.lock:

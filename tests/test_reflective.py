@@ -254,7 +254,7 @@ def test_a_reflective_run_on_the_simulated_world_merges_and_changes_approach(cli
         experiments = 15
         """))
 
-    result = cli("run", folder)
+    result = cli("run", folder, "--yes")
 
     assert result.exit_code == 0, result.output
     conn = sqlite3.connect(workspace / ".overnight" / "overnight.db")
