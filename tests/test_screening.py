@@ -112,7 +112,7 @@ def test_one_flipped_example_of_a_deterministic_metric_is_not_kept(cli, workspac
     one, six = experiments(workspace)
     assert one["status"] == "discard" and one["reason"] == (
         "beats the best (0) by 0.1, more than the bar of 0, but wins on 1 example and loses on 0 against the best "
-        "(sign test p = 0.5, paired_level = 0.05)")
+        "(sign test p = 0.5, paired_level = 0.25)")
     assert six["status"] == "keep" and six["score"] == pytest.approx(0.6)
 
 
