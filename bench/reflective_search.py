@@ -107,6 +107,7 @@ def recipe(folder: Path, url: str, strategy: str, seed: int) -> None:
         [budget]
         experiments = 100000
         max_failures = 1000
+        paired_level = 0.25
         """))
 
 

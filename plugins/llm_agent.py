@@ -95,7 +95,7 @@ class LLMAgent(Agent):
                               default=None, choices=("whole", "search_replace")),
         "timeout": Option(float, "seconds one call may take", default=120.0, min=1),
         "strategy": Option(str, "greedy: always edit the best; reflective: improve and merge candidates "
-                                "from the per-example frontier, bolder after a plateau", default="greedy",
+                                "from the per-example frontier, bolder after a plateau", default="reflective",
                            choices=("greedy", "reflective")),
         "merge_every": Option(int, "reflective: at most one merge of two frontier candidates in this many proposals (0: never)",
                               default=4, min=0),

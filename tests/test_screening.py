@@ -104,7 +104,7 @@ def test_the_sign_test_counts_only_the_examples_that_differ():
 
 def test_one_flipped_example_of_a_deterministic_metric_is_not_kept(cli, workspace, key, llm_server):
     task_model(llm_server)
-    folder = folder_for(workspace, llm_server, [fixes(0), fixes(0, 1, 2, 3, 4, 5)])
+    folder = folder_for(workspace, llm_server, [fixes(0), fixes(0, 1, 2, 3, 4, 5)], budget="paired_level = 0.25")
 
     result = cli("run", folder, "--yes")
 
@@ -116,9 +116,9 @@ def test_one_flipped_example_of_a_deterministic_metric_is_not_kept(cli, workspac
     assert six["status"] == "keep" and six["score"] == pytest.approx(0.6)
 
 
-def test_the_recipe_sets_the_level_of_the_paired_test(cli, workspace, key, llm_server):
+def test_by_default_a_keep_only_wins_more_examples_than_it_loses(cli, workspace, key, llm_server):
     task_model(llm_server)
-    folder = folder_for(workspace, llm_server, [fixes(0), fixes(1)], budget="paired_level = 1")
+    folder = folder_for(workspace, llm_server, [fixes(0), fixes(1)])
 
     result = cli("run", folder, "--yes")
 
