@@ -22,15 +22,19 @@ what it found within the budget is read from the store. Strategies:
 - reflective: `strategy = "reflective"` with what today's loop shows an agent
   (the best's failing examples, and at most five failing examples of each other
   experiment);
-- reflective+scores: the same agent told every train example's score of each
-  experiment (`Attempt.scores`), which the loop does not fill yet: a shim here
-  fills it from the measurements, to show what the frontier is worth then.
+- reflective+screen: the same with `screen = 8`: each proposal (but a merge) is
+  measured on 8 train examples first, against its parent, and on all of them
+  only when it does not lose there;
+- reflective+scores (on request): the agent told every train example's score by a
+  shim here; the loop now fills `Attempt.scores` itself, so it matches `reflective`.
 
 Printed per strategy and seed: the best train accuracy within the budget, its
 holdout accuracy (the world's own answer function on the held-out examples, so no
 extra calls), the calls spent until the best first reached 90% of the best any
 strategy found on that seed, and the calls until its holdout accuracy first
-reached greedy's final one.
+reached greedy's final one; for a screening run, the share of task-model calls
+screening saved (what the screened-out proposals would have cost on all train
+examples, over what was spent plus that).
 
     python bench/reflective_search.py [--seeds 3] [--budget 40] [--strategies greedy,reflective,reflective+scores]
 
@@ -63,12 +67,13 @@ STRATEGIES = {
     "greedy": {"strategy": "greedy"},
     "reflective": {"strategy": "reflective"},
     "reflective+scores": {"strategy": "reflective"},
+    "reflective+screen": {"strategy": "reflective", "screen": 8},
     # Ablations, on request (--strategies): which part does the work.
     "no-plateau": {"strategy": "reflective", "plateau": 0},
     "no-plateau+scores": {"strategy": "reflective", "plateau": 0},
     "frontier-only+scores": {"strategy": "reflective", "plateau": 0, "merge_every": 0},
 }
-DEFAULT = "greedy,reflective,reflective+scores"
+DEFAULT = "greedy,reflective,reflective+screen"
 WORLD = dict(categories=12, two_rule=3, conflicts=2, per_category=4)
 
 
@@ -102,6 +107,7 @@ def recipe(folder: Path, url: str, strategy: str, seed: int) -> None:
         [budget]
         experiments = 100000
         max_failures = 1000
+        paired_level = 0.25
         """))
 
 
@@ -188,12 +194,16 @@ def trajectory(db: Path, world, holdout: set[str], calls: int) -> dict:
     conn.row_factory = sqlite3.Row
     spent = {r["experiment_id"]: r["n"] for r in conn.execute(
         "select experiment_id, count(*) n from llm_calls where role = 'task' and cached = 0 group by experiment_id")}
-    points, total, best, modes = [], 0, None, Counter()
-    for e in conn.execute("select e.id, e.seq, e.status, e.score, e.meta, c.view from experiments e "
+    train_n = conn.execute("select count(*) from example_results er join experiments e on e.id = er.experiment_id "
+                           "where e.seq = 0 and er.split = 'train'").fetchone()[0]
+    points, total, best, modes, saved = [], 0, None, Counter(), 0
+    for e in conn.execute("select e.id, e.seq, e.status, e.score, e.meta, e.reason, c.view from experiments e "
                           "left join candidates c on c.digest = e.candidate order by e.seq"):
         total += spent.get(e["id"], 0)
         if total > calls:
             break
+        if (e["reason"] or "").startswith("screened out"):
+            saved += train_n - spent.get(e["id"], 0)
         if e["status"] in ("baseline", "keep"):
             best = (e["score"], world.accuracy(e["view"], holdout))
         mode = json.loads(e["meta"] or "{}").get("mode")
@@ -202,7 +212,7 @@ def trajectory(db: Path, world, holdout: set[str], calls: int) -> dict:
         points.append((total, best[0], best[1], e["status"]))
     conn.close()
     return {"points": points, "train": points[-1][1], "holdout": points[-1][2], "experiments": len(points) - 1,
-            "calls": points[-1][0], "modes": modes}
+            "calls": points[-1][0], "modes": modes, "saved": saved / (points[-1][0] + saved) if saved else 0.0}
 
 
 def first(points, test) -> int | None:
@@ -227,7 +237,7 @@ def main() -> None:
     print(f"Budget: {args.budget * n} task-model calls per run ({args.budget} full train measurements), "
           f"{args.seeds} seeds.\n")
     print(f"{'strategy':<22}{'seed':>5}{'exps':>6}{'train':>8}{'holdout':>9}{'to 90%':>9}{'to greedy':>11}"
-          f"{'merges':>9}{'plateau':>9}{'secs':>7}")
+          f"{'merges':>9}{'plateau':>9}{'saved':>7}{'secs':>7}")
     for strategy in strategies:
         for seed in range(args.seeds):
             r = results[strategy, seed]
@@ -238,14 +248,15 @@ def main() -> None:
             r["to90"], r["togreedy"] = to90, togreedy
             m = r["modes"]
             print(f"{strategy:<22}{seed:>5}{r['experiments']:>6}{r['train']:>8.3f}{r['holdout']:>9.3f}"
-                  f"{_calls(to90):>9}{_calls(togreedy):>11}{_kept(m, 'merge'):>9}{_kept(m, 'plateau'):>9}{r['seconds']:>7.1f}")
+                  f"{_calls(to90):>9}{_calls(togreedy):>11}{_kept(m, 'merge'):>9}{_kept(m, 'plateau'):>9}{r['saved']:>7.0%}{r['seconds']:>7.1f}")
     print()
-    print(f"{'strategy':<22}{'mean train':>11}{'mean holdout':>13}{'median to 90%':>15}{'median to greedy':>18}")
+    print(f"{'strategy':<22}{'mean train':>11}{'mean holdout':>13}{'median to 90%':>15}{'median to greedy':>18}{'calls saved':>13}")
     for strategy in strategies:
         rs = [results[strategy, s] for s in range(args.seeds)]
         print(f"{strategy:<22}{statistics.fmean(r['train'] for r in rs):>11.3f}{statistics.fmean(r['holdout'] for r in rs):>13.3f}"
-              f"{_median([r['to90'] for r in rs]):>15}{_median([r['togreedy'] for r in rs]):>18}")
-    print("\n'merges', 'plateau': proposals of that mode, kept/made;"
+              f"{_median([r['to90'] for r in rs]):>15}{_median([r['togreedy'] for r in rs]):>18}"
+              f"{statistics.fmean(r['saved'] for r in rs):>13.0%}")
+    print("\n'merges', 'plateau': proposals of that mode, kept/made; 'saved': the share of task calls screening saved;"
           "\n'to 90%': task calls until the best reached 90% of the best train accuracy any strategy found on that seed;"
           "\n'to greedy': task calls until its holdout accuracy reached greedy's final one ('-': not within the budget).")
 

@@ -94,13 +94,19 @@ def log(run_ref, as_json, every, last, db):
 
 @click.command()
 @click.argument("exp")
+@click.option("--frontier", is_flag=True, help="Also print the run's frontier: which candidates lead on which train examples.")
 @db_option
-def show(exp, db):
+def show(exp, db, frontier):
     """Show experiment EXP (SEQ in the latest run, or RUN:SEQ)."""
+    from overnight.plugins.frontier import lineage
+
     store = open_store(db)
     run, e = find_experiment(store, exp)
     click.echo(f"Experiment {run['id']}:{e['seq']} of '{run['recipe']}'")
     click.echo(f"  status     {e['status']}: {e['reason']}")
+    made = lineage(json.loads(e["meta"]) if e["meta"] else None)
+    if made:
+        click.echo(f"  made from  {made}")
     click.echo(f"  score      {fmt(e['score'])}" + (f" (samples {', '.join(fmt(s) for s in json.loads(e['samples']))})" if e["samples"] and len(json.loads(e["samples"])) > 1 else ""))
     if e["holdout_score"] is not None:
         click.echo(f"  holdout    {fmt(e['holdout_score'])}")
@@ -122,6 +128,20 @@ def show(exp, db):
     if e["diff"]:
         click.echo("")
         _echo_diff(e["diff"])
+    if frontier:
+        _echo_frontier(store, run)
+
+
+def _echo_frontier(store, run) -> None:
+    from overnight.plugins.frontier import leaders
+
+    rows = [(x["seq"], store.candidate(x["candidate"]) if x["candidate"] else "", {r["example_id"]: r["score"] for r in store.example_results(x["id"]) if r["split"] == "train"})
+            for x in store.experiments(run["id"]) if x["status"] in ("baseline", "keep", "discard") and x["score"] is not None]
+    front = leaders(rows)
+    click.echo(f"\nFrontier of run {run['id']}: {len(front)} candidate{'s' if len(front) != 1 else ''} lead on train examples")
+    for seq, led in sorted(front.items(), key=lambda kv: (-len(kv[1]), kv[0])):
+        names = ", ".join(sorted(led)[:12]) + (", ..." if len(led) > 12 else "")
+        click.echo(f"  #{seq:<4} leads {len(led):>3}: {names}")
 
 
 @click.command()

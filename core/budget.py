@@ -22,6 +22,9 @@ SCHEMA = {
     "llm_concurrency": Option(int, "LLM calls in flight at once", default=8, min=1),
     "min_delta": Option(float, "smallest gain worth keeping", default=0.0, min=0),
     "k": Option(float, "a keep must beat the best by k times the noise", default=2.0, min=0),
+    "paired_level": Option(float, "a metric with examples: a keep must win on more examples than it loses against "
+                                  "the best, at this sign-test level (1, the default: only more wins than losses)", default=1.0,
+                           min=0.0001, max=1),
 }
 
 
@@ -39,6 +42,7 @@ class Budget:
     llm_concurrency: int = 8
     min_delta: float = 0.0
     k: float = 2.0
+    paired_level: float = 1.0
 
     @classmethod
     def from_values(cls, values: dict) -> "Budget":

@@ -148,6 +148,9 @@ class Proposal:
     llm_calls: list[LLMCall] = field(default_factory=list)
     # The experiments (by seq) it was made from; empty: the current best. Two or more: a merge.
     parents: list[int] = field(default_factory=list)
+    # A train minibatch to screen it on first: example id -> its parent's score there. The loop
+    # measures it on these examples, and on all of them only when it does not lose to the parent.
+    screen_on: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -322,6 +325,9 @@ class MeasureRequest:
     # empty when the measurement has no best to compare with (the baseline, a confirmation).
     best_view: str = ""
     best_score: float | None = None
+    # For metrics with examples: measure only these example ids of the split (a screening
+    # minibatch); None measures them all.
+    examples: list[str] | None = None
 
 
 class Metric(Plugin):

@@ -15,16 +15,17 @@ storing then moving the best then telling the others (record.py), the end of a r
 from __future__ import annotations
 
 import asyncio
+import statistics
 import time
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from . import process
 from .budget import Budget, Spend
 from .confirm import Ending
 from .contracts import Agent, Candidate, Context, Executor, MeasureRequest, Proposal, Surface
-from .decide import fmt
+from .decide import fmt, gain, paired
 from .errors import OvernightError
 from .events import Events, ExperimentStarted, RunFinished, RunStarted, Used
 from .executor import LocalExecutor
@@ -225,11 +226,34 @@ class Loop:
         if refused:  # measuring it would reward copying the answers: refuse it, say why
             self.recorder.record(rec, "guard_failed", refused)
             return
+        if proposal.screen_on and s.objective.has_examples:
+            lost = await self._screen(rec, view, proposal.screen_on)
+            if lost:
+                self.recorder.record(rec, *lost)
+                return
         outcome = await once(s.executor, view, self._request(), guards=True)
         async with self.decide_lock:
             status, reason = await self.keep.decide(rec, view, outcome, self.state,
                                                     again=lambda: once(s.executor, view, self._request(cache=False)))
             self.recorder.record(rec, status, reason, view)
+
+    async def _screen(self, rec: ExperimentRecord, view: str, parent: dict[str, float]) -> tuple[str, str] | None:
+        """Measures a proposal on its minibatch first: the status and reason when it loses to its
+        parent there (or fails), None when it goes on to all train examples."""
+        m = (await once(self.s.executor, view, replace(self._request(), examples=sorted(parent)), guards=False)).measurement
+        rec.account(m)
+        rec.measured(m)
+        if not m.ok:
+            return m.status, m.reason
+        mine = {e.id: e.score for e in m.examples if e.id in parent}
+        if not mine:
+            return None
+        ours, theirs = (statistics.fmean(d[e] for e in mine) for d in (mine, parent))
+        if gain(ours, theirs, self.s.objective.goal) >= 0:
+            return None
+        wins, losses = paired(mine, parent, self.s.objective.goal)
+        return "discard", (f"screened out: on a minibatch of {len(mine)} train examples it scores {fmt(ours)} against "
+                           f"its parent's {fmt(theirs)} (better on {wins}, worse on {losses}); not measured on all train examples")
 
     def _request(self, cache: bool = True) -> MeasureRequest:
         best = self.state.best

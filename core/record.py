@@ -84,7 +84,8 @@ class ExperimentRecord:
     def attempt(self) -> Attempt:
         return Attempt(seq=self.seq, status=self.status, reason=self.reason, rationale=self.rationale or "",
                        score=self.score, delta=self.delta, trace=self.trace or "",
-                       failing=failing(self.examples)[:5], meta=self.meta or {})
+                       failing=failing(self.examples)[:5], meta=self.meta or {},
+                       scores={e.id: e.score for e in self.examples if e.split == "train"})
 
 
 class Recorder:
@@ -104,7 +105,7 @@ class Recorder:
         exp_id = self._store(rec, lambda i: dict(self._totals(), **(dict(best_experiment=i, best_score=rec.score) if keep else {})))
         point("experiment.committed")
         if keep:
-            self.state.best = Best(exp_id, rec.seq, view, rec.score, failing(rec.examples))
+            self.state.best = Best(exp_id, rec.seq, view, rec.score, failing(rec.examples), attempt.scores)
         self.events.publish(ExperimentFinished(self.run_id, rec.seq, status, reason, rec.score, self.state.best.score, Used.of(self.state.spend)))
         if keep:
             self.events.publish(NewBest(self.run_id, rec.seq, rec.score, self.state.baseline.score if self.state.baseline else None))
@@ -121,7 +122,7 @@ class Recorder:
         point("baseline.committed")
         self.state.count(rec.attempt(), rec.candidate)
         self.state.noise = noise
-        self.state.baseline = self.state.best = Best(exp_id, 0, view, rec.score, failing(rec.examples))
+        self.state.baseline = self.state.best = Best(exp_id, 0, view, rec.score, failing(rec.examples), rec.attempt().scores)
 
     def _store(self, rec: ExperimentRecord, run=None) -> int:
         return self.store.commit_experiment(self.run_id, rec.examples, rec.llm_calls, run, **rec.columns())

@@ -24,6 +24,7 @@ class Best:
     view: str
     score: float
     failing: list[ExampleResult] = field(default_factory=list)
+    scores: dict[str, float] = field(default_factory=dict)  # each train example's score, for paired tests
 
 
 @dataclass
@@ -46,6 +47,7 @@ class RunState:
         state = cls(spend, noise=run["noise"] or 0.0)
         rows = store.experiments(run_id)
         for row, attempt in zip(rows, store.attempts(run_id)):
+            attempt.scores = {r["example_id"]: r["score"] for r in store.example_results(row["id"]) if r["split"] == "train"}
             state.count(attempt, row["candidate"])
         base, best = from_rows(rows, run["goal"])
         if base is not None:
@@ -96,7 +98,8 @@ def from_rows(rows: list[dict], goal: str | None) -> tuple[dict | None, dict | N
 def _best(store, row: dict) -> Best:
     examples = [ExampleResult(r["example_id"], r["input"], r["output"], r["expected"], r["score"], r["feedback"], r["split"])
                 for r in store.example_results(row["id"])]
-    return Best(row["id"], row["seq"], store.candidate(row["candidate"]), row["score"], failing(examples))
+    return Best(row["id"], row["seq"], store.candidate(row["candidate"]), row["score"], failing(examples),
+                {e.id: e.score for e in examples if e.split == "train"})
 
 
 def failing(examples: list[ExampleResult]) -> list[ExampleResult]:

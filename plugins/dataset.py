@@ -169,6 +169,11 @@ class DatasetMetric(Metric):
         chosen = [(r, s) for r, s in self.load() if s == split]
         if not chosen:
             return Measurement.crash(f"the {split} split has no examples ({len(self.examples)} in all, holdout = {self.config['holdout']:g})")
+        if request.examples is not None:  # a screening minibatch
+            wanted = set(request.examples)
+            chosen = [(r, s) for r, s in chosen if self._id(r) in wanted]
+            if not chosen:
+                return Measurement.crash(f"none of the examples asked for ({', '.join(sorted(wanted)[:5])}) is in the {split} split")
         shown = sorted(templating.variables(template, self.format)) if not self.config["input_field"] else []
         deadline = time.monotonic() + request.seconds
         llm.expect(len(chosen))
@@ -218,13 +223,16 @@ class DatasetMetric(Metric):
             score, feedback = scoring.score(c["scorer"], output, expected, self.settings)
         if reply.finish_reason == "length":
             feedback = (feedback + "; " if feedback else "") + f"the answer was cut off at max_tokens = {c['max_tokens']}"
-        ident = record.fields.get(c["id_field"])
         result = ExampleResult(
-            id=str(ident) if ident not in (None, "") else f"line {record.line}",
+            id=self._id(record),
             input=self._input(record, shown), output=output, expected=expected,
             score=score, feedback=feedback, split=split,
         )
         return result, calls
+
+    def _id(self, record: templating.Record) -> str:
+        ident = record.fields.get(self.config["id_field"])
+        return str(ident) if ident not in (None, "") else f"line {record.line}"
 
     def _values(self, record: templating.Record) -> dict:
         values = {k: templating.field_text(v) if isinstance(v, (dict, list)) or v is None else v for k, v in record.fields.items()}

@@ -184,6 +184,25 @@ class Frontier:
         return m if isinstance(m, Member) else self.members[m]
 
 
+def lineage(meta: dict | None) -> str | None:
+    """What an experiment was made from, as `overnight show` and the TUI say it ("#3 and #7, a
+    merge"), from its stored meta; None when the agent did not say (the current best)."""
+    parents = (meta or {}).get("parents") or []
+    if not parents:
+        return None
+    named = " and ".join(f"#{p}" for p in parents)
+    return named + (", a merge" if (meta or {}).get("merge") or len(parents) > 1 else "")
+
+
+def leaders(rows: list[tuple[int, str, dict[str, float]]]) -> dict[int, set[str]]:
+    """The frontier of measured candidates given as (seq, view, every train example's score)."""
+    frontier = Frontier()
+    for seq, view, scores in rows:
+        if scores:
+            frontier.add(Member(seq, view, dict(scores), complete=True))
+    return frontier.front()
+
+
 def _dominates(a: Member, b: Member, examples: list[str]) -> bool:
     """`a` is at least as good as `b` wherever `b` is known and better somewhere; equal scores go
     to the shorter view (simplicity wins ties), then to the earlier one."""

@@ -97,7 +97,7 @@ class LLMAgent(Agent):
                               default=None, choices=("whole", "search_replace")),
         "timeout": Option(float, "seconds one call may take", default=60.0, min=1),
         "strategy": Option(str, "greedy: always edit the best; reflective: improve and merge candidates "
-                                "from the per-example frontier, bolder after a plateau", default="greedy",
+                                "from the per-example frontier, bolder after a plateau", default="reflective",
                            choices=("greedy", "reflective")),
         "merge_every": Option(int, "reflective: at most one merge of two frontier candidates in this many proposals (0: never)",
                               default=4, min=0),
@@ -106,6 +106,8 @@ class LLMAgent(Agent):
         "plateau_temperature": Option(float, "reflective: the temperature after a plateau (default: temperature + 0.5)",
                                       default=None, min=0, max=2),
         "seed": Option(int, "reflective: the seed of the parent draws", default=0),
+        "screen": Option(int, "reflective: measure each proposal on this many train examples first, against its "
+                              "parent, and on all of them only when it does not lose there (0: never)", default=0, min=0),
     }
 
     def __init__(self, options, recipe_dir):
@@ -173,6 +175,7 @@ class LLMAgent(Agent):
         proposal.trace = f"{plan.note}\n{proposal.trace}"
         if proposal.view is not None and not proposal.error:
             self.search.pending(plan, proposal.view)
+            proposal.screen_on = self.search.minibatch(plan)
         return proposal
 
     def _ask(self, proposal: Proposal, messages: list[dict], base: str, edit_format: str, temperature: float,
@@ -468,6 +471,19 @@ class Reflection:
         """The experiment that already measured this exact view, if any."""
         with self.lock:
             return self.seen.get(view)
+
+    def minibatch(self, plan: Plan) -> dict[str, float]:
+        """The train examples to screen a proposal on, with its parent's scores there; none for a
+        merge (it is measured in full) or when the minibatch would not be smaller than the train set."""
+        size = self.config.get("screen") or 0
+        if not size or plan.mode == "merge":
+            return {}
+        with self.lock:
+            parent = plan.parents[0]
+            known = [e for e in self.frontier.examples() if parent.score(e) is not None]
+            if len(known) <= size:
+                return {}
+            return {e: parent.score(e) for e in self.frontier.sample(parent.key, size, self.rng)}
 
     def pending(self, plan: Plan, view: str) -> None:
         with self.lock:

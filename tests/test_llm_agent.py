@@ -84,6 +84,7 @@ def make_recipe(folder: Path, server, *, agent: str = "", budget: str = "experim
             kind = "llm"
             model = "{model}"
             instructions = "program.md"
+            strategy = "greedy"
             {api_base}{agent}
 
             [budget]
@@ -252,7 +253,7 @@ def test_the_api_key_never_reaches_the_database(workspace, cli, key, llm_server)
 
 def agent_for(tmp_path: Path, server, *, text: str = ORIGINAL, surface: dict | None = None, **options) -> LLMAgent:
     write(tmp_path, {"reply.txt": text})
-    values = {"model": "openai/agent-model", "api_base": server.url, **options}
+    values = {"model": "openai/agent-model", "api_base": server.url, "strategy": "greedy", **options}
     checked = check(values, LLMAgent.options)
     assert not checked.problems
     agent = LLMAgent(checked.values, tmp_path)

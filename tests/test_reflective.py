@@ -273,3 +273,35 @@ def test_a_reflective_run_on_the_simulated_world_merges_and_changes_approach(cli
     assert bold and all(r["temperature"] == 1.2 for r in bold)
     assert run["best_score"] > run["baseline_score"] == 0 and run["holdout_best"] is not None
     assert world.task_calls > 0 and world.agent_calls >= len(exps)
+    # `overnight show` says what an experiment was made from, and the run's frontier on request
+    merge, parents = merges[0], json.loads(merges[0]["meta"])["parents"]
+    shown = cli("show", f"{run['id']}:{merge['seq']}", "--frontier")
+    assert shown.exit_code == 0, shown.output
+    assert f"  made from  #{parents[0]} and #{parents[1]}, a merge" in shown.output
+    assert f"Frontier of run {run['id']}: " in shown.output
+    led = [line for line in shown.output.splitlines() if " leads " in line]
+    assert led and all(line.strip().startswith("#") for line in led)
+
+
+# -- the TUI -----------------------------------------------------------------------------------
+
+
+async def test_the_detail_says_what_an_experiment_was_made_from(made_db):
+    from tests.test_tui import SIZE, open_best, screen_text
+    from overnight.tui.app import OvernightApp
+
+    conn = sqlite3.connect(made_db)
+    conn.execute("update experiments set meta = ? where seq = 3", [json.dumps({"parents": [1, 2], "merge": True})])
+    conn.commit()
+    conn.close()
+    app = OvernightApp(made_db)
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        await open_best(pilot)
+        assert "made from: #1 and #2, a merge" in screen_text(app)
+
+
+@pytest.fixture
+def made_db(tmp_path_factory, workspace):
+    from tests.tui_support import copy_store, run_once
+
+    return copy_store(run_once(tmp_path_factory.mktemp("made"))[1], workspace / "store.db")

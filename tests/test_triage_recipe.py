@@ -100,6 +100,7 @@ def triage(workspace, llm_server, monkeypatch):
     doc["metric"]["api_base"] = llm_server.url
     doc["agent"]["api_base"] = llm_server.url
     doc["budget"]["experiments"] = 3
+    doc["agent"]["strategy"] = "greedy"  # the story below is the greedy one: each proposal edits the best
     (folder / "recipe.toml").write_text(tomlkit.dumps(doc))
     is_agent = lambda r: r["messages"][0]["content"].startswith("You improve one text")
     llm_server.add_rule(is_agent, agent_reply(IMPROVED.replace("{{ body }}", "(body omitted)"), "drop the body"), times=1)

@@ -16,6 +16,7 @@ from textual.containers import VerticalScroll
 from textual.widgets import Footer, Header, Static, TabbedContent, TabPane
 
 from overnight.core.errors import OvernightError
+from overnight.plugins.frontier import lineage
 
 from .app_screen import AppScreen
 from .ask import Ask
@@ -135,6 +136,10 @@ class Detail(AppScreen):
         if e["status"] != "baseline" and e["rationale"]:
             text.append("\nrationale: ", style="bold")
             text.append(e["rationale"])
+        made = lineage(json.loads(e["meta"]) if e.get("meta") else None)
+        if made:
+            text.append("\nmade from: ", style="bold")
+            text.append(made)
         text.append("\nreason: ", style="bold")
         text.append(e["reason"] or "-")
         return text
