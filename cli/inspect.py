@@ -8,11 +8,39 @@ import json
 import click
 
 from overnight.cli.common import db_option, open_store
-from overnight.core.decide import fmt
+from overnight.core.numbers import fmt, gain, signed
 from overnight.ops.find import find_experiment, find_run, surface_of, view_of
 
-LEDGER = ("run_id", "seq", "status", "score", "delta", "holdout_score", "reason", "rationale", "candidate",
-          "seconds", "cost_usd", "tokens")
+# Experiments named as people type them (run, seq, "1:70"); "change" is the raw score minus the
+# baseline's, "gain" the same positive when better for the goal; times in ISO 8601.
+LEDGER = ("experiment", "run", "seq", "status", "score", "change", "gain", "holdout_score", "reason", "rationale",
+          "candidate", "started_at", "seconds", "cost_usd", "tokens")
+RUN_KEYS = ("run", "recipe", "status", "stop_reason", "goal", "best_experiment", "baseline_score", "best_score",
+            "holdout_baseline", "holdout_best", "experiments", "usd", "tokens", "seconds", "started_at", "ended_at")
+
+
+def iso(stamp: float | None) -> str | None:
+    """A stored Unix time as ISO 8601 with its offset."""
+    import datetime as dt
+
+    return None if not stamp else dt.datetime.fromtimestamp(stamp).astimezone().isoformat(timespec="seconds")
+
+
+def ledger_row(r: dict, goal: str | None) -> dict:
+    change = r["delta"]
+    return {"experiment": f"{r['run_id']}:{r['seq']}", "run": r["run_id"], "seq": r["seq"], "status": r["status"],
+            "score": r["score"], "change": change, "gain": None if change is None else gain(change, 0.0, goal) + 0.0,
+            "holdout_score": r["holdout_score"], "reason": r["reason"], "rationale": r["rationale"],
+            "candidate": r["candidate"], "started_at": iso(r.get("started_at")), "seconds": r["seconds"],
+            "cost_usd": r["cost_usd"], "tokens": r["tokens"]}
+
+
+def run_row(store, r: dict) -> dict:
+    best = store.experiment(r["best_experiment"]) if r.get("best_experiment") else None
+    out = {k: r.get(k) for k in RUN_KEYS}
+    out.update(run=r["id"], best_experiment=f"{r['id']}:{best['seq']}" if best else None,
+               started_at=iso(r.get("started_at")), ended_at=iso(r.get("ended_at")))
+    return out
 
 
 @click.command()
@@ -23,9 +51,7 @@ def status(as_json, db):
     store = open_store(db)
     runs = store.runs()
     if as_json:
-        keep = ("id", "recipe", "status", "stop_reason", "best_experiment", "baseline_score", "best_score",
-                "holdout_baseline", "holdout_best", "experiments", "usd", "tokens", "seconds", "started_at", "ended_at")
-        click.echo(json.dumps([{k: r[k] for k in keep} for r in runs], indent=2))
+        click.echo(json.dumps([run_row(store, r) for r in runs], indent=2))
         return
     from overnight.night.digest import status_lines
 
@@ -55,15 +81,16 @@ def log(run_ref, as_json, db):
     rows = store.experiments(run["id"])
     if as_json:
         for r in rows:
-            click.echo(json.dumps({k: r[k] for k in LEDGER}))
+            click.echo(json.dumps(ledger_row(r, run["goal"])))
         return
     click.echo(f"Run {run['id']} of '{run['recipe']}' ({run['status']}{': ' + _first_line(run['stop_reason']) if run['stop_reason'] else ''})")
-    click.echo(f"{'#':>4}  {'status':<12} {'score':>10} {'delta':>10}  reason / rationale")
+    click.echo(f"{'#':>4}  {'status':<12} {'score':>10} {'vs baseline':>11}  rationale -- reason (against the best so far)")
     for r in rows:
         text = r["reason"] or ""
         if r["rationale"] and r["status"] != "baseline":
             text = f"{r['rationale']} -- {text}"
-        click.echo(f"{r['seq']:>4}  {r['status']:<12} {fmt(r['score']):>10} {fmt(r['delta']):>10}  {text}")
+        g = None if r["delta"] is None else gain(r["delta"], 0.0, run["goal"]) + 0.0
+        click.echo(f"{r['seq']:>4}  {r['status']:<12} {fmt(r['score']):>10} {signed(g):>11}  {text}")
 
 
 @click.command()
@@ -80,7 +107,8 @@ def show(exp, db):
         click.echo(f"  holdout    {fmt(e['holdout_score'])}")
     if e["components"] and json.loads(e["components"]):
         click.echo("  components " + ", ".join(f"{k} {fmt(v)}" for k, v in json.loads(e["components"]).items()))
-    click.echo(f"  delta      {fmt(e['delta'])}")
+    g = None if e["delta"] is None else gain(e["delta"], 0.0, run["goal"]) + 0.0
+    click.echo(f"  gain       {signed(g)} against the baseline (positive is better for the goal)")
     click.echo(f"  rationale  {e['rationale'] or ''}")
     click.echo(f"  time       {e['seconds'] or 0:.2f} s, ${e['cost_usd'] or 0:.4f}, {e['tokens'] or 0} tokens")
     examples = store.example_results(e["id"])
@@ -134,11 +162,12 @@ def export(run_ref, fmt_, output, db):
     store = open_store(db)
     run = find_run(store, run_ref)
     rows = store.experiments(run["id"])
+    shaped = [ledger_row(r, run["goal"]) for r in rows]
     if fmt_ == "jsonl":
-        for r in rows:
-            output.write(json.dumps({k: r[k] for k in LEDGER}) + "\n")
+        for r in shaped:
+            output.write(json.dumps(r) + "\n")
         return
     writer = csv.writer(output, delimiter="\t", lineterminator="\n")
     writer.writerow(LEDGER)
-    for r in rows:
+    for r in shaped:
         writer.writerow(["" if r[k] is None else str(r[k]).replace("\t", " ").replace("\n", " ") for k in LEDGER])

@@ -25,7 +25,8 @@ from functools import partial
 from typing import Callable
 
 from .contracts import MeasureRequest, Outcome
-from .decide import fmt, gain, threshold, ties
+from .decide import threshold, ties
+from .numbers import fmt, gain
 from .measure import Samples, repeats, sample_now
 
 EMPTY, HALF, DOUBLED = "empty", "first half only", "repeated twice"

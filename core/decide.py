@@ -5,14 +5,9 @@ from __future__ import annotations
 import statistics
 from dataclasses import dataclass
 
+from .numbers import fmt, gain, sign
 
-def sign(goal: str) -> int:
-    return 1 if goal == "maximize" else -1
-
-
-def gain(value: float, best: float, goal: str) -> float:
-    """How much better `value` is than `best`, positive when better, whatever the goal."""
-    return (value - best) * sign(goal)
+__all__ = ["fmt", "gain", "sign", "noise", "threshold", "ties", "Verdict", "verdict"]
 
 
 def noise(samples: list[float]) -> float:
@@ -47,12 +42,3 @@ def verdict(value: float, best: float, goal: str, bar: float, *, shorter: bool =
         return Verdict(False, f"same score as the best ({fmt(best)})")
     return Verdict(False, f"worse than the best ({fmt(best)}) by {fmt(-g)}")
 
-
-def fmt(x: float | None) -> str:
-    if x is None:
-        return "-"
-    if x == 0:
-        return "0"
-    if abs(x) >= 1e5 or abs(x) < 1e-3:
-        return f"{x:.4g}"
-    return f"{x:.4f}".rstrip("0").rstrip(".")

@@ -23,7 +23,8 @@ from difflib import SequenceMatcher
 from typing import Callable
 
 from .contracts import MeasureRequest
-from .decide import fmt, gain, noise, threshold
+from .decide import noise, threshold
+from .numbers import fmt, gain
 from .errors import OvernightError
 from .measure import repeats, sample_now
 

@@ -12,7 +12,8 @@ from typing import Awaitable, Callable
 
 from .budget import Budget
 from .contracts import Outcome
-from .decide import fmt, gain, threshold, verdict
+from .decide import threshold, verdict
+from .numbers import fmt, gain
 from .record import ExperimentRecord
 from .state import RunState
 

@@ -24,7 +24,7 @@ from . import process
 from .budget import Budget, Spend
 from .confirm import Ending
 from .contracts import Agent, Candidate, Context, Executor, MeasureRequest, Proposal, Surface
-from .decide import fmt
+from .numbers import fmt
 from .errors import OvernightError
 from .events import Events, ExperimentStarted, RunFinished, RunStarted, Used
 from .executor import LocalExecutor

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from textual_plotext import PlotextPlot
 
-from overnight.core.decide import gain
+from overnight.core.numbers import gain
 
 # More points than this are thinned (evenly) before plotting: a terminal has fewer
 # columns than that anyway, and plotting stays quick for 10,000 experiments.
