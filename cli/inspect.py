@@ -117,6 +117,10 @@ def show(exp, db):
         click.echo(f"  examples   {len(examples) - len(failing)} of {len(examples)} passed")
         for x in failing[:10]:
             click.echo(f"    [{x['split']}] {x['example_id']}: got {x['output'][:60]!r}, expected {x['expected'][:60]!r} {x['feedback'][:80]}")
+    if e["status"] == "invalid" and e["agent_trace"]:
+        click.echo("  the model's reply, as it came (why it could not be used is the status above):")
+        for line in e["agent_trace"].splitlines()[-60:]:
+            click.echo(f"    {line}")
     if e["trace"]:
         click.echo("  trace (tail):")
         for line in e["trace"].splitlines()[-20:]:

@@ -127,7 +127,10 @@ class Dashboard(AppScreen):
 
     def show_caption(self) -> None:
         table = self.query_one(ExperimentTable)
-        text = f"{len(table.shown)} of {len(table.rows)} experiments · {table.filter} · {SORT_NAMES[table.sort]}"
+        # The baseline is not an experiment: count as the CLI does.
+        shown = sum(1 for r in table.visible_rows() if r["status"] != "baseline")
+        every = sum(1 for r in table.rows if r["status"] != "baseline")
+        text = f"{shown} of {every} experiments · {table.filter} · {SORT_NAMES[table.sort]}"
         if table.marked:
             seq = table.rows[table.by_id[next(iter(table.marked))]]["seq"]
             text += f" · #{seq} marked"
