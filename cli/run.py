@@ -148,6 +148,8 @@ def print_summary(s) -> None:
         _confirmed("Holdout: ", s.confirmed_holdout_baseline, s.confirmed_holdout_best, None, s.goal)
     if s.confirmation and s.held is False:  # the "held" mark says enough when it held
         click.echo(s.confirmation)
+    for note in s.notes:
+        click.echo(note)
     click.echo(f"Spent {_duration(s.seconds)}, ${s.usd:.4f}, {s.tokens} tokens.")
     if s.best_seq:
         click.echo(f"Next: overnight log {s.run_id} | overnight diff {s.run_id}:{s.best_seq} | overnight apply {s.run_id}:{s.best_seq}")

@@ -79,3 +79,16 @@ def test_search_replace_without_fences_is_applied(tmp_path, llm_server):
 
     assert proposal.edits == [("Rule 7: answer the customer in plain words.\n", "Rule 7: offer a refund when charged twice.\n")]
     assert not proposal.error and proposal.rationale == "name the refund rule"
+
+
+def test_a_run_where_no_proposal_could_be_used_says_so_and_what_to_change(workspace, cli, llm_server):
+    from tests.test_llm_agent import make_recipe
+
+    llm_server.add_rule(None, "I think the text is fine as it is.")
+    folder = make_recipe(workspace / "support", llm_server, budget="experiments = 2")
+
+    result = cli("run", folder, "--yes")
+
+    assert result.exit_code == 0, result.output
+    assert "No proposal could be used: 2 of 2 ended invalid; the commonest reason (2 of 2): no proposal found." in result.output
+    assert "try a larger model, a larger max_tokens" in result.output and "`overnight show 1:1` prints its reply" in result.output
