@@ -48,7 +48,13 @@ def run_row(store, r: dict) -> dict:
 @db_option
 def status(as_json, db):
     """Show the runs in this workspace, newest first."""
-    store = open_store(db)
+    from overnight.core.store import default_path
+
+    path = db or default_path()
+    if not path.exists():  # a read-only command creates nothing
+        click.echo("[]" if as_json else f"No runs in {path} yet. Start one with `overnight run RECIPE` or `overnight demo`.")
+        return
+    store = open_store(db, create=False)
     runs = store.runs()
     if as_json:
         click.echo(json.dumps([run_row(store, r) for r in runs], indent=2))
@@ -76,7 +82,7 @@ def _first_line(text: str | None) -> str:
 @db_option
 def log(run_ref, as_json, db):
     """List the experiments of RUN (default: the latest run)."""
-    store = open_store(db)
+    store = open_store(db, create=False)
     run = find_run(store, run_ref)
     rows = store.experiments(run["id"])
     if as_json:
@@ -98,7 +104,7 @@ def log(run_ref, as_json, db):
 @db_option
 def show(exp, db):
     """Show experiment EXP (SEQ in the latest run, or RUN:SEQ)."""
-    store = open_store(db)
+    store = open_store(db, create=False)
     run, e = find_experiment(store, exp)
     click.echo(f"Experiment {run['id']}:{e['seq']} of '{run['recipe']}'")
     click.echo(f"  status     {e['status']}: {e['reason']}")
@@ -136,7 +142,7 @@ def show(exp, db):
 @db_option
 def diff(exp, exp2, db):
     """Show the change EXP made against the baseline, or against EXP2."""
-    store = open_store(db)
+    store = open_store(db, create=False)
     run, e = find_experiment(store, exp)
     new = view_of(store, e)
     if exp2:
@@ -163,7 +169,7 @@ def _echo_diff(text: str) -> None:
 @db_option
 def export(run_ref, fmt_, output, db):
     """Write RUN's ledger (default: the latest run) as TSV or JSONL."""
-    store = open_store(db)
+    store = open_store(db, create=False)
     run = find_run(store, run_ref)
     rows = store.experiments(run["id"])
     shaped = [ledger_row(r, run["goal"]) for r in rows]

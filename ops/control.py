@@ -65,7 +65,11 @@ def steer_run(store, run: dict, text: str) -> str:
     text = (text or "").strip()
     if not text:
         raise OvernightError("A steering line cannot be empty: write the guidance, e.g. overnight steer \"keep it under 50 words\".")
+    from overnight.ops.review import NOTE_READERS, agent_kind, who_reads
+
     store.add_note(run["recipe"], text, kind="steer", run_id=run["id"])
+    if agent_kind(run) not in NOTE_READERS:
+        return f"Noted for '{run['recipe']}'{who_reads(run)}."
     if run["status"] in LIVE:
-        return f"Run {run['id']} reads this from its next proposal on; later runs of '{run['recipe']}' read it too."
-    return f"Later runs of '{run['recipe']}' read this."
+        return f"Run {run['id']} reads this from its next proposal on, and later runs of '{run['recipe']}' too{who_reads(run)}."
+    return f"Later runs of '{run['recipe']}' read this{who_reads(run)}."
