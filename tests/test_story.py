@@ -115,6 +115,9 @@ def test_twenty_proposals_end_to_end(workspace, cli):
 
     # The person edits the file; applying another experiment now would undo that: refused.
     doc.write_text("my own edit\n")
+    dry = cli("apply", "9", "--dry-run")  # a dry run shows what would change, and warns
+    assert dry.exit_code == 0 and "Warning:" in dry.output and "changed since run 1 began" in dry.output
+    assert "-my own edit" in dry.output and doc.read_text() == "my own edit\n"
     refused = cli("apply", "9")
     assert refused.exit_code != 0
     assert "changed since run 1 began" in refused.output and "--force" in refused.output
