@@ -64,3 +64,21 @@ async def test_the_detail_shows_one_current_review_state(db):
         head = str(app.screen.query_one("#head").render())
         assert "✗ rejected: too short after all (latest of 2; history under Why)" in head
         assert "★ starred" not in head  # the history is in the Why tab, not the head
+
+
+async def test_a_stop_dialog_closes_when_its_run_ends(db):
+    from overnight.tui.confirm import Confirm
+
+    app = OvernightApp(db)
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        await open_dashboard(pilot)
+        dashboard = app.screen
+        dashboard.timer.pause()  # this test plays the polls itself
+        await until(pilot, lambda: dashboard.run is not None and not dashboard.polling, what="the first poll")
+        finished = dict(dashboard.run)
+        dashboard.show({**finished, "status": "running"}, [], True)  # as a poll of a live run shows it
+        await pilot.press("x")
+        await until(pilot, lambda: isinstance(app.screen, Confirm) and app.screen.query_one("#yes"), what="the stop dialog")
+        dashboard.show(finished, [], False)  # the next poll: the run has ended
+        await until(pilot, lambda: isinstance(app.screen, Dashboard), what="the dialog gone")
+        await until(pilot, lambda: any("there is nothing left to stop" in n.message for n in app._notifications), what="the toast")

@@ -105,6 +105,7 @@ class Dashboard(AppScreen):
         self.run, self.alive = run, alive
         if changed:
             self.refresh_bindings()
+            self.close_stale_stop()
         if first:
             self.query_one(ExperimentTable).goal = run["goal"] or "maximize"
             self.query_one(ScorePlot).goal = run["goal"] or "maximize"
@@ -198,7 +199,18 @@ class Dashboard(AppScreen):
             if yes:
                 self.app.control(self.run_id, stop_run)
 
-        self.app.push_screen(Confirm(f"Stop run {self.run_id} after the experiment in flight?", yes="Stop"), answered)
+        self.stop_dialog = Confirm(f"Stop run {self.run_id} after the experiment in flight?", yes="Stop")
+        self.app.push_screen(self.stop_dialog, answered)
+
+    def close_stale_stop(self) -> None:
+        """A stop dialog does not outlive the run it asks about."""
+        dialog = getattr(self, "stop_dialog", None)
+        if dialog is None or self.check_action("stop", ()):
+            return
+        self.stop_dialog = None
+        if dialog.is_attached and self.app.screen is dialog:
+            dialog.dismiss(False)
+            self.notify(f"Run {self.run_id} ended ({self.run['status']}); there is nothing left to stop.")
 
     def action_steer(self) -> None:
         def answered(text: str | None) -> None:
