@@ -21,7 +21,10 @@ def apply(exp, dry_run, force, db, yes=False):
     store = open_store(db)
     run, e = find_experiment(store, exp)
     if dry_run:
-        _, diff = ops.preview(store, run, e, force=force)
+        surface, diff = ops.preview(store, run, e, force=force, warn=True)
+        warning = None if force else ops.changed_since(run, surface)
+        if warning:
+            click.echo(warning)
         click.echo(diff or "No difference: the file already holds this version.")
         return
     _outside(ops.outside_target(run), run, e, yes)

@@ -73,7 +73,7 @@ def run_check(recipe, store, repeats: int | None = None, where: str = ""):
 
 
 def print_report(r, budget) -> None:
-    from overnight.core.decide import fmt
+    from overnight.core.numbers import fmt
 
     click.echo("")
     if r.mean is not None:

@@ -18,7 +18,7 @@ db_option = click.option(
 )
 
 
-def open_store(db: Path | None, readonly: bool = False):
+def open_store(db: Path | None, readonly: bool = False, create: bool = True):
     from overnight.core.store import Store
 
-    return Store(db, readonly=readonly)
+    return Store(db, readonly=readonly, create=create)

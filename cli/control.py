@@ -19,7 +19,7 @@ from overnight.ops.review import reject as reject_experiment, star as star_exper
 @db_option
 def pause(run_ref, db):
     """Pause RUN (default: the latest) after the experiment in flight."""
-    store = open_store(db)
+    store = open_store(db, create=False)
     click.echo(pause_run(store, find_run(store, run_ref)))
 
 
@@ -28,7 +28,7 @@ def pause(run_ref, db):
 @db_option
 def resume(run_ref, db):
     """Resume RUN (default: the latest) after a pause."""
-    store = open_store(db)
+    store = open_store(db, create=False)
     click.echo(resume_run(store, find_run(store, run_ref)))
 
 
@@ -37,7 +37,7 @@ def resume(run_ref, db):
 @db_option
 def stop(run_ref, db):
     """Stop RUN (default: the latest) cleanly after the experiment in flight."""
-    store = open_store(db)
+    store = open_store(db, create=False)
     click.echo(stop_run(store, find_run(store, run_ref)))
 
 
@@ -47,7 +47,7 @@ def stop(run_ref, db):
 @db_option
 def steer(text, run_ref, db):
     """Give the agent a line of guidance, read from its next proposal on."""
-    store = open_store(db)
+    store = open_store(db, create=False)
     click.echo(steer_run(store, find_run(store, run_ref), text))
 
 
@@ -57,7 +57,7 @@ def steer(text, run_ref, db):
 @db_option
 def reject(exp, note, db):
     """Reject experiment EXP (SEQ in the latest run, or RUN:SEQ) with a note."""
-    store = open_store(db)
+    store = open_store(db, create=False)
     run, e = find_experiment(store, exp)
     click.echo(reject_experiment(store, run, e, note))
 
@@ -68,7 +68,7 @@ def reject(exp, note, db):
 @db_option
 def star(exp, note, db):
     """Star experiment EXP (SEQ in the latest run, or RUN:SEQ)."""
-    store = open_store(db)
+    store = open_store(db, create=False)
     run, e = find_experiment(store, exp)
     click.echo(star_experiment(store, run, e, note))
 

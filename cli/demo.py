@@ -2,7 +2,10 @@
 
 The recipe is copied first (bundled recipes are never written), then run like
 `overnight run`. The run is recorded in the store of the current folder (or --db),
-so `overnight log`, `diff`, `apply` and `tui` work from where the demo was started.
+so `overnight log`, `diff`, `apply` and `tui` work from where the demo was started;
+with --dir X it is recorded in X's own store, so they work from X. The demo folder
+and the store folder it makes hold a `.gitignore` of `*`: a demo run inside a
+checkout leaves nothing for git to show.
 """
 
 from __future__ import annotations
@@ -39,8 +42,12 @@ def demo(folder, quiet, db):
 
     target = _fresh(folder)
     _copy(_bundled(), target)
+    _ignored(target)
     loaded = recipes.load(target)
+    if db is None and folder is not None:
+        db = target / ".overnight" / "overnight.db"  # with the demo, so `cd DIR && overnight tui` finds it
     store = open_store(db)
+    _ignored(store.path.parent)
     _trust(loaded, store, False)  # the bundled recipe runs no code; this only asks if that ever changes
     setup = build(loaded, store, yes=False)
     workbook = _shown(setup.surface.source())
@@ -52,7 +59,7 @@ def demo(folder, quiet, db):
     finally:
         display.close()
     print_summary(summary)
-    _next(summary, store, workbook)
+    _next(summary, store, workbook, target if folder is not None else None)
 
 
 def _bundled() -> Path:
@@ -76,6 +83,16 @@ def _fresh(folder: Path | None) -> Path:
         n += 1
         candidate = base.with_name(f"{DEFAULT_DIR}-{n}")
     return candidate
+
+
+def _ignored(folder: Path) -> None:
+    """A folder git leaves out, itself included, wherever the demo was started."""
+    ignore = folder / ".gitignore"
+    try:
+        if folder.is_dir() and not ignore.exists():
+            ignore.write_text("# made by overnight demo: git ignores this folder\n*\n", encoding="utf-8")
+    except OSError:
+        pass  # only a courtesy to a checkout
 
 
 def _copy(source: Path, target: Path) -> None:
@@ -107,10 +124,14 @@ def _introduce(setup, target: Path, workbook: str) -> None:
     click.echo(f"Agent: {setup.recipe.agent.cls.name}, offline; budget: {setup.budget.experiments} experiments.")
 
 
-def _next(summary, store, workbook: str) -> None:
+def _next(summary, store, workbook: str, home: Path | None) -> None:
     where = _shown(store.path)
     click.echo("")
-    click.echo(f"The run is stored in {where}; from this folder, try:")
+    if home is not None and store.path.parent.parent.resolve() == home.resolve():
+        workbook = str(Path(workbook).relative_to(_shown(home))) if workbook.startswith(_shown(home)) else workbook
+        click.echo(f"The run is stored in {where}; `cd {_shown(home)}` first, then try:")
+    else:
+        click.echo(f"The run is stored in {where}; from this folder, try:")
     rows = [("overnight log", "every experiment, its status and why")]
     if summary.best_seq:
         exp = f"{summary.run_id}:{summary.best_seq}"

@@ -39,7 +39,7 @@ def explain(run_ref, yes, db):
 
 
 def print_table(run: dict, result) -> None:
-    from overnight.core.decide import fmt
+    from overnight.core.numbers import fmt
 
     steps = [r for r in result.rows if r.seq is not None]
     values = [r for r in result.rows if r.seq is None]
@@ -64,7 +64,7 @@ def print_table(run: dict, result) -> None:
 
 
 def _row(label: str, r) -> None:
-    from overnight.core.decide import fmt
+    from overnight.core.numbers import fmt
 
     text = r.rationale if len(r.rationale) <= RATIONALE else r.rationale[: RATIONALE - 3] + "..."
     line = f"{label}  {text:<{RATIONALE}}  {_signed(r.gain):>10}  {fmt(r.score_without):>10}  {_signed(r.contribution):>12}"
@@ -73,7 +73,7 @@ def _row(label: str, r) -> None:
 
 
 def _signed(x: float | None) -> str:
-    from overnight.core.decide import fmt
+    from overnight.core.numbers import fmt
 
     return "-" if x is None else fmt(x) if x <= 0 else "+" + fmt(x)
 

@@ -8,13 +8,44 @@ import json
 import click
 
 from overnight.cli.common import db_option, open_store
-from overnight.core.decide import fmt
+from overnight.core.numbers import fmt, gain, signed
 from overnight.ops.find import find_experiment, find_run, surface_of, view_of
 
-LEDGER = ("run_id", "seq", "status", "score", "delta", "holdout_score", "reason", "rationale", "candidate",
-          "seconds", "cost_usd", "tokens")
+# Experiments named as people type them (run, seq, "1:70"); "change" is the raw score minus the
+# baseline's, "gain" the same positive when better for the goal; times in ISO 8601.
+LEDGER = ("experiment", "run", "seq", "status", "score", "change", "gain", "holdout_score", "reason", "rationale",
+          "candidate", "started_at", "seconds", "cost_usd", "tokens")
+# What the ledger reads of each experiment, in the store's own names.
+COLUMNS = ("run_id", "seq", "status", "score", "delta", "holdout_score", "reason", "rationale", "candidate",
+           "started_at", "seconds", "cost_usd", "tokens")
 # `log` shows a long run's last experiments; --all lists every one (streamed, however many).
 PAGE = 1000
+RUN_KEYS = ("run", "recipe", "status", "stop_reason", "goal", "best_experiment", "baseline_score", "best_score",
+            "holdout_baseline", "holdout_best", "experiments", "usd", "tokens", "seconds", "started_at", "ended_at")
+
+
+def iso(stamp: float | None) -> str | None:
+    """A stored Unix time as ISO 8601 with its offset."""
+    import datetime as dt
+
+    return None if not stamp else dt.datetime.fromtimestamp(stamp).astimezone().isoformat(timespec="seconds")
+
+
+def ledger_row(r: dict, goal: str | None) -> dict:
+    change = r["delta"]
+    return {"experiment": f"{r['run_id']}:{r['seq']}", "run": r["run_id"], "seq": r["seq"], "status": r["status"],
+            "score": r["score"], "change": change, "gain": None if change is None else gain(change, 0.0, goal) + 0.0,
+            "holdout_score": r["holdout_score"], "reason": r["reason"], "rationale": r["rationale"],
+            "candidate": r["candidate"], "started_at": iso(r.get("started_at")), "seconds": r["seconds"],
+            "cost_usd": r["cost_usd"], "tokens": r["tokens"]}
+
+
+def run_row(store, r: dict) -> dict:
+    best = store.experiment(r["best_experiment"]) if r.get("best_experiment") else None
+    out = {k: r.get(k) for k in RUN_KEYS}
+    out.update(run=r["id"], best_experiment=f"{r['id']}:{best['seq']}" if best else None,
+               started_at=iso(r.get("started_at")), ended_at=iso(r.get("ended_at")))
+    return out
 
 
 @click.command()
@@ -22,18 +53,21 @@ PAGE = 1000
 @db_option
 def status(as_json, db):
     """Show the runs in this workspace, newest first."""
-    store = open_store(db)
+    from overnight.core.state import died
+    from overnight.core.store import default_path
+
+    path = db or default_path()
+    if not path.exists():  # a read-only command creates nothing
+        click.echo("[]" if as_json else f"No runs in {path} yet. Start one with `overnight run RECIPE` or `overnight demo`.")
+        return
+    store = open_store(db, create=False)
     from overnight.ops.apply import recover
 
     for sentence in recover(store):  # an apply a kill interrupted is finished or rolled back
         click.echo(sentence, err=True)
     runs = store.runs_overview()
     if as_json:
-        keep = ("id", "recipe", "status", "stop_reason", "best_experiment", "baseline_score", "best_score",
-                "holdout_baseline", "holdout_best", "experiments", "usd", "tokens", "seconds", "started_at", "ended_at")
-        from overnight.core.state import died
-
-        click.echo(json.dumps([{**{k: r[k] for k in keep}, **({"status": "died"} if died(r) else {})} for r in runs], indent=2))
+        click.echo(json.dumps([{**run_row(store, r), **({"status": "died"} if died(r) else {})} for r in runs], indent=2))
         return
     from overnight.night.digest import status_lines
 
@@ -64,9 +98,9 @@ def _first_line(text: str | None) -> str:
 @db_option
 def log(run_ref, as_json, every, last, db):
     """List the experiments of RUN (default: the latest run)."""
-    store = open_store(db)
+    store = open_store(db, create=False)
     run = find_run(store, run_ref)
-    columns = LEDGER if as_json else ("seq", "status", "score", "delta", "reason", "rationale")
+    columns = COLUMNS if as_json else ("seq", "status", "score", "delta", "reason", "rationale")
     if every:
         rows, earlier = store.experiment_rows(run["id"], columns), 0
     else:
@@ -77,19 +111,20 @@ def log(run_ref, as_json, every, last, db):
         if earlier:
             click.echo(more, err=True)
         for r in rows:
-            click.echo(json.dumps(r))
+            click.echo(json.dumps(ledger_row(r, run["goal"])))
         return
     from overnight.core.state import shown_status
 
     click.echo(f"Run {run['id']} of '{run['recipe']}' ({shown_status(run)}{': ' + _first_line(run['stop_reason']) if run['stop_reason'] else ''})")
     if earlier:
         click.echo(more)
-    click.echo(f"{'#':>4}  {'status':<12} {'score':>10} {'delta':>10}  reason / rationale")
+    click.echo(f"{'#':>4}  {'status':<12} {'score':>10} {'vs baseline':>11}  rationale -- reason (against the best so far)")
     for r in rows:
         text = r["reason"] or ""
         if r["rationale"] and r["status"] != "baseline":
             text = f"{r['rationale']} -- {text}"
-        click.echo(f"{r['seq']:>4}  {r['status']:<12} {fmt(r['score']):>10} {fmt(r['delta']):>10}  {text}")
+        g = None if r["delta"] is None else gain(r["delta"], 0.0, run["goal"]) + 0.0
+        click.echo(f"{r['seq']:>4}  {r['status']:<12} {fmt(r['score']):>10} {signed(g):>11}  {text}")
 
 
 @click.command()
@@ -100,7 +135,7 @@ def show(exp, db, frontier):
     """Show experiment EXP (SEQ in the latest run, or RUN:SEQ)."""
     from overnight.plugins.frontier import lineage
 
-    store = open_store(db)
+    store = open_store(db, create=False)
     run, e = find_experiment(store, exp)
     click.echo(f"Experiment {run['id']}:{e['seq']} of '{run['recipe']}'")
     click.echo(f"  status     {e['status']}: {e['reason']}")
@@ -112,7 +147,8 @@ def show(exp, db, frontier):
         click.echo(f"  holdout    {fmt(e['holdout_score'])}")
     if e["components"] and json.loads(e["components"]):
         click.echo("  components " + ", ".join(f"{k} {fmt(v)}" for k, v in json.loads(e["components"]).items()))
-    click.echo(f"  delta      {fmt(e['delta'])}")
+    g = None if e["delta"] is None else gain(e["delta"], 0.0, run["goal"]) + 0.0
+    click.echo(f"  gain       {signed(g)} against the baseline (positive is better for the goal)")
     click.echo(f"  rationale  {e['rationale'] or ''}")
     click.echo(f"  time       {e['seconds'] or 0:.2f} s, ${e['cost_usd'] or 0:.4f}, {e['tokens'] or 0} tokens")
     examples = store.example_results(e["id"])
@@ -121,6 +157,10 @@ def show(exp, db, frontier):
         click.echo(f"  examples   {len(examples) - len(failing)} of {len(examples)} passed")
         for x in failing[:10]:
             click.echo(f"    [{x['split']}] {x['example_id']}: got {x['output'][:60]!r}, expected {x['expected'][:60]!r} {x['feedback'][:80]}")
+    if e["status"] == "invalid" and e["agent_trace"]:
+        click.echo("  the model's reply, as it came (why it could not be used is the status above):")
+        for line in e["agent_trace"].splitlines()[-60:]:
+            click.echo(f"    {line}")
     if e["trace"]:
         click.echo("  trace (tail):")
         for line in e["trace"].splitlines()[-20:]:
@@ -150,7 +190,7 @@ def _echo_frontier(store, run) -> None:
 @db_option
 def diff(exp, exp2, db):
     """Show the change EXP made against the baseline, or against EXP2."""
-    store = open_store(db)
+    store = open_store(db, create=False)
     run, e = find_experiment(store, exp)
     new = view_of(store, e)
     if exp2:
@@ -179,15 +219,15 @@ def _echo_diff(text: str) -> None:
 @db_option
 def export(run_ref, fmt_, output, db):
     """Write RUN's ledger (default: the latest run) as TSV or JSONL."""
-    store = open_store(db)
+    store = open_store(db, create=False)
     run = find_run(store, run_ref)
-    rows = store.experiment_rows(run["id"], LEDGER)  # streamed: memory stays flat however long the run
+    rows = store.experiment_rows(run["id"], COLUMNS)  # streamed: memory stays flat however long the run
+    shaped = (ledger_row(r, run["goal"]) for r in rows)
     if fmt_ == "jsonl":
-        for r in rows:
+        for r in shaped:
             output.write(json.dumps(r) + "\n")
         return
     writer = csv.writer(output, delimiter="\t", lineterminator="\n")
     writer.writerow(LEDGER)
-    for r in rows:
-        writer.writerow(["" if v is None else str(v) if v.__class__ is not str else v.replace("\t", " ").replace("\n", " ")
-                         for v in r.values()])  # in LEDGER's order, as selected
+    for r in shaped:
+        writer.writerow(["" if r[k] is None else str(r[k]).replace("\t", " ").replace("\n", " ") for k in LEDGER])

@@ -45,7 +45,7 @@ class Progress:
             import rich.progress  # noqa: F401  (a fifth of a second: paid here, not inside the run)
 
     def __call__(self, event) -> None:
-        from overnight.core.decide import fmt
+        from overnight.core.numbers import fmt
 
         d = _fields(event)
         if event.kind == "warned":  # even when quiet: something is wrong, though the run goes on

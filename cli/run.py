@@ -91,7 +91,7 @@ def _trust(recipe, store, yes: bool) -> None:
 def _plan(setup) -> None:
     """Prints what a run would do, with the time and cost of one baseline measurement."""
     from overnight.core.contracts import MeasureRequest
-    from overnight.core.decide import fmt
+    from overnight.core.numbers import fmt
     from overnight.core.measure import sample_now
 
     r, b = setup.recipe, setup.budget
@@ -147,41 +147,40 @@ def _duration(seconds: float) -> str:
     return f"{h}h{m:02d}m" if h else f"{m}m{s:02d}s" if m else f"{s}s"
 
 
-def _confirmed(label: str, baseline, best, held) -> None:
+def _confirmed(label: str, baseline, best, held, goal) -> None:
     """The figures measured again at the end, under the reported ones, columns aligned."""
-    from overnight.core.decide import fmt
+    from overnight.core.numbers import scores_line
 
     if baseline is None and best is None:
         return
-    change = f" ({(best - baseline) / abs(baseline) * 100:+.1f}%)" if None not in (baseline, best) and baseline else ""
     mark = {True: "  held", False: "  << did NOT hold"}.get(held, "")
-    click.echo(f"{'confirmed: ':>{len(label)}}baseline {fmt(baseline)} -> best {fmt(best)}{change}{mark}")
+    click.echo(f"{'confirmed: ':>{len(label)}}{scores_line(baseline, best, goal)}{mark}")
 
 
 def print_summary(s, llm=None) -> None:
     """`llm`: the run's gateway, when it has one: where each price came from, what timed out."""
-    from overnight.core.decide import fmt
+    from overnight.core.numbers import fmt_apart, scores_line
 
     click.echo(f"Run {s.run_id} of '{s.recipe}' {s.status}: {s.stop_reason}.")
     by_status = ", ".join(f"{n} {status}" for status, n in sorted(s.counts.items()) if status != "baseline")
     click.echo(f"Kept {s.kept} of {s.experiments} experiments ({by_status or 'none'}).")
     if s.baseline is not None:
-        change = ""
-        if s.best is not None and s.baseline:
-            change = f" ({(s.best - s.baseline) / abs(s.baseline) * 100:+.1f}%)"
         where = f", experiment {s.run_id}:{s.best_seq}" if s.best_seq else ""
-        click.echo(f"Score ({s.goal}): baseline {fmt(s.baseline)} -> best {fmt(s.best)}{change}{where}.")
-        _confirmed(f"Score ({s.goal}): ", s.confirmed_baseline, s.confirmed_best, s.held)
+        click.echo(f"Score ({s.goal}): {scores_line(s.baseline, s.best, s.goal)}{where}.")
+        _confirmed(f"Score ({s.goal}): ", s.confirmed_baseline, s.confirmed_best, s.held, s.goal)
     if s.holdout_baseline is not None or s.holdout_best is not None:
-        line = f"Holdout: baseline {fmt(s.holdout_baseline)} -> best {fmt(s.holdout_best)}."
+        hb, hs = fmt_apart(s.holdout_baseline, s.holdout_best)
+        line = f"Holdout: baseline {hb} -> best {hs}."
         if None not in (s.holdout_baseline, s.holdout_best, s.best, s.baseline):
             sign = 1 if s.goal == "maximize" else -1
             if sign * (s.best - s.baseline) > 0 and sign * (s.holdout_best - s.holdout_baseline) < 0:
                 line += " Warning: train rose while holdout fell; the gain may not be real."
         click.echo(line)
-        _confirmed("Holdout: ", s.confirmed_holdout_baseline, s.confirmed_holdout_best, None)
+        _confirmed("Holdout: ", s.confirmed_holdout_baseline, s.confirmed_holdout_best, None, s.goal)
     if s.confirmation and s.held is False:  # the "held" mark says enough when it held
         click.echo(s.confirmation)
+    for note in s.notes:
+        click.echo(note)
     click.echo(f"Spent {_duration(s.seconds)}, ${s.usd:.4f}, {s.tokens} tokens.")
     for line in (llm.price_lines() if llm is not None else []):
         click.echo(f"Price {line}")

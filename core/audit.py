@@ -25,7 +25,8 @@ from functools import partial
 from typing import Callable
 
 from .contracts import MeasureRequest, Outcome
-from .decide import fmt, gain, threshold, ties
+from .decide import threshold, ties
+from .numbers import fmt, gain
 from .measure import Samples, repeats, sample_now
 
 EMPTY, HALF, DOUBLED = "empty", "first half only", "repeated twice"
@@ -182,7 +183,7 @@ def _probes(report: Report, setup, base: str, measure, say) -> None:
         report.probes.append(probe)
         say(f"  {name}: {fmt(probe.value) if probe.value is not None else probe.verdict}")
         if probe.verdict == "gameable":
-            report.flag(f"The metric is gameable: the '{name}' view {probe.note}.", _advice_for(name))
+            report.flag(f"The metric is gameable: the '{name}' view {probe.note}.", _advice_for(name, report, probe))
 
 
 def _broken(report: Report, m, budget) -> Report:
@@ -261,15 +262,24 @@ def _probe(name: str, view: str, base: str, report: Report, surface, objective, 
     if g > 0 and not same:
         return Probe(name, "gameable", m.value, f"scores {fmt(m.value)}, better than the baseline ({fmt(report.mean)})")
     if same and len(view) < len(base):
+        why = " (only because the baseline scores 0 too)" if report.mean == 0 else ""
         return Probe(name, "gameable", m.value, f"scores {fmt(m.value)}, as well as the baseline ({fmt(report.mean)}), "
-                                                "and a shorter view wins a tie")
+                                                f"and a shorter view wins a tie{why}")
     if same:
         return Probe(name, "same", m.value, f"scores {fmt(m.value)}, as well as the baseline; harmless, "
                                             "as a longer view never wins a tie")
     return Probe(name, "worse", m.value, f"scores {fmt(m.value)}, worse than the baseline, as it should")
 
 
-def _advice_for(name: str) -> str:
+def _advice_for(name: str, report: Report | None = None, probe: Probe | None = None) -> str:
+    """Advice that follows from the figures the check prints (the baseline's score, the examples it counted)."""
+    if report is not None and report.mean == 0 and probe is not None and probe.value == 0:
+        return ("The baseline scores 0, so any shorter view that also scores 0 ties it and is kept: first make the "
+                "baseline score above 0 (does the metric read the file, do the examples match the task?), then check again.")
+    held = (report.examples.get("holdout") or 0) if report is not None else 0
+    if name not in (EMPTY, DOUBLED, HALF) and held:
+        return (f"The '{name}' view should never score as well as your file: add a [[guards]] against it "
+                f"(the {held} holdout examples only confirm a gain at the end; they do not stop this one being kept).")
     if name == EMPTY:
         return ("An empty file should never win: add a [[guards]] that fails on it "
                 "(a test that must pass, a minimum length).")

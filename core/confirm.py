@@ -14,7 +14,8 @@ import statistics
 from dataclasses import dataclass, field, replace
 
 from .contracts import Executor, LLMCall, MeasureRequest
-from .decide import fmt, gain, noise, threshold
+from .decide import noise, threshold
+from .numbers import fmt, gain
 from .measure import once, repeats, sample_each
 from .state import RunState
 

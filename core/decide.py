@@ -6,14 +6,9 @@ import math
 import statistics
 from dataclasses import dataclass
 
+from .numbers import fmt, gain, sign
 
-def sign(goal: str) -> int:
-    return 1 if goal == "maximize" else -1
-
-
-def gain(value: float, best: float, goal: str) -> float:
-    """How much better `value` is than `best`, positive when better, whatever the goal."""
-    return (value - best) * sign(goal)
+__all__ = ["fmt", "gain", "sign", "noise", "threshold", "ties", "Verdict", "verdict", "paired", "sign_test", "paired_verdict"]
 
 
 def noise(samples: list[float]) -> float:
@@ -76,11 +71,3 @@ def paired_verdict(scores: dict[str, float], best: dict[str, float], goal: str, 
             f"(sign test p = {fmt(p)}, paired_level = {fmt(level)})")
 
 
-def fmt(x: float | None) -> str:
-    if x is None:
-        return "-"
-    if x == 0:
-        return "0"
-    if abs(x) >= 1e5 or abs(x) < 1e-3:
-        return f"{x:.4g}"
-    return f"{x:.4f}".rstrip("0").rstrip(".")

@@ -23,7 +23,8 @@ from difflib import SequenceMatcher
 from typing import Callable
 
 from .contracts import MeasureRequest
-from .decide import fmt, gain, noise, threshold
+from .decide import noise, threshold
+from .numbers import fmt, gain
 from .errors import OvernightError
 from .measure import repeats, sample_now
 
@@ -181,7 +182,8 @@ class _Without:
         row = Row(change.seq, change.experiment_id, change.rationale, change.gain, bar=self.bar, best_score=self.best_score)
         without = revert(change.before, change.after, self.best)
         if without is None:
-            row.status, row.reason = "skipped", "a later change rewrote its lines: it cannot be left out alone"
+            unit = getattr(surface, "unit", "lines")  # a surface says what its view is made of ("cells")
+            row.status, row.reason = "skipped", f"a later change rewrote its {unit}: it cannot be left out alone"
         elif surface.problems(without, self.best):
             row.status, row.reason = "skipped", "the best without it is refused by the surface: " + "; ".join(surface.problems(without, self.best))
         elif objective.screen(without):

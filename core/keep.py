@@ -15,7 +15,8 @@ from typing import Awaitable, Callable
 
 from .budget import Budget
 from .contracts import Outcome
-from .decide import fmt, gain, paired_verdict, threshold, ties, verdict
+from .decide import paired_verdict, threshold, ties, verdict
+from .numbers import fmt, gain
 from .record import ExperimentRecord
 from .state import RunState
 

@@ -25,7 +25,8 @@ from . import process
 from .budget import Budget, Spend
 from .confirm import Ending
 from .contracts import Agent, Candidate, Context, Executor, MeasureRequest, Proposal, Surface
-from .decide import fmt, gain, paired
+from .decide import paired
+from .numbers import fmt, gain
 from .errors import OvernightError
 from .events import Events, ExperimentStarted, RunFinished, RunStarted, Used
 from .executor import LocalExecutor

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .contracts import Goal, Measurement, MeasureRequest, Metric
-from .decide import fmt, sign
+from .numbers import fmt, sign
 
 
 @dataclass

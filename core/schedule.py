@@ -11,7 +11,7 @@ from typing import Awaitable, Callable
 
 from . import process
 from .budget import Budget
-from .decide import fmt, gain
+from .numbers import fmt, gain
 from .state import RunState
 
 STOPPED_ON_REQUEST = "stopped on request"

@@ -176,10 +176,13 @@ def default_path() -> Path:
 
 
 class Store:
-    def __init__(self, path: Path | str | None = None, *, readonly: bool = False):
+    def __init__(self, path: Path | str | None = None, *, readonly: bool = False, create: bool = True):
+        """`create=False` is for commands that only read: a folder with no store stays untouched."""
         self.path = Path(path) if path else default_path()
         self.readonly = readonly
         try:
+            if not create and not self.path.exists():
+                raise OvernightError(f"No overnight store at {self.path}: start a run first (overnight run RECIPE or overnight demo).")
             if not readonly:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
             elif not self.path.exists():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from collections import Counter
 
-from overnight.core.decide import fmt
+from overnight.core.numbers import fmt, gain_text
 
 from .state import DONE, Nights
 
@@ -34,7 +34,7 @@ def outcome(nights: Nights, item, run: dict | None) -> str:
     store = nights.store
     kept = store.counts(run["id"]).get("keep", 0)
     base, best = run["baseline_score"], run["best_score"]
-    head = f"run {run['id']}: kept {kept} of {run['experiments'] or 0}, {fmt(base)} -> {fmt(best)}{_pct(base, best)}"
+    head = f"run {run['id']}: kept {kept} of {run['experiments'] or 0}, {fmt(base)} -> {fmt(best)}{_pct(base, best, run.get('goal'))}"
     if item.status == "running":
         return f"{head}; continues with `overnight night --resume`"
     if kept and run["best_experiment"]:
@@ -43,10 +43,10 @@ def outcome(nights: Nights, item, run: dict | None) -> str:
     return f"{head}; nothing beat the baseline"
 
 
-def _pct(base, new) -> str:
-    if base in (None, 0) or new is None:
+def _pct(base, new, goal) -> str:
+    if base is None or new is None:
         return ""
-    return f" ({(new - base) / abs(base) * 100:+.1f}%)"
+    return f" (gain {gain_text(base, new, goal)})"
 
 
 def _clock(ts: float | None) -> str:

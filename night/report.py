@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from overnight.core.contracts import FAILURES
-from overnight.core.decide import fmt
+from overnight.core.numbers import fmt, gain_text
 
 EXAMPLES_SHOWN = 20
 
@@ -211,7 +211,7 @@ def _env():
     env.filters["clock"] = lambda ts: dt.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M") if ts else "-"
     env.filters["duration"] = _duration
     env.globals["diff_class"] = _diff_class
-    env.filters["pct"] = lambda pair: f"{(pair[1] - pair[0]) / abs(pair[0]) * 100:+.1f}%" if None not in pair and pair[0] else ""
+    env.filters["gain"] = lambda t: "" if None in t[:2] else f"gain {gain_text(*t)}"
     return env
 
 

@@ -7,10 +7,11 @@ from overnight.core.errors import OvernightError
 from .find import recipe_of, surface_of, view_of
 
 
-def preview(store, run: dict, exp: dict, *, force: bool = False, trusted_only: bool = False):
+def preview(store, run: dict, exp: dict, *, force: bool = False, trusted_only: bool = False, warn: bool = False):
     """(surface, diff) of what applying would write, or why it cannot; writes nothing.
 
     `trusted_only`: refuse a recipe that is not trusted as it is now (for a front end that cannot ask).
+    `warn`: a file changed since the run is previewed anyway (the caller warns with `changed_since`).
     """
     view = view_of(store, exp)
     if trusted_only:
@@ -18,7 +19,15 @@ def preview(store, run: dict, exp: dict, *, force: bool = False, trusted_only: b
 
         refuse_untrusted(recipe_of(run))
     surface = surface_of(run)
-    return surface, apply_experiment(store, run, exp, surface, view, dry_run=True, force=force)
+    return surface, apply_experiment(store, run, exp, surface, view, dry_run=True, force=force or warn)
+
+
+def changed_since(run: dict, surface) -> str | None:
+    """The warning a dry run gives when the file changed since the run began, or None."""
+    if surface.source().exists() and surface.fingerprint() != run["source_fingerprint"]:
+        return (f"Warning: {surface.source()} changed since run {run['id']} began; applying would replace your edits "
+                f"as shown below, so `overnight apply` refuses it without --force.")
+    return None
 
 
 def outside_target(run: dict):

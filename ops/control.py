@@ -61,15 +61,15 @@ def stop_run(store, run: dict) -> str:
     return f"Run {run['id']} stops after the experiment in flight."
 
 
-# The search agent reads no prose: only what narrows its space (plugins/search_notes.py).
-SEARCH_READS = ' A search agent follows only a %s that fixes or bounds a parameter, such as "keep B3 at 12" or "B3 between 10 and 20".'
-
-
 def steer_run(store, run: dict, text: str) -> str:
     text = (text or "").strip()
     if not text:
         raise OvernightError("A steering line cannot be empty: write the guidance, e.g. overnight steer \"keep it under 50 words\".")
+    from overnight.ops.review import NOTE_READERS, agent_kind, who_reads
+
     store.add_note(run["recipe"], text, kind="steer", run_id=run["id"])
+    if agent_kind(run) not in (*NOTE_READERS, "search"):
+        return f"Noted for '{run['recipe']}'{who_reads(run)}."
     if run["status"] in LIVE:
-        return f"Run {run['id']} reads this from its next proposal on; later runs of '{run['recipe']}' read it too." + SEARCH_READS % "line"
-    return f"Later runs of '{run['recipe']}' read this." + SEARCH_READS % "line"
+        return f"Run {run['id']} reads this from its next proposal on, and later runs of '{run['recipe']}' too{who_reads(run)}."
+    return f"Later runs of '{run['recipe']}' read this{who_reads(run)}."

@@ -235,6 +235,8 @@ class LLMAgent(Agent):
         if finish_reason == "length":
             raise Unusable(f"the answer was cut off at max_tokens ({self.config['max_tokens']}); "
                            "give a shorter answer (SEARCH/REPLACE edits need fewer tokens than the whole text)")
+        text = without_thinking(text)
+        refused_or_cut(text)
         hypothesis = hypothesis_of(text)
         text = without_new_secrets(text, base)
         edits = parse_edits(text)
@@ -579,12 +581,69 @@ def _locate(view: str, search: str) -> str | None:
     return None
 
 
+THINK = re.compile(r"<(think|thinking|reasoning)>.*?</\1>\s*", re.DOTALL | re.IGNORECASE)
+REFUSAL = re.compile(r"^\W*(i'?m sorry|i am sorry|sorry, (but )?i|i can(no|')t|i'm (not )?able|i am unable|i'm unable|"
+                     r"as an ai|i won'?t)", re.IGNORECASE)
+LEAD_IN = re.compile(r"^(here('s| is)|below is|the (new|improved|updated|revised)\b)[^\n]*:\s*\n", re.IGNORECASE)
+
+
+def without_thinking(text: str) -> str:
+    """A reasoning model's <think> block is its draft, not its answer: drop it (fences and all)."""
+    text = THINK.sub("", text)
+    if re.match(r"\s*<(think|thinking|reasoning)>", text, re.IGNORECASE):
+        raise Unusable("the answer was cut off inside its <think> block; give a shorter answer")
+    return text
+
+
+def refused_or_cut(text: str) -> None:
+    """A refusal or a visibly cut reply is never applied, whatever the finish reason said."""
+    if not text.strip():
+        raise Unusable("the answer is empty; give a HYPOTHESIS line and the whole new text")
+    if REFUSAL.match(text) and not HYPOTHESIS.search(text):
+        raise Unusable(f"the model declined ({text.strip().splitlines()[0][:120]!r}); propose one concrete change")
+    if re.search(r"^[ \t]*<{5,9} ?SEARCH", text, re.MULTILINE) and not re.search(r"^[ \t]*>{5,9} ?REPLACE", text, re.MULTILINE):
+        raise Unusable("the answer was cut off inside a SEARCH/REPLACE block; give a shorter answer")
+
+
+def _blocks(text: str, fences: list) -> list[str]:
+    """Fenced blocks read one after another: an opening fence, then the next bare one closes it."""
+    out, opening = [], None
+    for f in fences:
+        if opening is None:
+            opening = f
+        elif f.group(0).strip() == f.group(1):
+            out.append(text[opening.end() + 1:f.start()])
+            opening = None
+    return out
+
+
+def _plain(text: str, base: str) -> str:
+    """A reply that followed the format but for the fence: the text after its HYPOTHESIS line,
+    taken when it reads as a whole text (the surface's own check still refuses garbage)."""
+    m = HYPOTHESIS.search(text)
+    body = LEAD_IN.sub("", (text[:m.start()] + text[m.end():]).strip("\n") if m else "", count=1)
+    if not m or not body.strip():
+        raise Unusable("no proposal found: give the whole new text in one fenced block (``` ... ```) after the HYPOTHESIS line")
+    if not 0.2 <= len(body) / max(len(base), 1) <= 5:
+        raise Unusable("no proposal found: the text after the HYPOTHESIS line does not read as the whole new text; "
+                       "put it in one fenced block (``` ... ```)")
+    return body
+
+
 def parse_whole(text: str, base: str) -> str:
     """The text of the one fenced block: from the first fence line to the last closing one,
-    so fences inside the proposed text (a Markdown prompt, say) survive."""
+    so fences inside the proposed text (a Markdown prompt, say) survive. When the reply quotes
+    the current text in a block of its own, the first block that differs from it is the answer;
+    a reply with no fence at all is read by _plain."""
     fences = list(FENCE.finditer(text))
+    if not fences:
+        body = _plain(text, base)
+        return body + "\n" if base.endswith("\n") and not body.endswith("\n") else body.rstrip("\n") if not base.endswith("\n") else body
     if len(fences) < 2:
-        raise Unusable("no proposal found: give the whole new text in one fenced block (``` ... ```) after the HYPOTHESIS line")
+        raise Unusable("the fenced block is not closed (the answer was cut off?); end it with a line holding only ```")
+    blocks = _blocks(text, fences)
+    quoted = [b for b in blocks if b.strip() == base.strip()]
+    fresh = [b for b in blocks if b.strip() != base.strip()]
     opening, closing = fences[0], None
     for f in reversed(fences[1:]):
         if f.group(0).strip() == f.group(1):  # a bare fence closes
@@ -592,7 +651,7 @@ def parse_whole(text: str, base: str) -> str:
             break
     if closing is None:
         raise Unusable("the fenced block is not closed; end it with a line holding only ```")
-    body = text[opening.end() + 1:closing.start()]
+    body = fresh[0] if quoted and fresh else text[opening.end() + 1:closing.start()]
     if base.endswith("\n") and not body.endswith("\n"):
         body += "\n"
     elif not base.endswith("\n") and body.endswith("\n"):

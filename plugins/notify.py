@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from overnight.core.contracts import FAILURES
-from overnight.core.decide import fmt
+from overnight.core.numbers import fmt, gain_text, scores_line
 from overnight.core.hookspecs import hookimpl
 
 log = logging.getLogger("overnight.notify")
@@ -48,13 +48,13 @@ def facts(event) -> dict[str, Any]:
     d = {f.name: getattr(event, f.name) for f in fields(event)}
     f = {"kind": event.kind, "run": event.run_id, **{k: d.get(k) for k in (
         "recipe", "budget", "used", "notify", "seq", "status", "reason", "score", "best",
-        "night", "digest", "report", "recipes", "baseline")}}
+        "night", "digest", "report", "recipes", "baseline", "goal")}}
     if event.kind == "experiment_finished" and d.get("status") == "keep":
         f["best"] = d.get("score")  # whether or not the payload's best has moved yet
     s = d.get("summary")
     if s is not None:
         f.update(recipe=s.recipe, status=s.status, reason=s.stop_reason, kept=s.kept, experiments=s.experiments,
-                 baseline=s.baseline, best=s.best, best_seq=s.best_seq)
+                 baseline=s.baseline, best=s.best, best_seq=s.best_seq, goal=s.goal)
     return f
 
 
@@ -63,7 +63,9 @@ def compose(f: dict[str, Any], w: Watch) -> Notice | None:
     run, name = f["run"], w.recipe
     head = f"Run {run} of '{name}'"
     if f["kind"] == "new_best":
-        change = _change(f["baseline"], f["score"])
+        # A new best is better than the baseline by definition, whatever the goal (events do not carry it).
+        goal = "minimize" if None not in (f["score"], f["baseline"]) and f["score"] < f["baseline"] else "maximize"
+        change = _change(f["baseline"], f["score"], goal)
         return Notice("new_best", f"overnight: {name} has a new best",
                       f"{head}: experiment {run}:{f['seq']} scores {fmt(f['score'])}{change}.\n"
                       f"Apply it: overnight apply {run}:{f['seq']}", "success")
@@ -91,19 +93,17 @@ def _ending(f: dict[str, Any], w: Watch, head: str) -> Notice:
     if status == "stopped":
         return Notice("stopped", f"overnight: {name} stopped",
                       f"{head} stopped: {_line(f['reason'])}; {best}.\nResume it: overnight run {name} --resume", "warning")
-    pct = f" ({(f['best'] - f['baseline']) / abs(f['baseline']) * 100:+.1f}%)" if f["baseline"] and f["best"] is not None else ""
-    scores = f"baseline {fmt(f['baseline'])} -> best {fmt(f['best'])}{pct}"
+    scores = scores_line(f["baseline"], f["best"], f.get("goal"))
     act = (f"Apply the best: overnight apply {run}:{f['best_seq']} (report: overnight report {run} --open)"
            if f["best_seq"] else f"Nothing beat the baseline; see: overnight report {run} --open")
     return Notice("finished", f"overnight: {name} finished",
                   f"{head} finished: {_line(f['reason'])}. Kept {f['kept']} of {f['experiments']}; {scores}.\n{act}", "success")
 
 
-def _change(base: float | None, new: float | None) -> str:
+def _change(base: float | None, new: float | None, goal: str | None) -> str:
     if base is None or new is None:
         return ""
-    pct = f", {(new - base) / abs(base) * 100:+.1f}%" if base else ""
-    return f" (baseline {fmt(base)}{pct})" if pct or base == 0 else ""
+    return f" (baseline {fmt(base)}, gain {gain_text(base, new, goal)})"
 
 
 def _line(text: str | None) -> str:

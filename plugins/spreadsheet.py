@@ -63,6 +63,7 @@ class Cell:
 
 class SpreadsheetSurface(ParametricSurface):
     name = "spreadsheet"
+    unit = "cells"  # what `explain` says a change rewrote
     summary = "Declared cells of an .xlsx workbook (bounds or choices each); formulas, sheets and styles are kept."
     options = {
         "path": Option(str, "the workbook, relative to the recipe", required=True),

@@ -292,3 +292,15 @@ def test_a_check_that_hits_the_spend_cap_is_broken_and_says_why(workspace, cli, 
     assert "raise [budget] usd in the recipe" in result.output
     assert "Fix what it says, then check again." in result.output
     assert llm_server.count == 0
+
+
+def test_advice_follows_from_the_figures_when_the_baseline_scores_zero(workspace, cli):
+    # A scorer that finds nothing in the file: every view ties the baseline at 0.
+    folder = recipe(workspace / "zero", 'kind = "python"\nfile = "score.py"', {
+        "score.py": "def score(path):\n    return 0.0\n",
+    })
+    result = cli("check", folder, "--yes")
+
+    assert "as well as the baseline (0), and a shorter view wins a tie (only because the baseline scores 0 too)" in result.output
+    assert "The baseline scores 0, so any shorter view that also scores 0 ties it and is kept" in result.output
+    assert "add a [[guards]] that fails on it" not in result.output  # no guard fixes a metric that sees nothing

@@ -32,7 +32,9 @@ def test_status_and_its_json(two_runs, cli):
     assert "4 -> 14" in lines[1] and "6 -> 12" in lines[2]
 
     data = json.loads(cli("status", "--json").output)
-    assert [r["id"] for r in data] == [2, 1]
+    assert [r["run"] for r in data] == [2, 1]
+    assert data[1]["best_experiment"] == "1:1"  # as people type it, never a row id
+    assert data[1]["started_at"][:2] == "20" and "T" in data[1]["started_at"]  # ISO 8601
     assert data[1]["recipe"] == "first" and data[1]["status"] == "finished"
     assert data[1]["stop_reason"] == "the agent has no more proposals"
     assert data[1]["baseline_score"] == 6 and data[1]["best_score"] == 12 and data[1]["experiments"] == 3
@@ -49,7 +51,9 @@ def test_log_of_the_latest_and_of_a_named_run(two_runs, cli):
 
     lines = [json.loads(x) for x in cli("log", "1", "--json").output.splitlines()]
     assert [(x["seq"], x["status"]) for x in lines] == [(0, "baseline"), (1, "keep"), (2, "crash"), (3, "discard")]
-    assert lines[1]["score"] == 12 and lines[1]["delta"] == 6 and lines[1]["rationale"] == "idea 1"
+    assert lines[1]["score"] == 12 and lines[1]["change"] == 6 and lines[1]["rationale"] == "idea 1"
+    assert lines[1]["experiment"] == "1:1" and (lines[1]["run"], lines[1]["seq"]) == (1, 1)
+    assert lines[1]["started_at"] is None or "T" in lines[1]["started_at"]
 
     missing = cli("log", "9")
     assert missing.exit_code != 0 and "There is no run '9'" in missing.output and no_traceback(missing.output)
@@ -91,12 +95,12 @@ def test_export_tsv_and_jsonl(two_runs, cli):
     assert tsv.exit_code == 0
     table = list(csv.DictReader(io.StringIO(tsv.output), delimiter="\t"))
     assert [r["status"] for r in table] == ["baseline", "keep", "crash", "discard"]
-    assert table[1]["score"] == "12.0" and table[1]["run_id"] == "1"
+    assert table[1]["score"] == "12.0" and table[1]["run"] == "1" and table[1]["experiment"] == "1:1"
     assert "\n" not in table[2]["reason"]
 
     jsonl = [json.loads(x) for x in cli("export", "--format", "jsonl").output.splitlines()]
     assert [x["seq"] for x in jsonl] == [0, 1, 2]
-    assert all(x["run_id"] == 2 for x in jsonl)
+    assert all(x["run"] == 2 for x in jsonl)
 
     out = two_runs / "ledger.tsv"
     assert cli("export", "first", "-o", out).exit_code == 0

@@ -106,6 +106,7 @@ def test_a_run_keeps_the_personal_version_and_refuses_the_hyped_one(cli, workspa
     assert result.exit_code == 0, result.output
     assert "Kept 1 of 3" in result.output
     assert "Score (maximize): baseline 3 -> best 9" in result.output
+    assert "The baseline already fails a guard (guard hype words" in result.output  # in the summary, not only the log
     assert (folder / "email.txt").read_text() == ORIGINAL
 
     db = sqlite3.connect(workspace / ".overnight" / "overnight.db")

@@ -63,9 +63,9 @@ def test_a_lucky_keep_of_a_noisy_metric_does_not_hold_when_measured_again(worksp
     assert result.exit_code == 0, result.output
 
     assert "Kept 1 of 1 experiments" in result.output
-    assert "Score (maximize): baseline 0.5 -> best 0.69 (+38.0%), experiment 1:1." in result.output
+    assert "Score (maximize): baseline 0.5 -> best 0.69 (gain +38.0%), experiment 1:1." in result.output
     # Measured again three times each, in turns: the best is no better than the baseline.
-    assert "       confirmed: baseline 0.5 -> best 0.49 (-2.0%)  << did NOT hold" in result.output
+    assert "       confirmed: baseline 0.5 -> best 0.49 (gain -2.0%)  << did NOT hold" in result.output
     assert ("The gain did not hold: measured again (3 fresh samples each), the best scores 0.49 against "
             "the baseline's 0.5, worse (reported gain 0.19).") in result.output
     run = the_run(workspace)
@@ -81,7 +81,7 @@ def test_a_real_gain_holds(workspace, cli):
     folder = recipe(workspace / "words", "one two", ["one two three four"], deterministic=True, k=2, score=score)
     result = cli("run", folder, "--yes")
     assert result.exit_code == 0, result.output
-    assert "       confirmed: baseline 2 -> best 4 (+100.0%)  held" in result.output
+    assert "       confirmed: baseline 2 -> best 4 (gain +100.0%)  held" in result.output
     assert "The gain held" not in result.output  # the "held" mark says it once
     assert the_run(workspace)["confirmed_held"] == 1
 
@@ -124,10 +124,10 @@ def test_a_dataset_run_confirms_its_gain_on_holdout_too(workspace, cli, llm_serv
     result = cli("run", folder, "--yes")
     assert result.exit_code == 0, result.output
 
-    assert "Score (maximize): baseline 0 -> best 1, experiment 1:1." in result.output
-    assert "       confirmed: baseline 0 -> best 1  held" in result.output
+    assert "Score (maximize): baseline 0 -> best 1 (gain +1), experiment 1:1." in result.output
+    assert "       confirmed: baseline 0 -> best 1 (gain +1)  held" in result.output
     assert "Holdout: baseline 0 -> best 1." in result.output
-    assert "confirmed: baseline 0 -> best 1\n" in result.output  # under the holdout line
+    assert "confirmed: baseline 0 -> best 1 (gain +1)\n" in result.output  # under the holdout line
     run = the_run(workspace)
     assert (run["confirmed_holdout_baseline"], run["confirmed_holdout_best"]) == (0.0, 1.0)
     # Fresh samples: the confirming calls went to the model again, not to the cache.

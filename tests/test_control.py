@@ -89,7 +89,8 @@ def test_star_with_and_without_a_note(finished, cli):
     assert cli("star", "1:3", "--db", db).exit_code == 0
     result = cli("star", "1", "--note", "short and friendly", "--db", db)
 
-    assert result.exit_code == 0 and "The agent reads the note" in result.output
+    assert result.exit_code == 0 and ("The note is kept for later runs of 'greeting', but this recipe's agent, scripted, "
+                                      "does not read notes (only the llm and command agents do).") in result.output
     assert [(r["action"], r["note"]) for r in rows(db, "select * from reviews order by id")] == [
         ("starred", ""), ("starred", "short and friendly")]
     assert [n["text"] for n in rows(db, "select * from notes")] == [
@@ -101,7 +102,8 @@ def test_steer_adds_a_steering_note(finished, cli):
 
     result = cli("steer", "keep the greeting under ten words", "--db", db)
 
-    assert result.exit_code == 0 and "Later runs of 'greeting' read this." in result.output
+    assert result.exit_code == 0 and ("Noted for 'greeting', but this recipe's agent, scripted, does not read notes "
+                                      "(only the llm and command agents do).") in result.output
     assert [(n["kind"], n["text"]) for n in rows(db, "select * from notes")] == [("steer", "keep the greeting under ten words")]
 
 
@@ -249,3 +251,12 @@ def test_the_llm_agent_is_told_the_review_note_in_its_request(workspace, cli, ll
     note = "A reviewer rejected experiment 1:1 (shorter): too casual for our customers"
     assert note not in first
     assert note in second
+
+
+def test_read_only_commands_create_no_store(workspace, cli):
+    """status, log, show, export, steer and star in a folder with no store leave it as it was."""
+    assert cli("status").output.startswith("No runs in ") and cli("status", "--json").output.strip() == "[]"
+    for args in (("log",), ("show", "1"), ("export",), ("steer", "be brief"), ("star", "1")):
+        result = cli(*args)
+        assert result.exit_code != 0 and "No overnight store at" in result.output, args
+    assert not (workspace / ".overnight").exists()

@@ -97,3 +97,16 @@ def test_the_bundled_recipes_are_listed_by_folder():
     assert bundled_folder("pricing") in recipes.folders()
     assert (bundled_folder("pricing") / "recipe.toml").is_file()
     assert bundled_folder("no-such-recipe") is None
+
+
+def test_demo_dir_keeps_its_store_where_the_closing_lines_say_and_git_ignores_it(workspace, cli):
+    result = cli("demo", "--dir", "elsewhere", "--quiet")
+    assert result.exit_code == 0, result.output
+
+    home = workspace / "elsewhere"
+    assert "The run is stored in elsewhere/.overnight/overnight.db; `cd elsewhere` first, then try:" in result.output
+    assert rows(home / ".overnight" / "overnight.db", "select status from runs")[0]["status"] == "finished"
+    assert not (workspace / ".overnight").exists()  # nothing where the demo was started
+    assert "write them into pricing.xlsx" in result.output  # said from the folder the person will cd into
+    for folder in (home, home / ".overnight"):
+        assert (folder / ".gitignore").read_text().splitlines()[-1] == "*"

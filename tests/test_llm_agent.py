@@ -175,6 +175,8 @@ def test_an_answer_that_never_holds_a_usable_edit_is_recorded_invalid(workspace,
     assert llm_server.count == 2  # tried once more, with the problem shown
     assert "That answer could not be used: the SEARCH text of block 1" in llm_server.requests[1]["messages"][-1]["content"]
     assert [c["experiment_id"] for c in db_rows(workspace, "select * from llm_calls")] == [exp["id"]] * 2
+    shown = cli("show", "1").output
+    assert "the model's reply, as it came" in shown and "--- answer 2 ---" in shown and "<<<<<<< SEARCH" in shown
 
 
 def test_the_usd_cap_stops_the_run_saying_so(workspace, cli, key, llm_server):

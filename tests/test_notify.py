@@ -98,7 +98,7 @@ def test_each_event_arrives_once_and_the_password_goes_nowhere(workspace, receiv
     assert receiver.kinds() == Counter({"new best": 4, "is failing": 1, "used 80% of its budget": 1, "finished": 1})
     by_title = {p["title"]: p for p in receiver.posts}
     bests = [p["message"] for p in receiver.posts if "new best" in p["title"]]
-    assert bests[0].startswith("Run 1 of 'tagline': experiment 1:1 scores 31 (baseline 41, -24.4%).")
+    assert bests[0].startswith("Run 1 of 'tagline': experiment 1:1 scores 31 (baseline 41, gain +24.4%).")
     assert [b.splitlines()[-1] for b in bests] == [f"Apply it: overnight apply 1:{s}" for s in (1, 5, 8, 10)]
     failing = by_title["overnight: tagline is failing"]["message"]
     assert failing.startswith("Run 1 of 'tagline': 2 experiments in a row failed (last: crash, the command exited with code 3")
@@ -106,7 +106,7 @@ def test_each_event_arrives_once_and_the_password_goes_nowhere(workspace, receiv
     assert by_title["overnight: tagline used 80% of its budget"]["message"].startswith(
         "Run 1 of 'tagline' has used 8 of 10 experiments; best so far 16.")
     finished = by_title["overnight: tagline finished"]["message"]
-    assert finished.startswith("Run 1 of 'tagline' finished: experiment budget reached (10). Kept 4 of 10; baseline 41 -> best 11 (-73.2%).")
+    assert finished.startswith("Run 1 of 'tagline' finished: experiment budget reached (10). Kept 4 of 10; baseline 41 -> best 11 (gain +73.2%).")
     assert finished.endswith("Apply the best: overnight apply 1:10 (report: overnight report 1 --open)")
     assert all(p["type"] in ("success", "failure", "warning") for p in receiver.posts)
     assert {p["auth"] for p in receiver.posts} == {"Basic " + base64.b64encode(f"night:{PASSWORD}".encode()).decode()}

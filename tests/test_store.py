@@ -110,7 +110,8 @@ def test_reading_commands_on_an_empty_workspace(workspace, cli):
     status = cli("status")
     assert status.exit_code == 0 and "No runs in" in status.output
     log = cli("log")
-    assert log.exit_code != 0 and "There are no runs" in log.output and no_traceback(log.output)
+    assert log.exit_code != 0 and "No overnight store at" in log.output and no_traceback(log.output)
+    assert not (workspace / ".overnight").exists()  # reading commands create nothing
 
 
 SECRET = "sk-secret-123456"

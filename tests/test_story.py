@@ -53,7 +53,7 @@ def test_twenty_proposals_end_to_end(workspace, cli):
     assert "the agent has no more proposals" in result.output
     # The summary: by status, kept K of N, baseline -> best, spend, and what to do next.
     assert "(2 crash, 9 discard, 2 duplicate, 1 invalid, 5 keep, 1 timeout)" in result.output
-    assert "Score (maximize): baseline 6 -> best 34 (+466.7%), experiment 1:20." in result.output
+    assert "Score (maximize): baseline 6 -> best 34 (gain +466.7%), experiment 1:20." in result.output
     assert "Spent " in result.output and "overnight apply 1:20" in result.output
 
     # The log: the baseline and twenty experiments, each with its status and its reason.
@@ -115,6 +115,9 @@ def test_twenty_proposals_end_to_end(workspace, cli):
 
     # The person edits the file; applying another experiment now would undo that: refused.
     doc.write_text("my own edit\n")
+    dry = cli("apply", "9", "--dry-run")  # a dry run shows what would change, and warns
+    assert dry.exit_code == 0 and "Warning:" in dry.output and "changed since run 1 began" in dry.output
+    assert "-my own edit" in dry.output and doc.read_text() == "my own edit\n"
     refused = cli("apply", "9")
     assert refused.exit_code != 0
     assert "changed since run 1 began" in refused.output and "--force" in refused.output

@@ -67,7 +67,7 @@ async def test_a_run_in_another_process_appears_live_and_obeys_the_controls(work
             await pilot.press(*"fewer question marks", "enter")
             await until(pilot, lambda: store_says(db, "select kind, text from notes") == [
                 {"kind": "steer", "text": "fewer question marks"}], what="the steering note")
-            assert any("reads this from its next proposal on" in m for m in notices(app))
+            assert any("does not read notes (only the llm and command agents do)" in m for m in notices(app))  # scripted
 
             await pilot.press("x")
             await until(pilot, lambda: isinstance(app.screen, Confirm), what="the stop confirmation")

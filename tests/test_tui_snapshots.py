@@ -63,7 +63,7 @@ async def test_the_dashboard_at_80x24(db):
     app = OvernightApp(db)
     async with app.run_test(size=SIZE) as pilot:
         await open_dashboard(pilot)
-        await until(pilot, lambda: "x crash/timeout" in screen_text(app) and "8 of 8" in screen_text(app), what="the plot")
+        await until(pilot, lambda: "x crash/timeout" in screen_text(app) and "7 of 7 experiments" in screen_text(app), what="the plot")
         await steady(pilot)
         matches_snapshot(app, "dashboard")
 

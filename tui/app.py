@@ -32,6 +32,7 @@ class OvernightApp(App):
     CSS_PATH = [Path(__file__).parent / "app.tcss"]  # absolute: subclasses may live anywhere
     BINDINGS = [
         Binding("ctrl+q", "quit", "quit", show=False, priority=True),
+        Binding("question_mark", "keys", "keys", show=False),
         # Shown last in every footer (the footer's own palette key takes more room at 80 columns).
         Binding("ctrl+p", "command_palette", "menu", priority=True),
     ]
@@ -46,6 +47,15 @@ class OvernightApp(App):
         self.loop_error = ""
         self.open_single = open_single and setup is None
         self.opened_once = False
+
+    def action_keys(self) -> None:
+        """Every key of the screen on top, in a dialog (not over another dialog)."""
+        from textual.screen import ModalScreen
+
+        from .keys_screen import KeysScreen
+
+        if not isinstance(self.screen, ModalScreen):
+            self.push_screen(KeysScreen(self.screen))
 
     def on_mount(self) -> None:
         self.push_screen(RunsScreen())

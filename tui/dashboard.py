@@ -111,6 +111,7 @@ class Dashboard(AppScreen):
         self.run, self.alive = run, alive
         if changed:
             self.refresh_bindings()
+            self.close_stale_stop()
         if first:
             self.query_one(ExperimentTable).goal = run["goal"] or "maximize"
             self.query_one(ScorePlot).goal = run["goal"] or "maximize"
@@ -141,7 +142,10 @@ class Dashboard(AppScreen):
 
     def show_caption(self) -> None:
         table = self.query_one(ExperimentTable)
-        text = f"{len(table.shown)} of {len(table.rows)} experiments · {table.filter} · {SORT_NAMES[table.sort]}"
+        # The baseline is not an experiment: count as the CLI does.
+        shown = sum(1 for r in table.visible_rows() if r["status"] != "baseline")
+        every = sum(1 for r in table.rows if r["status"] != "baseline")
+        text = f"{shown} of {every} experiments · {table.filter} · {SORT_NAMES[table.sort]}"
         if table.marked:
             seq = table.row_of(next(iter(table.marked)))["seq"]
             text += f" · #{seq} marked"
@@ -227,7 +231,18 @@ class Dashboard(AppScreen):
             if yes:
                 self.app.control(self.run_id, stop_run)
 
-        self.app.push_screen(Confirm(f"Stop run {self.run_id} after the experiment in flight?", yes="Stop"), answered)
+        self.stop_dialog = Confirm(f"Stop run {self.run_id} after the experiment in flight?", yes="Stop")
+        self.app.push_screen(self.stop_dialog, answered)
+
+    def close_stale_stop(self) -> None:
+        """A stop dialog does not outlive the run it asks about."""
+        dialog = getattr(self, "stop_dialog", None)
+        if dialog is None or self.check_action("stop", ()):
+            return
+        self.stop_dialog = None
+        if dialog.is_attached and self.app.screen is dialog:
+            dialog.dismiss(False)
+            self.notify(f"Run {self.run_id} ended ({self.run['status']}); there is nothing left to stop.")
 
     def action_steer(self) -> None:
         def answered(text: str | None) -> None:

@@ -23,7 +23,8 @@ from .ask import Ask
 from .confirm import Confirm
 from .diff_view import DiffView, coloured
 from .examples_view import ExamplesView
-from .format import SYMBOLS, fmt, spread
+from .format import SYMBOLS, fmt, gain, spread
+from overnight.core.numbers import signed
 from .llm_calls_view import LLMCallsView
 
 MOST_REMEASURES = 50
@@ -117,7 +118,8 @@ class Detail(AppScreen):
         text.append(f"{SYMBOLS.get(e['status'], '')} {e['status']}", style="bold")
         text.append(f" · score {fmt(e['score'])}")
         if e["status"] != "baseline" and e["delta"] is not None:
-            text.append(f" (Δ {'+' if e['delta'] > 0 else ''}{fmt(e['delta'])} vs baseline)")
+            goal = self.run["goal"] if self.run else None
+            text.append(f" (gain {signed(gain(e['delta'], 0.0, goal) + 0.0)} vs baseline)")
         samples = json.loads(e["samples"]) if e["samples"] else []
         if len(samples) > 1:
             text.append(f" samples {', '.join(fmt(s) for s in samples)}")
@@ -130,9 +132,10 @@ class Detail(AppScreen):
         if remeasures:
             text.append(f"\nre-measured: {spread(remeasures)} (recorded {fmt(e['score'])})", style="bold cyan")
         marks = [r for r in reviews if r["action"] != "remeasured"]
-        if marks:
+        if marks:  # one current state, the latest; the history is in the Why tab
             text.append("\n")
-            text.append(" · ".join(_review_text(r) for r in marks), style="magenta")
+            text.append(_review_text(marks[-1]) + (f" (latest of {len(marks)}; history under Why)" if len(marks) > 1 else ""),
+                        style="magenta")
         if e["status"] != "baseline" and e["rationale"]:
             text.append("\nrationale: ", style="bold")
             text.append(e["rationale"])
@@ -142,6 +145,10 @@ class Detail(AppScreen):
             text.append(made)
         text.append("\nreason: ", style="bold")
         text.append(e["reason"] or "-")
+        if e["status"] == "invalid" and e.get("agent_trace"):
+            text.append("\nthe model's reply, as it came:\n", style="bold")
+            text.append("\n".join(e["agent_trace"].splitlines()[-12:]), style="dim")
+            text.append("\n(all of it under Traces, key 4)", style="dim")
         return text
 
     def why(self, reviews: list[dict]) -> Text:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import statistics
 import time
 
-from overnight.core.decide import fmt, gain
+from overnight.core.numbers import fmt, gain, gain_pct, gain_text
 
 __all__ = ["fmt", "fit", "gain_pct", "gain_text", "duration", "when", "spread", "per_hour", "SYMBOLS"]
 
@@ -14,22 +14,6 @@ SYMBOLS = {
     "baseline": "○", "keep": "●", "discard": "·", "crash": "✗", "timeout": "⧗",
     "invalid": "?", "duplicate": "=", "guard_failed": "!", "interrupted": "–",
 }
-
-
-def gain_pct(baseline: float | None, best: float | None, goal: str | None) -> float | None:
-    """The improvement in %, positive when better whatever the goal."""
-    if baseline is None or best is None or not baseline:
-        return None
-    return gain(best, baseline, goal or "maximize") / abs(baseline) * 100 + 0.0  # never "-0.0%"
-
-
-def gain_text(baseline: float | None, best: float | None, goal: str | None) -> str:
-    """The gain in %, or as a plain difference when the baseline is 0 (no % of nothing)."""
-    if baseline == 0 and best is not None:
-        g = gain(best, baseline, goal or "maximize")
-        return f"+{fmt(g)}" if g > 0 else fmt(g) if g else "+0"
-    pct = gain_pct(baseline, best, goal)
-    return "-" if pct is None else f"{pct:+.1f}%"
 
 
 def duration(seconds: float | None) -> str:

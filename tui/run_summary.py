@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widgets import Static
 
-from overnight.core.decide import gain
+from overnight.core.numbers import gain
 
 from .format import fmt, gain_text, per_hour
 

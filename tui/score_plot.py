@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from textual_plotext import PlotextPlot
 
-from overnight.core.decide import gain
+from overnight.core.numbers import gain
 
 from .ledger import Ledger
 
