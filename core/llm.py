@@ -415,7 +415,9 @@ class Gateway:
             prompt_tokens=prompt_tokens, completion_tokens=completion_tokens, cost_usd=usd,
             seconds=seconds, cache_key=key if finish == "stop" else "",
         )
-        return Reply(text, finish, call)
+        # Masked here, at the source: an agent's own memory of its replies (the reflective frontier,
+        # its tried hypotheses) never holds a secret a model echoed.
+        return Reply(scrub(text), finish, call)
 
     def _reply_cost(self, lit, response, model, api_base, prompt_tokens: int, completion_tokens: int) -> float:
         """The recipe's price when it set one; else litellm's own reckoning; a local model is free."""

@@ -208,7 +208,7 @@ async def test_a_run_whose_process_died_is_shown_so_and_offers_no_controls(works
     await asyncio.to_thread(proc.wait, 10)
     app = OvernightApp(db)
     async with app.run_test(size=SIZE, notifications=True) as pilot:
-        await until(pilot, lambda: "greeting · run 1 · running? (its process is gone)" in flat(app), what="the dead run")
+        await until(pilot, lambda: "greeting · run 1 · died (resume with: overnight run greeting --resume)" in flat(app), what="the dead run")
         await pilot.press("p")  # not offered, and pressing it does nothing
         await pilot.pause(0.3)
         keys = [str(k.description) for k in app.screen.query("FooterKey")]

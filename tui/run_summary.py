@@ -15,7 +15,7 @@ STATUS_STYLE = {"running": "bold green", "paused": "bold yellow", "finished": "b
 def status_text(run: dict, alive: bool = True) -> str:
     status = run["status"] or "?"
     if status == "running" and not alive:
-        return "running? (its process is gone)"
+        return f"died (resume with: overnight run {run['recipe']} --resume)"  # as status and log say it
     if status == "running" and run.get("control") == "pause":
         return "pausing after this experiment"
     if status in ("running", "paused") and run.get("control") == "stop":
