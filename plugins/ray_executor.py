@@ -220,7 +220,14 @@ def _measure(key: str, boxed: list, view: str, request: MeasureRequest, guards: 
 
     yield {"node": ray.get_runtime_context().get_node_id(), "ip": ray.util.get_node_ip_address(),
            "pid": os.getpid(), "host": socket.gethostname()}
-    executor = _worker_executor(key, boxed[0])
+    try:
+        executor = _worker_executor(key, boxed[0])
+    except Exception as exc:  # said here: an exception of ours may not travel back through Ray whole
+        import traceback
+
+        yield Outcome(Measurement.crash(f"the Ray worker could not set up the recipe: {type(exc).__name__}: {exc}",
+                                        trace=traceback.format_exc()))
+        return
     done: dict = {}
     # Measured in a thread of its own: Ray's cancel raises KeyboardInterrupt in this thread only
     # between bytecodes, so this one waits in short steps and ends the metric's commands then.
@@ -249,7 +256,10 @@ def _worker_executor(key: str, payload_ref) -> LocalExecutor:
             data, recipe = ray.get(payload_ref)
             home = Path(tempfile.mkdtemp(prefix=f"overnight-ray-{key}-"))
             with tarfile.open(fileobj=io.BytesIO(data)) as tar:
-                tar.extractall(home, filter="data")
+                # overnight packed this from the trusted recipe folder itself: its links stay as they
+                # were (one to a file beside the folder still means it on this machine), while no
+                # entry may land outside `home`.
+                tar.extractall(home, filter="tar")
             recipe = dataclasses.replace(recipe, path=home / recipe.path.name)
             surface = recipe.surface.build(home)
             objective = objective_of(recipe, home)
