@@ -57,7 +57,7 @@ kind = "instant"
 
 [agent]
 kind = "scripted"
-file = "../proposals.jsonl"
+file = "proposals.jsonl"
 
 [budget]
 experiments = {n}
@@ -94,8 +94,13 @@ def measure(n: int, stored: int, profile: bool = False) -> tuple[float, float]:
         (folder / "recipe.toml").write_text(RECIPE.format(n=n))
         (folder / "doc.txt").write_text("x\n")
         # Views that keep getting longer, so every one is a keep (the costliest path: a new best).
-        (root / "proposals.jsonl").write_text("".join(
+        (folder / "proposals.jsonl").write_text("".join(
             json.dumps({"view": "x" * (i + 2) + "\n", "rationale": f"longer by {i}"}) + "\n" for i in range(n)))
+        # A recipe written an hour ago, as a person's is: files written in the last seconds are
+        # read whole on each check of the recipe folder (their time stamp cannot be trusted yet).
+        hour_ago = time.time() - 3600
+        for file in folder.iterdir():
+            os.utime(file, (hour_ago, hour_ago))
         db = root / "overnight.db"
         if stored:
             prefill(db, stored)

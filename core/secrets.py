@@ -34,13 +34,20 @@ def metric_env(passthrough=()) -> dict[str, str]:
             if k in keep or not (METRIC_HIDDEN.search(k) or URL_PASSWORD.search(v))}
 
 
+_found: tuple = ((), [])  # (the environment seen, its secret values): asked for on every measurement
+
+
 def secret_values() -> list[str]:
-    """Values of environment variables named like keys, tokens or secrets."""
-    return sorted(
-        (v for k, v in os.environ.items() if is_secret_name(k) and len(v) >= 6),
-        key=len,
-        reverse=True,
-    )
+    """Values of environment variables named like keys, tokens or secrets, longest first."""
+    global _found
+    # The environment's raw table (CPython's os.environ keeps one), compared without decoding
+    # every name; matching every name against the secret patterns is what costs.
+    raw = getattr(os.environ, "_data", None)
+    seen = tuple(raw.items()) if isinstance(raw, dict) else tuple(os.environ.items())
+    if seen != _found[0]:
+        values = (v for k, v in os.environ.items() if is_secret_name(k) and len(v) >= 6)
+        _found = (seen, sorted(values, key=len, reverse=True))
+    return _found[1]
 
 
 def scrub(text: str, secrets: list[str] | None = None) -> str:
