@@ -10,8 +10,6 @@ from pathlib import Path
 
 import click
 
-from overnight.ops.find import find_experiment, find_run, surface_of, view_of  # noqa: F401  (re-exported)
-
 db_option = click.option(
     "--db", "db", type=click.Path(dir_okay=False, path_type=Path), envvar="OVERNIGHT_DB",
     help="The store (default: .overnight/overnight.db here, or $OVERNIGHT_DB).",

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import click
 
-from overnight.cli.common import db_option, find_run, open_store
+from overnight.cli.common import db_option, open_store
+from overnight.ops.find import find_run
 from overnight.core.errors import OvernightError
 
 
