@@ -28,14 +28,17 @@ from overnight.core.contracts import STATUSES
 from .format import SYMBOLS, fit
 from .ledger import Ledger, Rows
 
-# key, title, width (0 = the rest), align
+# key, title, width (0: a share of what is left), align. At 80 columns every
+# one is on screen: the text columns share the rest, the reason taking most.
 COLUMNS = (
-    ("seq", "#", 5, ">"),
-    ("status", "status", 13, "<"),
-    ("score", "score", 10, ">"),
-    ("delta", "delta", 10, ">"),
-    ("rationale", "rationale -- reason", 0, "<"),
+    ("seq", "#", 4, ">"),
+    ("status", "status", 14, "<"),  # "! guard_failed", the longest
+    ("score", "score", 8, ">"),
+    ("delta", "delta", 8, ">"),
+    ("rationale", "rationale", 0, "<"),
+    ("reason", "reason", 0, "<"),
 )
+RATIONALE_SHARE = 0.45  # of the width left for text; the reason has the rest
 SORTS = ("seq", "score", "delta", "status")
 SORT_NAMES = {"seq": "newest first", "score": "best score first", "delta": "best delta first", "status": "by status"}
 FAILED = ("crash", "timeout", "invalid")
@@ -86,7 +89,7 @@ def sort_key(key: str, goal: str, ledger: Ledger):
 
 
 class ExperimentTable(ScrollView, can_focus=True):
-    """seq, status, score, delta, rationale; sortable (s or a click on a heading), filterable (f, k)."""
+    """seq, status, score, delta, rationale, reason; sortable (s or a click on a heading), filterable (f, k)."""
 
     COMPONENT_CLASSES = {"experiment-table--header", "experiment-table--cursor", "experiment-table--marked"}
     BINDINGS = [
@@ -287,8 +290,7 @@ class ExperimentTable(ScrollView, can_focus=True):
 
     def _column_at(self, x: int) -> str | None:
         left = 0
-        for key, _, width, _ in COLUMNS:
-            width = width or 10_000
+        for (key, _, _, _), width in zip(COLUMNS, widths(self.scrollable_content_region.width)):
             if left <= x < left + width + 1:
                 return key
             left += width + 1
@@ -341,32 +343,45 @@ class ExperimentTable(ScrollView, can_focus=True):
 
     def _strip(self, cells: list[str], width: int, style: Style, status_style: Style | None) -> Strip:
         segments = []
-        used = 0
-        for (key, _, w, align), text in zip(COLUMNS, cells):
-            w = w or max(0, width - used)
-            text = text.replace("\n", " ")
-            if align == ">" and cell_len(text) < w:
+        for (key, _, _, align), w, text in zip(COLUMNS, widths(width), cells):
+            text = clip(text.replace("\n", " "), w)
+            if align == ">":
                 text = " " * (w - cell_len(text)) + text
-            text = set_cell_size(text, w)
             cell_style = style + status_style if (key == "status" and status_style) else style
-            segments.append(Segment(text, cell_style))
-            used += w
-            if used < width:
-                segments.append(Segment(" ", style))
-                used += 1
-            if used >= width:
-                break
+            segments.append(Segment(set_cell_size(text, w), cell_style))
+            segments.append(Segment(" ", style))
         return Strip(segments).adjust_cell_length(width, self.rich_style)
+
+
+def widths(width: int) -> list[int]:
+    """Each column's width in `width` cells: the fixed ones as declared, the text ones sharing the rest.
+
+    Below 80 columns the numbers give way first, so the reason stays in sight.
+    """
+    fixed = [w for _, _, w, _ in COLUMNS]
+    rest = width - sum(fixed) - len(COLUMNS)
+    for key, least in (("delta", 6), ("score", 6), ("status", 10)):  # narrower than 80: numbers lose digits
+        i = next(n for n, c in enumerate(COLUMNS) if c[0] == key)
+        take = max(0, min(fixed[i] - least, 24 - rest))
+        fixed[i] -= take
+        rest += take
+    rest = max(0, rest)
+    rationale = int(rest * RATIONALE_SHARE)
+    return fixed[:4] + [rationale, rest - rationale]
+
+
+def clip(text: str, width: int) -> str:
+    """`text` in `width` cells, ending in an ellipsis when it was longer."""
+    if cell_len(text) <= width:
+        return text
+    return set_cell_size(text, max(0, width - 1)) + "…" if width > 0 else ""
 
 
 def _cells(ledger: Ledger, i: int, text: tuple[str, str] | None) -> list[str]:
     status = ledger.status(i)
     rationale, reason = text or ("", "")
-    line = rationale
-    if reason and status != "baseline":
-        line = f"{rationale} -- {reason}" if rationale else reason
-    elif status == "baseline":
-        line = reason or ("your file as it was" if text is not None else "")
+    if status == "baseline":
+        rationale, reason = "", reason or ("your file as it was" if text is not None else "")
     delta = ledger.delta(i)
-    return [str(ledger.seqs[i]), f"{SYMBOLS.get(status, ' ')} {status}", fit(ledger.score(i), 10),
-            "" if delta is None else fit(delta, 10, signed=True), line]
+    return [str(ledger.seqs[i]), f"{SYMBOLS.get(status, ' ')} {status}", fit(ledger.score(i), 8),
+            "" if delta is None else fit(delta, 8, signed=True), rationale, reason]
