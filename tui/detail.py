@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import sqlite3
 
+from rich.console import Group
 from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
@@ -294,7 +295,7 @@ class Detail(AppScreen):
         if not diff:
             self.notify(f"{source} already holds this version; nothing to apply.")
             return
-        body = Text.assemble((f"{source}\n", "bold"), coloured(diff))
+        body = Group(Text(str(source), style="bold"), coloured(diff))
         self.app.push_screen(Confirm(f"Write experiment {self.run_id}:{self.exp['seq']} to your file?", body, yes="Apply"),
                              lambda yes: yes and self.apply())
 

@@ -4,34 +4,56 @@ from __future__ import annotations
 
 import difflib
 
-from rich.console import Group, RenderableType
+from rich.cells import cell_len
+from rich.console import Console, ConsoleOptions, Group, RenderableType
+from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
+from .breaks import pieces
+
 CONTEXT = 3  # unchanged lines shown around each change
 
 
-def unified(old: str, new: str, old_name: str, new_name: str) -> Text:
+def unified(old: str, new: str, old_name: str, new_name: str) -> RenderableType:
     lines = list(difflib.unified_diff(old.splitlines(), new.splitlines(), old_name, new_name, n=CONTEXT, lineterm=""))
     if not lines:
         return Text("No difference.", style="dim")
-    out = Text()
-    for line in lines:
-        if line.startswith(("+++", "---")):
-            style = "bold"
-        elif line.startswith("@@"):
-            style = "cyan"
-        elif line.startswith("+"):
-            style = "green"
-        elif line.startswith("-"):
-            style = "red"
-        else:
-            style = ""
-        out.append(line + "\n", style=style)
-    out.rstrip()
-    return out
+    return Marked(lines)
+
+
+class Marked:
+    """Diff lines that keep their mark when they wrap: a continuation of an added line reads `+↳`.
+
+    Without colour (NO_COLOR, a pasted screen) the mark is all that says a line was
+    added or removed, so every screen line of it carries one, not just the first.
+    """
+
+    def __init__(self, lines: list[str]) -> None:
+        self.lines = [line.expandtabs() for line in lines]
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions):
+        width = max(4, options.max_width)
+        for line in self.lines:
+            style = _style(line)
+            header = line.startswith(("+++", "---", "@@"))
+            mark = " " if header or not line else line[0]
+            for k, piece in enumerate(pieces(line, width, width - 2)):
+                yield Text(piece if k == 0 else mark + CONTINUED + piece, style=style, end="\n", no_wrap=True)
+
+    def __rich_measure__(self, console: Console, options: ConsoleOptions) -> Measurement:
+        return Measurement(4, max((cell_len(line) for line in self.lines), default=4))
+
+
+CONTINUED = "↳"  # after the mark, on the screen lines a long diff line wraps onto
+
+
+def _style(line: str) -> str:
+    if line.startswith(("+++", "---")):
+        return "bold"
+    return "green" if line.startswith("+") else "red" if line.startswith("-") else "cyan" if line.startswith("@@") else ""
 
 
 def side_by_side(old: str, new: str, old_name: str, new_name: str) -> RenderableType:
@@ -99,13 +121,6 @@ class DiffView(VerticalScroll):
         self.scroll_home(animate=False)
 
 
-def coloured(diff: str) -> Text:
+def coloured(diff: str) -> RenderableType:
     """A diff already made as text (by the surface, or recorded by the run), coloured line by line."""
-    out = Text()
-    for line in diff.splitlines():
-        if line.startswith(("+++", "---")):
-            style = "bold"
-        else:
-            style = "green" if line.startswith("+") else "red" if line.startswith("-") else "cyan" if line.startswith("@@") else ""
-        out.append(line + "\n", style=style)
-    return out
+    return Marked(diff.splitlines())
