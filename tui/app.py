@@ -25,9 +25,10 @@ from .dashboard import Dashboard
 from .data import Data
 from .messages import RunEnded, RunStarted
 from .runs_screen import RunsScreen
+from .toasts import Toasts
 
 
-class OvernightApp(App):
+class OvernightApp(Toasts, App):
     TITLE = "overnight"
     CSS_PATH = [Path(__file__).parent / "app.tcss"]  # absolute: subclasses may live anywhere
     BINDINGS = [
