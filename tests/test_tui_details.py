@@ -84,6 +84,10 @@ async def test_a_toast_waits_for_the_dialog_to_close_and_breaks_paths_at_slashes
         assert not [t for t in toasts(app) if t.region.overlaps(dialog.region)], "a toast covers the dialog"
         assert dialog.border_subtitle == "1 message waits until this closes"
         assert "Write experiment 1:3 to your file?" in screen_text(app)
+        body = [line.strip() for line in lines_of(app, app.screen.query_one(".dialog-body").content_region)]
+        path = body[:next(i for i, line in enumerate(body) if line.startswith("---"))]
+        assert "".join(path) == str(folder / "greeting.txt")  # the file it would write, whole
+        assert cut_only_at_spaces_and_slashes(path, str(folder / "greeting.txt")) == [], path
 
         await pilot.press("y")  # the dialog closes: what waited is shown, and what the apply says
         await until(pilot, lambda: isinstance(app.screen, Detail) and len(toasts(app)) == 2, what="both toasts")

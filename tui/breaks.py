@@ -39,3 +39,22 @@ def pieces(line: str, width: int, rest: int | None = None) -> list[str]:
 def wrapped(text: str, width: int) -> str:
     """`text` with its lines broken at spaces and slashes to fit `width` cells."""
     return "\n".join(piece.rstrip() for line in text.splitlines() for piece in pieces(line, width))
+
+
+class Broken:
+    """Text (a path, say) drawn broken at spaces and slashes, however wide it is drawn."""
+
+    def __init__(self, text: str, style: str = "") -> None:
+        self.text, self.style = text, style
+
+    def __rich_console__(self, console, options):
+        from rich.text import Text
+
+        for line in self.text.splitlines():
+            for piece in pieces(line, options.max_width):
+                yield Text(piece.rstrip(), style=self.style, no_wrap=True)
+
+    def __rich_measure__(self, console, options):
+        from rich.measure import Measurement
+
+        return Measurement(1, max((cell_len(line) for line in self.text.splitlines()), default=1))

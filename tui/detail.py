@@ -22,6 +22,7 @@ from overnight.plugins.frontier import lineage
 from .app_screen import AppScreen
 from .ask import Ask
 from .confirm import Confirm
+from .breaks import Broken
 from .diff_view import DiffView, coloured
 from .examples_view import ExamplesView
 from .format import SYMBOLS, fmt, gain, spread
@@ -295,7 +296,7 @@ class Detail(AppScreen):
         if not diff:
             self.notify(f"{source} already holds this version; nothing to apply.")
             return
-        body = Group(Text(str(source), style="bold"), coloured(diff))
+        body = Group(Broken(str(source), style="bold"), coloured(diff))
         self.app.push_screen(Confirm(f"Write experiment {self.run_id}:{self.exp['seq']} to your file?", body, yes="Apply"),
                              lambda yes: yes and self.apply())
 
