@@ -199,7 +199,7 @@ async def test_the_detail_shows_the_diff_both_ways_and_what_happened(db):
         assert "Diff vs parent, side by side" in text
         # Each side wraps at 80 columns: the old line on the left, the new one on the right.
         assert "1  - Hello there friend, how are        1  + Hello there friend, how are" in text
-        assert "you today?                              you?" in text
+        assert "-↳you today?                            +↳you?" in text  # each continuation keeps its mark
         await pilot.press("b", "v")
         assert "--- #0 (baseline)" in screen_text(app)
         await pilot.press("t", "t", "t")  # the fourth tab, by key

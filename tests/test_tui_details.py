@@ -140,6 +140,15 @@ async def test_every_screen_line_of_an_added_line_reads_as_added(long_line, size
         removed = [line for line in shown if line.startswith("-") and not line.startswith("---")]
         assert removed == ["-" + GREETING.strip()]
 
+        await pilot.press("v")  # side by side: the new side's lines all carry the mark too
+        await until(pilot, lambda: "side by side" in screen_text(app), what="the side-by-side diff")
+        await pilot.pause(0.2)
+        shown = [line.rstrip() for line in lines_of(app, body.content_region)]
+        x = shown[0].index("#1")  # where the new side's cells begin
+        new_side = [line[x:] for line in shown[2:] if line[x:].strip()]
+        assert len(new_side) >= 3 and all(line.startswith("+") for line in new_side), shown
+        assert [line[:2] for line in new_side] == ["+ "] + ["+↳"] * (len(new_side) - 1)
+
 
 # -- every column of the experiment table on screen --------------------------------------------
 

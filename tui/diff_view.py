@@ -72,14 +72,15 @@ def side_by_side(old: str, new: str, old_name: str, new_name: str) -> Renderable
         for tag, i1, i2, j1, j2 in group:
             if tag == "equal":
                 for i, j in zip(range(i1, i2), range(j1, j2)):
-                    table.add_row(str(i + 1), Text("  " + a[i]), str(j + 1), Text("  " + b[j]))
+                    table.add_row(str(i + 1), Hanging(Text("  " + a[i])), str(j + 1), Hanging(Text("  " + b[j])))
                 continue
             left, right = list(range(i1, i2)), list(range(j1, j2))
             for k in range(max(len(left), len(right))):
                 i = left[k] if k < len(left) else None
                 j = right[k] if k < len(right) else None
                 old_text, new_text = _pair(a[i] if i is not None else None, b[j] if j is not None else None)
-                table.add_row(str(i + 1) if i is not None else "", old_text, str(j + 1) if j is not None else "", new_text)
+                table.add_row(str(i + 1) if i is not None else "", Hanging(old_text),
+                              str(j + 1) if j is not None else "", Hanging(new_text))
     return table
 
 
@@ -99,6 +100,30 @@ def _pair(old: str | None, new: str | None) -> tuple[Text, Text]:
         left.append(old[i1:i2], style="bold red underline" if strong else "red")
         right.append(new[j1:j2], style="bold green underline" if strong else "green")
     return left, right
+
+
+class Hanging:
+    """A side of a side-by-side row: its mark (`- `, `+ ` or two spaces) begins every screen line it wraps onto."""
+
+    def __init__(self, text: Text) -> None:
+        self.text = text
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions):
+        text, width = self.text, max(3, options.max_width)
+        if not text.plain:
+            yield Text("")
+            return
+        mark, body = text[:2], text[2:]
+        cuts, at = [], 0
+        for piece in pieces(body.plain, width - 2)[:-1]:
+            at += len(piece)
+            cuts.append(at)
+        for k, line in enumerate(body.divide(cuts)):
+            gutter = mark if k == 0 else Text(mark.plain[:1] + CONTINUED, style=text.get_style_at_offset(console, 0))
+            yield Text.assemble(gutter, line, no_wrap=True)
+
+    def __rich_measure__(self, console: Console, options: ConsoleOptions) -> Measurement:
+        return Measurement(3, max(3, self.text.cell_len))
 
 
 class DiffView(VerticalScroll):
