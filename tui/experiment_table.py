@@ -290,7 +290,7 @@ class ExperimentTable(ScrollView, can_focus=True):
 
     def _column_at(self, x: int) -> str | None:
         left = 0
-        for (key, _, _, _), width in zip(COLUMNS, widths(self.scrollable_content_region.width)):
+        for (key, _, _, _), width in zip(COLUMNS, widths(self.scrollable_content_region.width, self._seq_width())):
             if left <= x < left + width + 1:
                 return key
             left += width + 1
@@ -341,9 +341,16 @@ class ExperimentTable(ScrollView, can_focus=True):
     def _title(self, key: str, title: str) -> str:
         return f"{title}▾" if key == self.sort else title
 
+    def _seq_width(self) -> int:
+        """The digits of the run's largest experiment number (the newest, in a run read in order)."""
+        seqs = self.ledger.seqs
+        if not seqs:
+            return 1
+        return len(str(seqs[-1] if self.ledger.in_order else max(seqs)))
+
     def _strip(self, cells: list[str], width: int, style: Style, status_style: Style | None) -> Strip:
         segments = []
-        for (key, _, _, align), w, text in zip(COLUMNS, widths(width), cells):
+        for (key, _, _, align), w, text in zip(COLUMNS, widths(width, self._seq_width()), cells):
             text = clip(text.replace("\n", " "), w)
             if align == ">":
                 text = " " * (w - cell_len(text)) + text
@@ -353,12 +360,12 @@ class ExperimentTable(ScrollView, can_focus=True):
         return Strip(segments).adjust_cell_length(width, self.rich_style)
 
 
-def widths(width: int) -> list[int]:
-    """Each column's width in `width` cells: the fixed ones as declared, the text ones sharing the rest.
-
-    Below 80 columns the numbers give way first, so the reason stays in sight.
+def widths(width: int, seq: int = 4) -> list[int]:
+    """Each column's width in `width` cells: the fixed ones as declared (`seq` for the experiment
+    numbers), the text ones sharing the rest. Below 80 columns the numbers give way first, so the
+    reason stays in sight.
     """
-    fixed = [w for _, _, w, _ in COLUMNS]
+    fixed = [max(seq, w) if key == "seq" else w for key, _, w, _ in COLUMNS]
     rest = width - sum(fixed) - len(COLUMNS)
     for key, least in (("delta", 6), ("score", 6), ("status", 10)):  # narrower than 80: numbers lose digits
         i = next(n for n, c in enumerate(COLUMNS) if c[0] == key)
