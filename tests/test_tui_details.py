@@ -75,6 +75,8 @@ async def test_a_toast_waits_for_the_dialog_to_close_and_breaks_paths_at_slashes
     app = OvernightApp(db)
     async with app.run_test(size=size, notifications=True) as pilot:
         await open_best(pilot)
+        app.notify("Said before the dialog opened.", timeout=30)
+        await until(pilot, lambda: len(toasts(app)) == 1, what="a toast")
         await pilot.press("a")
         await until(pilot, lambda: isinstance(app.screen, Confirm), what="the apply preview")
         said = f"Run 1 finished: the agent has no more proposals. Its recipe is {folder / 'recipe.toml'}."
@@ -82,7 +84,8 @@ async def test_a_toast_waits_for_the_dialog_to_close_and_breaks_paths_at_slashes
         await pilot.pause(0.5)
         dialog = app.screen.query_one(".dialog")
         assert not [t for t in toasts(app) if t.region.overlaps(dialog.region)], "a toast covers the dialog"
-        assert dialog.border_subtitle == "1 message waits until this closes"
+        assert not [t for s in app.screen_stack for t in s.query(Toast) if t.region.area], "a toast beside it"
+        assert dialog.border_subtitle == "2 messages wait until this closes"
         assert "Write experiment 1:3 to your file?" in screen_text(app)
         body = [line.strip() for line in lines_of(app, app.screen.query_one(".dialog-body").content_region)]
         path = body[:next(i for i, line in enumerate(body) if line.startswith("---"))]
@@ -90,7 +93,7 @@ async def test_a_toast_waits_for_the_dialog_to_close_and_breaks_paths_at_slashes
         assert cut_only_at_spaces_and_slashes(path, str(folder / "greeting.txt")) == [], path
 
         await pilot.press("y")  # the dialog closes: what waited is shown, and what the apply says
-        await until(pilot, lambda: isinstance(app.screen, Detail) and len(toasts(app)) == 2, what="both toasts")
+        await until(pilot, lambda: isinstance(app.screen, Detail) and len(toasts(app)) == 3, what="the three toasts")
         await until(pilot, lambda: (folder / "greeting.txt").read_text() != GREETING, what="the apply")
         for toast in toasts(app):
             message = toast._notification.message

@@ -7,6 +7,8 @@ path mid-name; these breaks are made before the text reaches it.
 from __future__ import annotations
 
 from rich.cells import cell_len, get_character_cell_size
+from rich.measure import Measurement
+from rich.text import Text
 
 
 def pieces(line: str, width: int, rest: int | None = None) -> list[str]:
@@ -48,13 +50,9 @@ class Broken:
         self.text, self.style = text, style
 
     def __rich_console__(self, console, options):
-        from rich.text import Text
-
         for line in self.text.splitlines():
             for piece in pieces(line, options.max_width):
                 yield Text(piece.rstrip(), style=self.style, no_wrap=True)
 
     def __rich_measure__(self, console, options):
-        from rich.measure import Measurement
-
         return Measurement(1, max((cell_len(line) for line in self.text.splitlines()), default=1))

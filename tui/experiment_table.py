@@ -134,6 +134,7 @@ class ExperimentTable(ScrollView, can_focus=True):
         self.marked: set[int] = set()
         self.asked: set[int] = set()  # ids whose text is being read
         self.asking = False
+        self.seq_digits = (-1, 1)  # (rows, digits of the largest experiment number)
 
     # -- data -------------------------------------------------------------------
 
@@ -344,9 +345,10 @@ class ExperimentTable(ScrollView, can_focus=True):
     def _seq_width(self) -> int:
         """The digits of the run's largest experiment number (the newest, in a run read in order)."""
         seqs = self.ledger.seqs
-        if not seqs:
-            return 1
-        return len(str(seqs[-1] if self.ledger.in_order else max(seqs)))
+        if self.seq_digits[0] != len(seqs):  # counted again only when rows arrive
+            largest = (seqs[-1] if self.ledger.in_order else max(seqs)) if seqs else 0
+            self.seq_digits = (len(seqs), len(str(largest)))
+        return self.seq_digits[1]
 
     def _strip(self, cells: list[str], width: int, style: Style, status_style: Style | None) -> Strip:
         segments = []

@@ -41,6 +41,9 @@ class Toasts:
             # What was on screen keeps the time it had left (a few seconds at least).
             self.held_notifications += tuple(replace(n, timeout=max(n.time_left, 3.0)) for n in self._notifications)
             self._notifications.clear()
+            for below in self.screen_stack[:-1]:  # nor does one show dimmed beside it
+                for other in below.query_children(ToastRack).results():
+                    self.call_later(other.show, Notifications())
             count = len(self.held_notifications)
             for dialog in screen.query(".dialog").results():
                 dialog.border_subtitle = (f"{count} message{'s' if count > 1 else ''} "
