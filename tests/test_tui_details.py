@@ -18,7 +18,7 @@ from overnight.tui.app import OvernightApp
 from overnight.tui.confirm import Confirm
 from overnight.tui.detail import Detail
 from overnight.tui.diff_view import coloured
-from tests.test_tui import open_best, open_dashboard, table, until
+from tests.test_tui import open_best, table, until
 from tests.tui_support import GREETING, recipe, run_recipe, screen_text, trust
 
 SIZES = [(80, 24), (120, 40)]
@@ -97,7 +97,8 @@ async def test_a_toast_waits_for_the_dialog_to_close_and_breaks_paths_at_slashes
         await until(pilot, lambda: (folder / "greeting.txt").read_text() != GREETING, what="the apply")
         for toast in toasts(app):
             message = toast._notification.message
-            shown = [strip.text.replace("▌", " ").strip() for strip in toast.render_lines(Region(0, 0, *toast.outer_size))]
+            strips = toast.render_lines(Region(0, 0, *toast.outer_size))
+            shown = [strip.text.replace("▌", " ").strip() for strip in strips]
             shown = [line for line in shown if line and line != toast._notification.title]
             original = " ".join(message.split())
             assert "".join(shown).replace(" ", "") == original.replace(" ", ""), "the toast lost words"
@@ -160,8 +161,10 @@ async def test_every_screen_line_of_an_added_line_reads_as_added(long_line, size
 def wordy(workspace, cli) -> Path:
     """Rationales as models write them: a whole sentence each."""
     proposals = [
-        {"replace": ["my dear friend", "friend"], "rationale": "Drop the filler words, since a reader skims the opening line first"},
-        {"replace": ["Hello there", "Hello there and welcome"], "rationale": "A warmer opening makes the reader feel expected and at home"},
+        {"replace": ["my dear friend", "friend"],
+         "rationale": "Drop the filler words, since a reader skims the opening line first"},
+        {"replace": ["Hello there", "Hello there and welcome"],
+         "rationale": "A warmer opening makes the reader feel expected and at home"},
     ]
     folder = recipe(workspace / "greeting", proposals)
     db = workspace / "store.db"
