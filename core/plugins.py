@@ -24,11 +24,16 @@ KINDS = {"surface": Surface, "metric": Metric, "agent": Agent, "executor": Execu
 @dataclass
 class PluginInfo:
     name: str
-    version: str = ""
     provides: dict[str, list[str]] = field(default_factory=lambda: {k: [] for k in KINDS})
     error: str = ""
     refused: list[str] = field(default_factory=list)  # kinds it offered that another plugin, built-in first, has
     builtin: bool = False
+    dist: object = field(default=None, repr=False)  # its distribution, whose metadata is read only when shown
+
+    @property
+    def version(self) -> str:
+        """Read when shown (`overnight plugins`): a package's metadata costs milliseconds each."""
+        return _version(self.dist, self.builtin)
 
 
 class Registry:
@@ -46,11 +51,10 @@ class Registry:
         there too, declared in pyproject.toml) and from extra module names."""
         found = []
         if entry_points:
-            found = [(ep.name, _version(ep), ep.load, _builtin(ep)) for ep in importlib.metadata.entry_points(group=GROUP)
-                     if builtins or not _builtin(ep)]
-        found += [(m, "", lambda m=m: importlib.import_module(m), False) for m in modules]
-        for name, version, load, builtin in found:
-            info = PluginInfo(name, version=version, builtin=builtin)
+            found = [(ep.name, ep.dist, ep.load, _builtin(ep)) for ep in _entry_points() if builtins or not _builtin(ep)]
+        found += [(m, None, lambda m=m: importlib.import_module(m), False) for m in modules]
+        for name, dist, load, builtin in found:
+            info = PluginInfo(name, builtin=builtin, dist=dist)
             self.plugins[name] = info
             try:
                 self.pm.register(load(), name=name)
@@ -122,17 +126,28 @@ class Registry:
         return [p for p in self.plugins.values() if p.error]
 
 
-def _version(ep) -> str:
+@cache
+def _entry_points() -> tuple:
+    """The `overnight` entry points, scanned once a process (the scan reads every installed package)."""
+    return tuple(importlib.metadata.entry_points(group=GROUP))
+
+
+def _version(dist, builtin: bool) -> str:
     try:
-        if ep.dist and ep.dist.name == "overnight":
-            return f"{ep.dist.version} (built-in)"
-        return ep.dist.version if ep.dist else ""
+        if dist is None:
+            return ""
+        return f"{dist.version} (built-in)" if builtin else dist.version
     except Exception:
         return ""
 
 
 def _builtin(ep) -> bool:
-    return bool(ep.dist and ep.dist.name == "overnight")
+    return ep.dist is not None and _dist_name(ep.dist) == "overnight"
+
+
+def _dist_name(dist) -> str:
+    # The name in the package's folder name (overnight-0.1.0.dist-info), else its parsed metadata.
+    return getattr(dist, "_normalized_name", None) or dist.name
 
 
 @cache

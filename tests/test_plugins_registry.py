@@ -188,3 +188,30 @@ def test_plugins_of_an_unknown_kind_says_what_there_is(cli):
     assert result.exit_code == 1
     assert "Error: No plugin provides the kind 'celll'. Did you mean 'cell'? Available: cell, command," in result.output
     assert "Traceback" not in result.output
+
+
+def test_versions_are_read_only_when_shown_and_the_entry_points_are_scanned_once(monkeypatch):
+    # Reading a package's metadata costs milliseconds each: `recipes list` and `run` never ask for it.
+    read = []
+    real = importlib.metadata.PathDistribution.read_text
+
+    def counting(self, filename):
+        read.append((filename, str(self._path)))
+        return real(self, filename)
+
+    def ours(filename):
+        return [path for name, path in read if name == filename and "overnight" in Path(path).name]
+
+    monkeypatch.setattr(importlib.metadata.PathDistribution, "read_text", counting)
+    plugins._entry_points.cache_clear()
+    try:
+        reg = Registry().load()
+        Registry().load(builtins=False)
+        scans = len(ours("entry_points.txt"))
+        assert scans == 1  # the second registry reuses the scan
+        assert not ours("METADATA") and not ours("PKG-INFO")
+        assert reg.plugins["text"].builtin and reg.get("surface", "text").name == "text"
+        assert reg.plugins["text"].version == "0.1.0 (built-in)"  # read now, when asked
+        assert ours("METADATA") or ours("PKG-INFO")
+    finally:
+        plugins._entry_points.cache_clear()
