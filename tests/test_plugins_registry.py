@@ -192,26 +192,34 @@ def test_plugins_of_an_unknown_kind_says_what_there_is(cli):
 
 def test_versions_are_read_only_when_shown_and_the_entry_points_are_scanned_once(monkeypatch):
     # Reading a package's metadata costs milliseconds each: `recipes list` and `run` never ask for it.
-    read = []
-    real = importlib.metadata.PathDistribution.read_text
+    class Watched:
+        def __init__(self, dist):
+            self.dist, self.asked = dist, []
 
-    def counting(self, filename):
-        read.append((filename, str(self._path)))
-        return real(self, filename)
+        def __getattr__(self, name):
+            self.asked.append(name)
+            return getattr(self.dist, name)
 
-    def ours(filename):
-        return [path for name, path in read if name == filename and "overnight" in Path(path).name]
+    scans, watched = [], []
+    real = importlib.metadata.entry_points
 
-    monkeypatch.setattr(importlib.metadata.PathDistribution, "read_text", counting)
+    def scan(**params):
+        scans.append(params)
+        found = real(**params)
+        for ep in found:
+            watched.append(Watched(ep.dist))
+            vars(ep).update(dist=watched[-1])
+        return found
+
+    monkeypatch.setattr(importlib.metadata, "entry_points", scan)
     plugins._entry_points.cache_clear()
     try:
         reg = Registry().load()
         Registry().load(builtins=False)
-        scans = len(ours("entry_points.txt"))
-        assert scans == 1  # the second registry reuses the scan
-        assert not ours("METADATA") and not ours("PKG-INFO")
+        assert len(scans) == 1  # the second registry reuses the scan
+        asked = {name for w in watched for name in w.asked}
+        assert not asked & {"metadata", "version", "name"}, asked
         assert reg.plugins["text"].builtin and reg.get("surface", "text").name == "text"
         assert reg.plugins["text"].version == "0.1.0 (built-in)"  # read now, when asked
-        assert ours("METADATA") or ours("PKG-INFO")
     finally:
         plugins._entry_points.cache_clear()
