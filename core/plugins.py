@@ -45,14 +45,23 @@ class Registry:
         self.classes: dict[str, dict[str, type[Plugin]]] = {k: {} for k in KINDS}
         self.owner: dict[tuple[str, str], str] = {}
         self.plugins: dict[str, PluginInfo] = {}
+        self.hooked: set[str] = set()  # the plugins whose register hooks have run
+        self.pending: list[tuple] = []  # plugins not imported yet (`on_demand`), built-ins first
 
     def load(self, modules=(), entry_points: bool = True, builtins: bool = True) -> "Registry":
         """Registers plugins from the `overnight` entry-point group (the built-ins are
         there too, declared in pyproject.toml) and from extra module names."""
-        found = []
-        if entry_points:
-            found = [(ep.name, ep.dist, ep.load, _builtin(ep)) for ep in _entry_points() if builtins or not _builtin(ep)]
-        found += [(m, None, lambda m=m: importlib.import_module(m), False) for m in modules]
+        self._add(_found(modules, entry_points, builtins))
+        return self
+
+    def on_demand(self, modules=()) -> "Registry":
+        """Imports plugins when `get` asks for a kind none loaded has: built-ins one at a time (those
+        named like the kind first), then every other plugin. Reading a recipe imports only what
+        it names (`recipes list`, `show`, `validate`); built-ins still win every kind they have."""
+        self.pending = sorted(_found(modules, True, True), key=lambda plugin: not plugin[3])
+        return self
+
+    def _add(self, found: list[tuple]) -> None:
         for name, dist, load, builtin in found:
             info = PluginInfo(name, builtin=builtin, dist=dist)
             self.plugins[name] = info
@@ -64,12 +73,25 @@ class Registry:
             # Built-ins first: a third-party plugin can add kinds, never take one overnight has.
             for impl in sorted(getattr(self.pm.hook, f"overnight_register_{kind}s").get_hookimpls(),
                                key=lambda impl: not self._is_builtin(impl.plugin_name)):
+                if impl.plugin_name in self.hooked:
+                    continue
                 try:
                     impl.function(register=self._register_as(kind, impl.plugin_name))
                 except Exception as exc:
                     info = self.plugins.setdefault(impl.plugin_name, PluginInfo(impl.plugin_name))
                     info.error = f"{type(exc).__name__}: {exc}"
-        return self
+        self.hooked.update(name for name, _ in self.pm.list_name_plugin())
+
+    def _load_pending(self, kind: str, name: str) -> None:
+        # The plugin named like the kind first, then those whose names start with it ("command-agent").
+        builtins = sorted((p for p in self.pending if p[3]), key=lambda p: (p[0] != name, not p[0].startswith(name)))
+        for plugin in builtins:
+            self.pending.remove(plugin)
+            self._add([plugin])
+            if name in self.classes[kind]:
+                return
+        rest, self.pending = self.pending, []
+        self._add(rest)
 
     def _is_builtin(self, plugin_name: str) -> bool:
         info = self.plugins.get(plugin_name)
@@ -111,6 +133,8 @@ class Registry:
         return register
 
     def get(self, kind: str, name: str) -> type[Plugin]:
+        if name not in self.classes[kind] and self.pending:
+            self._load_pending(kind, name)
         found = self.classes[kind]
         if name in found:
             return found[name]
@@ -124,6 +148,14 @@ class Registry:
 
     def broken(self) -> list[PluginInfo]:
         return [p for p in self.plugins.values() if p.error]
+
+
+def _found(modules, entry_points: bool, builtins: bool) -> list[tuple]:
+    """(name, distribution, load, built-in) of each plugin to register."""
+    found = []
+    if entry_points:
+        found = [(ep.name, ep.dist, ep.load, _builtin(ep)) for ep in _entry_points() if builtins or not _builtin(ep)]
+    return found + [(m, None, lambda m=m: importlib.import_module(m), False) for m in modules]
 
 
 @cache
@@ -154,7 +186,21 @@ def _dist_name(dist) -> str:
 def registry(builtins: bool = True) -> Registry:
     """Every plugin; `builtins=False` skips overnight's own (for `--help`, which only needs the
     commands third-party plugins add: the built-in commands are listed in cli/main.py)."""
+    return Registry().load(modules=_extra(), builtins=builtins)
+
+
+def kinds() -> Registry:
+    """The plugins a recipe names, imported as it names them (see `Registry.on_demand`): for reading
+    recipes, not for running them (a run's observers are every plugin's)."""
+    return _kinds(tuple(_extra()))
+
+
+@cache
+def _kinds(extra: tuple[str, ...]) -> Registry:
+    return Registry().on_demand(modules=extra)
+
+
+def _extra() -> list[str]:
     # OVERNIGHT_PLUGINS="pkg.mod,other.mod" adds plugin modules that have no entry point
     # (a plugin being written, or one a test defines).
-    extra = [m.strip() for m in os.environ.get("OVERNIGHT_PLUGINS", "").split(",") if m.strip()]
-    return Registry().load(modules=extra, builtins=builtins)
+    return [m.strip() for m in os.environ.get("OVERNIGHT_PLUGINS", "").split(",") if m.strip()]

@@ -223,3 +223,32 @@ def test_versions_are_read_only_when_shown_and_the_entry_points_are_scanned_once
         assert reg.plugins["text"].version == "0.1.0 (built-in)"  # read now, when asked
     finally:
         plugins._entry_points.cache_clear()
+
+
+def test_a_registry_on_demand_imports_only_the_plugins_asked_for():
+    # `recipes list`, `show` and `validate` read recipes: they import the plugins a recipe names.
+    probe = ("import sys\nfrom overnight.core.plugins import kinds\n"
+             "print(kinds().get('surface', 'text').name, kinds().get('metric', 'command').name)\n"
+             "print(sorted(m for m in sys.modules if m.startswith('overnight.plugins.')))")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60,
+                          env={k: v for k, v in os.environ.items() if k != "OVERNIGHT_PLUGINS"})
+    assert done.returncode == 0, done.stderr
+    names, imported = done.stdout.splitlines()
+    assert names == "text command"
+    assert "overnight.plugins.text" in imported and "overnight.plugins.command" in imported
+    assert "overnight.plugins.spreadsheet" not in imported and "overnight.plugins.ray_executor" not in imported
+
+
+def test_a_registry_on_demand_keeps_every_rule_of_a_full_one():
+    # A built-in kind stays the built-in's, whatever else is installed.
+    reg = Registry().on_demand(modules=["tests.data.core.clashing_plugin"])
+    assert reg.get("metric", "command").__name__ == "CommandMetric"
+    # A kind only a third-party plugin has is found once every built-in has had its turn.
+    reg = Registry().on_demand(modules=["tests.data.core.probe", "tests.data.core.broken_plugin"])
+    assert reg.get("agent", "probe").name == "probe"
+    assert reg.plugins["text"].builtin and reg.get("surface", "text").name == "text"
+    # An unknown kind is told as by a full registry: every kind there is, and what failed to load.
+    with pytest.raises(OvernightError) as err:
+        reg.get("agent", "scriptd")
+    assert "Did you mean 'scripted'?" in err.value.message and "probe" in err.value.message
+    assert "Plugins that failed to load: tests.data.core.broken_plugin" in err.value.message
