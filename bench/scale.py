@@ -9,7 +9,9 @@ reasons, diffs and traces of realistic length), written with executemany in a fe
 before and after a change). Every command runs as a person types it, in a fresh process
 through the console script; the figure is the median wall time over the runs, with the
 median CPU time (user + system, steadier on a busy machine) and the peak memory of the
-process (its own, from wait4). `export`'s first row is the time until the first data row
+process (its own, from wait4). The commands may write Python's bytecode caches (an installed
+package has them; PYTHONDONTWRITEBYTECODE, if set here, would have every run compile overnight
+anew). `export`'s first row is the time until the first data row
 reaches the pipe. The TUI opens headless at 80x24 in a fresh interpreter; first paint is
 when the dashboard has drawn the run with its table and plot, and the idle poll is what the
 dashboard reads twice a second when nothing changed.
@@ -33,6 +35,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+# What the commands run with: this environment, less PYTHONDONTWRITEBYTECODE (see above).
+ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 STATUSES = ["discard"] * 70 + ["keep"] * 5 + ["crash"] * 8 + ["timeout"] * 3 + ["invalid"] * 7 + ["duplicate"] * 5 + ["guard_failed"] * 2
 RECIPE = ('[recipe]\nname = "bench"\n[surface]\nkind = "text"\npath = "t.txt"\n[metric]\nkind = "command"\n'
           'run = "wc -c {file}"\n[agent]\nkind = "scripted"\nfile = "p.jsonl"\n')
@@ -99,7 +103,7 @@ def overnight() -> list[str]:
 def once(command: list[str], cwd: Path) -> dict:
     """Runs `command` once, reading its output as it comes: wall, CPU, peak memory, first data row."""
     start = time.perf_counter()
-    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd=cwd)
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd=cwd, env=ENV)
     newlines, first_row, size = 0, None, 0
     while chunk := proc.stdout.read1(1 << 16):
         size += len(chunk)
@@ -168,12 +172,13 @@ print(json.dumps(figures))
 
 def tui(db: Path, n: int, cwd: Path, runs: int) -> dict:
     samples = []
-    for _ in range(runs):
+    for _ in range(runs + 1):  # the first writes the bytecode caches and warms the disk cache; not counted
         done = subprocess.run([sys.executable, "-c", PROBE, str(db), str(n + 1)], capture_output=True, text=True,
-                              timeout=600, cwd=cwd)
+                              timeout=600, cwd=cwd, env=ENV)
         if done.returncode != 0:
             raise SystemExit(done.stderr)
         samples.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    samples = samples[1:]
     return {"paint": statistics.median(s["first_paint_s"] for s in samples),
             "cpu": statistics.median(s["cpu_s"] for s in samples),
             "mb": max(s["peak_mb"] for s in samples),
@@ -194,6 +199,7 @@ def main() -> None:
     folder = args.stores or Path(tempfile.mkdtemp(prefix="overnight-scale-"))
     folder.mkdir(parents=True, exist_ok=True)
     cmd = overnight()
+    started = os.getloadavg()[0]
     try:
         help_ = median(cmd + ["--help"], folder, args.runs * 3)
         rows = [("overnight --help", fig(help_["wall"], help_["cpu"]), "", "<= 0.15 s")]
@@ -204,13 +210,14 @@ def main() -> None:
             figures = {"status": at("status"), "log": at("log"), "log --all": at("log", "--all"),
                        "export": at("export", "-o", "-"),
                        "recipes list": median(cmd + ["recipes", "list"], folder, args.runs),
-                       "tui": tui(db, n, folder, max(1, args.runs // 2))}
+                       "tui": tui(db, n, folder, max(3, args.runs // 2))}
             by_size[n] = figures
         rows += table(by_size)
     finally:
         if not args.stores:
             shutil.rmtree(folder, ignore_errors=True)
-    print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs; medians of {args.runs} runs "
+    print(f"load average {started:.1f} at the start, {os.getloadavg()[0]:.1f} at the end, on {os.cpu_count()} CPUs; "
+          f"medians of {args.runs} runs (the TUI: {max(3, args.runs // 2)}) "
           "(wall, and CPU in brackets); memory is the peak of the process")
     heads = ["what"] + [f"{n:,} stored" for n in sizes] + ["target"]
     widths = [max(len(str(r[i])) for r in [heads, *rows]) for i in range(len(heads))]

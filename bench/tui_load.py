@@ -23,7 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from scale import store_of  # noqa: E402  (beside this file)
+from scale import ENV, store_of  # noqa: E402  (beside this file)
 
 
 # Runs in the fresh interpreter: times the first paint, then the rest, and prints JSON.
@@ -110,7 +110,7 @@ def main() -> None:
         runs = []
         for _ in range(3):
             done = subprocess.run([sys.executable, "-c", PROBE, str(db), str(n + 1)], capture_output=True, text=True,
-                                  timeout=300, cwd=tmp)
+                                  timeout=300, cwd=tmp, env=ENV)
             if done.returncode != 0:
                 print(done.stderr)
                 raise SystemExit(1)

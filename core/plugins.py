@@ -24,11 +24,16 @@ KINDS = {"surface": Surface, "metric": Metric, "agent": Agent, "executor": Execu
 @dataclass
 class PluginInfo:
     name: str
-    version: str = ""
     provides: dict[str, list[str]] = field(default_factory=lambda: {k: [] for k in KINDS})
     error: str = ""
     refused: list[str] = field(default_factory=list)  # kinds it offered that another plugin, built-in first, has
     builtin: bool = False
+    dist: object = field(default=None, repr=False)  # its distribution, whose metadata is read only when shown
+
+    @property
+    def version(self) -> str:
+        """Read when shown (`overnight plugins`): a package's metadata costs milliseconds each."""
+        return _version(self.dist, self.builtin)
 
 
 class Registry:
@@ -40,17 +45,25 @@ class Registry:
         self.classes: dict[str, dict[str, type[Plugin]]] = {k: {} for k in KINDS}
         self.owner: dict[tuple[str, str], str] = {}
         self.plugins: dict[str, PluginInfo] = {}
+        self.hooked: set[str] = set()  # the plugins whose register hooks have run
+        self.pending: list[tuple] = []  # plugins not imported yet (`on_demand`), built-ins first
 
     def load(self, modules=(), entry_points: bool = True, builtins: bool = True) -> "Registry":
         """Registers plugins from the `overnight` entry-point group (the built-ins are
         there too, declared in pyproject.toml) and from extra module names."""
-        found = []
-        if entry_points:
-            found = [(ep.name, _version(ep), ep.load, _builtin(ep)) for ep in importlib.metadata.entry_points(group=GROUP)
-                     if builtins or not _builtin(ep)]
-        found += [(m, "", lambda m=m: importlib.import_module(m), False) for m in modules]
-        for name, version, load, builtin in found:
-            info = PluginInfo(name, version=version, builtin=builtin)
+        self._add(_found(modules, entry_points, builtins))
+        return self
+
+    def on_demand(self, modules=()) -> "Registry":
+        """Imports plugins when `get` asks for a kind none loaded has: built-ins one at a time (those
+        named like the kind first), then every other plugin. Reading a recipe imports only what
+        it names (`recipes list`, `show`, `validate`); built-ins still win every kind they have."""
+        self.pending = sorted(_found(modules, True, True), key=lambda plugin: not plugin[3])
+        return self
+
+    def _add(self, found: list[tuple]) -> None:
+        for name, dist, load, builtin in found:
+            info = PluginInfo(name, builtin=builtin, dist=dist)
             self.plugins[name] = info
             try:
                 self.pm.register(load(), name=name)
@@ -60,12 +73,25 @@ class Registry:
             # Built-ins first: a third-party plugin can add kinds, never take one overnight has.
             for impl in sorted(getattr(self.pm.hook, f"overnight_register_{kind}s").get_hookimpls(),
                                key=lambda impl: not self._is_builtin(impl.plugin_name)):
+                if impl.plugin_name in self.hooked:
+                    continue
                 try:
                     impl.function(register=self._register_as(kind, impl.plugin_name))
                 except Exception as exc:
                     info = self.plugins.setdefault(impl.plugin_name, PluginInfo(impl.plugin_name))
                     info.error = f"{type(exc).__name__}: {exc}"
-        return self
+        self.hooked.update(name for name, _ in self.pm.list_name_plugin())
+
+    def _load_pending(self, kind: str, name: str) -> None:
+        # The plugin named like the kind first, then those whose names start with it ("command-agent").
+        builtins = sorted((p for p in self.pending if p[3]), key=lambda p: (p[0] != name, not p[0].startswith(name)))
+        for plugin in builtins:
+            self.pending.remove(plugin)
+            self._add([plugin])
+            if name in self.classes[kind]:
+                return
+        rest, self.pending = self.pending, []
+        self._add(rest)
 
     def _is_builtin(self, plugin_name: str) -> bool:
         info = self.plugins.get(plugin_name)
@@ -107,6 +133,8 @@ class Registry:
         return register
 
     def get(self, kind: str, name: str) -> type[Plugin]:
+        if name not in self.classes[kind] and self.pending:
+            self._load_pending(kind, name)
         found = self.classes[kind]
         if name in found:
             return found[name]
@@ -122,24 +150,57 @@ class Registry:
         return [p for p in self.plugins.values() if p.error]
 
 
-def _version(ep) -> str:
+def _found(modules, entry_points: bool, builtins: bool) -> list[tuple]:
+    """(name, distribution, load, built-in) of each plugin to register."""
+    found = []
+    if entry_points:
+        found = [(ep.name, ep.dist, ep.load, _builtin(ep)) for ep in _entry_points() if builtins or not _builtin(ep)]
+    return found + [(m, None, lambda m=m: importlib.import_module(m), False) for m in modules]
+
+
+@cache
+def _entry_points() -> tuple:
+    """The `overnight` entry points, scanned once a process (the scan reads every installed package)."""
+    return tuple(importlib.metadata.entry_points(group=GROUP))
+
+
+def _version(dist, builtin: bool) -> str:
     try:
-        if ep.dist and ep.dist.name == "overnight":
-            return f"{ep.dist.version} (built-in)"
-        return ep.dist.version if ep.dist else ""
+        if dist is None:
+            return ""
+        return f"{dist.version} (built-in)" if builtin else dist.version
     except Exception:
         return ""
 
 
 def _builtin(ep) -> bool:
-    return bool(ep.dist and ep.dist.name == "overnight")
+    return ep.dist is not None and _dist_name(ep.dist) == "overnight"
+
+
+def _dist_name(dist) -> str:
+    # The name in the package's folder name (overnight-0.1.0.dist-info), else its parsed metadata.
+    return getattr(dist, "_normalized_name", None) or dist.name
 
 
 @cache
 def registry(builtins: bool = True) -> Registry:
     """Every plugin; `builtins=False` skips overnight's own (for `--help`, which only needs the
     commands third-party plugins add: the built-in commands are listed in cli/main.py)."""
+    return Registry().load(modules=_extra(), builtins=builtins)
+
+
+def kinds() -> Registry:
+    """The plugins a recipe names, imported as it names them (see `Registry.on_demand`): for reading
+    recipes, not for running them (a run's observers are every plugin's)."""
+    return _kinds(tuple(_extra()))
+
+
+@cache
+def _kinds(extra: tuple[str, ...]) -> Registry:
+    return Registry().on_demand(modules=extra)
+
+
+def _extra() -> list[str]:
     # OVERNIGHT_PLUGINS="pkg.mod,other.mod" adds plugin modules that have no entry point
     # (a plugin being written, or one a test defines).
-    extra = [m.strip() for m in os.environ.get("OVERNIGHT_PLUGINS", "").split(",") if m.strip()]
-    return Registry().load(modules=extra, builtins=builtins)
+    return [m.strip() for m in os.environ.get("OVERNIGHT_PLUGINS", "").split(",") if m.strip()]

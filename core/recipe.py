@@ -8,12 +8,10 @@ was expected; all problems are reported at once.
 from __future__ import annotations
 
 import re
+import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-import tomlkit
-from tomlkit.exceptions import ParseError, TOMLKitError
 
 from . import paths
 from .budget import SCHEMA as BUDGET_SCHEMA, Budget
@@ -165,14 +163,7 @@ def parse(text: str, file: Path, registry=None, sealed: bool | None = None) -> R
     `sealed` (installed or bundled; found from the folder when None) keeps even the surface's path inside it."""
     from .plugins import registry as default_registry
 
-    try:
-        doc = tomlkit.parse(text).unwrap()
-    except ParseError as exc:
-        reason = re.sub(r"\s+at line \d+ col \d+$", "", str(exc))
-        raise RecipeError(f"{file}:{exc.line}:{exc.col}: this is not valid TOML ({reason}).") from None
-    except TOMLKitError as exc:  # a key given twice in one table: tomlkit says which, not where
-        raise RecipeError(_twice(text, file, exc)) from None
-    read = Reader(doc, Where(file, text), registry or default_registry())
+    read = Reader(_document(text, file), Where(file, text), registry or default_registry())
     read.sections()
     about, surface, metrics, guards, agent = read.about(), read.surface(), read.metrics(), read.guards(), read.agent()
     budget, notify, executor = read.budget(metrics), read.notify(), read.executor()
@@ -188,10 +179,27 @@ def parse(text: str, file: Path, registry=None, sealed: bool | None = None) -> R
     return Recipe(file, text, about, surface, metrics, agent, budget, guards, notify, executor)
 
 
+def _document(text: str, file: Path) -> dict:
+    """recipe.toml as plain values; the standard parser reads it (tomlkit takes ten times as long),
+    and tomlkit says what is wrong with one that cannot be read, line and column."""
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError:
+        pass
+    import tomlkit
+    from tomlkit.exceptions import ParseError, TOMLKitError
+
+    try:
+        return tomlkit.parse(text).unwrap()
+    except ParseError as exc:
+        reason = re.sub(r"\s+at line \d+ col \d+$", "", str(exc))
+        raise RecipeError(f"{file}:{exc.line}:{exc.col}: this is not valid TOML ({reason}).") from None
+    except TOMLKitError as exc:  # a key given twice in one table: tomlkit says which, not where
+        raise RecipeError(_twice(text, file, exc)) from None
+
+
 def _twice(text: str, file: Path, exc: Exception) -> str:
     """One sentence with file:line for a key tomlkit found twice (the standard parser says the line)."""
-    import tomllib
-
     key = re.search(r'Key "(.+?)"', str(exc))
     line = None
     try:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from overnight.core import recipe as recipe_mod
 from overnight.core.errors import OvernightError, RecipeError
+from overnight.core.plugins import kinds
 
 from . import trust
 from .library import RECIPE_FILE, Entry, folder_digest, locate, recipe_files
@@ -26,7 +27,7 @@ def describe(path: Path, entry: Entry | None = None) -> dict:
         "needs_trust": None, "problems": [],
     }
     try:
-        recipe = recipe_mod.load(path)
+        recipe = recipe_mod.load(path, kinds())  # imports only the plugins it names
     except RecipeError as exc:
         row["problems"] = [printable(p) for p in exc.problems]
         return row
@@ -52,7 +53,7 @@ def problems(ref: str):
     """Every problem a recipe has: first what recipe.toml says, then what its plugins find on building."""
     path, _ = locate(ref)
     try:
-        recipe, found = recipe_mod.load(path), []
+        recipe, found = recipe_mod.load(path, kinds()), []
     except RecipeError as exc:  # the sections that could be read are still checked below
         recipe, found = getattr(exc, "recipe", None), [printable(p) for p in exc.problems]
         if recipe is None:

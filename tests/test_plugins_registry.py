@@ -188,3 +188,67 @@ def test_plugins_of_an_unknown_kind_says_what_there_is(cli):
     assert result.exit_code == 1
     assert "Error: No plugin provides the kind 'celll'. Did you mean 'cell'? Available: cell, command," in result.output
     assert "Traceback" not in result.output
+
+
+def test_versions_are_read_only_when_shown_and_the_entry_points_are_scanned_once(monkeypatch):
+    # Reading a package's metadata costs milliseconds each: `recipes list` and `run` never ask for it.
+    class Watched:
+        def __init__(self, dist):
+            self.dist, self.asked = dist, []
+
+        def __getattr__(self, name):
+            self.asked.append(name)
+            return getattr(self.dist, name)
+
+    scans, watched = [], []
+    real = importlib.metadata.entry_points
+
+    def scan(**params):
+        scans.append(params)
+        found = real(**params)
+        for ep in found:
+            watched.append(Watched(ep.dist))
+            vars(ep).update(dist=watched[-1])
+        return found
+
+    monkeypatch.setattr(importlib.metadata, "entry_points", scan)
+    plugins._entry_points.cache_clear()
+    try:
+        reg = Registry().load()
+        Registry().load(builtins=False)
+        assert len(scans) == 1  # the second registry reuses the scan
+        asked = {name for w in watched for name in w.asked}
+        assert not asked & {"metadata", "version", "name"}, asked
+        assert reg.plugins["text"].builtin and reg.get("surface", "text").name == "text"
+        assert reg.plugins["text"].version == "0.1.0 (built-in)"  # read now, when asked
+    finally:
+        plugins._entry_points.cache_clear()
+
+
+def test_a_registry_on_demand_imports_only_the_plugins_asked_for():
+    # `recipes list`, `show` and `validate` read recipes: they import the plugins a recipe names.
+    probe = ("import sys\nfrom overnight.core.plugins import kinds\n"
+             "print(kinds().get('surface', 'text').name, kinds().get('metric', 'command').name)\n"
+             "print(sorted(m for m in sys.modules if m.startswith('overnight.plugins.')))")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60,
+                          env={k: v for k, v in os.environ.items() if k != "OVERNIGHT_PLUGINS"})
+    assert done.returncode == 0, done.stderr
+    names, imported = done.stdout.splitlines()
+    assert names == "text command"
+    assert "overnight.plugins.text" in imported and "overnight.plugins.command" in imported
+    assert "overnight.plugins.spreadsheet" not in imported and "overnight.plugins.ray_executor" not in imported
+
+
+def test_a_registry_on_demand_keeps_every_rule_of_a_full_one():
+    # A built-in kind stays the built-in's, whatever else is installed.
+    reg = Registry().on_demand(modules=["tests.data.core.clashing_plugin"])
+    assert reg.get("metric", "command").__name__ == "CommandMetric"
+    # A kind only a third-party plugin has is found once every built-in has had its turn.
+    reg = Registry().on_demand(modules=["tests.data.core.probe", "tests.data.core.broken_plugin"])
+    assert reg.get("agent", "probe").name == "probe"
+    assert reg.plugins["text"].builtin and reg.get("surface", "text").name == "text"
+    # An unknown kind is told as by a full registry: every kind there is, and what failed to load.
+    with pytest.raises(OvernightError) as err:
+        reg.get("agent", "scriptd")
+    assert "Did you mean 'scripted'?" in err.value.message and "probe" in err.value.message
+    assert "Plugins that failed to load: tests.data.core.broken_plugin" in err.value.message

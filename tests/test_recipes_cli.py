@@ -289,3 +289,20 @@ def test_init_never_writes_over_a_recipe_and_names_an_unknown_kind(cli, workspac
     assert unknown.exit_code != 0
     assert "Unknown surface kind 'txt'. Did you mean 'text'?" in unknown.output
     assert not Path(workspace / "other" / "recipe.toml").exists()
+
+
+def test_list_in_a_fresh_process_reads_recipes_with_the_standard_toml_parser(workspace, overnight_home):
+    # tomlkit (ten times slower to read) is for writing recipes and for saying where one is broken.
+    import os
+    import subprocess
+    import sys
+
+    probe = ("import sys\nsys.argv = ['overnight', 'recipes', 'list']\nfrom overnight.cli.main import main\n"
+             "try:\n    main()\nexcept SystemExit:\n    pass\n"
+             "print('@@', sorted(m for m in ('tomlkit', 'sqlite_utils', 'litellm', 'formulas', 'optuna') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, cwd=workspace,
+                          env={**os.environ, "OVERNIGHT_HOME": str(overnight_home)})
+    assert done.returncode == 0, done.stderr
+    listed, imported = done.stdout.split("@@")
+    assert "subject-lines " in listed and "api.openai.com (OPENAI_API_KEY)" in listed
+    assert imported.strip() == "[]"
