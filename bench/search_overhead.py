@@ -11,12 +11,16 @@
    that alternate which goes first: in this process (the loop and its store against
    `study.optimize`), and as whole commands (`overnight run` against `python` running the
    plain study), start-up included. Printed: wall and CPU time of each pair, the median and
-   the best (smallest) ratio; on a busy machine the CPU figures are the steadier ones.
+   the best (smallest) ratio; on a busy machine the CPU figures are the steadier ones. In this
+   process each run starts from a collected heap (outside the timing): a full collection of
+   what earlier runs left takes 150-250 ms here, and would land on one side of a pair at random.
    Target: <= 1.05x.
 
-   After the pairs, one overnight run's CPU is split: the formula model, the sampler, the
-   search agent's own books, and the rest (a profile by thread-time counters: the agent and
-   the metric run in worker threads, which a sampling profiler of the main thread misses).
+   After the pairs, one overnight run's CPU is split, and the plain study's the same way: the
+   formula model, the sampler, the spreadsheet surface, the search agent's own books, and the
+   rest (a profile by thread-time counters: the agent and the metric run in worker threads,
+   which a sampling profiler of the main thread misses). The two "rest" figures differ by
+   what the loop, the store and the recipe cost beyond a hand-written study.
 
     python bench/search_overhead.py [--pairs 5] [--only small|pricing|command]
 """
@@ -24,6 +28,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import shutil
 import statistics
 import sys
@@ -166,6 +171,7 @@ def with_overnight(experiments: int) -> tuple[float, float]:
 
     with tempfile.TemporaryDirectory() as tmp:
         folder = pricing_folder(Path(tmp), experiments)
+        gc.collect()
         begin, cpu = time.perf_counter(), time.process_time()
         store = Store(Path(tmp) / "overnight.db")
         summary = run(build(load(folder), store))
@@ -186,6 +192,7 @@ def with_optuna(experiments: int) -> tuple[float, float]:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     with tempfile.TemporaryDirectory() as tmp:
         folder = pricing_folder(Path(tmp), experiments)
+        gc.collect()
         begin, cpu = time.perf_counter(), time.process_time()
         r = load(folder)
         surface = r.surface.build(r.dir)
@@ -246,44 +253,64 @@ def pairs(label: str, run_ours, run_theirs, count: int) -> None:
           f"best {min(walls):.2f}x wall, {min(cpus):.2f}x CPU over {count} pairs (target <= 1.05x)")
 
 
-def split(experiments: int) -> dict[str, float]:
-    """Where the CPU of one overnight run goes: the formula model, the sampler, the agent's own
-    books, and the rest (recipe loading, the loop, the store, the surface's checks and diffs)."""
-    import collections
+def split(experiments: int, run=None) -> dict[str, float]:
+    """Where the CPU of one run goes: the formula model (compiling and evaluating), the sampler,
+    the spreadsheet surface (checks, diffs, rules, views), the search agent's own books, and the
+    rest (recipe loading, the loop, the store; for plain Optuna, study.optimize's own books).
 
-    import optuna
+    Each is counted by thread-time counters around the outermost call of its kind in each thread
+    (the agent and the metric run in worker threads, which a sampling profiler of the main
+    thread misses); the surface's work for the agent counts as the surface's."""
+    import collections
+    import threading
+
+    from optuna.samplers import TPESampler
 
     from overnight.plugins import cell, search, spreadsheet
 
     spent: collections.Counter = collections.Counter()
+    active = threading.local()
     patched = []
 
     def wrap(owner, name, label):
         original = getattr(owner, name)
 
         def timed(*args, **kwargs):
+            stack = active.__dict__.setdefault("stack", [])
+            if label in stack:  # already counted by the outer call
+                return original(*args, **kwargs)
+            stack.append(label)
             begin = time.thread_time()
             try:
                 return original(*args, **kwargs)
             finally:
-                spent[label] += time.thread_time() - begin
+                seconds = time.thread_time() - begin
+                stack.pop()
+                spent[label] += seconds
+                for outer in set(stack):
+                    spent[outer, label] += seconds
 
         patched.append((owner, name, original))
         setattr(owner, name, timed)
 
-    for owner, name, label in ((cell.Model, "calculate", "model"), (cell.Model, "__init__", "model"),
-                               (optuna.study.Study, "ask", "sampler"), (optuna.study.Study, "tell", "sampler"),
-                               (search.SearchAgent, "propose", "agent"), (search.SearchAgent, "observe", "agent"),
-                               (spreadsheet.SpreadsheetSurface, "view_from", "view")):
-        wrap(owner, name, label)
+    kinds = {"model": (cell.Model, ("__init__", "add", "calculate")),
+             "sampler": (TPESampler, ("infer_relative_search_space", "sample_relative", "sample_independent",
+                                      "before_trial", "after_trial")),
+             "surface": (spreadsheet.SpreadsheetSurface, ("read", "rules", "problems", "diff", "parameters",
+                                                          "view_from", "values_of", "cells", "source")),
+             "agent": (search.SearchAgent, ("propose", "observe"))}
+    for label, (owner, names) in kinds.items():
+        for name in names:
+            wrap(owner, name, label)
     try:
-        _, cpu = with_overnight(experiments)
+        _, cpu = (run or with_overnight)(experiments)
     finally:
-        for owner, name, original in patched:
+        for owner, name, original in reversed(patched):
             setattr(owner, name, original)
-    own = spent["agent"] - spent["sampler"] - spent["view"]
-    return {"cpu": cpu, "model": spent["model"], "sampler": spent["sampler"], "agent": own,
-            "rest": cpu - spent["model"] - spent["agent"]}
+    own = spent["agent"] - spent["agent", "sampler"] - spent["agent", "surface"]
+    surface = spent["surface"] - spent["model", "surface"]
+    return {"cpu": cpu, "model": spent["model"], "sampler": spent["sampler"], "surface": surface, "agent": own,
+            "rest": cpu - spent["model"] - spent["sampler"] - surface - own}
 
 
 def _suggest(trial, name, d):
@@ -316,10 +343,12 @@ def main(argv: list[str]) -> None:
     if "pricing" in only:
         with_overnight(5), with_optuna(5)  # imports and first compiles are paid by neither pair
         pairs("pricing, 100 trials, in this process", lambda: with_overnight(100), lambda: with_optuna(100), args.pairs)
-        f = split(100)
-        print(f"pricing, one overnight run, CPU {f['cpu']:.2f} s: formula model {f['model']:.2f} s, sampler "
-              f"{f['sampler']:.2f} s, the search agent's own books {f['agent'] * 1000:.0f} ms "
-              f"({f['agent'] * 10:.2f} ms/exp), the rest (recipe, loop, store, surface checks and diffs) {f['rest']:.2f} s")
+        for label, run in (("one overnight run", with_overnight), ("the plain study", with_optuna)):
+            f = split(100, run)
+            print(f"pricing, {label}, CPU {f['cpu']:.2f} s: formula model {f['model']:.2f} s, sampler "
+                  f"{f['sampler']:.2f} s, the spreadsheet surface {f['surface'] * 1000:.0f} ms ({f['surface'] * 10:.2f} ms/exp), "
+                  f"the search agent's own books {f['agent'] * 1000:.0f} ms ({f['agent'] * 10:.2f} ms/exp), the rest "
+                  f"({'recipe, loop, store' if run is with_overnight else 'recipe, study.optimize'}) {f['rest']:.2f} s")
     if "command" in only:
         pairs("pricing, 100 trials, whole commands", lambda: command(100, True), lambda: command(100, False), args.pairs)
     print(f"load average: {__import__('os').getloadavg()[0]:.1f} on {__import__('os').cpu_count()} CPUs")

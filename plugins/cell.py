@@ -106,7 +106,7 @@ class CellMetric(Metric):
         there is none, read back from the materialized workbook."""
         wanted = {r.key: r for r in self.inputs}
         if view:
-            lines, problems = wb.parse(view)
+            lines, problems = wb.parse_kept(view)
             found = {wanted[line.ref.key]: line.value for line in lines if line.ref.key in wanted}
             if not problems and len(found) == len(wanted):
                 return found

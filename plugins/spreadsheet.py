@@ -61,6 +61,19 @@ class Cell:
     note: str  # the cell's comment in the workbook, for the rules
 
 
+@dataclass
+class _Known:
+    """The declared cells as last read from the workbook, with what each experiment asks of
+    them worked out once: their names, their parameters, the rules."""
+
+    cells: list[Cell]
+    stamp: tuple | None  # the file's (mtime, size) when they were read
+    by_key: dict[tuple, Cell]
+    names: dict[tuple, str]  # (case-folded sheet, cell) -> the address as the workbook spells it
+    parameters: list[Parameter]
+    rules: str | None = None  # made on first use
+
+
 class SpreadsheetSurface(ParametricSurface):
     name = "spreadsheet"
     unit = "cells"  # what `explain` says a change rewrote
@@ -76,30 +89,36 @@ class SpreadsheetSurface(ParametricSurface):
         self.declared = self._declare(self.config["cells"])
         self.lock = threading.Lock()
         self.build_lock = threading.Lock()  # held while the engine loads the whole workbook, once
-        self._cells: tuple[tuple, list[Cell]] | None = None  # (file stamp, cells)
+        self._known: _Known | None = None  # the cells, re-read when the file changes
+        self._source: Path | None = None
         self._patcher: wb.Patcher | None = None
         self._recalculation: Any = None  # engine.Recalculation, or False when the engine cannot load the workbook
 
     # -- the contract --------------------------------------------------------------------
 
     def source(self) -> Path:
-        return self.path(self.config["path"])
+        if self._source is None:  # resolved once: the loop asks for it several times an experiment
+            self._source = self.path(self.config["path"])
+        return self._source
 
     def read(self) -> str:
         return wb.render([(c.ref, c.value, c.label) for c in self.cells()])
 
     def rules(self) -> str:
-        lines = ["Change only the values after '=', one line per cell; keep every line and its address.",
-                 "Numbers are written plainly (19.5), text in double quotes. The cells and what they accept:"]
-        for c in self.cells():
-            note = f" Note in the workbook: {' '.join(c.note.split())}" if c.note else ""
-            lines.append(f"- {c.ref} ({c.label or 'no label'}): {parameters.describe(c.parameter)}.{note}")
-        return "\n".join(lines)
+        known = self._current()
+        if known.rules is None:
+            lines = ["Change only the values after '=', one line per cell; keep every line and its address.",
+                     "Numbers are written plainly (19.5), text in double quotes. The cells and what they accept:"]
+            for c in known.cells:
+                note = f" Note in the workbook: {' '.join(c.note.split())}" if c.note else ""
+                lines.append(f"- {c.ref} ({c.label or 'no label'}): {parameters.describe(c.parameter)}.{note}")
+            known.rules = "\n".join(lines)
+        return known.rules
 
     def problems(self, view: str, base: str) -> list[str]:
-        lines, problems = wb.parse(view)
+        lines, problems = wb.parse_kept(view)
         unreadable = bool(problems)  # a line that cannot be read would also count as missing
-        cells = {c.ref.key: c for c in self.cells()}
+        cells = self._current().by_key
         seen: dict[tuple, int] = {}
         for line in lines:
             cell = cells.get(line.ref.key)
@@ -158,7 +177,7 @@ class SpreadsheetSurface(ParametricSurface):
         """One line per changed cell: label, address, old -> new."""
         try:
             before, after = self.values_of(old), self.values_of(new)
-            labels = {str(c.ref): c.label for c in self.cells()}
+            labels = {str(c.ref): c.label for c in self._current().cells}
         except OvernightError:
             return super().diff(old, new)
         rows = [(labels.get(ref, ""), ref, wb.format_value(before.get(ref)) if ref in before else "-", wb.format_value(value))
@@ -173,7 +192,7 @@ class SpreadsheetSurface(ParametricSurface):
         return "\n".join(out) + "\n"
 
     def parameters(self) -> list[Parameter]:
-        return [c.parameter for c in self.cells()]
+        return list(self._current().parameters)
 
     def view_from(self, values: dict[str, Any], base: str) -> str:
         """The view holding these values (snapped to each cell's step), other cells as in `base`."""
@@ -191,10 +210,10 @@ class SpreadsheetSurface(ParametricSurface):
         return wb.render(rows)
 
     def values_of(self, view: str) -> dict[str, Any]:
-        lines, problems = wb.parse(view)
+        lines, problems = wb.parse_kept(view)
         if problems:
             raise OvernightError(f"This is not a view of {self.source().name}: {problems[0]}.")
-        names = {c.ref.key: str(c.ref) for c in self.cells()}
+        names = self._current().names
         return {names.get(line.ref.key, str(line.ref)): line.value for line in lines}
 
     # degenerate(): left as the default. Any assignment inside the declared bounds is a
@@ -204,15 +223,18 @@ class SpreadsheetSurface(ParametricSurface):
 
     def cells(self) -> list[Cell]:
         """The declared cells as they are in the workbook now (re-read when the file changes)."""
+        return self._current().cells
+
+    def _current(self) -> _Known:
         path = self.source()
         try:
             st = path.stat()
             stamp = (st.st_mtime_ns, st.st_size)
         except OSError:
             stamp = None
-        with self.lock:
-            if self._cells and self._cells[0] == stamp and stamp is not None:
-                return self._cells[1]
+        known = self._known
+        if known is not None and known.stamp == stamp and stamp is not None:
+            return known
         book = self._open(wb.load)
         cells, problems = [], []
         for i, declared in enumerate(self.declared, 1):
@@ -222,9 +244,11 @@ class SpreadsheetSurface(ParametricSurface):
                 problems.append(f"{self._where(i, declared.written)}: {exc}.")
         if problems:
             raise RecipeError(problems)
+        known = _Known(cells, stamp, {c.ref.key: c for c in cells}, {c.ref.key: str(c.ref) for c in cells},
+                       [c.parameter for c in cells])
         with self.lock:
-            self._cells = (stamp, cells)
-        return cells
+            self._known = known
+        return known
 
     def _open(self, reader):
         path = self.source()
@@ -262,10 +286,10 @@ class SpreadsheetSurface(ParametricSurface):
         return Cell(accepts, ref, value, label, note)
 
     def _values(self, view: str) -> dict[Ref, Any]:
-        lines, problems = wb.parse(view)
+        lines, problems = wb.parse_kept(view)
         if problems:
             raise OvernightError(f"This is not a view of {self.source().name}: {problems[0]}.")
-        cells = {c.ref.key: c.ref for c in self.cells()}
+        cells = {key: c.ref for key, c in self._current().by_key.items()}
         return {cells.get(line.ref.key, line.ref): line.value for line in lines}
 
     def _write(self, patcher: wb.Patcher, values: dict[Ref, Any], compress: bool = True) -> bytes:

@@ -19,6 +19,7 @@ sees numbers, and the spreadsheet program still recalculates on opening.
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import math
@@ -198,6 +199,19 @@ def parse(view: str) -> tuple[list[Line], list[str]]:
             continue
         lines.append(Line(ref, value, number))
     return lines, problems
+
+
+def parse_kept(view: str) -> tuple[list[Line], list[str]]:
+    """`parse`, remembered for the latest views: a run reads each candidate several times (its
+    problems, its diff, its metric and guards). Fresh lists each call, so callers may add to them."""
+    lines, problems = _parse_kept(view)
+    return list(lines), list(problems)
+
+
+@functools.lru_cache(maxsize=64)
+def _parse_kept(view: str) -> tuple[tuple[Line, ...], tuple[str, ...]]:
+    lines, problems = parse(view)
+    return tuple(lines), tuple(problems)
 
 
 def _short(text: str, n: int = 60) -> str:

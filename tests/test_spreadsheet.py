@@ -123,6 +123,30 @@ def test_the_diff_shows_label_address_and_old_to_new_for_each_changed_cell(surfa
     assert surface.diff(VIEW, VIEW) == ""
 
 
+def test_asked_again_about_a_view_the_surface_answers_the_same_and_a_changed_workbook_is_read_again(surface, tmp_path):
+    # The loop asks about each candidate several times (its problems, its diff, its rules and
+    # parameters every experiment); what one caller does with an answer never changes the next.
+    bad = VIEW.replace("Inputs!B4 = 3", "Inputs!B4 = 2.5") + "Model!B1 = 5\n"
+    first = surface.problems(bad, VIEW)
+    first.append("scribbled on by a caller")
+    assert surface.problems(bad, VIEW) == first[:-1] and len(first) == 3
+    params = surface.parameters()
+    params.clear()
+    assert [p.name for p in surface.parameters()] == ["Inputs!B2", "Inputs!B3", "Inputs!B4", "Inputs!C2", "'📋 Overview'!C4"]
+    rules = surface.rules()
+    assert surface.rules() == rules and "- Inputs!B2 (Price per unit): a number from 5 to 60 in steps of 0.5." in rules
+    new = surface.view_from({"Inputs!B2": 25}, VIEW)
+    assert surface.diff(VIEW, new) == surface.diff(VIEW, new) == "Price per unit  Inputs!B2  19.5 -> 25\n"
+    # The person edits the workbook (a new label, a new starting value): the next read sees it.
+    sheets = {name: dict(cells) for name, cells in SHEETS.items()}
+    sheets["Inputs"].update({"A2": "Unit price", "B2": 21})
+    book(tmp_path / "book.xlsx", sheets)
+    os.utime(tmp_path / "book.xlsx", ns=(1_000_000_000, 1_000_000_000))  # a stamp the first read never saw
+    assert surface.read().splitlines()[0] == "Inputs!B2 = 21    # Unit price"
+    assert "- Inputs!B2 (Unit price): a number from 5 to 60" in surface.rules()
+    assert surface.diff(VIEW, new) == "Unit price  Inputs!B2  19.5 -> 25\n"
+
+
 # -- copies and apply ----------------------------------------------------------------------
 
 
