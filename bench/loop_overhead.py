@@ -34,6 +34,7 @@ class InstantMetric(Metric):
     summary = "The length of the file (in-process, instant)."
     options = {}
     reads = "file"
+    instant = True
 
     def measure(self, artifact, folder, request):
         return Measurement(float(len(Path(artifact).read_text())))
