@@ -23,9 +23,9 @@ from .errors import OvernightError
 from .files import pid_alive
 from .llm import BudgetExceeded
 from .objective import Objective
+from .workfolder import Template
 
 
-IGNORE = shutil.ignore_patterns(".overnight", ".git", "__pycache__", "*.pyc", ".venv", "node_modules")
 
 
 class LocalExecutor(Executor):
@@ -40,6 +40,8 @@ class LocalExecutor(Executor):
         self.writes = "folder" if "folder" in reads else "file" if "file" in reads else "nothing"
         # Every metric and guard answers at once, in-process: measured without a thread hop (core/measure.py).
         self.inline = all(m.instant for m in objective.all_metrics())
+        self.template: Template | None = None
+        self._listing = threading.Lock()
 
     def measure(self, view: str, request: MeasureRequest, guards: bool = True) -> Outcome:
         if self.root:
@@ -52,7 +54,7 @@ class LocalExecutor(Executor):
             # just as they sit beside the user's file; the user's folder itself is never touched.
             request.view = view
             if self.writes == "folder":
-                shutil.copytree(self.surface.recipe_dir, folder, ignore=IGNORE, symlinks=True)
+                self._template().copy(folder)
             elif self.writes == "file":
                 folder.mkdir(mode=0o700)
             if self.writes == "nothing":
@@ -78,6 +80,14 @@ class LocalExecutor(Executor):
         finally:
             if not self.keep and self.writes != "nothing":
                 sweeper.remove(folder)
+
+
+    def _template(self) -> Template:
+        """The recipe folder as listed at the first measurement (core/workfolder.py)."""
+        with self._listing:
+            if self.template is None:
+                self.template = Template(self.surface.recipe_dir)
+            return self.template
 
 
 def finite(m: Measurement) -> Measurement:

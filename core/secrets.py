@@ -28,10 +28,25 @@ def is_secret_name(name: str) -> bool:
 
 def metric_env(passthrough=()) -> dict[str, str]:
     """The environment a command or python metric runs with: the user's, minus names and values
-    that look like secrets, except those the recipe lists in `env_passthrough` (trust shows them)."""
-    keep = set(passthrough or ())
-    return {k: v for k, v in os.environ.items()
-            if k in keep or not (METRIC_HIDDEN.search(k) or URL_PASSWORD.search(v))}
+    that look like secrets, except those the recipe lists in `env_passthrough` (trust shows them).
+    A fresh dict each time, worked out again only when the environment or `passthrough` changed."""
+    global _metric_env
+    seen = (_environment(), tuple(passthrough or ()))
+    if seen != _metric_env[0]:
+        keep = set(seen[1])
+        _metric_env = (seen, {k: v for k, v in os.environ.items()
+                              if k in keep or not (METRIC_HIDDEN.search(k) or URL_PASSWORD.search(v))})
+    return dict(_metric_env[1])
+
+
+_metric_env: tuple = ((), {})  # ((the environment seen, passthrough), what a metric gets)
+
+
+def _environment() -> tuple:
+    """The environment as it is now, cheap to compare: CPython's os.environ keeps its raw table,
+    compared without decoding every name."""
+    raw = getattr(os.environ, "_data", None)
+    return tuple(raw.items()) if isinstance(raw, dict) else tuple(os.environ.items())
 
 
 _found: tuple = ((), [])  # (the environment seen, its secret values): asked for on every measurement
@@ -40,10 +55,7 @@ _found: tuple = ((), [])  # (the environment seen, its secret values): asked for
 def secret_values() -> list[str]:
     """Values of environment variables named like keys, tokens or secrets, longest first."""
     global _found
-    # The environment's raw table (CPython's os.environ keeps one), compared without decoding
-    # every name; matching every name against the secret patterns is what costs.
-    raw = getattr(os.environ, "_data", None)
-    seen = tuple(raw.items()) if isinstance(raw, dict) else tuple(os.environ.items())
+    seen = _environment()  # matching every name against the secret patterns is what costs
     if seen != _found[0]:
         values = (v for k, v in os.environ.items() if is_secret_name(k) and len(v) >= 6)
         _found = (seen, sorted(values, key=len, reverse=True))
