@@ -109,8 +109,15 @@ def _masked_urls(key: Any, value: Any) -> list[str] | None:
     return None
 
 
+# A key of a recipe's text that may name a secret or notification URLs (a superset of what
+# SECRET_KEY and SECRET_URLS match): a text with none has nothing to mask, and needs no parser.
+MAYBE_SECRET_KEY = re.compile(r"(api_?key|token|secret|password|_key|urls?)[\"']?\s*=", re.IGNORECASE)
+
+
 def redact_toml(text: str) -> str:
     """A recipe's text with the values of secret-looking keys masked; comments and layout kept."""
+    if not MAYBE_SECRET_KEY.search(text):
+        return scrub(text)
     import tomlkit
     from tomlkit.exceptions import TOMLKitError
 
