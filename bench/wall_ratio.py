@@ -1,7 +1,7 @@
 """Wall time of a whole `overnight run` against the time its metric takes: a command metric of
 about 50 ms, the scripted agent, 100 experiments, parallel 1, start-up included.
 
-Run: python bench/wall_ratio.py [EXPERIMENTS] [RUNS]. Prints figures; asserts nothing.
+Run: python bench/wall_ratio.py [EXPERIMENTS] [RUNS] [--overnight=PATH]. Prints figures; asserts nothing.
 Target: wall / metric time at most 1.05.
 
 `overnight run RECIPE --yes` is started as a person starts it, in a fresh process, and timed
@@ -52,8 +52,10 @@ per_experiment_seconds = 10
 
 
 def overnight() -> str:
+    """`--overnight=PATH` times another installation (another branch's, say); else this venv's."""
+    chosen = [a.split("=", 1)[1] for a in sys.argv[1:] if a.startswith("--overnight=")]
     beside = Path(sys.executable).parent / "overnight"  # the venv's script, not a shim in front of it
-    return str(beside) if beside.exists() else "overnight"
+    return chosen[0] if chosen else str(beside) if beside.exists() else "overnight"
 
 
 def make(root: Path, n: int, name: str) -> Path:
@@ -119,7 +121,7 @@ def main() -> None:
     args = [a for a in sys.argv[1:] if not a.startswith("--")]
     n = int(args[0]) if args else 100
     runs = int(args[1]) if len(args) > 1 else 3
-    print(f"load average before: {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
+    print(f"{overnight()}; load average before: {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         # A workspace as a person's is after a first run: its store exists and Python's bytecode is written.
