@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from typing import Any
@@ -78,11 +79,12 @@ UNSCRUBBED = frozenset({"view", "edits", "meta", "messages", "model", "role", "s
 def scrubbed(obj: Any, secrets: list[str] | None = None) -> Any:
     """A copy of an Outcome, a Measurement or a Proposal with every string it gives back masked
     (reason, trace, rationale, example outputs and feedback, model replies), made where it is
-    made, so no sink (stderr, the agent's prompt, the store, the TUI) sees the secret."""
-    from dataclasses import fields, is_dataclass, replace
+    made, so no sink (stderr, the agent's prompt, the store, the TUI) sees the secret. `obj`
+    itself when it holds none: looking costs less than copying, and most hold none."""
+    from dataclasses import is_dataclass, replace
 
     secrets = secret_values() if secrets is None else secrets
-    if not secrets:
+    if not secrets or not _holds(obj, secrets):
         return obj
 
     def walk(value: Any) -> Any:
@@ -91,11 +93,29 @@ def scrubbed(obj: Any, secrets: list[str] | None = None) -> Any:
         if isinstance(value, list):
             return [walk(v) for v in value]
         if is_dataclass(value) and not isinstance(value, type):
-            return replace(value, **{f.name: walk(getattr(value, f.name)) for f in fields(value)
-                                     if f.init and f.name not in UNSCRUBBED})
+            return replace(value, **{name: walk(getattr(value, name)) for name in _text_fields(type(value))})
         return value
 
     return walk(obj)
+
+
+def _holds(value: Any, secrets: list[str]) -> bool:
+    """True when a string `scrubbed` would mask holds one of `secrets`."""
+    if isinstance(value, str):
+        return any(s in value for s in secrets)
+    if isinstance(value, list):
+        return any(_holds(v, secrets) for v in value)
+    if hasattr(type(value), "__dataclass_fields__") and not isinstance(value, type):
+        return any(_holds(getattr(value, name), secrets) for name in _text_fields(type(value)))
+    return False
+
+
+@functools.cache
+def _text_fields(cls: type) -> tuple[str, ...]:
+    """The fields of a dataclass that `scrubbed` masks: those passed to it when made, but not UNSCRUBBED."""
+    from dataclasses import fields
+
+    return tuple(f.name for f in fields(cls) if f.init and f.name not in UNSCRUBBED)
 
 
 def mask_url(url: str) -> str:
