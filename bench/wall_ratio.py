@@ -117,6 +117,21 @@ def once(root: Path, n: int, name: str) -> dict:
                 startup=spans[0][0] - began, gap=statistics.median(gaps), gaps=sum(gaps), after=finished - spans[-1][1])
 
 
+def plain_loop(root: Path, times: int) -> tuple[float, float]:
+    """The same command run `times` times by a bare Python loop (subprocess.run, a shell each time):
+    its wall time, and the median gap between two by the metric's own clock (what spawning costs)."""
+    log = root / "plain.log"
+    command = RECIPE.split("run = '")[1].split("'\n")[0].replace("{{file}}", str(root / "plain.txt"))
+    (root / "plain.txt").write_text("x" * 40 + "\n")
+    env = {**os.environ, "METRIC_LOG": str(log)}
+    start = time.perf_counter()
+    for _ in range(times):
+        subprocess.run(command, shell=True, env=env, stdout=subprocess.DEVNULL, check=True)
+    wall = time.perf_counter() - start
+    spans = own_clock(log)
+    return wall, statistics.median(spans[i + 1][0] - spans[i][1] for i in range(len(spans) - 1))
+
+
 def main() -> None:
     args = [a for a in sys.argv[1:] if not a.startswith("--")]
     n = int(args[0]) if args else 100
@@ -145,6 +160,9 @@ def main() -> None:
     gap = statistics.median(r["gap"] for r in results)
     print(f"median over {runs} runs: wall / metric time {ratio:.3f} (by the metric's own clock: {own:.3f}); "
           f"wall {wall:.2f} s, {startup * 1000:.0f} ms to the first measurement, {gap * 1000:.1f} ms between two")
+    plain, plain_gap = plain_loop(Path(tempfile.mkdtemp()), results[0]["measurements"])
+    print(f"the same command run {results[0]['measurements']} times by a bare Python loop: {plain:.2f} s "
+          f"({plain_gap * 1000:.1f} ms between two by its clock); overnight's wall / that: {wall / plain:.3f}")
     print("target: at most 1.05")
     print(f"load average after: {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
 
