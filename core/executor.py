@@ -11,6 +11,7 @@ import atexit
 import math
 import os
 import shutil
+import stat
 import tempfile
 import threading
 import time
@@ -42,12 +43,11 @@ class LocalExecutor(Executor):
         self.inline = all(m.instant for m in objective.all_metrics())
         self.template: Template | None = None
         self._listing = threading.Lock()
+        self.spare: list[Path] = []  # work folders kept for the next measurement (see `_release`)
 
     def measure(self, view: str, request: MeasureRequest, guards: bool = True) -> Outcome:
-        if self.root:
-            self.root.mkdir(parents=True, exist_ok=True)
-        # A name no other measurement has, in a folder only this user can read; the copy creates it.
-        folder = (self.root or private_root()) / f"exp-{uuid.uuid4().hex[:12]}"
+        folder, reused = self._folder()
+        artifact = None
         start = time.monotonic()
         try:
             # A copy of the recipe folder, so a metric's scripts and data sit beside the candidate
@@ -55,7 +55,7 @@ class LocalExecutor(Executor):
             request.view = view
             if self.writes == "folder":
                 self._template().copy(folder)
-            elif self.writes == "file":
+            elif self.writes == "file" and not reused:
                 folder.mkdir(mode=0o700)
             if self.writes == "nothing":
                 artifact = folder / self.surface.source().name  # named, never written
@@ -78,9 +78,30 @@ class LocalExecutor(Executor):
             reason = f"the metric failed: {type(exc).__name__}: {exc}"
             return Outcome(Measurement.crash(reason, traceback.format_exc(), seconds=time.monotonic() - start))
         finally:
-            if not self.keep and self.writes != "nothing":
-                sweeper.remove(folder)
+            self._release(folder, artifact)
 
+    def _folder(self) -> tuple[Path, bool]:
+        """A work folder's path and whether it exists already: a name no other measurement has, in a
+        folder only this user can read (made by the copy), or one `_release` kept for the next."""
+        try:
+            return self.spare.pop(), True
+        except IndexError:
+            pass
+        if self.root:
+            self.root.mkdir(parents=True, exist_ok=True)
+        return (self.root or private_root()) / f"exp-{uuid.uuid4().hex[:12]}", False
+
+    def _release(self, folder: Path, artifact: Path | None) -> None:
+        """Removes a finished work folder, in the background. An instant metric that reads the file
+        alone and left the folder holding only the candidate, a file of its own, gets it again:
+        rewriting one file costs less than making and removing a folder each time."""
+        if self.keep or self.writes == "nothing":
+            return
+        if self.inline and self.writes == "file" and artifact is not None and artifact.parent == folder \
+                and _holds_only(folder, artifact.name):
+            self.spare.append(folder)
+        else:
+            sweeper.remove(folder)
 
     def _template(self) -> Template:
         """The recipe folder as listed at the first measurement (core/workfolder.py)."""
@@ -102,6 +123,18 @@ def finite(m: Measurement) -> Measurement:
                                       seconds=m.seconds)
             return crash
     return m
+
+
+def _holds_only(folder: Path, name: str) -> bool:
+    """True when `folder` holds `name` alone, a regular file with one link (rewritten next time, it
+    writes nothing else)."""
+    try:
+        if os.listdir(folder) != [name]:
+            return False
+        st = os.lstat(folder / name)
+    except OSError:
+        return False
+    return stat.S_ISREG(st.st_mode) and st.st_nlink == 1
 
 
 def _finite(value) -> bool:

@@ -28,6 +28,7 @@ from overnight.plugins.scripted import ScriptedAgent
 from tests.data.core.kit import recipe
 
 THREADS: dict[str, set[str]] = {"metric": set(), "agent": set()}
+FOLDERS: list[tuple[str, list[str]]] = []  # each measurement's work folder, and what it held then
 
 
 class InstantLength(Metric):
@@ -41,6 +42,7 @@ class InstantLength(Metric):
 
     def measure(self, artifact, folder, request):
         THREADS["metric"].add(threading.current_thread().name)
+        FOLDERS.append((str(folder), sorted(os.listdir(folder))))
         return Measurement(float(len(Path(artifact).read_text())))
 
 
@@ -51,15 +53,28 @@ class SlowLength(InstantLength):
     instant = False
 
 
+class Littering(InstantLength):
+    """The same, leaving a file of its own in the work folder."""
+
+    name = "littering-length"
+
+    def measure(self, artifact, folder, request):
+        found = super().measure(artifact, folder, request)
+        (Path(folder) / "left.txt").write_text("a leftover")
+        return found
+
+
 @hookimpl
 def overnight_register_metrics(register):
     register(InstantLength)
     register(SlowLength)
+    register(Littering)
 
 
 def _run(workspace: Path, kind: str, monkeypatch) -> None:
     for seen in THREADS.values():
         seen.clear()
+    FOLDERS.clear()
     propose = ScriptedAgent.propose
     monkeypatch.setattr(ScriptedAgent, "propose",
                         lambda self, context: THREADS["agent"].add(threading.current_thread().name) or propose(self, context))
@@ -79,6 +94,18 @@ def test_a_metric_not_declared_instant_is_measured_in_a_worker_thread(workspace,
     _run(workspace, "slow-length", monkeypatch)
     assert "MainThread" not in THREADS["metric"] and THREADS["metric"]
     assert THREADS["agent"] == {"MainThread"}  # the scripted agent is instant whatever the metric
+
+
+def test_an_instant_metric_that_left_its_work_folder_as_it_was_gets_it_again(workspace, monkeypatch):
+    _run(workspace, "instant-length", monkeypatch)
+    assert len(FOLDERS) == 5 and len({folder for folder, _ in FOLDERS}) == 1  # baseline, 2, confirmation of 2
+    assert [held for _, held in FOLDERS] == [["doc.txt"]] * 5  # the candidate alone, each time
+
+
+def test_a_work_folder_a_metric_wrote_into_is_never_used_again(workspace, monkeypatch):
+    _run(workspace, "littering-length", monkeypatch)
+    assert len({folder for folder, _ in FOLDERS}) == len(FOLDERS) == 5
+    assert [held for _, held in FOLDERS] == [["doc.txt"]] * 5  # no leftover of the one before
 
 
 # -- the work folder ------------------------------------------------------------------------------
