@@ -69,12 +69,7 @@ def run(args, *, cwd, seconds: float, env: dict | None = None, shell: bool = Fal
         proc.wait()
         ended = time.monotonic()
     finally:
-        with _lock:
-            _live.discard(proc.pid)
-        # Children that outlive the command (a daemon it left behind, one that left its group) go too.
-        _kill_group(proc.pid)
-        _kill_where(f"{TAG}={tag}".encode(), since=proc.pid, seconds=time.monotonic() - start)
-        reading.rest(DRAIN_SECONDS)
+        _clean_up(proc, tag, time.monotonic() - start, reading)
     code = None if timed_out or proc.returncode < 0 else proc.returncode
     o, e = out.text(), err.text()
     output = o + ("\n" if o and e and not o.endswith("\n") else "") + e
@@ -82,6 +77,16 @@ def run(args, *, cwd, seconds: float, env: dict | None = None, shell: bool = Fal
 
 
 DRAIN_SECONDS = 2.0  # how long output is still read once the command and all it started are gone
+
+
+def _clean_up(proc: subprocess.Popen, tag: str, seconds: float, reading: "Reading") -> None:
+    """Once a command ended: it and whatever it started go (a daemon it left behind, one that left
+    its group), then what is left of its output is read."""
+    with _lock:
+        _live.discard(proc.pid)
+    _kill_group(proc.pid)
+    _kill_where(f"{TAG}={tag}".encode(), since=proc.pid, seconds=seconds)
+    reading.rest(DRAIN_SECONDS)
 
 
 class Reading:
