@@ -2,7 +2,7 @@
 a real store; with an empty store and with 10,000 experiments already in it.
 
 Run: python bench/loop_overhead.py [EXPERIMENTS] [PREFILL]. Prints figures; asserts nothing.
-Target: at most 2 ms per experiment with 10,000 stored. `--profile` prints where the time goes.
+Target: at most 1 ms per experiment with 10,000 stored. `--profile` prints where the time goes.
 """
 
 from __future__ import annotations
@@ -28,12 +28,14 @@ from overnight.core.store import Store
 
 
 class InstantMetric(Metric):
-    """The length of the file, measured in-process: the metric costs next to nothing."""
+    """The length of the file, measured in-process: the metric costs next to nothing (and says
+    so: `instant`, so the loop calls it without a thread hop)."""
 
     name = "instant"
     summary = "The length of the file (in-process, instant)."
     options = {}
     reads = "file"
+    instant = True
 
     def measure(self, artifact, folder, request):
         return Measurement(float(len(Path(artifact).read_text())))
@@ -143,7 +145,7 @@ def main() -> None:
             print(f"in {place:<9} {n} experiments, {prefilled:>6} already stored: {wall * 1000:.2f} ms per experiment "
                   f"({1 / wall:.0f} experiments per second), {cpu * 1000:.2f} ms of CPU per experiment "
                   f"(median of {repeats})")
-    print("target: at most 2 ms per experiment with 10,000 stored")
+    print("target: at most 1 ms per experiment with 10,000 stored")
     print(f"load average while measuring: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
 
 

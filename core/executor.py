@@ -10,8 +10,8 @@ from __future__ import annotations
 import atexit
 import math
 import os
-import queue
 import shutil
+import stat
 import tempfile
 import threading
 import time
@@ -24,9 +24,9 @@ from .errors import OvernightError
 from .files import pid_alive
 from .llm import BudgetExceeded
 from .objective import Objective
+from .workfolder import IGNORE, Template  # noqa: F401  (IGNORE: the ray executor imports it from here)
 
 
-IGNORE = shutil.ignore_patterns(".overnight", ".git", "__pycache__", "*.pyc", ".venv", "node_modules")
 
 
 class LocalExecutor(Executor):
@@ -39,20 +39,23 @@ class LocalExecutor(Executor):
         self.keep = keep
         reads = {m.reads for m in objective.all_metrics()}
         self.writes = "folder" if "folder" in reads else "file" if "file" in reads else "nothing"
+        # Every metric and guard answers at once, in-process: measured without a thread hop (core/measure.py).
+        self.inline = all(m.instant for m in objective.all_metrics())
+        self.template: Template | None = None
+        self._listing = threading.Lock()
+        self.spare: list[Path] = []  # work folders kept for the next measurement (see `_release`)
 
     def measure(self, view: str, request: MeasureRequest, guards: bool = True) -> Outcome:
-        if self.root:
-            self.root.mkdir(parents=True, exist_ok=True)
-        # A name no other measurement has, in a folder only this user can read; the copy creates it.
-        folder = (self.root or private_root()) / f"exp-{uuid.uuid4().hex[:12]}"
+        folder, reused = self._folder()
+        artifact = None
         start = time.monotonic()
         try:
             # A copy of the recipe folder, so a metric's scripts and data sit beside the candidate
             # just as they sit beside the user's file; the user's folder itself is never touched.
             request.view = view
             if self.writes == "folder":
-                shutil.copytree(self.surface.recipe_dir, folder, ignore=IGNORE, symlinks=True)
-            elif self.writes == "file":
+                self._template().copy(folder)
+            elif self.writes == "file" and not reused:
                 folder.mkdir(mode=0o700)
             if self.writes == "nothing":
                 artifact = folder / self.surface.source().name  # named, never written
@@ -75,8 +78,37 @@ class LocalExecutor(Executor):
             reason = f"the metric failed: {type(exc).__name__}: {exc}"
             return Outcome(Measurement.crash(reason, traceback.format_exc(), seconds=time.monotonic() - start))
         finally:
-            if not self.keep and self.writes != "nothing":
-                sweeper.remove(folder)
+            self._release(folder, artifact)
+
+    def _folder(self) -> tuple[Path, bool]:
+        """A work folder's path and whether it exists already: a name no other measurement has, in a
+        folder only this user can read (made by the copy), or one `_release` kept for the next."""
+        try:
+            return self.spare.pop(), True
+        except IndexError:
+            pass
+        if self.root:
+            self.root.mkdir(parents=True, exist_ok=True)
+        return (self.root or private_root()) / f"exp-{uuid.uuid4().hex[:12]}", False
+
+    def _release(self, folder: Path, artifact: Path | None) -> None:
+        """Removes a finished work folder, in the background. An instant metric that reads the file
+        alone and left the folder holding only the candidate, a file of its own, gets it again:
+        rewriting one file costs less than making and removing a folder each time."""
+        if self.keep or self.writes == "nothing":
+            return
+        if self.inline and self.writes == "file" and artifact is not None and artifact.parent == folder \
+                and _holds_only(folder, artifact.name):
+            self.spare.append(folder)
+        else:
+            sweeper.remove(folder)
+
+    def _template(self) -> Template:
+        """The recipe folder as listed at the first measurement (core/workfolder.py)."""
+        with self._listing:
+            if self.template is None:
+                self.template = Template(self.surface.recipe_dir)
+            return self.template
 
 
 def finite(m: Measurement) -> Measurement:
@@ -91,6 +123,18 @@ def finite(m: Measurement) -> Measurement:
                                       seconds=m.seconds)
             return crash
     return m
+
+
+def _holds_only(folder: Path, name: str) -> bool:
+    """True when `folder` holds `name` alone, a regular file with one link (rewritten next time, it
+    writes nothing else)."""
+    try:
+        if os.listdir(folder) != [name]:
+            return False
+        st = os.lstat(folder / name)
+    except OSError:
+        return False
+    return stat.S_ISREG(st.st_mode) and st.st_nlink == 1
 
 
 def _finite(value) -> bool:
@@ -125,33 +169,41 @@ def sweep_stale(tmp: Path) -> None:
 
 class Sweeper:
     """Removes finished work folders in the background: on some disks a removal takes longer
-    than all the rest of what the loop does for an experiment. Drained at exit."""
+    than all the rest of what the loop does for an experiment. Handing one over only appends it
+    to a list (waking a thread for each would cost the loop more than the removal); the thread
+    looks every PERIOD seconds. Drained at exit."""
+
+    PERIOD = 0.2
 
     def __init__(self) -> None:
-        self.queue: queue.Queue[Path] = queue.Queue()
+        self.pending: list[Path] = []
+        self.lock = threading.Lock()  # guards `pending` and the start of the thread
+        self.busy = threading.Lock()  # held while a batch is being removed
         self.thread: threading.Thread | None = None
-        self.lock = threading.Lock()
 
     def remove(self, folder: Path) -> None:
         with self.lock:
+            self.pending.append(folder)
             if self.thread is None:
                 self.thread = threading.Thread(target=self._work, name="overnight-sweeper", daemon=True)
                 self.thread.start()
                 atexit.register(self.drain)
-        self.queue.put(folder)
 
     def drain(self) -> None:
         """Returns once every folder handed over so far is gone."""
-        if self.thread is not None:
-            self.queue.join()
+        self._sweep()
 
     def _work(self) -> None:
         while True:
-            folder = self.queue.get()
-            try:
+            time.sleep(self.PERIOD)
+            self._sweep()
+
+    def _sweep(self) -> None:
+        with self.busy:
+            with self.lock:
+                batch, self.pending = self.pending, []
+            for folder in batch:
                 shutil.rmtree(folder, ignore_errors=True)
-            finally:
-                self.queue.task_done()
 
 
 sweeper = Sweeper()

@@ -35,7 +35,7 @@ from .keep import KeepRule
 from .llm import BudgetExceeded
 from .measure import once, repeats, sample
 from .objective import Objective
-from .record import ExperimentRecord, Recorder, bounded_diff, new_run, resumed
+from .record import ExperimentRecord, Recorder, diff_of, new_run, resumed
 from .schedule import Scheduler
 from .secrets import scrubbed
 from .state import RunState
@@ -158,9 +158,7 @@ class Loop:
             tail = "\n".join(m.trace.splitlines()[-20:])
             raise OvernightError(f"The baseline could not be measured ({m.status}): {m.reason}" + (f"\n{tail}" if tail else ""))
         first = found.first
-        candidate = Candidate.of(view)
-        s.store.put_candidate(candidate.digest, view)
-        rec = ExperimentRecord(0, candidate=candidate.digest)
+        rec = ExperimentRecord(0, candidate=Candidate.of(view).digest, view=view)
         rec.account(first.measurement)
         rec.measured(first.measurement)
         rec.scored(found.values, found.mean, first.measurement.components)
@@ -195,7 +193,8 @@ class Loop:
     async def _propose(self, context: Context) -> Proposal | None:
         """The agent's next proposal; None when there is nothing to record."""
         try:
-            proposal = await asyncio.to_thread(self.s.agent.propose, context)
+            agent = self.s.agent
+            proposal = agent.propose(context) if getattr(agent, "instant", False) else await asyncio.to_thread(agent.propose, context)
         except asyncio.CancelledError:
             return None  # nothing was proposed yet, so nothing to record
         except BudgetExceeded as exc:  # its call would have passed a cap, so it was not made
@@ -215,11 +214,9 @@ class Loop:
         if problem:
             self.recorder.record(rec, "invalid", problem)
             return
-        candidate = Candidate.of(view)
-        # In a thread and bounded: a diff of a large candidate must not hold up the other experiments.
-        rec.candidate, rec.diff = candidate.digest, await asyncio.to_thread(bounded_diff, s.surface, self.state.baseline.view, view)
-        s.store.put_candidate(candidate.digest, view)
-        first = self.state.claim(candidate.digest, rec.seq)
+        rec.candidate, rec.view = Candidate.of(view).digest, view
+        rec.diff = await diff_of(s.surface, self.state.baseline.view, view)
+        first = self.state.claim(rec.candidate, rec.seq)
         if first is not None:
             self.recorder.record(rec, "duplicate", f"same candidate as experiment {first}; not measured again")
             return

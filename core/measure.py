@@ -88,14 +88,18 @@ class Samples:
 
 
 async def once(executor: Executor, view: str, request: MeasureRequest, *, guards: bool = False) -> Outcome:
-    """One measurement, in a worker thread so other experiments go on meanwhile; secrets masked here, at the
-    source; the recipe folder and the person's file checked after it, which a metric may only read."""
+    """One measurement, in a worker thread so other experiments go on meanwhile (in the event loop
+    itself when every metric is instant: see `Plugin.instant`); secrets masked here, at the source;
+    the recipe folder and the person's file checked after it, which a metric may only read."""
     untouched = _untouched(executor)
-    try:
-        outcome = scrubbed(await asyncio.wait_for(asyncio.to_thread(executor.measure, view, request, guards),
-                                                  request.seconds + BACKSTOP))
-    except asyncio.TimeoutError:
-        outcome = Outcome(Measurement.timeout(request.seconds))
+    if getattr(executor, "inline", False):
+        outcome = scrubbed(executor.measure(view, request, guards))
+    else:
+        try:
+            outcome = scrubbed(await asyncio.wait_for(asyncio.to_thread(executor.measure, view, request, guards),
+                                                      request.seconds + BACKSTOP))
+        except asyncio.TimeoutError:
+            outcome = Outcome(Measurement.timeout(request.seconds))
     for fingerprint in untouched:
         fingerprint.check("the recipe's own files")
     return outcome

@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -191,10 +192,16 @@ def walk(folder: Path, max_files: int, max_bytes: int, label: str = "") -> Itera
 
 @dataclass(frozen=True)
 class Fingerprint:
-    """What a folder (or one file) looks like on disk: names, sizes, times, modes, link targets."""
+    """What a folder (or one file) looks like on disk: names, sizes, times, modes, link targets.
+
+    `check` runs after every measurement, so it first looks the cheap way: one `lstat` of each
+    path it knows (a folder's times change when a name in it appears or goes), the content of
+    files and the names of folders whose times a change within the same clock tick would not
+    move. Only when that look differs is the folder walked again, to name what changed."""
 
     root: Path
     entries: dict
+    quick: list = field(default_factory=list, compare=False)  # [(path, stat fields, content or None, top)]
 
     @classmethod
     def of(cls, path: Path, max_files: int = 20_000, hashed: frozenset = frozenset()) -> "Fingerprint":
@@ -202,8 +209,9 @@ class Fingerprint:
         path = Path(path)
         now = time.time_ns()
         if not path.is_dir():
-            return cls(path, {"": _stat(path, now, "" in hashed)})
-        entries = {}
+            entry = _stat(path, now, "" in hashed)
+            return cls(path, {"": entry}, [_quick(str(path), entry, now)])
+        entries, quick = {}, [_quick(str(path), _stat(path, now), now, top=True)]
         for top, dirs, names in os.walk(path):
             rel_top = Path(top).relative_to(path)
             if rel_top == Path("."):
@@ -212,9 +220,10 @@ class Fingerprint:
             for name in dirs + names:
                 rel = (rel_top / name).as_posix()
                 entries[rel] = _stat(Path(top) / name, now, rel in hashed)
+                quick.append(_quick(os.path.join(top, name), entries[rel], now))
                 if len(entries) > max_files:
                     raise TooLarge(f"{path} has more than {max_files:,} files to watch")
-        return cls(path, entries)
+        return cls(path, entries, quick)
 
     def changed(self, later: "Fingerprint") -> list[str]:
         """Paths that appeared, vanished or changed between this fingerprint and `later`, sorted."""
@@ -223,12 +232,15 @@ class Fingerprint:
 
     def check(self, what: str = "the recipe folder") -> None:
         """Raises naming the first changed file when the folder is not as it was."""
+        if self.quick and all(_looks_same(*q) for q in self.quick):
+            return
         now = Fingerprint.of(self.root, hashed=frozenset(n for n, e in self.entries.items() if e and e[-1]))
         changed = self.changed(now)
         if changed:
             first = self.root / changed[0] if changed[0] else self.root
             more = f" (and {len(changed) - 1} more)" if len(changed) > 1 else ""
             raise OvernightError(f"A measurement changed {first}{more} in {what}, which metrics may only read; the run stops.")
+        self.quick[:] = now.quick  # the same as it was (a folder's own times moved): looked at the cheap way again
 
 
 RACY_NS = 2_000_000_000
@@ -248,8 +260,45 @@ def _stat(path: Path, now: int, hashed: bool = False):
     target = os.readlink(path) if os.path.islink(path) else None
     content = None
     if target is None and os.path.isfile(path) and (hashed or now - st.st_mtime_ns < RACY_NS):
-        try:
-            content = hashlib.sha256(Path(path).read_bytes()).hexdigest()
-        except OSError:
-            content = "unreadable"
+        content = _digest(path)
     return (st.st_mode, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, target, content)
+
+
+def _digest(path) -> str:
+    try:
+        with open(path, "rb") as f:
+            return hashlib.sha256(f.read()).hexdigest()
+    except OSError:
+        return "unreadable"
+
+
+def _quick(path: str, entry, now: int, top: bool = False) -> tuple:
+    """What the cheap look compares for one path: its stat fields, and what a change within the
+    clock tick of its times would hide (a file's content, a folder's names)."""
+    if entry is None:
+        return path, None, None, top
+    content = entry[-1]
+    if stat.S_ISDIR(entry[0]) and now - entry[2] < RACY_NS:
+        content = _names(path, top)
+    return path, entry[:5], content, top
+
+
+def _names(path: str, top: bool) -> tuple:
+    try:
+        return tuple(sorted(n for n in os.listdir(path) if not (top and n == OWN_FOLDER)))
+    except OSError:
+        return ()
+
+
+def _looks_same(path: str, fields, content, top: bool) -> bool:
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return fields is None
+    if fields is None or (st.st_mode, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino) != fields:
+        return False
+    if content is None:
+        return True
+    if isinstance(content, tuple):
+        return _names(path, top) == content
+    return _digest(path) == content

@@ -10,15 +10,14 @@ does not hold 100 MB.
 
 from __future__ import annotations
 
-import ctypes
 import os
+import selectors
 import signal
 import subprocess
 import sys
 import threading
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 _live: set[int] = set()
 _lock = threading.Lock()
@@ -45,43 +44,103 @@ class Finished:
 
 
 def run(args, *, cwd, seconds: float, env: dict | None = None, shell: bool = False) -> Finished:
-    """Runs a command in its own session so a timeout can kill everything it started."""
-    start = time.monotonic()
+    """Runs a command in its own session so a timeout can kill everything it started.
+
+    Its `seconds` are its own: from just before it is started to its exit, not the clean-up
+    after it. Started without a `preexec_fn`, so Python can vfork: forking a large process
+    costs milliseconds per command (the watchdog, not a death signal, covers overnight's death)."""
     tag = f"{os.getpid()}-{next(_count)}"
     _watch()
-    _prctl()
+    start = time.monotonic()
     proc = subprocess.Popen(
         args, cwd=cwd, env={**(os.environ if env is None else env), TAG: tag}, shell=shell,
-        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        start_new_session=True, preexec_fn=_die_with_parent,
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
     )
     with _lock:
         _live.add(proc.pid)
     if _stopped.is_set():
         _kill_group(proc.pid)
     out, err = Capped(), Capped()
-    readers = [threading.Thread(target=b.drain, args=(s,), daemon=True) for b, s in ((out, proc.stdout), (err, proc.stderr))]
-    for r in readers:
-        r.start()
+    reading = Reading({proc.stdout: out, proc.stderr: err}, proc)
     try:
-        proc.wait(timeout=seconds)
-        timed_out = False
-    except subprocess.TimeoutExpired:
-        _kill_group(proc.pid)
+        timed_out = not reading.until_exit(start + seconds)
+        if timed_out:
+            _kill_group(proc.pid)
         proc.wait()
-        timed_out = True
+        ended = time.monotonic()
     finally:
-        with _lock:
-            _live.discard(proc.pid)
-        # Children that outlive the command (a daemon it left behind, one that left its group) go too.
-        _kill_group(proc.pid)
-        kill_tagged(tag)
-    for r in readers:
-        r.join()
+        _clean_up(proc, tag, time.monotonic() - start, reading)
     code = None if timed_out or proc.returncode < 0 else proc.returncode
     o, e = out.text(), err.text()
     output = o + ("\n" if o and e and not o.endswith("\n") else "") + e
-    return Finished(code, output, time.monotonic() - start, timed_out, stdout=o)
+    return Finished(code, output, ended - start, timed_out, stdout=o)
+
+
+DRAIN_SECONDS = 2.0  # how long output is still read once the command and all it started are gone
+
+
+def _clean_up(proc: subprocess.Popen, tag: str, seconds: float, reading: "Reading") -> None:
+    """Once a command ended: it and whatever it started go (a daemon it left behind, one that left
+    its group), then what is left of its output is read."""
+    with _lock:
+        _live.discard(proc.pid)
+    _kill_group(proc.pid)
+    _kill_where(f"{TAG}={tag}".encode(), since=proc.pid, seconds=seconds)
+    reading.rest(DRAIN_SECONDS)
+
+
+class Reading:
+    """A command's output streams, read in the calling thread (no reader threads to start) until
+    the command exits: a pidfd says when, or a short poll where there is none."""
+
+    def __init__(self, streams: dict, proc: subprocess.Popen):
+        self.proc = proc
+        self.selector = selectors.DefaultSelector()
+        for stream, buffer in streams.items():
+            os.set_blocking(stream.fileno(), False)
+            self.selector.register(stream, selectors.EVENT_READ, buffer)
+        try:
+            self.pidfd = os.pidfd_open(proc.pid)
+            self.selector.register(self.pidfd, selectors.EVENT_READ, None)
+        except (AttributeError, OSError):
+            self.pidfd = None
+
+    def until_exit(self, deadline: float) -> bool:
+        """Reads until the command exits (True) or the deadline passes (False)."""
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            for key, _ in self.selector.select(left if self.pidfd is not None else min(left, 0.005)):
+                if key.data is None:
+                    return True
+                self._read(key)
+            if self.pidfd is None and self.proc.poll() is not None:
+                return True
+
+    def rest(self, seconds: float) -> None:
+        """What is left in the pipes, until every writer has closed them (or `seconds` pass)."""
+        if self.pidfd is not None:
+            self.selector.unregister(self.pidfd)
+            os.close(self.pidfd)
+        deadline = time.monotonic() + seconds
+        while self.selector.get_map() and time.monotonic() < deadline:
+            for key, _ in self.selector.select(deadline - time.monotonic()):
+                self._read(key)
+        for key in list(self.selector.get_map().values()):
+            key.fileobj.close()
+        self.selector.close()
+
+    def _read(self, key) -> None:
+        try:
+            chunk = os.read(key.fd, 65536)
+        except BlockingIOError:
+            return
+        if chunk:
+            key.data.add(chunk)
+        else:
+            self.selector.unregister(key.fileobj)
+            key.fileobj.close()
 
 
 class Capped:
@@ -93,18 +152,16 @@ class Capped:
         self.tail = bytearray()
         self.dropped = 0
 
-    def drain(self, stream) -> None:
-        with stream:
-            for chunk in iter(lambda: stream.read1(65536), b""):
-                room = self.half - len(self.head)
-                if room > 0:
-                    self.head += chunk[:room]
-                    chunk = chunk[room:]
-                self.tail += chunk
-                if len(self.tail) > self.half:
-                    cut = len(self.tail) - self.half
-                    self.dropped += cut
-                    del self.tail[:cut]
+    def add(self, chunk: bytes) -> None:
+        room = self.half - len(self.head)
+        if room > 0:
+            self.head += chunk[:room]
+            chunk = chunk[room:]
+        self.tail += chunk
+        if len(self.tail) > self.half:
+            cut = len(self.tail) - self.half
+            self.dropped += cut
+            del self.tail[:cut]
 
     def text(self) -> str:
         cut = f"\n[... {self.dropped} bytes of output not kept ...]\n" if self.dropped else ""
@@ -112,47 +169,52 @@ class Capped:
         return text.replace("\r\n", "\n").replace("\r", "\n")  # as text mode reads it
 
 
-def _prctl():
-    """libc's prctl, looked up in overnight before any fork (a lookup in the child could deadlock)."""
-    global _libc_prctl
-    if _libc_prctl is None:
-        try:
-            _libc_prctl = ctypes.CDLL(None, use_errno=True).prctl
-        except (OSError, AttributeError):
-            _libc_prctl = False
-    return _libc_prctl
-
-
-_libc_prctl = None
-
-
-def _die_with_parent() -> None:
-    """In the child, before exec: killed when overnight dies (Linux), whatever killed it."""
-    if _libc_prctl:
-        _libc_prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-
-
 def kill_tagged(tag: str) -> int:
     """Kills every process whose environment carries `tag` (or starts with it, for a prefix)."""
     return len(_kill_where(f"{TAG}={tag}".encode()))
 
 
-def _kill_where(marker: bytes) -> list[int]:
+def _kill_where(marker: bytes, since: int | None = None, seconds: float = 0.0) -> list[int]:
+    """Kills the processes whose environment holds `marker`. With `since` (the pid of a command
+    that ran `seconds`), only the pids given out since are read: what the command started."""
+    new = _given_out_since(since, seconds) if since is not None else None
     killed = []
-    for entry in Path("/proc").iterdir() if Path("/proc").is_dir() else ():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+    for name in os.listdir("/proc") if os.path.isdir("/proc") else ():
+        if not name.isdigit() or (new is not None and not new(int(name))) or int(name) == os.getpid():
             continue
         try:
-            environ = (entry / "environ").read_bytes()
+            with open(f"/proc/{name}/environ", "rb") as f:
+                environ = f.read()
         except OSError:
             continue
         if any(v == marker or v.startswith(marker + b"-") for v in environ.split(b"\0")):
             try:
-                os.kill(int(entry.name), signal.SIGKILL)
-                killed.append(int(entry.name))
+                os.kill(int(name), signal.SIGKILL)
+                killed.append(int(name))
             except OSError:
                 pass
     return killed
+
+
+FORKS_PER_SECOND = 50_000  # more than a machine can start: a bound on the pids given out meanwhile
+
+
+def _given_out_since(first: int, seconds: float):
+    """Whether a pid was given out since `first` was (a test on pids), or None when that cannot be
+    told. Pids are given out in turn, wrapping at pid_max: those since are the ones from `first`
+    to the last given out, around the wrap, as long as fewer than pid_max were given out."""
+    try:
+        with open("/proc/sys/kernel/ns_last_pid") as f:
+            last = int(f.read())
+        with open("/proc/sys/kernel/pid_max") as f:
+            most = int(f.read())
+    except (OSError, ValueError):
+        return None
+    if seconds * FORKS_PER_SECOND >= most // 2:
+        return None
+    if last >= first:
+        return lambda pid: first <= pid <= last
+    return lambda pid: pid >= first or pid <= last
 
 
 def _watch() -> None:

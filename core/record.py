@@ -7,6 +7,7 @@ is reported as a warning (core/events.py) and the run goes on.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import statistics
@@ -21,6 +22,7 @@ from .state import Best, RunState, failing
 
 TRACE_TAIL = 4000  # characters of a trace kept for the agent
 DIFF_LIMIT = 1_000_000  # characters of old and new text past which a diff is one summary line
+DIFF_INLINE = 10_000  # characters of old and new text up to which a diff is made without a thread
 
 
 def bounded_diff(surface, old: str, new: str, limit: int = DIFF_LIMIT) -> str:
@@ -30,6 +32,14 @@ def bounded_diff(surface, old: str, new: str, limit: int = DIFF_LIMIT) -> str:
         return surface.diff(old, new)
     return (f"(no diff: {len(old):,} and {len(new):,} characters, past the limit of {limit:,}; "
             f"{'identical' if old == new else 'they differ'})\n")
+
+
+async def diff_of(surface, old: str, new: str) -> str:
+    """`bounded_diff`, in the event loop when the texts are short (a thread hop would cost more than
+    the diff), in a thread when long, so other experiments' decisions do not wait for it."""
+    if len(old) + len(new) <= DIFF_INLINE:
+        return bounded_diff(surface, old, new)
+    return await asyncio.to_thread(bounded_diff, surface, old, new)
 
 
 @dataclass
@@ -58,6 +68,7 @@ class ExperimentRecord:
     # Not columns of the experiment: stored beside it.
     examples: list[ExampleResult] = field(default_factory=list)
     llm_calls: list[LLMCall] = field(default_factory=list)
+    view: str | None = None  # the candidate's view, stored with the experiment when first seen
 
     def account(self, m: Measurement) -> None:
         """Attributes a measurement's spend to the experiment (the gateway counted it for the run)."""
@@ -79,7 +90,7 @@ class ExperimentRecord:
         self.components = components
 
     def columns(self) -> dict[str, Any]:
-        return {k: v for k, v in vars(self).items() if v is not None and k not in ("examples", "llm_calls")}
+        return {k: v for k, v in vars(self).items() if v is not None and k not in ("examples", "llm_calls", "view")}
 
     def attempt(self) -> Attempt:
         return Attempt(seq=self.seq, status=self.status, reason=self.reason, rationale=self.rationale or "",
@@ -125,7 +136,7 @@ class Recorder:
         self.state.baseline = self.state.best = Best(exp_id, 0, view, rec.score, failing(rec.examples), rec.attempt().scores)
 
     def _store(self, rec: ExperimentRecord, run=None) -> int:
-        return self.store.commit_experiment(self.run_id, rec.examples, rec.llm_calls, run, **rec.columns())
+        return self.store.commit_experiment(self.run_id, rec.examples, rec.llm_calls, run, view=rec.view, **rec.columns())
 
     def _observe(self, attempt: Attempt) -> None:
         try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from typing import Any
@@ -28,10 +29,25 @@ def is_secret_name(name: str) -> bool:
 
 def metric_env(passthrough=()) -> dict[str, str]:
     """The environment a command or python metric runs with: the user's, minus names and values
-    that look like secrets, except those the recipe lists in `env_passthrough` (trust shows them)."""
-    keep = set(passthrough or ())
-    return {k: v for k, v in os.environ.items()
-            if k in keep or not (METRIC_HIDDEN.search(k) or URL_PASSWORD.search(v))}
+    that look like secrets, except those the recipe lists in `env_passthrough` (trust shows them).
+    A fresh dict each time, worked out again only when the environment or `passthrough` changed."""
+    global _metric_env
+    seen = (_environment(), tuple(passthrough or ()))
+    if seen != _metric_env[0]:
+        keep = set(seen[1])
+        _metric_env = (seen, {k: v for k, v in os.environ.items()
+                              if k in keep or not (METRIC_HIDDEN.search(k) or URL_PASSWORD.search(v))})
+    return dict(_metric_env[1])
+
+
+_metric_env: tuple = ((), {})  # ((the environment seen, passthrough), what a metric gets)
+
+
+def _environment() -> tuple:
+    """The environment as it is now, cheap to compare: CPython's os.environ keeps its raw table,
+    compared without decoding every name."""
+    raw = getattr(os.environ, "_data", None)
+    return tuple(raw.items()) if isinstance(raw, dict) else tuple(os.environ.items())
 
 
 _found: tuple = ((), [])  # (the environment seen, its secret values): asked for on every measurement
@@ -40,10 +56,7 @@ _found: tuple = ((), [])  # (the environment seen, its secret values): asked for
 def secret_values() -> list[str]:
     """Values of environment variables named like keys, tokens or secrets, longest first."""
     global _found
-    # The environment's raw table (CPython's os.environ keeps one), compared without decoding
-    # every name; matching every name against the secret patterns is what costs.
-    raw = getattr(os.environ, "_data", None)
-    seen = tuple(raw.items()) if isinstance(raw, dict) else tuple(os.environ.items())
+    seen = _environment()  # matching every name against the secret patterns is what costs
     if seen != _found[0]:
         values = (v for k, v in os.environ.items() if is_secret_name(k) and len(v) >= 6)
         _found = (seen, sorted(values, key=len, reverse=True))
@@ -66,11 +79,12 @@ UNSCRUBBED = frozenset({"view", "edits", "meta", "messages", "model", "role", "s
 def scrubbed(obj: Any, secrets: list[str] | None = None) -> Any:
     """A copy of an Outcome, a Measurement or a Proposal with every string it gives back masked
     (reason, trace, rationale, example outputs and feedback, model replies), made where it is
-    made, so no sink (stderr, the agent's prompt, the store, the TUI) sees the secret."""
-    from dataclasses import fields, is_dataclass, replace
+    made, so no sink (stderr, the agent's prompt, the store, the TUI) sees the secret. `obj`
+    itself when it holds none: looking costs less than copying, and most hold none."""
+    from dataclasses import is_dataclass, replace
 
     secrets = secret_values() if secrets is None else secrets
-    if not secrets:
+    if not secrets or not _holds(obj, secrets):
         return obj
 
     def walk(value: Any) -> Any:
@@ -79,11 +93,29 @@ def scrubbed(obj: Any, secrets: list[str] | None = None) -> Any:
         if isinstance(value, list):
             return [walk(v) for v in value]
         if is_dataclass(value) and not isinstance(value, type):
-            return replace(value, **{f.name: walk(getattr(value, f.name)) for f in fields(value)
-                                     if f.init and f.name not in UNSCRUBBED})
+            return replace(value, **{name: walk(getattr(value, name)) for name in _text_fields(type(value))})
         return value
 
     return walk(obj)
+
+
+def _holds(value: Any, secrets: list[str]) -> bool:
+    """True when a string `scrubbed` would mask holds one of `secrets`."""
+    if isinstance(value, str):
+        return any(s in value for s in secrets)
+    if isinstance(value, list):
+        return any(_holds(v, secrets) for v in value)
+    if hasattr(type(value), "__dataclass_fields__") and not isinstance(value, type):
+        return any(_holds(getattr(value, name), secrets) for name in _text_fields(type(value)))
+    return False
+
+
+@functools.cache
+def _text_fields(cls: type) -> tuple[str, ...]:
+    """The fields of a dataclass that `scrubbed` masks: those passed to it when made, but not UNSCRUBBED."""
+    from dataclasses import fields
+
+    return tuple(f.name for f in fields(cls) if f.init and f.name not in UNSCRUBBED)
 
 
 def mask_url(url: str) -> str:
@@ -97,8 +129,15 @@ def _masked_urls(key: Any, value: Any) -> list[str] | None:
     return None
 
 
+# A key of a recipe's text that may name a secret or notification URLs (a superset of what
+# SECRET_KEY and SECRET_URLS match): a text with none has nothing to mask, and needs no parser.
+MAYBE_SECRET_KEY = re.compile(r"(api_?key|token|secret|password|_key|urls?)[\"']?\s*=", re.IGNORECASE)
+
+
 def redact_toml(text: str) -> str:
     """A recipe's text with the values of secret-looking keys masked; comments and layout kept."""
+    if not MAYBE_SECRET_KEY.search(text):
+        return scrub(text)
     import tomlkit
     from tomlkit.exceptions import TOMLKitError
 

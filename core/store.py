@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import sqlite3
 import time
+from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, NamedTuple
@@ -169,6 +171,7 @@ def _nothing_lost(db: sqlite_utils.Database) -> None:
 
 
 RESUMABLE = ("running", "stopped")
+_savepoints = itertools.count(1)
 
 
 def default_path() -> Path:
@@ -300,7 +303,7 @@ class Store:
         now = time.time()
         fields.setdefault("status", "running")
         fields.update(started_at=now, updated_at=now, pid=os.getpid(), experiments=0, usd=0.0, tokens=0, seconds=0.0)
-        return self.db["runs"].insert(fields).last_pk
+        return self._insert("runs", fields)
 
     def update_run(self, run_id: int, **fields: Any) -> None:
         fields = _scrubbed(fields, self.secrets)
@@ -357,24 +360,53 @@ class Store:
             if key in fields and not isinstance(fields[key], str):
                 fields[key] = json.dumps(fields[key])
         fields = _scrubbed(fields, self.secrets)
-        with self.db.atomic():  # an experiment and its examples, or neither (a SIGKILL may come any time)
+        with self.transaction():  # an experiment and its examples, or neither (a SIGKILL may come any time)
             exp_id = self._insert("experiments", dict(run_id=run_id, **fields))
-            if examples:
-                self.db["example_results"].insert_all(_example_rows(exp_id, examples, self.secrets))
+            self._insert_examples(exp_id, examples)
         return exp_id
 
     def commit_experiment(self, run_id: int, examples: list[ExampleResult] = (), calls: Iterable[LLMCall] = (),
-                          run: Callable[[int], dict] | None = None, **fields: Any) -> int:
-        """An experiment, its examples and model calls, and the run's row that follows from it
-        (`run(exp_id)`: its best, its baseline, its totals), in one transaction: a kill leaves
-        all of it or none of it."""
-        with self.db.atomic():
+                          run: Callable[[int], dict] | None = None, view: str | None = None, **fields: Any) -> int:
+        """An experiment, its candidate's `view`, its examples and model calls, and the run's row
+        that follows from it (`run(exp_id)`: its best, its baseline, its totals), in one
+        transaction: a kill leaves all of it or none of it, and the loop pays one commit."""
+        with self.transaction():
+            if view is not None and fields.get("candidate"):
+                self.put_candidate(fields["candidate"], view)
             exp_id = self.record_experiment(run_id, examples, **fields)
             for call in calls:
                 self.record_llm_call(call, run_id=run_id, experiment_id=exp_id)
             if run is not None:
                 self.update_run(run_id, **run(exp_id))
         return exp_id
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """All of the writes inside, or none (a savepoint inside another transaction). Plain SQL:
+        sqlite-utils' `atomic` would import it, and numpy with it, on a run's path."""
+        conn = self.conn
+        name = None
+        if conn.in_transaction:
+            name = f"overnight_{next(_savepoints)}"
+            conn.execute(f"savepoint {name}")
+        else:
+            conn.execute("begin")
+        try:
+            yield
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute(f"rollback to {name}" if name else "rollback")
+                if name:
+                    conn.execute(f"release {name}")
+            raise
+        conn.execute(f"release {name}" if name else "commit")
+
+    def _insert_examples(self, exp_id: int, examples: Iterable[ExampleResult]) -> None:
+        rows = _example_rows(exp_id, examples, self.secrets)
+        if rows:
+            names = ", ".join(f"[{k}]" for k in rows[0])
+            self.conn.executemany(f"insert into example_results ({names}) values ({', '.join('?' * len(rows[0]))})",
+                                  [_values(r) for r in rows])
 
     # -- applies: journaled, so a kill in the middle is finished or rolled back later ----
 
@@ -399,10 +431,9 @@ class Store:
             if key in fields and not isinstance(fields[key], str):
                 fields[key] = json.dumps(fields[key])
         fields = _scrubbed(fields, self.secrets)
-        with self.db.atomic():
+        with self.transaction():
             self._update("experiments", exp_id, fields)
-            if examples:
-                self.db["example_results"].insert_all(_example_rows(exp_id, examples, self.secrets))
+            self._insert_examples(exp_id, examples)
 
     def experiments(self, run_id: int) -> list[dict]:
         return self._rows("select * from experiments where run_id = ? order by seq", [run_id])

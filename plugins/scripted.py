@@ -14,6 +14,7 @@ from overnight.core.options import Option
 class ScriptedAgent(Agent):
     name = "scripted"
     summary = "Proposals read from a JSONL file, one a line, used in order."
+    instant = True  # read once, handed out from memory
     options = {
         "file": Option(str, "a JSONL file: {\"view\": ..., \"rationale\": ...} or {\"replace\": [old, new], ...}", required=True),
     }
