@@ -26,11 +26,14 @@ def run(recipe, dry_run, resume, yes, quiet, db, with_tui, minutes=None):
     Nothing of yours is written: each experiment is measured in a work folder
     of its own. Ctrl-C stops cleanly; --resume continues.
     """
+    import gc
+
     from overnight.core import recipe as recipes
     from overnight.core.runner import resumable_run
     from overnight.ops.runs import start_run
     from overnight.ops.trust_gate import build
 
+    gc.disable()  # setting up makes many objects and frees few: collecting meanwhile is wasted time
     loaded = recipes.load(_recipe_path(recipe))
     if minutes is not None:  # `overnight night` shares its hours out this way
         from dataclasses import replace
@@ -43,6 +46,8 @@ def run(recipe, dry_run, resume, yes, quiet, db, with_tui, minutes=None):
 
         offer(loaded, store, yes, quiet)  # before build: the check must not eat into the run's clock
     setup = build(loaded, store, yes=yes)
+    gc.freeze()  # what setting up made lives all night: the run's collections need not walk it
+    gc.enable()
     if dry_run:
         return _plan(setup)
     run_id = resumable_run(store, loaded) if resume else None

@@ -64,6 +64,18 @@ def document():
         raise OvernightError(f"{file}:{exc.line}:{exc.col}: your settings are not valid TOML; fix them with `overnight config edit`.") from None
 
 
+def read() -> dict[str, Any]:
+    """The file's values, read with the standard parser: a run reads them and writes nothing,
+    so it need not load tomlkit. A broken file is read again by `document` to say where."""
+    import tomllib
+
+    file = path()
+    try:
+        return tomllib.loads(file.read_text(encoding="utf-8")) if file.exists() else {}
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return document().unwrap()
+
+
 def save(doc) -> Path:
     import tomlkit
 
@@ -94,7 +106,7 @@ def notify_problems(values: dict[str, Any]) -> list[tuple[str, str]]:
 
 def notify(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """Where and when to notify: the person's settings, then a recipe's [notify] over them."""
-    doc = document().unwrap()
+    doc = read()
     checked = check(doc.get("notify") or {}, NOTIFY_SCHEMA)
     problems = checked.problems + notify_problems(checked.values)
     if problems:

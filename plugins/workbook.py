@@ -28,8 +28,6 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from xml.etree import ElementTree
-from xml.sax.saxutils import escape
 
 SUFFIXES = (".xlsx", ".xlsm")
 SEPARATOR = "    # "  # between a cell's value and its label, always the same so views compare
@@ -384,6 +382,8 @@ class Patcher:
 
     def _sheet_parts(self) -> tuple[str, dict[str, str]]:
         """The workbook part, and sheet name (case-folded) -> its XML part in the zip."""
+        from xml.etree import ElementTree  # here: a run that reads no workbook need not load it
+
         root = ElementTree.fromstring(self.entries[self.parts["_rels/.rels"]][1]) if "_rels/.rels" in self.parts else None
         workbook = "xl/workbook.xml"
         for rel in (root if root is not None else []):
@@ -463,6 +463,11 @@ def _set_results(xml: str, fresh: dict[str, Any], fixed: dict[str, Any]) -> str:
         return f"<{p}c{attrs}>{rest}{held}{tail}</{p}c>"
 
     return _CELL_EL.sub(put, xml)
+
+
+def escape(text: str) -> str:
+    """XML's three characters, as xml.sax.saxutils.escape does (not imported: it loads urllib)."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def _result(value: Any) -> tuple[str, str | None]:

@@ -254,11 +254,12 @@ from overnight.core.runner import build, run
 from overnight.core.store import Store
 store = Store(sys.argv[2])
 summary = run(build(load(sys.argv[1]), store))
-print(summary.kept, sorted(m for m in ("sqlite_utils", "numpy") if m in sys.modules))
+print(summary.kept, sorted(m for m in ("sqlite_utils", "numpy", "tomlkit", "xml.etree", "urllib.request") if m in sys.modules))
 """
 
 
-def test_a_run_on_an_existing_store_imports_neither_sqlite_utils_nor_numpy(workspace):
+def test_a_run_on_an_existing_store_imports_neither_sqlite_utils_nor_numpy_nor_tomlkit(workspace):
+    """Nor what a workbook or a settings writer needs: a run reads settings with the standard parser."""
     folder = recipe(workspace / "r", metric='kind = "text-stats"\nstat = "characters"', proposals=["hello world\n"])
     Store(workspace / "o.db").close()  # made once (its tables need sqlite-utils); every run after needs none
     done = subprocess.run([sys.executable, "-c", RUN_PROBE, str(folder), str(workspace / "o.db")],
