@@ -131,7 +131,14 @@ def cli():
     """
 
 
+# True when overnight is the program (the console script), not a library a test or a host calls:
+# only then may a command tune what lasts as long as the process, such as the garbage collector.
+owns_process = False
+
+
 def main() -> None:
+    global owns_process
+    owns_process = True
     try:
         cli.main()
     except KeyboardInterrupt:

@@ -28,12 +28,14 @@ def run(recipe, dry_run, resume, yes, quiet, db, with_tui, minutes=None):
     """
     import gc
 
+    from overnight.cli import main as program
     from overnight.core import recipe as recipes
     from overnight.core.runner import resumable_run
     from overnight.ops.runs import start_run
     from overnight.ops.trust_gate import build
 
-    gc.disable()  # setting up makes many objects and frees few: collecting meanwhile is wasted time
+    if program.owns_process:  # setting up makes many objects and frees few: collecting meanwhile is wasted
+        gc.disable()
     loaded = recipes.load(_recipe_path(recipe))
     if minutes is not None:  # `overnight night` shares its hours out this way
         from dataclasses import replace
@@ -46,8 +48,9 @@ def run(recipe, dry_run, resume, yes, quiet, db, with_tui, minutes=None):
 
         offer(loaded, store, yes, quiet)  # before build: the check must not eat into the run's clock
     setup = build(loaded, store, yes=yes)
-    gc.freeze()  # what setting up made lives all night: the run's collections need not walk it
-    gc.enable()
+    if program.owns_process:  # what setting up made lives all night: the run's collections need not walk it
+        gc.freeze()
+        gc.enable()
     if dry_run:
         return _plan(setup)
     run_id = resumable_run(store, loaded) if resume else None

@@ -301,3 +301,30 @@ def test_what_a_command_left_is_found_among_the_pids_given_out_since_it_started(
     given = process._given_out_since(now, 0.1)
     assert given(now) and not given(now - 1)
     assert process._given_out_since(now, 3600) is None  # too long to tell: every process is read
+
+
+# -- the garbage collector ---------------------------------------------------------------------------
+
+
+def test_a_run_called_in_process_leaves_the_collector_as_it_found_it(workspace, cli):
+    """Only the console script, whose process ends with the run, pauses and freezes the collector;
+    a host (these tests) that runs many commands in one process keeps collecting."""
+    import gc
+
+    folder = recipe(workspace / "r", metric='kind = "command"\nrun = "wc -c < {file}"', proposals=["hello world\n"])
+    frozen = gc.get_freeze_count()
+    assert cli("run", folder).exit_code != 0  # not trusted: it stops before the run
+    assert gc.isenabled() and gc.get_freeze_count() == frozen
+    assert cli("run", folder, "--yes").exit_code == 0
+    assert gc.isenabled() and gc.get_freeze_count() == frozen
+
+
+def test_the_console_script_runs_with_what_setting_up_made_frozen(workspace):
+    folder = recipe(workspace / "r", metric='kind = "text-stats"\nstat = "characters"', proposals=["hello world\n"])
+    probe = ("import gc, sys; from overnight.cli import main; import overnight.core.runner as r; seen = r.start_run\n"
+             "def spy(*a, **k):\n    print('frozen', gc.get_freeze_count() > 0, 'collecting', gc.isenabled()); return seen(*a, **k)\n"
+             "import overnight.ops.runs as o; o.start_run = spy\n"
+             "sys.argv = ['overnight', 'run', sys.argv[1], '--yes']; main.main()")
+    done = subprocess.run([sys.executable, "-c", probe, str(folder)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "frozen True collecting True" in done.stdout
