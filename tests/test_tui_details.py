@@ -191,3 +191,33 @@ async def test_the_reason_column_is_on_screen_beside_a_long_rationale(wordy, siz
             assert reason and line[x:].startswith(reason[:room - 1]), (line, reason)
             if row["status"] != "baseline":
                 assert row["rationale"][:10] in line
+
+
+# -- the plot's axis -------------------------------------------------------------------
+
+
+def test_the_experiment_axis_counts_in_even_round_steps():
+    from overnight.tui.score_plot import x_ticks
+
+    assert x_ticks(7) == [0, 2, 4, 6]
+    assert x_ticks(4) == [0, 1, 2, 3, 4]
+    assert x_ticks(80) == [0, 20, 40, 60, 80]
+    assert x_ticks(100_000) == [0, 20_000, 40_000, 60_000, 80_000, 100_000]
+    assert x_ticks(0) == [0]
+
+
+@pytest.fixture
+def seven(workspace, cli) -> Path:
+    db = workspace / "store.db"
+    run_recipe(cli, recipe(workspace / "greeting", timeout_candidate=True), db)
+    return db
+
+
+async def test_the_plot_of_seven_experiments_reads_0_2_4_6(seven):
+    app = OvernightApp(seven)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: len(table(app).rows) == 8, what="the table")
+        await pilot.pause(0.3)
+        lines = screen_text(app).splitlines()
+        axis = next(i for i, line in enumerate(lines) if "└┬" in line)
+        assert lines[axis + 1].split() == ["0", "2", "4", "6"], lines[axis + 1]

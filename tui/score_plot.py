@@ -83,10 +83,16 @@ class ScorePlot(PlotextPlot):
                 plt.scatter(xs, ys, marker=marker, color=color)
                 legend.append(label)
         plt.xlabel("experiment   " + "  ".join(reversed(legend)))
-        last = max(series["best"][0])
-        ticks = sorted({round(i * last / 4) for i in range(5)})  # experiments are whole numbers
+        ticks = x_ticks(max(series["best"][0]))
         plt.xticks(ticks, [str(t) for t in ticks])
         self.refresh()
+
+
+def x_ticks(last: int) -> list[int]:
+    """Whole experiment numbers at an even, round step (1, 2, 5, 10, 20, 50...), at most six of
+    them: 0 2 4 6 for seven experiments, never 0 2 4 5 7."""
+    step = next(m * 10**e for e in range(16) for m in (1, 2, 5) if last <= 5 * m * 10**e)
+    return list(range(0, max(last, 0) + 1, step))
 
 
 def _kind(status: str) -> str | None:
