@@ -173,14 +173,12 @@ def show(exp, db, frontier):
 
 
 def _echo_frontier(store, run) -> None:
-    from overnight.plugins.frontier import leaders
+    from overnight.ops.frontier import frontier
 
-    rows = [(x["seq"], store.candidate(x["candidate"]) if x["candidate"] else "", {r["example_id"]: r["score"] for r in store.example_results(x["id"]) if r["split"] == "train"})
-            for x in store.experiments(run["id"]) if x["status"] in ("baseline", "keep", "discard") and x["score"] is not None]
-    front = leaders(rows)
+    front = frontier(store, run["id"])
     click.echo(f"\nFrontier of run {run['id']}: {len(front)} candidate{'s' if len(front) != 1 else ''} lead on train examples")
-    for seq, led in sorted(front.items(), key=lambda kv: (-len(kv[1]), kv[0])):
-        names = ", ".join(sorted(led)[:12]) + (", ..." if len(led) > 12 else "")
+    for seq, led in front:
+        names = ", ".join(led[:12]) + (", ..." if len(led) > 12 else "")
         click.echo(f"  #{seq:<4} leads {len(led):>3}: {names}")
 
 

@@ -228,9 +228,12 @@ def _watch() -> None:
                                      stderr=subprocess.DEVNULL, start_new_session=True, close_fds=True)
 
 
+# Read again until three passes in a row find nothing: a command that was starting as overnight died
+# (forked, not yet running with its tag) or a process forking meanwhile is caught on a later pass.
 _REAP = '''
-import os, signal
-def reap(marker):
+import os, signal, time
+def reap_once(marker):
+    found = 0
     for name in os.listdir("/proc"):
         if not name.isdigit() or int(name) == os.getpid():
             continue
@@ -242,8 +245,17 @@ def reap(marker):
         if any(v.startswith(marker + b"-") for v in env):
             try:
                 os.kill(int(name), signal.SIGKILL)
+                found += 1
             except OSError:
                 pass
+    return found
+def reap(marker):
+    quiet = 0
+    for _ in range(200):
+        quiet = 0 if reap_once(marker) else quiet + 1
+        if quiet == 3:
+            return
+        time.sleep(0.05)
 '''
 
 

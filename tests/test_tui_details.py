@@ -221,3 +221,62 @@ async def test_the_plot_of_seven_experiments_reads_0_2_4_6(seven):
         lines = screen_text(app).splitlines()
         axis = next(i for i, line in enumerate(lines) if "└┬" in line)
         assert lines[axis + 1].split() == ["0", "2", "4", "6"], lines[axis + 1]
+
+
+# -- the frontier ----------------------------------------------------------------------
+
+
+@pytest.fixture
+def led(workspace, cli) -> Path:
+    """Two kept candidates that lead on different train examples: 'sorry' for #1; 'refund' and 'thanks' for #2."""
+    import json
+
+    from tests.conftest import write
+    from tests.test_tui import EXAMPLES_SCORE
+
+    proposals = [{"view": "Say sorry.\n", "rationale": "apologise"},
+                 {"view": "A refund, and thanks.\n", "rationale": "refund and thank"}]
+    folder = write(workspace / "support", {
+        "reply.txt": "Write to the customer.\n",
+        "score.py": EXAMPLES_SCORE,
+        "proposals.jsonl": "".join(json.dumps(p) + "\n" for p in proposals),
+        "recipe.toml": """
+            [recipe]
+            name = "support"
+
+            [surface]
+            kind = "text"
+            path = "reply.txt"
+
+            [metric]
+            kind = "python"
+            file = "score.py"
+
+            [agent]
+            kind = "scripted"
+            file = "proposals.jsonl"
+
+            [budget]
+            experiments = 2
+            """,
+    })
+    db = workspace / "store.db"
+    run_recipe(cli, folder, db)
+    shown = cli("show", "1:2", "--frontier", "--db", db)
+    assert "  #2    leads   2: refund, thanks" in shown.output and "  #1    leads   1: sorry" in shown.output
+    return db
+
+
+@pytest.mark.parametrize("size", SIZES)
+async def test_capital_f_shows_which_candidates_lead_on_which_examples(led, size):
+    app = OvernightApp(led)
+    async with app.run_test(size=size) as pilot:
+        await until(pilot, lambda: len(table(app).rows) == 3, what="the table")
+        await pilot.press("F")
+        await until(pilot, lambda: getattr(app.screen, "front", None) is not None, what="the frontier")
+        assert app.screen.front == [(2, ["refund", "thanks"]), (1, ["sorry"])]
+        text = screen_text(app)
+        assert "2 candidates lead on train examples" in text
+        assert re.search(r"\b2\s+2\s+refund, thanks", text) and re.search(r"\b1\s+1\s+sorry", text), text
+        await pilot.press("escape")
+        assert type(app.screen).__name__ == "Dashboard"

@@ -36,6 +36,7 @@ class Dashboard(AppScreen):
         Binding("x", "stop", "stop"),
         Binding("g", "steer", "steer"),
         Binding("e", "explain", "explain"),
+        Binding("F", "frontier", "frontier", show=False),
         Binding("escape", "back", "back"),
         Binding("q", "app.quit", "quit", show=False),
     ]
@@ -260,6 +261,11 @@ class Dashboard(AppScreen):
         from .contributions import Contributions  # what `overnight explain` found, read from the store
 
         self.app.push_screen(Contributions(self.run_id))
+
+    def action_frontier(self) -> None:
+        from .frontier_screen import FrontierScreen  # which candidates lead on which examples
+
+        self.app.push_screen(FrontierScreen(self.run_id))
 
     def action_back(self) -> None:
         self.app.pop_screen()
