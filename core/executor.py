@@ -24,7 +24,7 @@ from .errors import OvernightError
 from .files import pid_alive
 from .llm import BudgetExceeded
 from .objective import Objective
-from .workfolder import IGNORE, Template  # noqa: F401  (IGNORE: the ray executor imports it from here)
+from .workfolder import Template
 
 
 

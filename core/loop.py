@@ -63,6 +63,8 @@ class Setup:
     def __post_init__(self) -> None:
         if self.executor is None:
             self.executor = LocalExecutor(self.surface, self.objective)
+        if self.store is not None:  # a store kept in the recipe folder changes as the run writes it
+            self.executor.own_files = self.store.files()
 
 
 class Loop:

@@ -15,6 +15,7 @@ import statistics
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Callable
 
 from .contracts import Executor, LLMCall, Measurement, MeasureRequest, Outcome
@@ -105,6 +106,13 @@ async def once(executor: Executor, view: str, request: MeasureRequest, *, guards
     return outcome
 
 
+def _inside(files, folder: Path) -> frozenset[str]:
+    """Of `files`, those inside `folder`, as paths relative to it."""
+    root = Path(folder).resolve()
+    found = [Path(f).resolve() for f in files]
+    return frozenset(f.relative_to(root).as_posix() for f in found if f.is_relative_to(root))
+
+
 def _untouched(executor: Executor) -> list[Fingerprint]:
     """The recipe folder and the person's file as they were before the executor's first measurement.
 
@@ -113,7 +121,8 @@ def _untouched(executor: Executor) -> list[Fingerprint]:
         surface, watched = getattr(executor, "surface", None), []
         try:
             if surface is not None:
-                watched.append(Fingerprint.of(surface.recipe_dir))
+                store = _inside(getattr(executor, "own_files", ()), surface.recipe_dir)
+                watched.append(Fingerprint.of(surface.recipe_dir, skip=store))
                 source = surface.source().resolve()
                 if not source.is_relative_to(surface.recipe_dir.resolve()):
                     watched.append(Fingerprint.of(source))

@@ -202,10 +202,13 @@ class Fingerprint:
     root: Path
     entries: dict
     quick: list = field(default_factory=list, compare=False)  # [(path, stat fields, content or None, top)]
+    skip: frozenset = field(default_factory=frozenset, compare=False)
 
     @classmethod
-    def of(cls, path: Path, max_files: int = 20_000, hashed: frozenset = frozenset()) -> "Fingerprint":
-        """`hashed` names files whose content is read whatever their age (those an earlier look read)."""
+    def of(cls, path: Path, max_files: int = 20_000, hashed: frozenset = frozenset(),
+           skip: frozenset = frozenset()) -> "Fingerprint":
+        """`hashed` names files whose content is read whatever their age (those an earlier look read);
+        `skip` holds relative paths left out (overnight's store, when the person keeps it in the folder)."""
         path = Path(path)
         now = time.time_ns()
         if not path.is_dir():
@@ -219,11 +222,13 @@ class Fingerprint:
                 names = [n for n in names if n != OWN_FOLDER]
             for name in dirs + names:
                 rel = (rel_top / name).as_posix()
+                if rel in skip:
+                    continue
                 entries[rel] = _stat(Path(top) / name, now, rel in hashed)
                 quick.append(_quick(os.path.join(top, name), entries[rel], now))
                 if len(entries) > max_files:
                     raise TooLarge(f"{path} has more than {max_files:,} files to watch")
-        return cls(path, entries, quick)
+        return cls(path, entries, quick, skip)
 
     def changed(self, later: "Fingerprint") -> list[str]:
         """Paths that appeared, vanished or changed between this fingerprint and `later`, sorted."""
@@ -234,7 +239,8 @@ class Fingerprint:
         """Raises naming the first changed file when the folder is not as it was."""
         if self.quick and all(_looks_same(*q) for q in self.quick):
             return
-        now = Fingerprint.of(self.root, hashed=frozenset(n for n, e in self.entries.items() if e and e[-1]))
+        hashed = frozenset(n for n, e in self.entries.items() if e and e[-1])
+        now = Fingerprint.of(self.root, hashed=hashed, skip=self.skip)
         changed = self.changed(now)
         if changed:
             first = self.root / changed[0] if changed[0] else self.root

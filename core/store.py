@@ -255,6 +255,10 @@ class Store:
                 raise OvernightError(f"The store {self.path} needs an upgrade: run any overnight command that writes (e.g. overnight status) first.")
             migrations.apply(self.db)
 
+    def files(self) -> frozenset[Path]:
+        """The store's file and those SQLite and overnight keep beside it, which change as it is written."""
+        return frozenset(self.path.with_name(self.path.name + end) for end in ("", "-wal", "-shm", "-journal", ".lock"))
+
     def close(self) -> None:
         self.conn.close()
 

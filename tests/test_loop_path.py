@@ -328,3 +328,11 @@ def test_the_console_script_runs_with_what_setting_up_made_frozen(workspace):
     done = subprocess.run([sys.executable, "-c", probe, str(folder)], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert "frozen True collecting True" in done.stdout
+
+
+def test_a_store_kept_in_the_recipe_folder_does_not_stop_the_run(workspace, cli):
+    """The store changes as the run writes it: that is overnight's own writing, not the metric's."""
+    folder = recipe(workspace / "r", metric='kind = "command"\nrun = "wc -c < {file}"', proposals=["hello world\n"])
+    done = cli("run", folder, "--yes", "--db", folder / "mine.db")
+    assert done.exit_code == 0, done.output
+    assert "which metrics may only read" not in done.output and "Kept 1 of 1" in done.output
