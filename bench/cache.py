@@ -41,6 +41,7 @@ def main() -> None:
     from overnight.core.llm import Gateway
     from overnight.core.runner import build
     from overnight.core.store import Store
+    from overnight.sharing import trust
 
     rows = [json.loads(line) for line in (ROOT / "recipes/triage/tickets.jsonl").read_text().splitlines()]
     labels = {r["subject"]: r["category"] for r in rows}
@@ -60,7 +61,7 @@ def main() -> None:
             (folder / "recipe.toml").write_text(tomlkit.dumps(doc))
             recipe = recipes.load(folder)
             store = Store(Path(tmp) / "overnight.db")
-            setup = build(recipe, store)
+            setup = build(recipe, store, hosts=trust.hosts(recipe))  # its own recipe, for its own server
             view = setup.surface.read()
             executor = LocalExecutor(setup.surface, setup.objective)
 

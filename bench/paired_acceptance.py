@@ -99,6 +99,7 @@ def one_run(root: Path, world: str, level: str, proposals: int, examples: int, s
     from overnight.core import recipe as recipes
     from overnight.core import runner
     from overnight.core.store import Store
+    from overnight.sharing import trust
 
     server = LLMServer().start()
     try:
@@ -112,7 +113,7 @@ def one_run(root: Path, world: str, level: str, proposals: int, examples: int, s
         if level == "off":  # the keep rule without the paired test
             keep.paired_verdict = lambda *a, **k: None
         store = Store(folder / "overnight.db")
-        runner.run(runner.build(r, store))
+        runner.run(runner.build(r, store, hosts=trust.hosts(r)))  # its own recipe, for its own server
         store.close()
     finally:
         server.stop()

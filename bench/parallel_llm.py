@@ -60,10 +60,12 @@ def one_run(server: LLMServer, workdir: Path, parallel: int, experiments: int) -
     from overnight.core import recipe as recipes
     from overnight.core.runner import build, run
     from overnight.core.store import Store
+    from overnight.sharing import trust
 
     folder = recipe(workdir / f"p{parallel}", server.url, parallel, experiments)
     store = Store(workdir / f"p{parallel}.db")
-    setup = build(recipes.load(folder), store)
+    loaded = recipes.load(folder)
+    setup = build(loaded, store, hosts=trust.hosts(loaded))  # its own recipe, for its own server
     started = time.monotonic()
     summary = run(setup)
     seconds = time.monotonic() - started

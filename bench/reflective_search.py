@@ -50,7 +50,6 @@ import sqlite3
 import statistics
 import sys
 import tempfile
-import textwrap
 import time
 from collections import Counter
 from pathlib import Path
@@ -77,38 +76,11 @@ DEFAULT = "greedy,reflective,reflective+screen"
 WORLD = dict(categories=12, two_rule=3, conflicts=2, per_category=4)
 
 
-def recipe(folder: Path, url: str, strategy: str, seed: int) -> None:
-    keys = "\n        ".join(f"{k} = {v!r}".replace("'", '"') for k, v in STRATEGIES[strategy].items())
-    (folder / "recipe.toml").write_text(textwrap.dedent(f"""
-        [recipe]
-        name = "sim-{strategy.replace('+', '-')}-{seed}"
-
-        [surface]
-        kind = "prompt"
-        path = "prompt.j2"
-        inputs = ["item"]
-
-        [metric]
-        kind = "dataset"
-        file = "examples.jsonl"
-        expected_field = "label"
-        task_model = "openai/sim-task"
-        api_base = "{url}"
-        max_tokens = 10
-        seed = {seed}
-
-        [agent]
-        kind = "llm"
-        model = "openai/sim-agent"
-        api_base = "{url}"
-        seed = {seed}
-        {keys}
-
-        [budget]
-        experiments = 100000
-        max_failures = 1000
-        paired_level = 0.25
-        """))
+def recipe(world, folder: Path, url: str, strategy: str, seed: int) -> None:
+    keys = "\n".join(f"{k} = {v!r}".replace("'", '"') for k, v in STRATEGIES[strategy].items())
+    world.write_recipe(folder, url, name=f"sim-{strategy.replace('+', '-')}-{seed}", metric=f"seed = {seed}",
+                       agent=f"seed = {seed}\n{keys}",
+                       budget="experiments = 100000\nmax_failures = 1000\npaired_level = 0.25")
 
 
 class Recording:
@@ -162,20 +134,20 @@ def one_run(root: Path, strategy: str, seed: int, budget: int) -> dict:
     from overnight.core import runner
     from overnight.core.executor import LocalExecutor
     from overnight.core.store import Store
+    from overnight.sharing import trust
 
     server = LLMServer().start()
     try:
         world = server.simulate(seed=seed, **WORLD)
         folder = root / f"{strategy.replace('+', '-')}-{seed}"
-        world.write(folder)
-        recipe(folder, server.url, strategy, seed)
+        recipe(world, folder, server.url, strategy, seed)
         r = recipes.load(folder)
         split = {str(rec.fields["id"]): s for rec, s in r.metrics[0].build(folder).load()}
         train = {i for i, s in split.items() if s == "train"}
         holdout = {i for i, s in split.items() if s == "holdout"}
         calls = budget * len(train)
         store = Store(folder / "overnight.db")
-        setup = runner.build(r, store)
+        setup = runner.build(r, store, hosts=trust.hosts(r))  # its own recipe, for its own server
         setup.executor = Recording(LocalExecutor(setup.surface, setup.objective), world, store, r.name, calls)
         if strategy.endswith("+scores"):
             setup.agent = Telling(setup.agent, setup.executor)

@@ -31,11 +31,11 @@ from overnight.core.contracts import Agent, Context, Proposal, Surface
 from overnight.core.errors import OvernightError
 from overnight.core.hookspecs import hookimpl
 from overnight.core.options import Option
+from overnight.core.workfolder import IGNORE
 
 from .llm_agent import failing_examples, head_sections, hypothesis_of, tail_sections, without_new_secrets
 
 BRIEF = "OVERNIGHT_BRIEF.md"
-IGNORE = shutil.ignore_patterns(".overnight", ".git", "__pycache__", "*.pyc", ".venv", "node_modules")
 SHELL_WORDS = {"cd", "export", "set", ".", "source", "exec", "test", "[", "true", "false", ":", "if", "for", "(", "{", "env"}
 DONE = re.compile(r"^DONE\b.*$", re.MULTILINE)
 MAX_FILES = 2000  # past this many files the other files' changes are not looked for

@@ -31,7 +31,8 @@ from overnight.api import hookimpl
 from overnight.core import process
 from overnight.core.contracts import Executor, Measurement, MeasureRequest, Outcome
 from overnight.core.errors import OvernightError
-from overnight.core.executor import IGNORE, LocalExecutor
+from overnight.core.executor import LocalExecutor
+from overnight.core.workfolder import IGNORE
 from overnight.core.options import Option
 
 POLL = 0.2  # seconds between looks at a stop request while a measurement runs on the cluster

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import textwrap
 from pathlib import Path
 
 import pytest
@@ -224,35 +223,8 @@ def test_the_simulated_task_model_follows_the_rules_in_the_prompt():
 def test_a_reflective_run_on_the_simulated_world_merges_and_changes_approach(cli, workspace, key, llm_server):
     world = llm_server.simulate(seed=1)
     folder = workspace / "sim"
-    world.write(folder)
-    (folder / "recipe.toml").write_text(textwrap.dedent(f"""
-        [recipe]
-        name = "sim"
-
-        [surface]
-        kind = "prompt"
-        path = "prompt.j2"
-        inputs = ["item"]
-
-        [metric]
-        kind = "dataset"
-        file = "examples.jsonl"
-        expected_field = "label"
-        task_model = "openai/sim-task"
-        api_base = "{llm_server.url}"
-        max_tokens = 10
-
-        [agent]
-        kind = "llm"
-        model = "openai/sim-agent"
-        api_base = "{llm_server.url}"
-        strategy = "reflective"
-        merge_every = 3
-        plateau = 3
-
-        [budget]
-        experiments = 15
-        """))
+    world.write_recipe(folder, llm_server.url, agent='strategy = "reflective"\nmerge_every = 3\nplateau = 3',
+                       budget="experiments = 15")
 
     result = cli("run", folder, "--yes")  # it sends the prompt to a model: trusted here
 

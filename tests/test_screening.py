@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
-import textwrap
 from pathlib import Path
 
 import pytest
@@ -201,34 +200,7 @@ def test_the_dataset_metric_measures_only_the_examples_asked_for(tmp_path, key, 
 def test_a_proposal_that_loses_on_its_minibatch_is_discarded_unmeasured_on_the_rest(cli, workspace, key, llm_server):
     world = llm_server.simulate(seed=1)
     folder = workspace / "sim"
-    world.write(folder)
-    (folder / "recipe.toml").write_text(textwrap.dedent(f"""
-        [recipe]
-        name = "sim"
-
-        [surface]
-        kind = "prompt"
-        path = "prompt.j2"
-        inputs = ["item"]
-
-        [metric]
-        kind = "dataset"
-        file = "examples.jsonl"
-        expected_field = "label"
-        task_model = "openai/sim-task"
-        api_base = "{llm_server.url}"
-        max_tokens = 10
-
-        [agent]
-        kind = "llm"
-        model = "openai/sim-agent"
-        api_base = "{llm_server.url}"
-        strategy = "reflective"
-        screen = 4
-
-        [budget]
-        experiments = 14
-        """))
+    world.write_recipe(folder, llm_server.url, agent='strategy = "reflective"\nscreen = 4', budget="experiments = 14")
 
     result = cli("run", folder, "--yes")
 

@@ -109,6 +109,39 @@ class SimWorld:
         (folder / "examples.jsonl").write_text("".join(json.dumps(e) + "\n" for e in self.examples))
         (folder / "prompt.j2").write_text(START)
 
+    def write_recipe(self, folder: Path, url: str, *, name: str = "sim", metric: str = "", agent: str = "",
+                     budget: str = "") -> None:
+        """The files and a recipe around them: the prompt tuned by the `llm` agent (sim-agent) and
+        scored on the examples by the task model (sim-task), both at `url`. `metric`, `agent` and
+        `budget` are TOML lines added to their sections."""
+        self.write(folder)
+        (folder / "recipe.toml").write_text(f"""[recipe]
+name = "{name}"
+
+[surface]
+kind = "prompt"
+path = "prompt.j2"
+inputs = ["item"]
+
+[metric]
+kind = "dataset"
+file = "examples.jsonl"
+expected_field = "label"
+task_model = "openai/sim-task"
+api_base = "{url}"
+max_tokens = 10
+{metric}
+
+[agent]
+kind = "llm"
+model = "openai/sim-agent"
+api_base = "{url}"
+{agent}
+
+[budget]
+{budget}
+""")
+
     def install(self, server) -> "SimWorld":
         server.add_rule(lambda request: request.get("model") == "sim-task", self.task_reply)
         server.add_rule(lambda request: request.get("model") == "sim-agent", self.agent_reply)
