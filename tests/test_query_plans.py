@@ -21,10 +21,10 @@ from overnight.night.state import Nights
 # Tables that grow with every experiment; runs, notes and checks grow with what a person does.
 GROWING = ("experiments", "example_results", "llm_calls", "reviews", "candidates", "contributions")
 
-# Methods that write (or open and close): their statements are not reads.
+# Methods that write (or open and close, or name the store's files): their statements are not reads.
 WRITES = {"start_run", "update_run", "set_control", "put_candidate", "record_experiment", "update_experiment",
           "record_llm_call", "add_review", "add_note", "record_check", "save_contributions", "add_remeasure",
-          "close", "db", "begin_apply", "end_apply", "finish_apply", "commit_experiment", "transaction"}
+          "close", "db", "begin_apply", "end_apply", "finish_apply", "commit_experiment", "transaction", "files"}
 
 
 @pytest.fixture
