@@ -17,8 +17,10 @@ import threading
 import time
 import traceback
 import uuid
+import weakref
 from pathlib import Path
 
+from . import process
 from .contracts import Executor, Measurement, MeasureRequest, Outcome, Surface  # Outcome: imported from here too
 from .errors import OvernightError
 from .files import pid_alive
@@ -44,24 +46,28 @@ class LocalExecutor(Executor):
         self.template: Template | None = None
         self._listing = threading.Lock()
         self.spare: list[Path] = []  # work folders kept for the next measurement (see `_release`)
+        self.ahead: list[Path] = []  # fresh work folders, made while a command ran (see `_make_ahead`)
+        self._ahead_lock = threading.Lock()  # guards `ahead`, `measuring` and `_generation`
+        self.measuring = 0  # measurements in flight: as many folders are made ahead, at most
+        self._generation = 0  # moved by `forget_ahead`: a folder being made then is not kept
+        weakref.finalize(self, _remove_all, self.ahead)
 
     def measure(self, view: str, request: MeasureRequest, guards: bool = True) -> Outcome:
-        folder, reused = self._folder()
+        folder, made = self._folder()
         artifact = None
         start = time.monotonic()
         try:
             # A copy of the recipe folder, so a metric's scripts and data sit beside the candidate
             # just as they sit beside the user's file; the user's folder itself is never touched.
             request.view = view
-            if self.writes == "folder":
-                self._template().copy(folder)
-            elif self.writes == "file" and not reused:
-                folder.mkdir(mode=0o700)
+            if not made:
+                self._make(folder)
             if self.writes == "nothing":
                 artifact = folder / self.surface.source().name  # named, never written
             else:
                 artifact = self.surface.materialize(view, folder)
-            m = finite(self.objective.measure(artifact, folder, request))
+            with process.meanwhile(self._make_ahead):
+                m = finite(self.objective.measure(artifact, folder, request))
             m.seconds = m.seconds or time.monotonic() - start
             outcome = Outcome(m)
             if guards and m.ok and self.objective.guards:
@@ -78,18 +84,67 @@ class LocalExecutor(Executor):
             reason = f"the metric failed: {type(exc).__name__}: {exc}"
             return Outcome(Measurement.crash(reason, traceback.format_exc(), seconds=time.monotonic() - start))
         finally:
+            with self._ahead_lock:
+                self.measuring -= 1
             self._release(folder, artifact)
 
     def _folder(self) -> tuple[Path, bool]:
-        """A work folder's path and whether it exists already: a name no other measurement has, in a
-        folder only this user can read (made by the copy), or one `_release` kept for the next."""
+        """A work folder's path and whether it is made already: a name no other measurement has, in a
+        folder only this user can read (made by `_make`), one `_release` kept for the next, or one
+        made ahead."""
+        with self._ahead_lock:
+            if self.ahead:
+                self.measuring += 1
+                return self.ahead.pop(0), True
         try:
-            return self.spare.pop(), True
+            folder, made = self.spare.pop(), True
         except IndexError:
-            pass
+            folder, made = self._new(), False
+        with self._ahead_lock:
+            self.measuring += 1
+        return folder, made
+
+    def _new(self) -> Path:
         if self.root:
             self.root.mkdir(parents=True, exist_ok=True)
-        return (self.root or private_root()) / f"exp-{uuid.uuid4().hex[:12]}", False
+        return (self.root or private_root()) / f"exp-{uuid.uuid4().hex[:12]}"
+
+    def _make(self, folder: Path) -> None:
+        """Makes a work folder: a copy of the recipe folder, or an empty one for a metric that reads
+        the file alone."""
+        if self.writes == "folder":
+            self._template().copy(folder)
+        elif self.writes == "file":
+            folder.mkdir(mode=0o700)
+
+    def _make_ahead(self) -> None:
+        """Makes the next measurement's work folder while a command runs (core/process.py `meanwhile`),
+        off the loop's path: as fresh as one made when needed, from the recipe folder as the run
+        listed it. Should the recipe folder change, the check after each measurement stops the run
+        and `forget_ahead` drops these (core/measure.py)."""
+        with self._ahead_lock:
+            if self.keep or self.writes == "nothing" or len(self.ahead) >= self.measuring:
+                return
+            generation = self._generation
+        folder = self._new()
+        try:
+            self._make(folder)
+        except OSError:  # the disk is full, say: the next measurement makes its own and says why
+            shutil.rmtree(folder, ignore_errors=True)
+            return
+        with self._ahead_lock:
+            if generation == self._generation:
+                self.ahead.append(folder)
+                return
+        sweeper.remove(folder)
+
+    def forget_ahead(self) -> None:
+        """Drops the folders made ahead (the recipe folder changed since, perhaps)."""
+        with self._ahead_lock:
+            self._generation += 1
+            dropped, self.ahead[:] = list(self.ahead), []
+        for folder in dropped:
+            sweeper.remove(folder)
 
     def _release(self, folder: Path, artifact: Path | None) -> None:
         """Removes a finished work folder, in the background. An instant metric that reads the file
@@ -123,6 +178,12 @@ def finite(m: Measurement) -> Measurement:
                                       seconds=m.seconds)
             return crash
     return m
+
+
+def _remove_all(folders: list[Path]) -> None:
+    """Removes the folders an executor made ahead and never used: when it is collected, or at exit."""
+    for folder in list(folders):
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _holds_only(folder: Path, name: str) -> bool:

@@ -35,6 +35,7 @@ from .keep import KeepRule
 from .llm import BudgetExceeded
 from .measure import once, repeats, sample
 from .objective import Objective
+from .process import Later
 from .record import ExperimentRecord, Recorder, diff_of, new_run, resumed
 from .schedule import Scheduler
 from .secrets import scrubbed
@@ -231,7 +232,8 @@ class Loop:
             if lost:
                 self.recorder.record(rec, *lost)
                 return
-        outcome = await once(s.executor, view, self._request(), guards=True)
+        later = (rec.diff,) if isinstance(rec.diff, Later) else ()
+        outcome = await once(s.executor, view, self._request(), guards=True, meanwhile=later)
         async with self.decide_lock:
             status, reason = await self.keep.decide(rec, view, outcome, self.state,
                                                     again=lambda: once(s.executor, view, self._request(cache=False)))

@@ -18,8 +18,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
+from . import process
 from .contracts import Executor, LLMCall, Measurement, MeasureRequest, Outcome
 from .decide import noise
+from .errors import OvernightError
 from .llm import BudgetExceeded
 from .paths import Fingerprint, TooLarge
 from .secrets import scrubbed
@@ -88,22 +90,35 @@ class Samples:
         return noise(self.values)
 
 
-async def once(executor: Executor, view: str, request: MeasureRequest, *, guards: bool = False) -> Outcome:
+async def once(executor: Executor, view: str, request: MeasureRequest, *, guards: bool = False,
+               meanwhile: tuple[Callable[[], object], ...] = ()) -> Outcome:
     """One measurement, in a worker thread so other experiments go on meanwhile (in the event loop
     itself when every metric is instant: see `Plugin.instant`); secrets masked here, at the source;
-    the recipe folder and the person's file checked after it, which a metric may only read."""
+    the recipe folder and the person's file checked after it, which a metric may only read.
+
+    `meanwhile` is work the worker thread may do while a command of the measurement runs
+    (core/process.py `meanwhile`); what it did not do, its caller does."""
     untouched = _untouched(executor)
     if getattr(executor, "inline", False):
         outcome = scrubbed(executor.measure(view, request, guards))
     else:
         try:
-            outcome = scrubbed(await asyncio.wait_for(asyncio.to_thread(executor.measure, view, request, guards),
+            outcome = scrubbed(await asyncio.wait_for(asyncio.to_thread(_measure, executor, meanwhile, view, request, guards),
                                                       request.seconds + BACKSTOP))
         except asyncio.TimeoutError:
             outcome = Outcome(Measurement.timeout(request.seconds))
-    for fingerprint in untouched:
-        fingerprint.check("the recipe's own files")
+    try:
+        for fingerprint in untouched:
+            fingerprint.check("the recipe's own files")
+    except OvernightError:
+        getattr(executor, "forget_ahead", lambda: None)()  # folders made ahead were copied from it
+        raise
     return outcome
+
+
+def _measure(executor: Executor, meanwhile: tuple, view: str, request: MeasureRequest, guards: bool) -> Outcome:
+    with process.meanwhile(*meanwhile):
+        return executor.measure(view, request, guards)
 
 
 def _inside(files, folder: Path) -> frozenset[str]:

@@ -5,7 +5,8 @@ inherit. When it ends, every process still carrying its tag is killed, even one 
 the group (`setsid`, a double fork). Should overnight itself die (even by SIGKILL), a small
 watchdog that holds the other end of a pipe sees it close and kills every tagged process.
 Output is kept in a capped buffer (its head and its tail), so a command printing 100 MB
-does not hold 100 MB.
+does not hold 100 MB. While a command runs, the thread that started it does what was left
+for it to do meanwhile (`meanwhile`): the next work folder, say, made off the loop's path.
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ import subprocess
 import sys
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Callable, Iterator
 
 _live: set[int] = set()
 _lock = threading.Lock()
@@ -63,11 +66,12 @@ def run(args, *, cwd, seconds: float, env: dict | None = None, shell: bool = Fal
     out, err = Capped(), Capped()
     reading = Reading({proc.stdout: out, proc.stderr: err}, proc)
     try:
+        seen = _do_meanwhile(reading)
         timed_out = not reading.until_exit(start + seconds)
         if timed_out:
             _kill_group(proc.pid)
         proc.wait()
-        ended = time.monotonic()
+        ended = time.monotonic() if seen is None else seen
     finally:
         _clean_up(proc, tag, time.monotonic() - start, reading)
     code = None if timed_out or proc.returncode < 0 else proc.returncode
@@ -87,6 +91,64 @@ def _clean_up(proc: subprocess.Popen, tag: str, seconds: float, reading: "Readin
     _kill_group(proc.pid)
     _kill_where(f"{TAG}={tag}".encode(), since=proc.pid, seconds=seconds)
     reading.rest(DRAIN_SECONDS)
+
+
+_queued = threading.local()  # .work: what the calling thread does meanwhile, in order
+
+
+@contextmanager
+def meanwhile(*work: Callable[[], object]) -> Iterator[None]:
+    """Within it, the calling thread's next commands do `work` right after they start, while they
+    run and it would only wait: each piece once, and none after its command has ended (what is left
+    stays undone; who queued it does it then, or not at all). Work must not raise, and should
+    take far less than a command: a command's end is seen only once the piece at hand is done."""
+    queue = _queued.__dict__.setdefault("work", [])
+    queue.extend(work)
+    try:
+        yield
+    finally:
+        for piece in work:
+            if piece in queue:
+                queue.remove(piece)
+
+
+class Later:
+    """Work done once, by whoever comes first: a command's thread while the command runs (queued
+    with `meanwhile`), or the caller that needs its result."""
+
+    def __init__(self, fn: Callable, *args):
+        self.fn, self.args = fn, args
+        self.lock = threading.Lock()
+        self.done = False
+        self.value = self.error = None
+
+    def __call__(self) -> None:
+        with self.lock:
+            if self.done:
+                return
+            try:
+                self.value = self.fn(*self.args)
+            except Exception as exc:  # raised to the caller of `result`, where it would have been
+                self.error = exc
+            self.done = True
+
+    def result(self):
+        self()
+        if self.error is not None:
+            raise self.error
+        return self.value
+
+
+def _do_meanwhile(reading: "Reading") -> float | None:
+    """Does the queued work while the command runs. When the command turns out to have ended
+    during a piece, the moment that piece began (its end is not known closer than that): counting
+    from then, the command's seconds err on the short side, never on overnight's time."""
+    queue = getattr(_queued, "work", None)
+    began = None
+    while queue and reading.running():
+        began = time.monotonic()
+        queue.pop(0)()
+    return began if began is not None and not reading.running() else None
 
 
 class Reading:
@@ -117,6 +179,14 @@ class Reading:
                 self._read(key)
             if self.pidfd is None and self.proc.poll() is not None:
                 return True
+
+    def running(self) -> bool:
+        """Whether the command still runs, reading what it wrote so far; waits for nothing."""
+        for key, _ in self.selector.select(0):
+            if key.data is None:
+                return False
+            self._read(key)
+        return self.pidfd is not None or self.proc.poll() is None
 
     def rest(self, seconds: float) -> None:
         """What is left in the pipes, until every writer has closed them (or `seconds` pass)."""
@@ -176,45 +246,81 @@ def kill_tagged(tag: str) -> int:
 
 def _kill_where(marker: bytes, since: int | None = None, seconds: float = 0.0) -> list[int]:
     """Kills the processes whose environment holds `marker`. With `since` (the pid of a command
-    that ran `seconds`), only the pids given out since are read: what the command started."""
-    new = _given_out_since(since, seconds) if since is not None else None
+    that ran `seconds`), only the pids given out since are read: what the command started. When
+    those are few, each is looked at by its number (most are gone already: one failed open
+    each), which costs less than listing every process of the machine."""
+    given = _pids_since(since, seconds) if since is not None else None
+    if given is not None and sum(map(len, given)) <= PROBE_MOST:
+        pids = (pid for span in given for pid in span)
+    else:
+        names = os.listdir("/proc") if os.path.isdir("/proc") else ()
+        pids = (int(n) for n in names if n.isdigit() and (given is None or any(int(n) in span for span in given)))
     killed = []
-    for name in os.listdir("/proc") if os.path.isdir("/proc") else ():
-        if not name.isdigit() or (new is not None and not new(int(name))) or int(name) == os.getpid():
-            continue
-        try:
-            with open(f"/proc/{name}/environ", "rb") as f:
-                environ = f.read()
-        except OSError:
-            continue
-        if any(v == marker or v.startswith(marker + b"-") for v in environ.split(b"\0")):
+    for pid in pids:
+        environ = _environ(pid)
+        if environ and any(v == marker or v.startswith(marker + b"-") for v in environ.split(b"\0")) \
+                and not _ours(pid):
             try:
-                os.kill(int(name), signal.SIGKILL)
-                killed.append(int(name))
+                os.kill(pid, signal.SIGKILL)
+                killed.append(pid)
             except OSError:
                 pass
     return killed
 
 
+PROBE_MOST = 64  # pids looked at one by one at most; past that, /proc is listed
+
+
+def _environ(pid: int) -> bytes:
+    """A process's environment as /proc has it; empty for one that is gone or not ours to read."""
+    path = f"/proc/{pid}/environ"
+    if not os.access(path, os.R_OK):  # most are gone: told without raising, which costs more
+        return b""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return b""
+    try:
+        chunks = []
+        while chunk := os.read(fd, 65536):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    except OSError:
+        return b""
+    finally:
+        os.close(fd)
+
+
+def _ours(pid: int) -> bool:
+    """Whether `pid` is this process or one of its threads (a thread's number is a pid too, and a
+    pid looked at by its number may be one)."""
+    return pid == os.getpid() or os.path.exists(f"/proc/self/task/{pid}")
+
+
 FORKS_PER_SECOND = 50_000  # more than a machine can start: a bound on the pids given out meanwhile
 
 
-def _given_out_since(first: int, seconds: float):
-    """Whether a pid was given out since `first` was (a test on pids), or None when that cannot be
-    told. Pids are given out in turn, wrapping at pid_max: those since are the ones from `first`
-    to the last given out, around the wrap, as long as fewer than pid_max were given out."""
+def _pids_since(first: int, seconds: float) -> list[range] | None:
+    """The pids given out since `first` was, or None when that cannot be told. Pids are given out
+    in turn, wrapping at pid_max: those since are the ones from `first` to the last given out,
+    around the wrap, as long as fewer than pid_max were given out."""
     try:
-        with open("/proc/sys/kernel/ns_last_pid") as f:
-            last = int(f.read())
-        with open("/proc/sys/kernel/pid_max") as f:
-            most = int(f.read())
+        last, most = _read_int("/proc/sys/kernel/ns_last_pid"), _read_int("/proc/sys/kernel/pid_max")
     except (OSError, ValueError):
         return None
     if seconds * FORKS_PER_SECOND >= most // 2:
         return None
     if last >= first:
-        return lambda pid: first <= pid <= last
-    return lambda pid: pid >= first or pid <= last
+        return [range(first, last + 1)]
+    return [range(first, most), range(1, last + 1)]
+
+
+def _read_int(path: str) -> int:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        return int(os.read(fd, 64))
+    finally:
+        os.close(fd)
 
 
 def _watch() -> None:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .contracts import Agent, Attempt, ExampleResult, LLMCall, Measurement
+from .process import Later
 from .faults import point
 from .events import Events, ExperimentFinished, NewBest, Used
 from .state import Best, RunState, failing
@@ -34,11 +35,13 @@ def bounded_diff(surface, old: str, new: str, limit: int = DIFF_LIMIT) -> str:
             f"{'identical' if old == new else 'they differ'})\n")
 
 
-async def diff_of(surface, old: str, new: str) -> str:
-    """`bounded_diff`, in the event loop when the texts are short (a thread hop would cost more than
-    the diff), in a thread when long, so other experiments' decisions do not wait for it."""
+async def diff_of(surface, old: str, new: str) -> str | Later:
+    """`bounded_diff`, in a thread when the texts are long, so other experiments' decisions do not
+    wait for it. When short, work for later (a thread hop would cost more than the diff): the diff
+    is needed only for the record, so the thread of the experiment's command makes it while the
+    command runs (core/process.py `meanwhile`), or the record does."""
     if len(old) + len(new) <= DIFF_INLINE:
-        return bounded_diff(surface, old, new)
+        return Later(bounded_diff, surface, old, new)
     return await asyncio.to_thread(bounded_diff, surface, old, new)
 
 
@@ -53,7 +56,7 @@ class ExperimentRecord:
     agent_trace: str | None = None
     meta: dict[str, Any] | None = None
     candidate: str | None = None
-    diff: str | None = None
+    diff: str | Later | None = None  # a Later until stored
     status: str = ""
     reason: str = ""
     score: float | None = None
@@ -90,6 +93,8 @@ class ExperimentRecord:
         self.components = components
 
     def columns(self) -> dict[str, Any]:
+        if isinstance(self.diff, Later):
+            self.diff = self.diff.result()
         return {k: v for k, v in vars(self).items() if v is not None and k not in ("examples", "llm_calls", "view")}
 
     def attempt(self) -> Attempt:

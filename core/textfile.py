@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from . import workfolder
 from .contracts import Surface
 from .errors import OvernightError
 from .files import atomic_write
@@ -19,7 +20,11 @@ class TextFileSurface(Surface):
     noun = "surface file"
 
     def source(self) -> Path:
-        return self.path(self.config["path"])
+        try:
+            return self._source
+        except AttributeError:  # resolved once: following links costs a call for each part of the path
+            self._source = self.path(self.config["path"])
+            return self._source
 
     def read_text(self) -> str:
         path = self.source()
@@ -40,7 +45,7 @@ class TextFileSurface(Surface):
         target = folder / relative
         if target.parent != folder:  # a syscall saved per experiment; the folder itself exists
             target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(view, encoding="utf-8")
+        workfolder.write(target, view.encode("utf-8"))
         return target
 
     def apply(self, view: str, backup_dir: Path) -> Path | None:

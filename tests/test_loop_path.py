@@ -298,9 +298,9 @@ def test_what_a_command_left_is_found_among_the_pids_given_out_since_it_started(
     tag = f"{process.TAG}={os.getpid()}".encode()
     assert process._kill_where(tag) == []  # nothing of it is left anywhere, not only among the newest
     now = int(Path("/proc/sys/kernel/ns_last_pid").read_text())
-    given = process._given_out_since(now, 0.1)
-    assert given(now) and not given(now - 1)
-    assert process._given_out_since(now, 3600) is None  # too long to tell: every process is read
+    given = process._pids_since(now, 0.1)
+    assert any(now in span for span in given) and not any(now - 1 in span for span in given)
+    assert process._pids_since(now, 3600) is None  # too long to tell: every process is read
 
 
 # -- the garbage collector ---------------------------------------------------------------------------
