@@ -66,7 +66,7 @@ class LocalExecutor(Executor):
                 artifact = folder / self.surface.source().name  # named, never written
             else:
                 artifact = self.surface.materialize(view, folder)
-            with process.meanwhile(self._make_ahead):
+            with process.meanwhile(self._make_ahead, sweeper.drain):
                 m = finite(self.objective.measure(artifact, folder, request))
             m.seconds = m.seconds or time.monotonic() - start
             outcome = Outcome(m)

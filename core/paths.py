@@ -237,7 +237,10 @@ class Fingerprint:
 
     def check(self, what: str = "the recipe folder") -> None:
         """Raises naming the first changed file when the folder is not as it was."""
+        looked = time.time_ns()
         if self.quick and all(_looks_same(*q) for q in self.quick):
+            if any(q[2] is not None for q in self.quick):
+                self.quick[:] = [_settled(q, looked) for q in self.quick]
             return
         hashed = frozenset(n for n, e in self.entries.items() if e and e[-1])
         now = Fingerprint.of(self.root, hashed=hashed, skip=self.skip)
@@ -287,6 +290,15 @@ def _quick(path: str, entry, now: int, top: bool = False) -> tuple:
     if stat.S_ISDIR(entry[0]) and now - entry[2] < RACY_NS:
         content = _names(path, top)
     return path, entry[:5], content, top
+
+
+def _settled(quick: tuple, looked: int) -> tuple:
+    """A path's cheap look without its content (or names) once its times are too old to hide a
+    change: it was seen as it was at `looked`, and a change since would move its times."""
+    path, fields, content, top = quick
+    if content is not None and fields is not None and looked - fields[2] >= RACY_NS:
+        return path, fields, None, top
+    return quick
 
 
 def _names(path: str, top: bool) -> tuple:

@@ -11,6 +11,7 @@ for it to do meanwhile (`meanwhile`): the next work folder, say, made off the lo
 
 from __future__ import annotations
 
+import functools
 import os
 import selectors
 import signal
@@ -305,7 +306,7 @@ def _pids_since(first: int, seconds: float) -> list[range] | None:
     in turn, wrapping at pid_max: those since are the ones from `first` to the last given out,
     around the wrap, as long as fewer than pid_max were given out."""
     try:
-        last, most = _read_int("/proc/sys/kernel/ns_last_pid"), _read_int("/proc/sys/kernel/pid_max")
+        last, most = _read_int("/proc/sys/kernel/ns_last_pid"), _pid_max()
     except (OSError, ValueError):
         return None
     if seconds * FORKS_PER_SECOND >= most // 2:
@@ -313,6 +314,11 @@ def _pids_since(first: int, seconds: float) -> list[range] | None:
     if last >= first:
         return [range(first, last + 1)]
     return [range(first, most), range(1, last + 1)]
+
+
+@functools.cache
+def _pid_max() -> int:
+    return _read_int("/proc/sys/kernel/pid_max")  # set at boot, as good as always
 
 
 def _read_int(path: str) -> int:

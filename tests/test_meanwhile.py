@@ -200,8 +200,8 @@ def test_when_many_pids_were_given_out_every_process_is_listed_and_the_daemon_st
 
 
 def test_pids_given_out_around_the_wrap_are_both_ends(monkeypatch):
-    values = {"/proc/sys/kernel/ns_last_pid": 120, "/proc/sys/kernel/pid_max": 4_194_304}
-    monkeypatch.setattr(process, "_read_int", values.__getitem__)
+    monkeypatch.setattr(process, "_read_int", {"/proc/sys/kernel/ns_last_pid": 120}.__getitem__)
+    monkeypatch.setattr(process, "_pid_max", lambda: 4_194_304)
     assert process._pids_since(4_194_300, 0.1) == [range(4_194_300, 4_194_304), range(1, 121)]
     assert process._pids_since(100, 0.1) == [range(100, 121)]
 
@@ -222,3 +222,25 @@ def test_a_thread_of_overnight_itself_is_never_killed_by_its_number(workspace):
     env = {**os.environ, process.TAG: "outer-1"}
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=60)
     assert (done.returncode, done.stdout) == (0, "[]\n")
+
+
+# -- the check after each measurement ----------------------------------------------------------------
+
+
+def test_a_new_recipe_folder_is_read_whole_only_while_its_times_could_hide_a_change(tmp_path, monkeypatch):
+    from overnight.core import paths
+
+    monkeypatch.setattr(paths, "RACY_NS", 200_000_000)
+    folder = tmp_path / "r"
+    folder.mkdir()
+    (folder / "doc.txt").write_text("hello\n")
+    before = paths.Fingerprint.of(folder)
+    assert all(content is not None for _, _, content, _ in before.quick)  # just written: names and content
+
+    time.sleep(0.3)
+    before.check()
+    assert all(content is None for _, _, content, _ in before.quick)  # seen as it was, too old to hide a change
+
+    (folder / "doc.txt").write_text("HELLO\n")
+    with pytest.raises(OvernightError, match="doc.txt"):
+        before.check()
