@@ -111,10 +111,15 @@ def once(root: Path, n: int, name: str) -> dict:
     # The measurements the store keeps no seconds for (the end-of-run confirmation) count at
     # their own clock's figure, which is lower than a recorded one: the ratio errs against overnight.
     metric = sum(measured) + sum(own[len(measured):])
+    # Overnight's own time between two measurements: from the first measurement's start to the last's
+    # end, less the metric time, shared among the gaps (the first start is the metric's own `date`,
+    # later than the recorded start: this errs against overnight too).
+    between = (spans[-1][1] - spans[0][0] - metric) / max(1, len(spans) - 1)
     return dict(wall=wall, own=sum(own), measurements=len(own), recorded=sum(measured), metric=metric,
                 statuses=statuses, cpu=after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime,
                 per=statistics.median(measured) if measured else 0.0, per_own=statistics.median(own),
-                startup=spans[0][0] - began, gap=statistics.median(gaps), gaps=sum(gaps), after=finished - spans[-1][1])
+                startup=spans[0][0] - began, gap=statistics.median(gaps), gaps=sum(gaps), after=finished - spans[-1][1],
+                between=between)
 
 
 def plain_loop(root: Path, times: int) -> tuple[float, float]:
@@ -152,14 +157,17 @@ def main() -> None:
                   f"CPU {r['cpu']:.2f} s; {r['statuses']}")
             print(f"       by the metric's clock: {r['startup'] * 1000:.0f} ms from the start to the first measurement, "
                   f"{r['gap'] * 1000:.1f} ms between two (median; {r['gaps'] * 1000:.0f} ms in all), "
-                  f"{r['after'] * 1000:.0f} ms from the last to the exit")
+                  f"{r['after'] * 1000:.0f} ms from the last to the exit; "
+                  f"{r['between'] * 1000:.2f} ms of overnight's own between two, outside the recorded seconds")
     ratio = statistics.median(r["wall"] / r["metric"] for r in results)
     own = statistics.median(r["wall"] / r["own"] for r in results)
     wall = statistics.median(r["wall"] for r in results)
     startup = statistics.median(r["startup"] for r in results)
     gap = statistics.median(r["gap"] for r in results)
+    between = statistics.median(r["between"] for r in results)
     print(f"median over {runs} runs: wall / metric time {ratio:.3f} (by the metric's own clock: {own:.3f}); "
-          f"wall {wall:.2f} s, {startup * 1000:.0f} ms to the first measurement, {gap * 1000:.1f} ms between two")
+          f"wall {wall:.2f} s, {startup * 1000:.0f} ms to the first measurement, {gap * 1000:.1f} ms between two, "
+          f"{between * 1000:.2f} ms of them overnight's own (outside the recorded seconds)")
     plain, plain_gap = plain_loop(Path(tempfile.mkdtemp()), results[0]["measurements"])
     print(f"the same command run {results[0]['measurements']} times by a bare Python loop: {plain:.2f} s "
           f"({plain_gap * 1000:.1f} ms between two by its clock); overnight's wall / that: {wall / plain:.3f}")

@@ -103,9 +103,9 @@ async def once(executor: Executor, view: str, request: MeasureRequest, *, guards
         outcome = scrubbed(executor.measure(view, request, guards))
     else:
         try:
-            outcome = scrubbed(await asyncio.wait_for(asyncio.to_thread(_measure, executor, meanwhile, view, request, guards),
-                                                      request.seconds + BACKSTOP))
-        except asyncio.TimeoutError:
+            async with asyncio.timeout(request.seconds + BACKSTOP):  # in this task: wait_for would start one more
+                outcome = scrubbed(await asyncio.to_thread(_measure, executor, meanwhile, view, request, guards))
+        except TimeoutError:
             outcome = Outcome(Measurement.timeout(request.seconds))
     try:
         for fingerprint in untouched:

@@ -98,6 +98,24 @@ def test_each_experiments_diff_is_stored_as_the_surface_makes_it(workspace):
     setup.store.close()
 
 
+def test_a_measurement_that_ignores_its_time_limit_is_a_timeout_once_the_backstop_passes(monkeypatch):
+    from overnight.core import measure
+    from overnight.core.contracts import Measurement, Outcome
+
+    class Stuck:
+        """An executor whose in-process metric ignores its limit."""
+
+        def measure(self, view, request, guards=True):
+            time.sleep(0.8)
+            return Outcome(Measurement(1.0))
+
+    monkeypatch.setattr(measure, "BACKSTOP", 0.1)
+    started = time.monotonic()
+    outcome = asyncio.run(asyncio.wait_for(once(Stuck(), "view", MeasureRequest(0.1)), 5))
+    assert outcome.measurement.status == "timeout"
+    assert time.monotonic() - started < 5
+
+
 # -- work folders made ahead -----------------------------------------------------------------------
 
 
