@@ -143,13 +143,19 @@ class Later:
 def _do_meanwhile(reading: "Reading") -> float | None:
     """Does the queued work while the command runs. When the command turns out to have ended
     during a piece, the moment that piece began (its end is not known closer than that): counting
-    from then, the command's seconds err on the short side, never on overnight's time."""
+    from then, the command's seconds err on the short side, never on overnight's time. Work that
+    outlasted the thread's last command is not done during the next: commands that short are
+    left to run alone, and the work to whoever queued it."""
     queue = getattr(_queued, "work", None)
+    if getattr(_queued, "outlasted", False):
+        _queued.outlasted = False
+        return None
     began = None
     while queue and reading.running():
         began = time.monotonic()
         queue.pop(0)()
-    return began if began is not None and not reading.running() else None
+    _queued.outlasted = began is not None and not reading.running()
+    return began if _queued.outlasted else None
 
 
 class Reading:

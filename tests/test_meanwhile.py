@@ -68,6 +68,14 @@ def test_work_left_when_the_command_ended_is_not_done_and_its_time_is_not_the_co
     assert done_work == ["slow"]  # the command had ended: the rest waits for whoever queued it
     assert done.seconds < 0.4  # counted to the moment it was last seen running, never with overnight's own work
 
+    with process.meanwhile(slow):
+        process.run("sleep 0.1", cwd=workspace, seconds=10, shell=True)
+    assert done_work == ["slow"]  # work that outlasted the last command is not done during the next one
+    with process.meanwhile(slow):
+        process.run("sleep 0.1", cwd=workspace, seconds=10, shell=True)
+    assert done_work == ["slow", "slow"]  # nor for ever
+    process.run("true", cwd=workspace, seconds=10, shell=True)  # the next command of this thread is left alone
+
 
 def test_later_is_done_once_by_whoever_comes_first(workspace):
     calls = []
