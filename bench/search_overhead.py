@@ -24,9 +24,11 @@
 
    After the pairs, the CPU of each side is split (in pairs as well, medians): the formula
    model (compiling and evaluating, with the number of evaluations), the sampler, the
-   spreadsheet surface, the search agent's own books, and the rest (a profile by thread-time
-   counters, so work in any thread counts). The two "rest" figures differ by what the loop,
-   the store and the recipe cost beyond a hand-written study.
+   spreadsheet surface, the search agent's books (its own, and the study's ask and tell, which
+   the plain study counts in its rest), and the rest (a profile by thread-time counters, so
+   work in any thread counts). The two "rest" figures differ by what the loop, the store and
+   the recipe cost beyond a hand-written study; a last line gives the median of the pairs'
+   differences, figure by figure.
 
     python bench/search_overhead.py [--pairs 5] [--only small|pricing|command]
 """
@@ -332,12 +334,16 @@ def split(experiments: int, run=None) -> dict[str, float]:
 
 
 def splits(experiments: int, count: int) -> dict[str, dict[str, float]]:
-    """`split` of each side, in pairs that alternate which goes first: the median of each figure."""
+    """`split` of each side, in pairs that alternate which goes first: the median of each figure,
+    and ("more") the median of each pair's difference, steadier than a difference of medians when
+    the machine's speed drifts between pairs."""
     found: dict[str, list[dict]] = {"ours": [], "theirs": []}
     for i in range(count):
         for side in ("ours", "theirs") if i % 2 == 0 else ("theirs", "ours"):
             found[side].append(split(experiments, with_overnight if side == "ours" else with_optuna))
-    return {side: {k: statistics.median(f[k] for f in runs) for k in runs[0]} for side, runs in found.items()}
+    out = {side: {k: statistics.median(f[k] for f in runs) for k in runs[0]} for side, runs in found.items()}
+    out["more"] = {k: statistics.median(a[k] - b[k] for a, b in zip(found["ours"], found["theirs"])) for k in out["ours"]}
+    return out
 
 
 def _suggest(trial, name, d):
@@ -378,6 +384,10 @@ def main(argv: list[str]) -> None:
                   f"surface {f['surface'] * 1000:.0f} ms ({f['surface'] * 10:.2f} ms/exp), the search agent's own books "
                   f"{f['agent'] * 1000:.0f} ms ({f['agent'] * 10:.2f} ms/exp), the rest "
                   f"({'recipe, loop, store' if side == 'ours' else 'recipe, study.optimize'}) {f['rest']:.2f} s")
+        d = found["more"]
+        print(f"pricing, overnight's CPU beyond the plain study's (median of the pairs' differences): {d['cpu']:+.2f} s: "
+              f"formula model {d['model']:+.2f} s ({d['evaluations']:+.0f} evaluations), sampler {d['sampler']:+.2f} s, "
+              f"surface {d['surface'] * 1000:+.0f} ms, agent {d['agent'] * 1000:+.0f} ms, rest {d['rest']:+.2f} s")
     if "command" in only:
         pairs("pricing, 100 trials, whole commands", lambda: command(100, True), lambda: command(100, False), args.pairs)
     print(f"load average: {__import__('os').getloadavg()[0]:.1f} on {__import__('os').cpu_count()} CPUs")
