@@ -7,8 +7,8 @@
    The same with two keys (115 x 10 values, 300 experiments: too many to list, so TPE searches
    and, once it converges, keeps asking for points already measured).
 2. The bundled `pricing` recipe, 100 experiments, against the same study in plain Optuna (the
-   same TPE settings and seed, the same compiled cell metric and guard, 100 trials), in pairs
-   that alternate which goes first: in this process (the loop and its store against
+   same TPE settings and seed, the same compiled cell metric and guard), in pairs that
+   alternate which goes first: in this process (the loop and its store against
    `study.optimize`), and as whole commands (`overnight run` against `python` running the
    plain study), start-up included. Printed: wall and CPU time of each pair, the median and
    the best (smallest) ratio; on a busy machine the CPU figures are the steadier ones. In this
@@ -16,11 +16,19 @@
    what earlier runs left takes 150-250 ms here, and would land on one side of a pair at random.
    Target: <= 1.05x.
 
-   After the pairs, one overnight run's CPU is split, and the plain study's the same way: the
-   formula model, the sampler, the spreadsheet surface, the search agent's own books, and the
-   rest (a profile by thread-time counters: the agent and the metric run in worker threads,
-   which a sampling profiler of the main thread misses). The two "rest" figures differ by
-   what the loop, the store and the recipe cost beyond a hand-written study.
+   The same work on both sides: overnight measures the workbook as it is (its baseline) and
+   then 100 proposals, and tells the sampler the baseline; so the plain study is given the
+   starting values first (`enqueue_trial`) and then asks for 100 trials: 101 evaluations and
+   100 sampler asks each. overnight's confirmation at the end measures the baseline and the
+   best again, which the compiled model remembers (it is deterministic): no evaluation more.
+
+   After the pairs, the CPU of each side is split (in pairs as well, medians): the formula
+   model (compiling and evaluating, with the number of evaluations), the sampler, the
+   spreadsheet surface, the search agent's books (its own, and the study's ask and tell, which
+   the plain study counts in its rest), and the rest (a profile by thread-time counters, so
+   work in any thread counts). The two "rest" figures differ by what the loop, the store and
+   the recipe cost beyond a hand-written study; a last line gives the median of the pairs'
+   differences, figure by figure.
 
     python bench/search_overhead.py [--pairs 5] [--only small|pricing|command]
 """
@@ -182,7 +190,8 @@ def with_overnight(experiments: int) -> tuple[float, float]:
 
 
 def with_optuna(experiments: int) -> tuple[float, float]:
-    """The same study written by hand: TPE with the recipe's seed, the same compiled model."""
+    """The same study written by hand: TPE with the recipe's seed, the same compiled model, the
+    workbook's starting values measured first as overnight measures its baseline."""
     import optuna
 
     from overnight.core.contracts import MeasureRequest
@@ -210,9 +219,10 @@ def with_optuna(experiments: int) -> tuple[float, float]:
             cash = guard.measure(folder, folder, request).value
             return value if cash >= 0 else -1e9
 
-        sampler = optuna.samplers.TPESampler(seed=7, n_startup_trials=10, multivariate=True)
+        sampler = optuna.samplers.TPESampler(seed=7, n_startup_trials=10, multivariate=True, constant_liar=True)
         study = optuna.create_study(direction="maximize", sampler=sampler)
-        study.optimize(objective, n_trials=experiments)
+        study.enqueue_trial(surface.values_of(base))
+        study.optimize(objective, n_trials=experiments + 1)
         return time.perf_counter() - begin, time.process_time() - cpu
 
 
@@ -302,6 +312,15 @@ def split(experiments: int, run=None) -> dict[str, float]:
     for label, (owner, names) in kinds.items():
         for name in names:
             wrap(owner, name, label)
+    models = []
+    original_init = cell.Model.__init__
+
+    def init(model, *args, **kwargs):
+        models.append(model)
+        original_init(model, *args, **kwargs)
+
+    patched.append((cell.Model, "__init__", original_init))
+    cell.Model.__init__ = init  # around the timed one: its time still counts as the model's
     try:
         _, cpu = (run or with_overnight)(experiments)
     finally:
@@ -310,7 +329,21 @@ def split(experiments: int, run=None) -> dict[str, float]:
     own = spent["agent"] - spent["agent", "sampler"] - spent["agent", "surface"]
     surface = spent["surface"] - spent["model", "surface"]
     return {"cpu": cpu, "model": spent["model"], "sampler": spent["sampler"], "surface": surface, "agent": own,
-            "rest": cpu - spent["model"] - spent["sampler"] - surface - own}
+            "rest": cpu - spent["model"] - spent["sampler"] - surface - own,
+            "evaluations": sum(m.evaluations for m in models)}
+
+
+def splits(experiments: int, count: int) -> dict[str, dict[str, float]]:
+    """`split` of each side, in pairs that alternate which goes first: the median of each figure,
+    and ("more") the median of each pair's difference, steadier than a difference of medians when
+    the machine's speed drifts between pairs."""
+    found: dict[str, list[dict]] = {"ours": [], "theirs": []}
+    for i in range(count):
+        for side in ("ours", "theirs") if i % 2 == 0 else ("theirs", "ours"):
+            found[side].append(split(experiments, with_overnight if side == "ours" else with_optuna))
+    out = {side: {k: statistics.median(f[k] for f in runs) for k in runs[0]} for side, runs in found.items()}
+    out["more"] = {k: statistics.median(a[k] - b[k] for a, b in zip(found["ours"], found["theirs"])) for k in out["ours"]}
+    return out
 
 
 def _suggest(trial, name, d):
@@ -343,12 +376,18 @@ def main(argv: list[str]) -> None:
     if "pricing" in only:
         with_overnight(5), with_optuna(5)  # imports and first compiles are paid by neither pair
         pairs("pricing, 100 trials, in this process", lambda: with_overnight(100), lambda: with_optuna(100), args.pairs)
-        for label, run in (("one overnight run", with_overnight), ("the plain study", with_optuna)):
-            f = split(100, run)
-            print(f"pricing, {label}, CPU {f['cpu']:.2f} s: formula model {f['model']:.2f} s, sampler "
-                  f"{f['sampler']:.2f} s, the spreadsheet surface {f['surface'] * 1000:.0f} ms ({f['surface'] * 10:.2f} ms/exp), "
-                  f"the search agent's own books {f['agent'] * 1000:.0f} ms ({f['agent'] * 10:.2f} ms/exp), the rest "
-                  f"({'recipe, loop, store' if run is with_overnight else 'recipe, study.optimize'}) {f['rest']:.2f} s")
+        found = splits(100, max(3, args.pairs // 2))
+        for side, label in (("ours", "overnight"), ("theirs", "the plain study")):
+            f = found[side]
+            print(f"pricing, {label}, CPU {f['cpu']:.2f} s (medians of {max(3, args.pairs // 2)} runs): formula model "
+                  f"{f['model']:.2f} s ({f['evaluations']:.0f} evaluations), sampler {f['sampler']:.2f} s, the spreadsheet "
+                  f"surface {f['surface'] * 1000:.0f} ms ({f['surface'] * 10:.2f} ms/exp), the search agent's own books "
+                  f"{f['agent'] * 1000:.0f} ms ({f['agent'] * 10:.2f} ms/exp), the rest "
+                  f"({'recipe, loop, store' if side == 'ours' else 'recipe, study.optimize'}) {f['rest']:.2f} s")
+        d = found["more"]
+        print(f"pricing, overnight's CPU beyond the plain study's (median of the pairs' differences): {d['cpu']:+.2f} s: "
+              f"formula model {d['model']:+.2f} s ({d['evaluations']:+.0f} evaluations), sampler {d['sampler']:+.2f} s, "
+              f"surface {d['surface'] * 1000:+.0f} ms, agent {d['agent'] * 1000:+.0f} ms, rest {d['rest']:+.2f} s")
     if "command" in only:
         pairs("pricing, 100 trials, whole commands", lambda: command(100, True), lambda: command(100, False), args.pairs)
     print(f"load average: {__import__('os').getloadavg()[0]:.1f} on {__import__('os').cpu_count()} CPUs")

@@ -208,10 +208,11 @@ class Plugin(abc.ABC):
     # concurrency, retries and the call log). It is the only way a plugin reaches a model;
     # `None` when the plugin was built outside a run.
     uses_llm: ClassVar[bool] = False
-    # True when `measure` (a metric) or `propose` (an agent) returns in well under a millisecond,
-    # in-process, and never waits (no command, no model, no network): the loop then calls it
-    # without a worker thread, whose hand-off would cost more than the call. A stop waits for
-    # such a call to return, and no time limit can interrupt it.
+    # True when `measure` (a metric) or `propose` (an agent) is in-process work that never waits
+    # (no command, no model, no network) and returns well within a second: the loop then calls it
+    # without a worker thread. Such work holds the interpreter lock throughout, so a thread would
+    # let nothing else run meanwhile and only add its hand-off (up to a millisecond of CPU on a
+    # busy machine). A stop waits for such a call to return, and no time limit can interrupt it.
     instant: ClassVar[bool] = False
     llm: Any = None
 

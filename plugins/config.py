@@ -9,6 +9,7 @@ characters, so a change is one line of diff.
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 from typing import Any
@@ -98,7 +99,6 @@ class ConfigSurface(TextFileSurface, ParametricSurface):
         new, problem = self._parse(view)
         if problem:
             return [f"it is not valid {self.format.upper()}: {problem}"]
-        old, _ = self._parse(base)
         out = []
         for p in self.params:
             found, value = _get(new, p.name)
@@ -108,7 +108,8 @@ class ConfigSurface(TextFileSurface, ParametricSurface):
             bad = parameters.problem(p, value)
             if bad:
                 out.append(bad)
-        changed = _first_change(_without(old, self.by_key), _without(new, self.by_key))
+        keys = tuple(self.by_key)
+        changed = _first_change(_rest(self.format, base, keys), _rest(self.format, view, keys))
         if changed:
             out.append(f"it changes {changed!r}, which is not a declared parameter")
         return out
@@ -142,18 +143,32 @@ class ConfigSurface(TextFileSurface, ParametricSurface):
 
     def _parse(self, text: str) -> tuple[Any, str | None]:
         """(plain data, None), or (None, why it does not parse)."""
-        if self.format == "toml":
-            import tomlkit
-            from tomlkit.exceptions import ParseError
+        return _parsed(self.format, text)
 
-            try:
-                return tomlkit.parse(text).unwrap(), None
-            except ParseError as exc:
-                return None, str(exc)
+
+@functools.lru_cache(maxsize=64)
+def _parsed(fmt: str, text: str) -> tuple[Any, str | None]:
+    """`_parse`, remembered for the latest texts: a run reads each candidate several times (its
+    problems against its base, its values for the agent). The data is shared: never changed."""
+    if fmt == "toml":
+        import tomlkit
+        from tomlkit.exceptions import ParseError
+
         try:
-            return json.loads(text), None
-        except json.JSONDecodeError as exc:
-            return None, f"{exc.msg} at line {exc.lineno} column {exc.colno}"
+            return tomlkit.parse(text).unwrap(), None
+        except ParseError as exc:
+            return None, str(exc)
+    try:
+        return json.loads(text), None
+    except json.JSONDecodeError as exc:
+        return None, f"{exc.msg} at line {exc.lineno} column {exc.colno}"
+
+
+@functools.lru_cache(maxsize=64)
+def _rest(fmt: str, text: str, keys: tuple[str, ...]) -> Any:
+    """Everything but the declared keys of a text that parses (the base each proposal is checked
+    against, most often the same one), remembered as `_parsed` is."""
+    return _without(_parsed(fmt, text)[0], keys)
 
 
 # -- key paths --------------------------------------------------------------------

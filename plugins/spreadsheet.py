@@ -176,8 +176,9 @@ class SpreadsheetSurface(ParametricSurface):
     def diff(self, old: str, new: str) -> str:
         """One line per changed cell: label, address, old -> new."""
         try:
-            before, after = self.values_of(old), self.values_of(new)
-            labels = {str(c.ref): c.label for c in self._current().cells}
+            known = self._current()
+            before, after = self._named(old, known), self._named(new, known)
+            labels = {str(c.ref): c.label for c in known.cells}
         except OvernightError:
             return super().diff(old, new)
         rows = [(labels.get(ref, ""), ref, wb.format_value(before.get(ref)) if ref in before else "-", wb.format_value(value))
@@ -196,8 +197,9 @@ class SpreadsheetSurface(ParametricSurface):
 
     def view_from(self, values: dict[str, Any], base: str) -> str:
         """The view holding these values (snapped to each cell's step), other cells as in `base`."""
-        cells = self.cells()
-        current = self.values_of(base) if base else {}
+        known = self._current()
+        cells = known.cells
+        current = self._named(base, known) if base else {}
         by_name = {str(c.ref): c for c in cells}
         unknown = [name for name in values if name not in by_name]
         if unknown:
@@ -210,11 +212,14 @@ class SpreadsheetSurface(ParametricSurface):
         return wb.render(rows)
 
     def values_of(self, view: str) -> dict[str, Any]:
+        return self._named(view, self._current())
+
+    def _named(self, view: str, known: _Known) -> dict[str, Any]:
         lines, problems = wb.parse_kept(view)
         if problems:
             raise OvernightError(f"This is not a view of {self.source().name}: {problems[0]}.")
-        names = self._current().names
-        return {names.get(line.ref.key, str(line.ref)): line.value for line in lines}
+        names = known.names
+        return {names.get(line.ref.key) or str(line.ref): line.value for line in lines}
 
     # degenerate(): left as the default. Any assignment inside the declared bounds is a
     # legitimate workbook, so no view should score badly by construction.

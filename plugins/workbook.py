@@ -49,9 +49,14 @@ class Ref:
     cell: str  # "B2": upper case, no dollar signs
 
     def __str__(self) -> str:
+        return self.text
+
+    @functools.cached_property
+    def text(self) -> str:
+        """The address as written (worked out once: a run writes each a few times an experiment)."""
         return format_ref(self.sheet, self.cell)
 
-    @property
+    @functools.cached_property
     def key(self) -> tuple[str, str]:
         """Sheet names compare without case, as in Excel."""
         return self.sheet.casefold(), self.cell

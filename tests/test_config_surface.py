@@ -198,6 +198,33 @@ def test_the_rules_name_each_key_and_its_bounds(workspace):
     assert surface.values_of(surface.read()) == {"model.learning_rate": 0.01, "model.kind": "linear", "train.epochs": 10}
 
 
+def test_each_text_is_parsed_once_however_often_it_is_read(workspace, monkeypatch):
+    """A run reads each candidate several times (its check against the base, its values): the file's
+    parser sees each text once, and the answers stay what they were."""
+    import tomlkit
+
+    from overnight.core.recipe import load
+    from overnight.plugins import config
+
+    folder = recipe(workspace)
+    surface = load(folder).surface.build(folder)
+    config._parsed.cache_clear()  # other tests read the same text
+    parsed = []
+    parse = tomlkit.parse
+    monkeypatch.setattr(tomlkit, "parse", lambda text: parsed.append(text) or parse(text))
+    base = surface.read()
+    assert parsed == [base]
+    view = surface.view_from({"train.epochs": 12}, base)
+    undeclared = base.replace("seed = 42", "seed = 7")
+    parsed.clear()  # view_from edits a document of its own
+    for _ in range(3):
+        assert surface.problems(view, base) == []
+        assert surface.values_of(view)["train.epochs"] == 12
+        assert surface.problems(undeclared, base) == ["it changes 'train.seed', which is not a declared parameter"]
+        assert surface.values_of(base)["train.epochs"] == 10
+    assert sorted(parsed) == sorted([view, undeclared])  # the base was parsed when it was read
+
+
 # -- bad input: one sentence, a non-zero exit, nothing written, nothing recorded ----------------
 
 

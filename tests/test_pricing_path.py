@@ -1,0 +1,56 @@
+"""The bundled pricing recipe's path through a run: the cell metric, its guard and the search
+agent work in the loop's own thread (no hand-off to a worker for in-process work that never
+waits), and the compiled model computes each point once, the run's confirmation included."""
+
+from __future__ import annotations
+
+import shutil
+import threading
+from pathlib import Path
+
+import tomlkit
+
+from overnight.core.recipe import load
+from overnight.core.runner import build, run
+from overnight.core.store import Store
+from overnight.plugins.cell import CellMetric
+from overnight.plugins.search import SearchAgent
+from overnight.recipes import folder as bundled
+
+
+def pricing(root: Path, experiments: int) -> Path:
+    folder = root / "pricing"
+    shutil.copytree(bundled("pricing"), folder, ignore=shutil.ignore_patterns("__pycache__"))
+    doc = tomlkit.parse((folder / "recipe.toml").read_text())
+    doc["budget"]["experiments"] = experiments
+    (folder / "recipe.toml").write_text(tomlkit.dumps(doc))
+    return folder
+
+
+def test_the_cell_metric_its_guard_and_the_search_agent_work_in_the_loop_thread(workspace, monkeypatch):
+    threads: dict[str, set[str]] = {"measure": set(), "propose": set()}
+    measure, propose = CellMetric.measure, SearchAgent.propose
+    monkeypatch.setattr(CellMetric, "measure", lambda self, *a: threads["measure"].add(threading.current_thread().name)
+                        or measure(self, *a))
+    monkeypatch.setattr(SearchAgent, "propose", lambda self, c: threads["propose"].add(threading.current_thread().name)
+                        or propose(self, c))
+    store = Store(workspace / "o.db")
+    summary = run(build(load(pricing(workspace, 12)), store))
+    store.close()
+    assert summary.experiments == 12 and summary.best > summary.baseline
+    assert threads == {"measure": {threading.current_thread().name}, "propose": {threading.current_thread().name}}
+
+
+def test_each_point_is_computed_once_the_confirmation_included(workspace):
+    """The baseline and 70 proposals: 71 evaluations for the metric and its guard together; confirming
+    the baseline (70 points back) and the best at the end finds both remembered (the model is deterministic)."""
+    store = Store(workspace / "o.db")
+    setup = build(load(pricing(workspace, 70)), store)
+    models = {id(m.model): m.model for m in setup.objective.all_metrics()}
+    assert len(models) == 1  # one model for the metric and the guard
+    summary = run(setup)
+    run_row = store.run(summary.run_id)
+    store.close()
+    assert summary.experiments == 70 and summary.best > summary.baseline
+    assert run_row["confirmed_baseline"] == summary.baseline and run_row["confirmed_best"] == summary.best
+    assert next(iter(models.values())).evaluations == 71
