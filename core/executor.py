@@ -41,8 +41,7 @@ class LocalExecutor(Executor):
         self.keep = keep
         reads = {m.reads for m in objective.all_metrics()}
         self.writes = "folder" if "folder" in reads else "file" if "file" in reads else "nothing"
-        # Every metric and guard answers at once, in-process: measured without a thread hop (core/measure.py).
-        self.inline = all(m.instant for m in objective.all_metrics())
+        self.metrics = list(objective.all_metrics())
         self.template: Template | None = None
         self._listing = threading.Lock()
         self.spare: list[Path] = []  # work folders kept for the next measurement (see `_release`)
@@ -51,6 +50,12 @@ class LocalExecutor(Executor):
         self.measuring = 0  # measurements in flight: as many folders are made ahead, at most
         self._generation = 0  # moved by `forget_ahead`: a folder being made then is not kept
         weakref.finalize(self, _remove_all, self.ahead)
+
+    @property
+    def inline(self) -> bool:
+        """Every metric and guard answers at once, in-process: measured without a thread hop
+        (core/measure.py). Read at each measurement, as a metric may find it is not instant after all."""
+        return all(m.instant for m in self.metrics)
 
     def measure(self, view: str, request: MeasureRequest, guards: bool = True) -> Outcome:
         folder, made = self._folder()

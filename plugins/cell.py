@@ -46,6 +46,9 @@ def shared_model(surface: Surface, inputs: list[Ref]) -> Model:
         return model
 
 
+INSTANT_MOST = 0.25  # seconds an evaluation may take for the metric to stay instant
+
+
 class CellMetric(Metric):
     name = "cell"
     summary = "The value of one workbook cell, recalculated with the formulas engine; also a guard."
@@ -57,6 +60,8 @@ class CellMetric(Metric):
     # Measured in the loop's own thread: a compiled evaluation is in-process work that never waits and
     # holds the interpreter lock throughout, so a worker thread would add its hand-off (about a
     # millisecond of CPU each on a busy machine) and let nothing else run meanwhile.
+    # A workbook whose evaluation turns out slow gives that up (`measure`): a stop then need not wait
+    # for it, and the time limit applies again.
     instant = True
     reads = "view"  # the inputs come from the view; the compiled model needs no workbook file
 
@@ -103,7 +108,10 @@ class CellMetric(Metric):
             raise OvernightError("The cell metric was not prepared before measuring.")
         values = self._inputs(artifact, request.view)
         value = self.model.calculate(values)[self.target]
-        return self._measurement(value, values, time.monotonic() - begin)
+        seconds = time.monotonic() - begin
+        if seconds > INSTANT_MOST:
+            self.instant = False  # measured in a worker thread from now on
+        return self._measurement(value, values, seconds)
 
     def _inputs(self, artifact: Path, view: str) -> dict[Ref, Any]:
         """The editable cells' values: from the view the surface materialized, or, when

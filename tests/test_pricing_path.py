@@ -54,3 +54,24 @@ def test_each_point_is_computed_once_the_confirmation_included(workspace):
     assert summary.experiments == 70 and summary.best > summary.baseline
     assert run_row["confirmed_baseline"] == summary.baseline and run_row["confirmed_best"] == summary.best
     assert next(iter(models.values())).evaluations == 71
+
+
+def test_a_workbook_whose_evaluation_is_slow_is_measured_in_a_worker_thread_from_then_on(workspace, monkeypatch):
+    """Instant holds while evaluations are quick: once one takes longer than the metric allows itself,
+    the rest are measured in a worker thread, where a stop need not wait for them."""
+    import overnight.plugins.cell as cell
+
+    threads: list[str] = []
+    measure = CellMetric.measure
+    monkeypatch.setattr(CellMetric, "measure", lambda self, *a: threads.append(threading.current_thread().name)
+                        or measure(self, *a))
+    monkeypatch.setattr(cell, "INSTANT_MOST", 0.0)  # every evaluation counts as slow
+    store = Store(workspace / "o.db")
+    setup = build(load(pricing(workspace, 4)), store)
+    assert setup.executor.inline
+    summary = run(setup)
+    store.close()
+    assert summary.experiments == 4
+    assert not setup.executor.inline
+    here = threading.current_thread().name
+    assert threads[0] == here and all(name != here for name in threads[2:])
