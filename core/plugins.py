@@ -17,6 +17,9 @@ from .errors import OvernightError
 from .options import closest
 
 GROUP = "overnight"
+# The built-ins that watch a run (an `overnight_event` hook), declared beside them in pyproject.toml:
+# a run imports these whatever its recipe names (tests/test_plugins_registry.py holds the list to the hooks).
+OBSERVERS = "overnight.observers"
 
 KINDS = {"surface": Surface, "metric": Metric, "agent": Agent, "executor": Executor}
 
@@ -61,6 +64,17 @@ class Registry:
         self.pending = sorted(_found(modules, True, True), key=lambda plugin: not plugin[3])
         return self
 
+    def watching(self, modules=()) -> "Registry":
+        """For a run: kinds on demand as `on_demand`, and at once every plugin that may observe the
+        run: each third-party one (what it does is not known before it is imported) and the built-ins
+        declared observers. A third party's kinds still wait until every built-in has had its turn."""
+        self.on_demand(modules)
+        observers = _observers()
+        now = [p for p in self.pending if not p[3] or observers is None or p[0] in observers]
+        self.pending = [p for p in self.pending if p not in now]
+        self._add(now)
+        return self
+
     def _add(self, found: list[tuple]) -> None:
         for name, dist, load, builtin in found:
             info = PluginInfo(name, builtin=builtin, dist=dist)
@@ -69,18 +83,20 @@ class Registry:
                 self.pm.register(load(), name=name)
             except Exception as exc:  # a broken plugin is reported, never fatal
                 info.error = f"{type(exc).__name__}: {exc}"
+        # Built-ins first: a third-party plugin can add kinds, never take one overnight has (so while
+        # a built-in waits to be imported, a third party's kinds wait too).
+        ready = not any(plugin[3] for plugin in self.pending)
         for kind in KINDS:
-            # Built-ins first: a third-party plugin can add kinds, never take one overnight has.
             for impl in sorted(getattr(self.pm.hook, f"overnight_register_{kind}s").get_hookimpls(),
                                key=lambda impl: not self._is_builtin(impl.plugin_name)):
-                if impl.plugin_name in self.hooked:
+                if impl.plugin_name in self.hooked or not (ready or self._is_builtin(impl.plugin_name)):
                     continue
                 try:
                     impl.function(register=self._register_as(kind, impl.plugin_name))
                 except Exception as exc:
                     info = self.plugins.setdefault(impl.plugin_name, PluginInfo(impl.plugin_name))
                     info.error = f"{type(exc).__name__}: {exc}"
-        self.hooked.update(name for name, _ in self.pm.list_name_plugin())
+        self.hooked.update(name for name, _ in self.pm.list_name_plugin() if ready or self._is_builtin(name))
 
     def _load_pending(self, kind: str, name: str) -> None:
         # The plugin named like the kind first, then those whose names start with it ("command-agent").
@@ -154,14 +170,22 @@ def _found(modules, entry_points: bool, builtins: bool) -> list[tuple]:
     """(name, distribution, load, built-in) of each plugin to register."""
     found = []
     if entry_points:
-        found = [(ep.name, ep.dist, ep.load, _builtin(ep)) for ep in _entry_points() if builtins or not _builtin(ep)]
+        found = [(ep.name, ep.dist, ep.load, _builtin(ep)) for ep in _entry_points()
+                 if ep.group == GROUP and (builtins or not _builtin(ep))]
     return found + [(m, None, lambda m=m: importlib.import_module(m), False) for m in modules]
+
+
+def _observers() -> frozenset[str] | None:
+    """The built-ins declared observers; None when overnight's own metadata declares none (an
+    install older than the declaration): then every built-in is taken for one."""
+    return frozenset(ep.name for ep in _entry_points() if ep.group == OBSERVERS and _builtin(ep)) or None
 
 
 @cache
 def _entry_points() -> tuple:
-    """The `overnight` entry points, scanned once a process (the scan reads every installed package)."""
-    return tuple(importlib.metadata.entry_points(group=GROUP))
+    """The entry points of both groups, scanned once a process (the scan reads every installed package)."""
+    found = importlib.metadata.entry_points()
+    return tuple(ep for group in (GROUP, OBSERVERS) for ep in found.select(group=group))
 
 
 def _version(dist, builtin: bool) -> str:
@@ -189,9 +213,20 @@ def registry(builtins: bool = True) -> Registry:
     return Registry().load(modules=_extra(), builtins=builtins)
 
 
+def for_run() -> Registry:
+    """The plugins a run needs: those its recipe names, imported as it names them, and every plugin
+    that may watch it (see `Registry.watching`). Kinds resolve exactly as in a full registry."""
+    return _for_run(tuple(_extra()))
+
+
+@cache
+def _for_run(extra: tuple[str, ...]) -> Registry:
+    return Registry().watching(modules=extra)
+
+
 def kinds() -> Registry:
     """The plugins a recipe names, imported as it names them (see `Registry.on_demand`): for reading
-    recipes, not for running them (a run's observers are every plugin's)."""
+    recipes, not for running them (a run also imports every plugin that may watch it: `for_run`)."""
     return _kinds(tuple(_extra()))
 
 
