@@ -105,12 +105,11 @@ def _load_plugin_commands(group: click.Group) -> None:
     # The built-in plugins add no commands (theirs are in Group.LAZY), so importing them all,
     # which takes longer than the rest of `overnight --help`, is left to the commands that need them;
     # with no other plugin installed, there is nothing to import at all.
-    import importlib.metadata
     import os
 
-    # The package's name from its folder's (overnight-0.1.0.dist-info): parsing each one's metadata costs 11 ms.
-    others = [ep for ep in importlib.metadata.entry_points(group="overnight")
-              if not (ep.dist and (getattr(ep.dist, "_normalized_name", None) or ep.dist.name) == "overnight")]
+    from overnight.core import entrypoints
+
+    others = [ep for ep in entrypoints.find(("overnight",)) if ep.dist_name != "overnight"]
     if not others and not os.environ.get("OVERNIGHT_PLUGINS", "").strip():
         return
     from overnight.core.plugins import registry

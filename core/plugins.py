@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib
-import importlib.metadata
 import inspect
 import os
 from dataclasses import dataclass, field
@@ -11,7 +10,7 @@ from functools import cache
 
 import pluggy
 
-from . import hookspecs
+from . import entrypoints, hookspecs
 from .contracts import Agent, Executor, Metric, Plugin, Surface
 from .errors import OvernightError
 from .options import closest
@@ -31,12 +30,12 @@ class PluginInfo:
     error: str = ""
     refused: list[str] = field(default_factory=list)  # kinds it offered that another plugin, built-in first, has
     builtin: bool = False
-    dist: object = field(default=None, repr=False)  # its distribution, whose metadata is read only when shown
+    entry: object = field(default=None, repr=False)  # its entry point, whose distribution is read only when shown
 
     @property
     def version(self) -> str:
         """Read when shown (`overnight plugins`): a package's metadata costs milliseconds each."""
-        return _version(self.dist, self.builtin)
+        return _version(self.entry, self.builtin)
 
 
 class Registry:
@@ -76,8 +75,8 @@ class Registry:
         return self
 
     def _add(self, found: list[tuple]) -> None:
-        for name, dist, load, builtin in found:
-            info = PluginInfo(name, builtin=builtin, dist=dist)
+        for name, entry, load, builtin in found:
+            info = PluginInfo(name, builtin=builtin, entry=entry)
             self.plugins[name] = info
             try:
                 self.pm.register(load(), name=name)
@@ -167,10 +166,10 @@ class Registry:
 
 
 def _found(modules, entry_points: bool, builtins: bool) -> list[tuple]:
-    """(name, distribution, load, built-in) of each plugin to register."""
+    """(name, entry point, load, built-in) of each plugin to register."""
     found = []
     if entry_points:
-        found = [(ep.name, ep.dist, ep.load, _builtin(ep)) for ep in _entry_points()
+        found = [(ep.name, ep, ep.load, _builtin(ep)) for ep in _entry_points()
                  if ep.group == GROUP and (builtins or not _builtin(ep))]
     return found + [(m, None, lambda m=m: importlib.import_module(m), False) for m in modules]
 
@@ -184,12 +183,12 @@ def _observers() -> frozenset[str] | None:
 @cache
 def _entry_points() -> tuple:
     """The entry points of both groups, scanned once a process (the scan reads every installed package)."""
-    found = importlib.metadata.entry_points()
-    return tuple(ep for group in (GROUP, OBSERVERS) for ep in found.select(group=group))
+    return tuple(entrypoints.find((GROUP, OBSERVERS)))
 
 
-def _version(dist, builtin: bool) -> str:
+def _version(entry, builtin: bool) -> str:
     try:
+        dist = entry.dist if entry is not None else None
         if dist is None:
             return ""
         return f"{dist.version} (built-in)" if builtin else dist.version
@@ -198,12 +197,7 @@ def _version(dist, builtin: bool) -> str:
 
 
 def _builtin(ep) -> bool:
-    return ep.dist is not None and _dist_name(ep.dist) == "overnight"
-
-
-def _dist_name(dist) -> str:
-    # The name in the package's folder name (overnight-0.1.0.dist-info), else its parsed metadata.
-    return getattr(dist, "_normalized_name", None) or dist.name
+    return ep.dist_name == "overnight"
 
 
 @cache
