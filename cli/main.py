@@ -78,6 +78,10 @@ class Group(click.Group):
         if name in self.LAZY:
             import importlib
 
+            if owns_process:  # before the command's modules, whose dataclasses compile their methods
+                from overnight.cli import compiled
+
+                compiled.install()
             module, attr = self.LAZY[name]
             return getattr(importlib.import_module(module), attr)
         _load_plugin_commands(self)
