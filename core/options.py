@@ -22,6 +22,8 @@ _TYPE_NAMES = {
 
 @dataclass(frozen=True)
 class Option:
+    """One key of a recipe section: its type, meaning, default and bounds (`overnight plugins KIND` lists them)."""
+
     type: type | tuple[type, ...] = str
     help: str = ""
     required: bool = False
@@ -67,6 +69,8 @@ def check_value(name: str, value: Any, option: Option) -> str | None:
 
 @dataclass
 class Checked:
+    """A section read against its schema: the values, defaults filled, and every problem found."""
+
     values: dict[str, Any] = field(default_factory=dict)
     problems: list[tuple[str | None, str]] = field(default_factory=list)  # (key, sentence)
 

@@ -25,6 +25,8 @@ KINDS = {"surface": Surface, "metric": Metric, "agent": Agent, "executor": Execu
 
 @dataclass
 class PluginInfo:
+    """One plugin as `overnight plugins` lists it: what it provides, and why it failed or was refused."""
+
     name: str
     provides: dict[str, list[str]] = field(default_factory=lambda: {k: [] for k in KINDS})
     error: str = ""

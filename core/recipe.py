@@ -100,6 +100,8 @@ class GuardPart(Part):
 
 @dataclass
 class Recipe:
+    """A recipe read and checked: its text as read, and each section's part."""
+
     path: Path
     text: str
     about: About
