@@ -24,10 +24,12 @@ CAP = 4000  # methods kept in the file; past it, only those the last command use
 
 
 class Compiled:
-    """Compiled code by source text: `exec` for the dataclasses module."""
+    """Compiled code by source text: `exec` for the dataclasses module. The file maps each source
+    to its marshalled code, unmarshalled only when that source comes again: a start reads the
+    methods of every command and plugin ever seen, and builds only those it needs."""
 
     def __init__(self, path: str):
-        self.path, self.known, self.used, self.new = path, {}, {}, False
+        self.path, self.known, self.used, self.new = path, {}, set(), False
         try:
             with open(path, "rb") as f:
                 known = marshal.loads(f.read())
@@ -41,18 +43,26 @@ class Compiled:
             globals, locals = caller.f_globals, caller.f_locals if locals is None else locals
         if not isinstance(source, str) or options:
             return builtins.exec(source, globals, locals, **options)
-        code = self.known.get(source)
-        if code is None:
-            # dont_inherit: the future flags of dataclasses' module (none), not this one's
-            code = compile(source, "<string>", "exec", dont_inherit=True)
-            self.new = True
-        self.used[source] = code
+        code = self._code(source)
+        self.used.add(source)
         builtins.exec(code, globals, locals)
+
+    def _code(self, source: str):
+        kept = self.known.get(source)
+        if kept is not None:
+            try:
+                return marshal.loads(kept)
+            except (ValueError, EOFError, TypeError):
+                pass
+        # dont_inherit: the future flags of dataclasses' module (none), not this one's
+        code = compile(source, "<string>", "exec", dont_inherit=True)
+        self.known[source], self.new = marshal.dumps(code), True
+        return code
 
     def save(self) -> None:
         if not self.new:
             return
-        keep = {**self.known, **self.used} if len(self.known) + len(self.used) <= CAP else self.used
+        keep = self.known if len(self.known) <= CAP else {s: self.known[s] for s in self.used}
         tmp = f"{self.path}.{os.getpid()}.tmp"
         try:
             os.makedirs(os.path.dirname(self.path), exist_ok=True)
@@ -74,7 +84,7 @@ def install() -> Compiled | None:
         return _installed
     if vars(dataclasses).get("exec", builtins.exec) is not builtins.exec or "annotations" in vars(dataclasses):
         return None
-    _installed = Compiled(os.path.join(folder(), f"dataclasses.{sys.implementation.cache_tag}-{sys.flags.optimize}.bin"))
+    _installed = Compiled(os.path.join(folder(), f"dataclasses-{sys.implementation.cache_tag}-{sys.flags.optimize}.bin"))
     dataclasses.exec = _installed.exec
     atexit.register(_installed.save)
     return _installed
