@@ -91,7 +91,7 @@ def probe(home: Path, install: bool, **env) -> list[dict]:
 
 
 def cache_files(home: Path) -> list[Path]:
-    return sorted((home / "cache").glob("dataclasses.*.bin"))
+    return sorted((home / "cache").glob("dataclasses-*.bin"))
 
 
 def test_classes_from_kept_code_behave_as_classes_compiled_afresh(tmp_path):
