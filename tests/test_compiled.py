@@ -6,6 +6,7 @@ the console script installs the cache for the whole process."""
 from __future__ import annotations
 
 import json
+import marshal
 import os
 import subprocess
 import sys
@@ -113,6 +114,9 @@ def test_a_cache_that_cannot_be_read_is_only_a_slower_start(tmp_path):
     again, told = probe(tmp_path, install=True)
     assert told["compiled_now"] is True and again == probe(tmp_path, install=False)[0]
     assert probe(tmp_path, install=True)[1]["compiled_now"] is False  # written whole again
+    kept.write_bytes(marshal.dumps({source: b"not code" for source in marshal.loads(kept.read_bytes())}))
+    again, told = probe(tmp_path, install=True)  # each method that cannot be read is compiled again
+    assert told["compiled_now"] is True and again == probe(tmp_path, install=False)[0]
 
 
 def test_the_cache_can_be_turned_off(tmp_path):
