@@ -5,6 +5,7 @@ and importlib.metadata itself wherever the two could differ."""
 from __future__ import annotations
 
 import importlib.metadata
+import json
 import os
 import subprocess
 import sys
@@ -40,11 +41,21 @@ def dist(root: Path, folder: str, entry_points: str | None) -> None:
 
 
 def test_the_installed_plugins_are_found_as_importlib_metadata_finds_them():
-    found = entrypoints.scan(GROUPS)
-    assert found is not None  # this environment is plain folders: nothing was left to importlib.metadata
-    assert by_group(seen(found)) == importlibs()
-    assert ("overnight", "text", "overnight.plugins.text", "overnight") in seen(found)
-    assert {ep.name for ep in found if ep.group == OBSERVERS} == {"notify"}
+    # In a fresh interpreter, as a command starts: plain folders on sys.path, the standard finder alone.
+    probe = ("import json\nfrom overnight.core import entrypoints\nfrom tests.test_entry_points import importlibs, seen\n"
+             f"found = entrypoints.scan({GROUPS!r})\n"
+             "print(json.dumps([None if found is None else seen(found), importlibs()]))")
+    repository = Path(__file__).resolve().parents[1]
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, cwd=repository)
+    assert done.returncode == 0, done.stderr
+    found, expected = json.loads(done.stdout)
+    assert found is not None  # nothing was left to importlib.metadata
+    assert by_group([tuple(ep) for ep in found]) == [tuple(ep) for ep in expected]
+    assert ["overnight", "text", "overnight.plugins.text", "overnight"] in found
+    assert [ep[1] for ep in found if ep[0] == OBSERVERS] == ["notify"]
+    # Here, where the test suite has imported much (importlib_metadata's own finder among it), the
+    # answer is the same, whoever gives it.
+    assert by_group(seen(entrypoints.find(GROUPS))) == importlibs()
 
 
 def test_a_name_installed_twice_the_first_on_the_path_wins_and_odd_files_read_alike(tmp_path, monkeypatch):
