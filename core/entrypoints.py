@@ -5,7 +5,8 @@ every installed package costs as much as the rest of reading the recipe. For the
 sys.path, this reads the same files in the same order as importlib.metadata (the first
 `NAME-*.dist-info` or `NAME.egg-info` of each name wins) and parses only the entry_points.txt
 that name a group asked for. Wherever the two could differ (a zip or an egg on sys.path,
-another finder of distributions on sys.meta_path, an unusual file) importlib.metadata answers.
+another finder of distributions on sys.meta_path than the standard one or importlib_metadata's,
+an unusual file) importlib.metadata answers.
 tests/test_entry_points.py holds both to the same answer.
 """
 
@@ -62,7 +63,7 @@ def find(groups: tuple[str, ...]) -> list[EntryPoint]:
 
 def scan(groups: tuple[str, ...]) -> list[EntryPoint] | None:
     """The folders' answer; None where only importlib.metadata can give it."""
-    if any(getattr(f, "find_distributions", None) is not None and f is not PathFinder for f in sys.meta_path):
+    if not all(_reads_folders(f) for f in sys.meta_path if getattr(f, "find_distributions", None) is not None):
         return None
     seen: set[str] = set()
     found: list[EntryPoint] = []
@@ -79,6 +80,13 @@ def scan(groups: tuple[str, ...]) -> list[EntryPoint] | None:
                 return None
             found += read
     return found
+
+
+def _reads_folders(finder) -> bool:
+    """A finder of distributions that reads sys.path's folders as this module does: the standard
+    library's, or importlib_metadata's, which takes its place once that package is imported."""
+    kind = type(finder)
+    return finder is PathFinder or (kind.__module__, kind.__name__) == ("importlib_metadata", "MetadataPathFinder")
 
 
 def _folders(entry) -> list[tuple[str, str]] | None:

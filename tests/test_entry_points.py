@@ -53,8 +53,8 @@ def test_the_installed_plugins_are_found_as_importlib_metadata_finds_them():
     assert by_group([tuple(ep) for ep in found]) == [tuple(ep) for ep in expected]
     assert ["overnight", "text", "overnight.plugins.text", "overnight"] in found
     assert [ep[1] for ep in found if ep[0] == OBSERVERS] == ["notify"]
-    # Here, where the test suite has imported much (importlib_metadata's own finder among it), the
-    # answer is the same, whoever gives it.
+    # Here, where the test suite has imported much (importlib_metadata, whose finder takes the
+    # standard one's place, among it), the answer is the same.
     assert by_group(seen(entrypoints.find(GROUPS))) == importlibs()
 
 
