@@ -6,7 +6,6 @@ the key and what was expected, so a third-party plugin needs nothing else.
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,6 +36,9 @@ Schema = dict[str, Option]
 
 
 def closest(name: str, candidates) -> str | None:
+    """The candidate a mistyped name most likely meant ("Did you mean"): asked only on a mistake."""
+    import difflib
+
     match = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.5)
     return match[0] if match else None
 
