@@ -78,6 +78,10 @@ class Group(click.Group):
         if name in self.LAZY:
             import importlib
 
+            if owns_process:  # before the command's modules, whose dataclasses compile their methods
+                from overnight.cli import compiled
+
+                compiled.install()
             module, attr = self.LAZY[name]
             return getattr(importlib.import_module(module), attr)
         _load_plugin_commands(self)
@@ -105,12 +109,11 @@ def _load_plugin_commands(group: click.Group) -> None:
     # The built-in plugins add no commands (theirs are in Group.LAZY), so importing them all,
     # which takes longer than the rest of `overnight --help`, is left to the commands that need them;
     # with no other plugin installed, there is nothing to import at all.
-    import importlib.metadata
     import os
 
-    # The package's name from its folder's (overnight-0.1.0.dist-info): parsing each one's metadata costs 11 ms.
-    others = [ep for ep in importlib.metadata.entry_points(group="overnight")
-              if not (ep.dist and (getattr(ep.dist, "_normalized_name", None) or ep.dist.name) == "overnight")]
+    from overnight.core import entrypoints
+
+    others = [ep for ep in entrypoints.find(("overnight",)) if ep.dist_name != "overnight"]
     if not others and not os.environ.get("OVERNIGHT_PLUGINS", "").strip():
         return
     from overnight.core.plugins import registry

@@ -29,13 +29,14 @@ def run(recipe, dry_run, resume, yes, quiet, db, with_tui, minutes=None):
     import gc
 
     from overnight.cli import main as program
+
+    if program.owns_process:  # setting up (imports first) makes many objects and frees few: collecting meanwhile is wasted
+        gc.disable()
     from overnight.core import recipe as recipes
     from overnight.core.runner import resumable_run
     from overnight.ops.runs import start_run
     from overnight.ops.trust_gate import build
 
-    if program.owns_process:  # setting up makes many objects and frees few: collecting meanwhile is wasted
-        gc.disable()
     loaded = recipes.load(_recipe_path(recipe))
     if minutes is not None:  # `overnight night` shares its hours out this way
         from dataclasses import replace

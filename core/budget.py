@@ -30,6 +30,8 @@ SCHEMA = {
 
 @dataclass(frozen=True)
 class Budget:
+    """The [budget] section: the limits of a run and the keep rule's bar."""
+
     experiments: int | None = 100
     minutes: float | None = None
     usd: float = 0.0

@@ -22,6 +22,8 @@ from .state import RunState
 
 @dataclass
 class Confirmation:
+    """The figures measured again as the run ends, and why one is missing."""
+
     baseline: float | None = None
     best: float | None = None
     holdout_baseline: float | None = None

@@ -67,6 +67,8 @@ class Parameter:
 
 @dataclass
 class ExampleResult:
+    """How a metric did on one example of a dataset: the agent reads these of the train split only."""
+
     id: str
     input: str = ""
     output: str = ""

@@ -30,6 +30,8 @@ log.addHandler(logging.NullHandler())  # a library logs; the program that runs i
 
 @dataclass(frozen=True)
 class Event:
+    """What every event carries: the run it is of."""
+
     run_id: int
     kind: ClassVar[str] = ""
 
@@ -50,6 +52,8 @@ class Used:
 
 @dataclass(frozen=True)
 class RunStarted(Event):
+    """A run started or resumed, before its baseline."""
+
     recipe: str
     budget: Budget
     used: Used | None = None  # what the run had used when it started (a resumed run, something)
@@ -59,6 +63,8 @@ class RunStarted(Event):
 
 @dataclass(frozen=True)
 class ExperimentStarted(Event):
+    """The agent proposed; the measurement starts."""
+
     seq: int
     rationale: str
     kind: ClassVar[str] = EXPERIMENT_STARTED
@@ -79,6 +85,8 @@ class ExperimentFinished(Event):
 
 @dataclass(frozen=True)
 class NewBest(Event):
+    """A keep moved the run's best (published after its ExperimentFinished)."""
+
     seq: int
     score: float
     baseline: float | None = None
@@ -87,6 +95,8 @@ class NewBest(Event):
 
 @dataclass(frozen=True)
 class RunFinished(Event):
+    """The run ended, whatever ended it; its summary is stored."""
+
     summary: Summary
     kind: ClassVar[str] = RUN_FINISHED
 

@@ -6,7 +6,6 @@ the key and what was expected, so a third-party plugin needs nothing else.
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +21,8 @@ _TYPE_NAMES = {
 
 @dataclass(frozen=True)
 class Option:
+    """One key of a recipe section: its type, meaning, default and bounds (`overnight plugins KIND` lists them)."""
+
     type: type | tuple[type, ...] = str
     help: str = ""
     required: bool = False
@@ -35,6 +36,9 @@ Schema = dict[str, Option]
 
 
 def closest(name: str, candidates) -> str | None:
+    """The candidate a mistyped name most likely meant ("Did you mean"): asked only on a mistake."""
+    import difflib
+
     match = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.5)
     return match[0] if match else None
 
@@ -67,6 +71,8 @@ def check_value(name: str, value: Any, option: Option) -> str | None:
 
 @dataclass
 class Checked:
+    """A section read against its schema: the values, defaults filled, and every problem found."""
+
     values: dict[str, Any] = field(default_factory=dict)
     problems: list[tuple[str | None, str]] = field(default_factory=list)  # (key, sentence)
 

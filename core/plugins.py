@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib
-import importlib.metadata
 import inspect
 import os
 from dataclasses import dataclass, field
@@ -11,29 +10,34 @@ from functools import cache
 
 import pluggy
 
-from . import hookspecs
+from . import entrypoints, hookspecs
 from .contracts import Agent, Executor, Metric, Plugin, Surface
 from .errors import OvernightError
 from .options import closest
 
 GROUP = "overnight"
+# The built-ins that watch a run (an `overnight_event` hook), declared beside them in pyproject.toml:
+# a run imports these whatever its recipe names (tests/test_plugins_registry.py holds the list to the hooks).
+OBSERVERS = "overnight.observers"
 
 KINDS = {"surface": Surface, "metric": Metric, "agent": Agent, "executor": Executor}
 
 
 @dataclass
 class PluginInfo:
+    """One plugin as `overnight plugins` lists it: what it provides, and why it failed or was refused."""
+
     name: str
     provides: dict[str, list[str]] = field(default_factory=lambda: {k: [] for k in KINDS})
     error: str = ""
     refused: list[str] = field(default_factory=list)  # kinds it offered that another plugin, built-in first, has
     builtin: bool = False
-    dist: object = field(default=None, repr=False)  # its distribution, whose metadata is read only when shown
+    entry: object = field(default=None, repr=False)  # its entry point, whose distribution is read only when shown
 
     @property
     def version(self) -> str:
         """Read when shown (`overnight plugins`): a package's metadata costs milliseconds each."""
-        return _version(self.dist, self.builtin)
+        return _version(self.entry, self.builtin)
 
 
 class Registry:
@@ -61,26 +65,39 @@ class Registry:
         self.pending = sorted(_found(modules, True, True), key=lambda plugin: not plugin[3])
         return self
 
+    def watching(self, modules=()) -> "Registry":
+        """For a run: kinds on demand as `on_demand`, and at once every plugin that may observe the
+        run: each third-party one (what it does is not known before it is imported) and the built-ins
+        declared observers. A third party's kinds still wait until every built-in has had its turn."""
+        self.on_demand(modules)
+        observers = _observers()
+        now = [p for p in self.pending if not p[3] or observers is None or p[0] in observers]
+        self.pending = [p for p in self.pending if p not in now]
+        self._add(now)
+        return self
+
     def _add(self, found: list[tuple]) -> None:
-        for name, dist, load, builtin in found:
-            info = PluginInfo(name, builtin=builtin, dist=dist)
+        for name, entry, load, builtin in found:
+            info = PluginInfo(name, builtin=builtin, entry=entry)
             self.plugins[name] = info
             try:
                 self.pm.register(load(), name=name)
             except Exception as exc:  # a broken plugin is reported, never fatal
                 info.error = f"{type(exc).__name__}: {exc}"
+        # Built-ins first: a third-party plugin can add kinds, never take one overnight has (so while
+        # a built-in waits to be imported, a third party's kinds wait too).
+        ready = not any(plugin[3] for plugin in self.pending)
         for kind in KINDS:
-            # Built-ins first: a third-party plugin can add kinds, never take one overnight has.
             for impl in sorted(getattr(self.pm.hook, f"overnight_register_{kind}s").get_hookimpls(),
                                key=lambda impl: not self._is_builtin(impl.plugin_name)):
-                if impl.plugin_name in self.hooked:
+                if impl.plugin_name in self.hooked or not (ready or self._is_builtin(impl.plugin_name)):
                     continue
                 try:
                     impl.function(register=self._register_as(kind, impl.plugin_name))
                 except Exception as exc:
                     info = self.plugins.setdefault(impl.plugin_name, PluginInfo(impl.plugin_name))
                     info.error = f"{type(exc).__name__}: {exc}"
-        self.hooked.update(name for name, _ in self.pm.list_name_plugin())
+        self.hooked.update(name for name, _ in self.pm.list_name_plugin() if ready or self._is_builtin(name))
 
     def _load_pending(self, kind: str, name: str) -> None:
         # The plugin named like the kind first, then those whose names start with it ("command-agent").
@@ -151,21 +168,29 @@ class Registry:
 
 
 def _found(modules, entry_points: bool, builtins: bool) -> list[tuple]:
-    """(name, distribution, load, built-in) of each plugin to register."""
+    """(name, entry point, load, built-in) of each plugin to register."""
     found = []
     if entry_points:
-        found = [(ep.name, ep.dist, ep.load, _builtin(ep)) for ep in _entry_points() if builtins or not _builtin(ep)]
+        found = [(ep.name, ep, ep.load, _builtin(ep)) for ep in _entry_points()
+                 if ep.group == GROUP and (builtins or not _builtin(ep))]
     return found + [(m, None, lambda m=m: importlib.import_module(m), False) for m in modules]
+
+
+def _observers() -> frozenset[str] | None:
+    """The built-ins declared observers; None when overnight's own metadata declares none (an
+    install older than the declaration): then every built-in is taken for one."""
+    return frozenset(ep.name for ep in _entry_points() if ep.group == OBSERVERS and _builtin(ep)) or None
 
 
 @cache
 def _entry_points() -> tuple:
-    """The `overnight` entry points, scanned once a process (the scan reads every installed package)."""
-    return tuple(importlib.metadata.entry_points(group=GROUP))
+    """The entry points of both groups, scanned once a process (the scan reads every installed package)."""
+    return tuple(entrypoints.find((GROUP, OBSERVERS)))
 
 
-def _version(dist, builtin: bool) -> str:
+def _version(entry, builtin: bool) -> str:
     try:
+        dist = entry.dist if entry is not None else None
         if dist is None:
             return ""
         return f"{dist.version} (built-in)" if builtin else dist.version
@@ -174,12 +199,7 @@ def _version(dist, builtin: bool) -> str:
 
 
 def _builtin(ep) -> bool:
-    return ep.dist is not None and _dist_name(ep.dist) == "overnight"
-
-
-def _dist_name(dist) -> str:
-    # The name in the package's folder name (overnight-0.1.0.dist-info), else its parsed metadata.
-    return getattr(dist, "_normalized_name", None) or dist.name
+    return ep.dist_name == "overnight"
 
 
 @cache
@@ -189,9 +209,20 @@ def registry(builtins: bool = True) -> Registry:
     return Registry().load(modules=_extra(), builtins=builtins)
 
 
+def for_run() -> Registry:
+    """The plugins a run needs: those its recipe names, imported as it names them, and every plugin
+    that may watch it (see `Registry.watching`). Kinds resolve exactly as in a full registry."""
+    return _for_run(tuple(_extra()))
+
+
+@cache
+def _for_run(extra: tuple[str, ...]) -> Registry:
+    return Registry().watching(modules=extra)
+
+
 def kinds() -> Registry:
     """The plugins a recipe names, imported as it names them (see `Registry.on_demand`): for reading
-    recipes, not for running them (a run's observers are every plugin's)."""
+    recipes, not for running them (a run also imports every plugin that may watch it: `for_run`)."""
     return _kinds(tuple(_extra()))
 
 

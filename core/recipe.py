@@ -100,6 +100,8 @@ class GuardPart(Part):
 
 @dataclass
 class Recipe:
+    """A recipe read and checked: its text as read, and each section's part."""
+
     path: Path
     text: str
     about: About
@@ -161,9 +163,9 @@ def parse(text: str, file: Path, registry=None, sealed: bool | None = None) -> R
     """A recipe from its text; `file` says where it lives (paths are relative to its folder).
 
     `sealed` (installed or bundled; found from the folder when None) keeps even the surface's path inside it."""
-    from .plugins import registry as default_registry
+    from .plugins import for_run
 
-    read = Reader(_document(text, file), Where(file, text), registry or default_registry())
+    read = Reader(_document(text, file), Where(file, text), registry or for_run())
     read.sections()
     about, surface, metrics, guards, agent = read.about(), read.surface(), read.metrics(), read.guards(), read.agent()
     budget, notify, executor = read.budget(metrics), read.notify(), read.executor()

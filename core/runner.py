@@ -112,8 +112,9 @@ def start_run(recipe: Recipe | Setup, store: Store | None = None, *, run_id: int
     store: where the run is recorded; needed with a Recipe (a Setup carries its own).
     run_id: an unfinished run to continue (see `resumable_run`); None starts a new run.
     subscribers: called with each event (core/events.py) in the run's thread; so are the
-        `overnight_event` hooks of `plugins` (a `core.plugins.Registry`; by default every
-        installed plugin). One that raises is reported as a warning, never fatal.
+        `overnight_event` hooks of `plugins` (a `core.plugins.Registry`; by default
+        `core.plugins.for_run()`: every installed plugin that observes). One that raises is
+        reported as a warning, never fatal.
     on_start: called once with a `Running` handle as the loop starts, for a front end that
         must stop the run from another thread (the run's id comes with the RunStarted event).
 
@@ -136,10 +137,10 @@ def subscribe_plugins(events: Events, plugins=None) -> None:
     and the others still hear of the event. Once per Events, however often it is called."""
     if events.plugins_subscribed:
         return
-    from .plugins import registry
+    from .plugins import for_run
 
     events.plugins_subscribed = True
-    for impl in (plugins or registry()).pm.hook.overnight_event.get_hookimpls():
+    for impl in (plugins or for_run()).pm.hook.overnight_event.get_hookimpls():
         events.subscribe(lambda event, fn=impl.function, args=tuple(impl.argnames): fn(**{a: event for a in args}),
                          name=f"the plugin '{impl.plugin_name}'")
 

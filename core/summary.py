@@ -17,6 +17,8 @@ UNUSABLE_ADVICE = {
 
 @dataclass
 class Summary:
+    """What a run did, as the end of `overnight run`, the TUI and notifications tell it."""
+
     run_id: int
     recipe: str
     status: str

@@ -23,6 +23,8 @@ FLUSH_SECONDS = 60  # at the end of a run, how long undelivered notifications ma
 
 @dataclass
 class Notice:
+    """One message to send, to every URL the settings name for its event."""
+
     event: str  # one of core.settings.NOTIFY_EVENTS
     title: str
     body: str

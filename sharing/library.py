@@ -199,6 +199,8 @@ def recipe_path_for_run(arg: str) -> Path:
     """What `overnight run ARG` runs: a path if there is one, else a bundled or installed recipe,
     copied first into ./NAME (a later run finds that copy as a path and runs it as it is)."""
     path = Path(arg)
+    if path.is_file() or (path / RECIPE_FILE).is_file():  # a recipe here: the library is not read
+        return path
     entry = lookup(arg)
     if path.exists():
         if entry and path.is_dir() and not (path / RECIPE_FILE).exists():

@@ -67,6 +67,8 @@ class Sends:
 
 @dataclass
 class Reach:
+    """What a recipe reaches beyond its folder: what its trust is asked for."""
+
     runs_code: bool = False
     commands: list[str] = field(default_factory=list)  # one labelled line per command or piece of code
     command_strings: list[str] = field(default_factory=list)  # the raw `run` strings, for the digest

@@ -237,7 +237,10 @@ def _key(recipe) -> str:
 
 def is_trusted(recipe, found: Reach | None = None) -> bool:
     """Trusted in this place as it is now; a recipe too large to digest is refused here, even with no record."""
-    current = digest(recipe, found)
+    return _trusted_as(recipe, digest(recipe, found))
+
+
+def _trusted_as(recipe, current: str) -> bool:
     record = _records().get(_key(recipe))
     return bool(record) and record.get("digest") == current
 
@@ -336,13 +339,16 @@ def ensure_trusted(recipe, store=None, yes: bool = False) -> None:
     `store` is accepted for the run command's sake; trust lives in the user data folder.
     """
     found = reach(recipe)
-    if not found.needs_trust or is_trusted(recipe, found) or accepted(recipe, found):
+    if not found.needs_trust:
+        return
+    current = digest(recipe, found)  # once: it reads the whole folder
+    if _trusted_as(recipe, current) or (_key(recipe), current) in _accepted():
         return
     lines = found.lines()
     if yes:
         show(recipe, lines, found)
         click.echo("Trusted for this run (--yes).", err=True)
-        _accepted().add((_key(recipe), digest(recipe, found)))
+        _accepted().add((_key(recipe), current))
         return
     if not _terminal():
         raise OvernightError(

@@ -103,10 +103,10 @@ class Heard:
 
 @pytest.fixture
 def heard():
-    from overnight.core.plugins import registry
+    from overnight.core.plugins import for_run
 
     plugin = Heard()
-    pm = registry().pm
+    pm = for_run().pm  # the plugins a run hears
     pm.register(plugin, name="heard-in-test")
     yield plugin
     pm.unregister(name="heard-in-test")

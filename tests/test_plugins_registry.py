@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from overnight.core import plugins
+from overnight.core import entrypoints, plugins
 from overnight.core.errors import OvernightError
 from overnight.core.plugins import Registry
 from tests.data.core.kit import no_traceback, recipe
@@ -192,35 +192,20 @@ def test_plugins_of_an_unknown_kind_says_what_there_is(cli):
 
 def test_versions_are_read_only_when_shown_and_the_entry_points_are_scanned_once(monkeypatch):
     # Reading a package's metadata costs milliseconds each: `recipes list` and `run` never ask for it.
-    class Watched:
-        def __init__(self, dist):
-            self.dist, self.asked = dist, []
-
-        def __getattr__(self, name):
-            self.asked.append(name)
-            return getattr(self.dist, name)
-
-    scans, watched = [], []
-    real = importlib.metadata.entry_points
-
-    def scan(**params):
-        scans.append(params)
-        found = real(**params)
-        for ep in found:
-            watched.append(Watched(ep.dist))
-            vars(ep).update(dist=watched[-1])
-        return found
-
-    monkeypatch.setattr(importlib.metadata, "entry_points", scan)
+    scans, read = [], []
+    find, dist = entrypoints.find, entrypoints.EntryPoint.dist
+    monkeypatch.setattr(entrypoints, "find", lambda groups: scans.append(groups) or find(groups))
+    monkeypatch.setattr(entrypoints.EntryPoint, "dist", property(lambda ep: read.append(ep.name) or dist.fget(ep)))
     plugins._entry_points.cache_clear()
     try:
         reg = Registry().load()
         Registry().load(builtins=False)
-        assert len(scans) == 1  # the second registry reuses the scan
-        asked = {name for w in watched for name in w.asked}
-        assert not asked & {"metadata", "version", "name"}, asked
+        Registry().watching()
+        assert len(scans) == 1  # the other registries reuse the scan
+        assert read == []
         assert reg.plugins["text"].builtin and reg.get("surface", "text").name == "text"
         assert reg.plugins["text"].version == "0.1.0 (built-in)"  # read now, when asked
+        assert read == ["text"]
     finally:
         plugins._entry_points.cache_clear()
 
@@ -252,3 +237,62 @@ def test_a_registry_on_demand_keeps_every_rule_of_a_full_one():
         reg.get("agent", "scriptd")
     assert "Did you mean 'scripted'?" in err.value.message and "probe" in err.value.message
     assert "Plugins that failed to load: tests.data.core.broken_plugin" in err.value.message
+
+
+def test_the_built_ins_declared_observers_are_exactly_those_with_an_event_hook():
+    # A run imports only the built-ins its recipe names, and those declared in the
+    # `overnight.observers` group of pyproject.toml: a built-in that watches runs and is not
+    # declared would never hear one (reinstall overnight after changing that group).
+    reg = Registry().load(modules=["tests.data.core.raising_events"])
+    hooked = {impl.plugin_name for impl in reg.pm.hook.overnight_event.get_hookimpls()}
+    assert "tests.data.core.raising_events" in hooked  # the check sees a hook where there is one
+    assert plugins._observers() == {name for name in hooked if reg.plugins[name].builtin}
+    assert all(not info.error for info in reg.plugins.values()), reg.broken()
+
+
+def test_a_run_imports_the_plugins_its_recipe_names_and_every_one_that_watches():
+    probe = ("import sys\nfrom overnight.core.plugins import for_run\n"
+             "def mine(): return sorted(m for m in sys.modules if m.startswith(('overnight.plugins.', 'tests.data.core.')))\n"
+             "reg = for_run()\nprint(mine())\n"
+             "print(sorted(i.plugin_name for i in reg.pm.hook.overnight_event.get_hookimpls()))\n"
+             "print(reg.get('surface', 'text').name, reg.get('metric', 'command').name, reg.get('agent', 'scripted').name)\n"
+             "print(mine())")
+    repository = Path(__file__).resolve().parents[1]
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, cwd=repository,
+                          env={**os.environ, "OVERNIGHT_PLUGINS": "tests.data.core.raising_events",
+                               "PYTHONPATH": str(repository)})
+    assert done.returncode == 0, done.stderr
+    before, watching, names, after = done.stdout.splitlines()
+    # Every third-party plugin is imported at once (what it watches is unknown until then); of the
+    # built-ins, only those that watch (and the scripted agent, which the test plugin imports itself).
+    assert eval(before) == ["overnight.plugins.notify", "overnight.plugins.scripted", "tests.data.core.raising_events"]
+    assert eval(watching) == ["notify", "tests.data.core.raising_events"]
+    assert names == "text command scripted"
+    assert eval(after) == ["overnight.plugins.command", "overnight.plugins.notify", "overnight.plugins.scripted",
+                           "overnight.plugins.text", "tests.data.core.raising_events"]
+
+
+def test_a_run_registry_keeps_every_rule_of_a_full_one():
+    # A third party imported early still cannot take a built-in's kind, whichever is asked first.
+    reg = Registry().watching(modules=["tests.data.core.clashing_plugin"])
+    assert reg.get("metric", "command").__name__ == "CommandMetric"
+    reg = Registry().watching(modules=["tests.data.core.clashing_plugin", "tests.data.core.probe"])
+    assert reg.get("agent", "probe").name == "probe"  # only a third party has it: every built-in had its turn
+    assert reg.get("metric", "command").__name__ == "CommandMetric"
+    assert reg.plugins["tests.data.core.clashing_plugin"].refused == [
+        "metric 'command' refused: the built-in plugin 'command' has that kind already"]
+    # A broken one is reported, never fatal; an unknown kind is told as by a full registry.
+    reg = Registry().watching(modules=["tests.data.core.broken_plugin"])
+    assert reg.get("surface", "text").name == "text"
+    with pytest.raises(OvernightError) as err:
+        reg.get("agent", "scriptd")
+    assert "Did you mean 'scripted'?" in err.value.message
+    assert "Plugins that failed to load: tests.data.core.broken_plugin" in err.value.message
+
+
+def test_an_install_that_declares_no_observers_imports_every_built_in_for_a_run(monkeypatch):
+    # Metadata written before the `overnight.observers` group existed: no watcher may be missed.
+    everything = plugins._entry_points()
+    monkeypatch.setattr(plugins, "_entry_points", lambda: tuple(ep for ep in everything if ep.group == plugins.GROUP))
+    reg = Registry().watching()
+    assert not reg.pending and {"text", "notify", "spreadsheet"} <= set(reg.plugins)
