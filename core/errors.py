@@ -1,4 +1,11 @@
-"""The one error type meant for people: it carries a sentence the CLI prints as is."""
+"""The errors meant for people: each carries a sentence the CLI prints as is."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .contracts import LLMCall
 
 
 class OvernightError(Exception):
@@ -19,3 +26,21 @@ class RecipeError(OvernightError):
     def __init__(self, problems: list[str] | str):
         self.problems = [problems] if isinstance(problems, str) else list(problems)
         super().__init__("\n".join(self.problems), exit_code=2)
+
+
+# Model errors live here, not in core/llm.py, so the loop can catch them without importing the gateway.
+class LLMError(OvernightError):
+    """A model call that failed; `call` is the failed call, for the log."""
+
+    def __init__(self, message: str, call: LLMCall | None = None):
+        super().__init__(message)
+        self.call = call
+        self.past_deadline = False  # a timeout the deadline caused: the measurement timed out, not the call
+
+
+class BudgetExceeded(LLMError):
+    """The call would pass `[budget] usd` or `tokens`, so it was not made. The run stops."""
+
+    def __init__(self, reason: str, key: str = "usd"):
+        super().__init__(f"{reason[0].upper()}{reason[1:]}; raise [budget] {key} in the recipe to allow more.")
+        self.reason = reason  # lower case, as the run's stop reason

@@ -19,12 +19,13 @@ import traceback
 import uuid
 import weakref
 from pathlib import Path
+from typing import Callable
 
 from . import process
 from .contracts import Executor, Measurement, MeasureRequest, Outcome, Surface  # Outcome: imported from here too
 from .errors import OvernightError
 from .files import pid_alive
-from .llm import BudgetExceeded
+from .errors import BudgetExceeded
 from .objective import Objective
 from .workfolder import Template
 
@@ -219,15 +220,15 @@ def private_root() -> Path:
     global _root
     with _root_lock:
         if _root is None or not _root.is_dir():
-            sweep_stale(Path(tempfile.gettempdir()))
+            sweeper.remove(sweep_stale)  # off the first measurement's path: the temporary folder can be long to list
             _root = Path(tempfile.mkdtemp(prefix=f"overnight-work-{os.getpid()}-"))
             atexit.register(shutil.rmtree, _root, True)
         return _root
 
 
-def sweep_stale(tmp: Path) -> None:
+def sweep_stale(tmp: Path | None = None) -> None:
     """Removes the work folders of overnight processes that died (a SIGKILL skips atexit)."""
-    for folder in tmp.glob("overnight-work-*"):
+    for folder in (tmp or Path(tempfile.gettempdir())).glob("overnight-work-*"):
         pid = folder.name.split("-")[2]
         if pid.isdigit() and folder.is_dir() and not pid_alive(int(pid)):
             shutil.rmtree(folder, ignore_errors=True)
@@ -247,7 +248,8 @@ class Sweeper:
         self.busy = threading.Lock()  # held while a batch is being removed
         self.thread: threading.Thread | None = None
 
-    def remove(self, folder: Path) -> None:
+    def remove(self, folder: Path | Callable[[], None]) -> None:
+        """Hands over a folder to remove, or other clean-up work to do in the same turn."""
         with self.lock:
             self.pending.append(folder)
             if self.thread is None:
@@ -269,7 +271,10 @@ class Sweeper:
             with self.lock:
                 batch, self.pending = self.pending, []
             for folder in batch:
-                shutil.rmtree(folder, ignore_errors=True)
+                if callable(folder):
+                    folder()
+                else:
+                    shutil.rmtree(folder, ignore_errors=True)
 
 
 sweeper = Sweeper()

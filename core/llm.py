@@ -28,7 +28,7 @@ from typing import Any
 from . import providers
 from .budget import Budget, Spend
 from .contracts import LLMCall
-from .errors import OvernightError
+from .errors import BudgetExceeded, LLMError  # noqa: F401 (both: imported from here too)
 from .secrets import is_secret_name, redact, scrub
 
 # Set to 1 to let litellm fetch its current price table at import (it uses the bundled one otherwise).
@@ -44,15 +44,6 @@ REPLY_ESTIMATE = 512  # reply tokens assumed by the budget check when max_tokens
 OPENAI_COMPATIBLE = {"openai", "openai_like", "custom_openai", "hosted_vllm", "lm_studio", "llamafile", "ollama", "ollama_chat"}
 
 
-class LLMError(OvernightError):
-    """A model call that failed; `call` is the failed call, for the log."""
-
-    def __init__(self, message: str, call: LLMCall | None = None):
-        super().__init__(message)
-        self.call = call
-        self.past_deadline = False  # a timeout the deadline caused: the measurement timed out, not the call
-
-
 class ModelConfigError(LLMError):
     """The model cannot be used as configured (missing or refused key, unknown model): fatal."""
 
@@ -63,14 +54,6 @@ class ModelUnavailable(LLMError):
 
 class ServerSilent(ModelConfigError):
     """The server has answered no call for minutes: the run stops rather than wait on it all night."""
-
-
-class BudgetExceeded(LLMError):
-    """The call would pass `[budget] usd` or `tokens`, so it was not made. The run stops."""
-
-    def __init__(self, reason: str, key: str = "usd"):
-        super().__init__(f"{reason[0].upper()}{reason[1:]}; raise [budget] {key} in the recipe to allow more.")
-        self.reason = reason  # lower case, as the run's stop reason
 
 
 @dataclass

@@ -32,7 +32,7 @@ from .events import Events, ExperimentStarted, RunFinished, RunStarted, Used
 from .executor import LocalExecutor
 from .faults import point
 from .keep import KeepRule
-from .llm import BudgetExceeded
+from .errors import BudgetExceeded
 from .measure import once, repeats, sample
 from .objective import Objective
 from .process import Later

@@ -22,7 +22,7 @@ from . import process
 from .contracts import Executor, LLMCall, Measurement, MeasureRequest, Outcome
 from .decide import noise
 from .errors import OvernightError
-from .llm import BudgetExceeded
+from .errors import BudgetExceeded
 from .paths import Fingerprint, TooLarge
 from .secrets import scrubbed
 

@@ -342,7 +342,7 @@ def _watch() -> None:
         if _watchdog is not None and _watchdog.poll() is None:
             return
         code = f"import sys; sys.stdin.buffer.read(); exec({_REAP!r}); reap({f'{TAG}={os.getpid()}'.encode()!r})"
-        _watchdog = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+        _watchdog = subprocess.Popen([sys.executable, "-S", "-I", "-c", code], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
                                      stderr=subprocess.DEVNULL, start_new_session=True, close_fds=True)
 
 
