@@ -152,6 +152,8 @@ class Notifier:
         self.lock = threading.Lock()
 
     def observe(self, event) -> None:
+        if event.kind not in ("run_started", "night_finished") and not self._sends(event.run_id):
+            return  # a run that sends nothing: its events need not be read (one per experiment)
         f = facts(event)
         if f["kind"] == "run_started":
             self._start(f)
@@ -171,6 +173,10 @@ class Notifier:
         if f["kind"] == "run_finished":
             self.watches.pop(f["run"], None)
             self.flush()
+
+    def _sends(self, run_id) -> bool:
+        w = self.watches.get(run_id)
+        return w is not None and bool(w.settings["urls"])
 
     def _start(self, f: dict[str, Any]) -> None:
         settings = _settings(f["notify"])
