@@ -145,10 +145,13 @@ def walk(folder: Path, max_files: int, max_bytes: int, label: str = "") -> Itera
 
     Yields (relative POSIX path, path or None, kind): kind is "file", or "link" for a
     link whose target was already walked, a loop, or points nowhere (path None then,
-    and the relative path carries the target). The top-level `.overnight` folder is
-    overnight's own and left out; nothing else is. Raises TooLarge past the limits,
-    before anything partial is used.
+    and the relative path carries the target). What is overnight's own is left out: the
+    top-level `.overnight` folder, and an overnight store kept anywhere inside (`--db`; it
+    changes as runs write it, and says it is one in its header); nothing else is. Raises
+    TooLarge past the limits, before anything partial is used.
     """
+    from .store import stores_among
+
     root = Path(folder)
     seen = {root.resolve()}
     files = size = 0
@@ -160,8 +163,9 @@ def walk(folder: Path, max_files: int, max_bytes: int, label: str = "") -> Itera
         except OSError as exc:
             raise OvernightError(f"Cannot read the folder {top}: {exc.strerror or exc}.") from None
         later = []
+        own = stores_among(top, names)
         for name in names:
-            if not prefix and name == OWN_FOLDER:
+            if (not prefix and name == OWN_FOLDER) or name in own:
                 continue
             path = top / name
             rel = f"{prefix}{name}"

@@ -178,6 +178,28 @@ def default_path() -> Path:
     return Path(os.environ.get("OVERNIGHT_DB") or Path.cwd() / ".overnight" / "overnight.db")
 
 
+APPLICATION_ID = 0x6F766E74  # "ovnt", in the SQLite header at offset 68 (PRAGMA application_id)
+SIDE_FILES = ("-wal", "-shm", "-journal", ".lock")  # what SQLite and overnight keep beside a store
+
+
+def is_store(path: Path | str) -> bool:
+    """Whether `path` is an overnight store, by its header alone (no SQLite connection, nothing written)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(72)
+    except OSError:
+        return False
+    return head[:16] == b"SQLite format 3\0" and int.from_bytes(head[68:72], "big") == APPLICATION_ID
+
+
+def stores_among(folder: Path | str, names) -> set[str]:
+    """Of the names in `folder`, those of an overnight store and of the files kept beside it: what
+    trust and work folders leave out, as they leave out `.overnight` (a store changes as runs write it)."""
+    names = set(names)
+    stores = {name for name in names if is_store(os.path.join(folder, name))}
+    return stores | {name + end for name in stores for end in SIDE_FILES if name + end in names}
+
+
 class Store:
     def __init__(self, path: Path | str | None = None, *, readonly: bool = False, create: bool = True):
         """`create=False` is for commands that only read: a folder with no store stays untouched."""
@@ -196,6 +218,8 @@ class Store:
                 self.conn.execute("PRAGMA journal_mode = WAL")
                 self.conn.execute("PRAGMA synchronous = NORMAL")
             self._migrate()
+            if not readonly:
+                self._mark()
             # Read once: scrubbing every write against the environment is on the loop's hot path.
             self.secrets = secret_values()
         except OvernightError:
@@ -255,9 +279,15 @@ class Store:
                 raise OvernightError(f"The store {self.path} needs an upgrade: run any overnight command that writes (e.g. overnight status) first.")
             migrations.apply(self.db)
 
+    def _mark(self) -> None:
+        """Says in the file's header that it is overnight's (`is_store`): trust and work folders leave it out."""
+        if self.conn.execute("PRAGMA application_id").fetchone()[0] != APPLICATION_ID:
+            self.conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+            self.conn.execute("PRAGMA wal_checkpoint(PASSIVE)")  # into the file's own header now, not at the close
+
     def files(self) -> frozenset[Path]:
         """The store's file and those SQLite and overnight keep beside it, which change as it is written."""
-        return frozenset(self.path.with_name(self.path.name + end) for end in ("", "-wal", "-shm", "-journal", ".lock"))
+        return frozenset(self.path.with_name(self.path.name + end) for end in ("", *SIDE_FILES))
 
     def close(self) -> None:
         self.conn.close()

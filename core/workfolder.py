@@ -5,7 +5,8 @@ core/measure.py checks after each measurement stops the run). Each file is then 
 into the work folder: a reflink (copy-on-write) where the file system has them, else a
 copy made inside the kernel (copy_file_range). Never a hard link: a metric that writes
 a file it was given would then write the person's own file. Modes and times are kept;
-extended attributes are not.
+extended attributes are not. Left out, as `.overnight` is: an overnight store kept in the
+recipe folder (`--db`), which changes as the run writes it.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+
+from .store import stores_among
 
 # Left out of every work folder: overnight's own, version control, caches, environments.
 IGNORE = shutil.ignore_patterns(".overnight", ".git", "__pycache__", "*.pyc", ".venv", "node_modules")
@@ -128,7 +131,8 @@ def _listing(root: Path, prefix: str):
     here = os.path.join(root, prefix)
     with os.scandir(here) as found:
         items = sorted(found, key=lambda d: d.name)
-    ignored = IGNORE(here, [d.name for d in items])
+    names = [d.name for d in items]
+    ignored = IGNORE(here, names) | stores_among(here, names)  # a store kept here changes as the run writes it
     for d in items:
         if d.name in ignored:
             continue

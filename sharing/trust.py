@@ -7,8 +7,9 @@ environment variables it passes on. A recipe with none of these never asks.
 Trust belongs to the person, not to one workspace, so it is kept in the user
 data folder (`trust.json`), keyed by the recipe's resolved location and held
 against a digest of everything that can run: recipe.toml, every file of its
-folder (links to folders followed; only overnight's own `.overnight` folder is
-left out, which no work folder receives), and every path outside it that a
+folder (links to folders followed; only overnight's own files are left out, which
+no work folder receives: the `.overnight` folder, and a store kept in the folder
+with `--db`, which changes as runs write it), and every path outside it that a
 command or option names. A copy elsewhere is a different recipe and asks again;
 a copy overnight itself makes (`recipes use`, `run NAME`) carries the trust of
 an identical original. The surface's file is left out unless it is code the

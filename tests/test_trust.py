@@ -252,3 +252,27 @@ def test_a_real_terminal_is_asked_and_the_answer_recorded(workspace, overnight_h
     assert code == 0, text
     assert "wc -c < note.txt" in text and "Kept 1 of 1" in text
     assert len(trusted(overnight_home)) == 1
+
+
+def test_a_store_kept_in_the_recipe_folder_is_overnights_own_not_the_recipes(cli, workspace, overnight_home, terminal):
+    """`--db` inside the recipe folder: trust leaves the store out (runs write it, and it says in its
+    header that it is overnight's), so a trusted recipe is not asked about again after each run; and
+    no work folder receives it. A file that merely looks like a database is still the recipe's."""
+    from overnight.core.store import is_store
+
+    recipe = recipe_folder(workspace / "note")
+    toml = recipe / "recipe.toml"
+    toml.write_text(toml.read_text().replace("wc -c < note.txt", "test ! -e mine.db && wc -c < note.txt"))
+    db = recipe / "mine.db"
+
+    first = cli("run", recipe, "--db", db, input="y\n")
+    assert first.exit_code == 0, first.output
+    assert PROMPT in first.output and "Kept 1 of 1" in first.output  # the metric never saw mine.db
+    assert is_store(db)
+
+    again = cli("run", recipe, "--db", db)
+    assert again.exit_code == 0, again.output
+    assert PROMPT not in again.output and "Kept 1 of 1" in again.output
+
+    (recipe / "other.db").write_bytes(b"SQLite format 3\0" + bytes(84))  # a database, but not overnight's
+    assert cli("run", recipe, "--db", db).exit_code != 0
