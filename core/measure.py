@@ -21,8 +21,7 @@ from typing import Callable
 from . import process
 from .contracts import Executor, LLMCall, Measurement, MeasureRequest, Outcome
 from .decide import noise
-from .errors import OvernightError
-from .errors import BudgetExceeded
+from .errors import BudgetExceeded, OvernightError
 from .paths import Fingerprint, TooLarge
 from .secrets import scrubbed
 
