@@ -140,17 +140,18 @@ def _bundled_root() -> Path | None:
 # -- walking a folder ---------------------------------------------------------------
 
 
-def walk(folder: Path, max_files: int, max_bytes: int, label: str = "") -> Iterator[tuple[str, Path | None, str]]:
+def walk(folder: Path, max_files: int, max_bytes: int, label: str = "",
+         stores: frozenset[str] = frozenset()) -> Iterator[tuple[str, Path | None, str]]:
     """Every entry under `folder`, sorted, links to folders followed (each real folder once).
 
     Yields (relative POSIX path, path or None, kind): kind is "file", or "link" for a
     link whose target was already walked, a loop, or points nowhere (path None then,
     and the relative path carries the target). What is overnight's own is left out: the
-    top-level `.overnight` folder, and an overnight store kept anywhere inside (`--db`; it
-    changes as runs write it, and says it is one in its header); nothing else is. Raises
+    top-level `.overnight` folder, and each of `stores` (relative paths) that is an
+    overnight store, with the files SQLite keeps beside it; nothing else is. Raises
     TooLarge past the limits, before anything partial is used.
     """
-    from .store import stores_among
+    from .store import SIDE_FILES, is_store
 
     root = Path(folder)
     seen = {root.resolve()}
@@ -163,7 +164,8 @@ def walk(folder: Path, max_files: int, max_bytes: int, label: str = "") -> Itera
         except OSError as exc:
             raise OvernightError(f"Cannot read the folder {top}: {exc.strerror or exc}.") from None
         later = []
-        own = stores_among(top, names)
+        own = {n for n in names if f"{prefix}{n}" in stores and is_store(top / n)}
+        own |= {n + end for n in own for end in SIDE_FILES}
         for name in names:
             if (not prefix and name == OWN_FOLDER) or name in own:
                 continue

@@ -21,7 +21,7 @@ def build(recipe, store, events=None, *, yes: bool = False, ask: bool = True, wi
     from overnight.core.runner import build as build_setup
 
     if ask:
-        trust.ensure_trusted(recipe, None, yes)
+        trust.ensure_trusted(recipe, store, yes)
     else:
         refuse_untrusted(recipe)
     return build_setup(recipe, store, events, with_agent=with_agent, hosts=_hosts(recipe))

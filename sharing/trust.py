@@ -8,8 +8,10 @@ Trust belongs to the person, not to one workspace, so it is kept in the user
 data folder (`trust.json`), keyed by the recipe's resolved location and held
 against a digest of everything that can run: recipe.toml, every file of its
 folder (links to folders followed; only overnight's own files are left out, which
-no work folder receives: the `.overnight` folder, and a store kept in the folder
-with `--db`, which changes as runs write it), and every path outside it that a
+no work folder receives: the `.overnight` folder, and a store a run of this recipe
+kept in the folder with `--db`, which changes as runs write it: known by the run
+that uses it and by the trust record, never by the file alone, which a recipe could
+ship), and every path outside it that a
 command or option names. A copy elsewhere is a different recipe and asks again;
 a copy overnight itself makes (`recipes use`, `run NAME`) carries the trust of
 an identical original. The surface's file is left out unless it is code the
@@ -71,7 +73,7 @@ def _digest(recipe, found: Reach) -> tuple[str, dict[str, str]]:
     files: dict[str, str] = {}
     skip = _quiet_surface(recipe, found, folder)
     try:
-        for rel, kind, value in _entries(folder, str(folder), skip):
+        for rel, kind, value in _entries(folder, str(folder), skip, _stores(recipe, folder)):
             _fields(h, kind, rel, value)
             files[rel] = value[:16]
         for shown, path in _named_outside(recipe, found, folder):
@@ -85,18 +87,28 @@ def _digest(recipe, found: Reach) -> tuple[str, dict[str, str]]:
     return h.hexdigest(), files
 
 
-def _entries(path: Path, label: str, skip: str | None):
+def _entries(path: Path, label: str, skip: str | None, stores: frozenset[str] = frozenset()):
     """(relative name, kind, digest or link target) for a file or every entry of a folder."""
     if path.is_file():
         yield "", "file", file_digest(path)
         return
-    for rel, real, kind in walk(path, MAX_FILES, MAX_BYTES, label):
+    for rel, real, kind in walk(path, MAX_FILES, MAX_BYTES, label, stores):
         if rel == skip:
             continue
         if kind == "file":
             yield rel, "file", file_digest(real)
         else:
             yield rel, kind.partition(":")[0], kind.partition(":")[2]
+
+
+_running: set[Path] = set()  # the stores this process's runs write (`ensure_trusted`)
+
+
+def _stores(recipe, folder: Path) -> frozenset[str]:
+    """The stores inside the folder that runs of this recipe write: on its trust record, or this run's.
+    Only these are left out (if they are overnight stores); a store-like file the recipe ships is not."""
+    mine = {p.relative_to(folder).as_posix() for p in _running if p.is_relative_to(folder)}
+    return frozenset(mine | set(_records().get(_key(recipe), {}).get("stores", [])))
 
 
 def _field(h, data: bytes) -> None:
@@ -249,9 +261,11 @@ def _trusted_as(recipe, current: str) -> bool:
 def record(recipe, found: Reach | None = None) -> None:
     found = found or reach(recipe)
     value, files = _digest(recipe, found)
+    folder = recipe.dir.resolve()
     _save(_key(recipe), {
         "digest": value, "recipe": recipe.name, "trusted_at": time.strftime("%Y-%m-%d %H:%M:%S"),
         "reach": found.lines(), "files": files if len(files) <= REMEMBERED_FILES else {},
+        "stores": sorted(_stores(recipe, folder)),
     })
 
 
@@ -337,8 +351,11 @@ def hosts(recipe, found: Reach | None = None) -> frozenset[tuple[str, str]]:
 def ensure_trusted(recipe, store=None, yes: bool = False) -> None:
     """Returns when the recipe may run; raises OvernightError when it may not.
 
-    `store` is accepted for the run command's sake; trust lives in the user data folder.
+    `store` is the one the run writes: kept in the recipe folder, it is left out of the digest
+    (and remembered on the trust record). Trust lives in the user data folder.
     """
+    if getattr(store, "path", None) is not None:
+        _running.add(Path(store.path).resolve())
     found = reach(recipe)
     if not found.needs_trust:
         return

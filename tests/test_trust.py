@@ -255,10 +255,11 @@ def test_a_real_terminal_is_asked_and_the_answer_recorded(workspace, overnight_h
 
 
 def test_a_store_kept_in_the_recipe_folder_is_overnights_own_not_the_recipes(cli, workspace, overnight_home, terminal):
-    """`--db` inside the recipe folder: trust leaves the store out (runs write it, and it says in its
-    header that it is overnight's), so a trusted recipe is not asked about again after each run; and
-    no work folder receives it. A file that merely looks like a database is still the recipe's."""
-    from overnight.core.store import is_store
+    """`--db` inside the recipe folder: trust leaves the run's store out (runs write it), so a trusted
+    recipe is not asked about again after each run; and no work folder receives it. A database the
+    recipe itself holds is the recipe's, even one that says in its header that it is an overnight
+    store: trust knows a store by the run that writes it, never by the file alone."""
+    from overnight.core.store import Store, is_store
 
     recipe = recipe_folder(workspace / "note")
     toml = recipe / "recipe.toml"
@@ -274,5 +275,10 @@ def test_a_store_kept_in_the_recipe_folder_is_overnights_own_not_the_recipes(cli
     assert again.exit_code == 0, again.output
     assert PROMPT not in again.output and "Kept 1 of 1" in again.output
 
-    (recipe / "other.db").write_bytes(b"SQLite format 3\0" + bytes(84))  # a database, but not overnight's
-    assert cli("run", recipe, "--db", db).exit_code != 0
+    # The record knows the store: a command that is given no store (`recipes show`) sees it trusted too.
+    assert trusted(overnight_home)[str((recipe / "recipe.toml").resolve())]["stores"] == ["mine.db"]
+
+    Store(recipe / "shipped.db").close()  # an overnight store, but no run of this recipe writes it
+    assert is_store(recipe / "shipped.db")
+    shipped = cli("run", recipe, "--db", db)
+    assert shipped.exit_code != 0 and "shipped.db" in shipped.output
