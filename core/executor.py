@@ -168,7 +168,9 @@ class LocalExecutor(Executor):
         """The recipe folder as listed at the first measurement (core/workfolder.py)."""
         with self._listing:
             if self.template is None:
-                self.template = Template(self.surface.recipe_dir)
+                root = self.surface.recipe_dir.resolve()
+                store = {Path(f).resolve() for f in getattr(self, "own_files", ())}
+                self.template = Template(root, frozenset(f.relative_to(root).as_posix() for f in store if f.is_relative_to(root)))
             return self.template
 
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable
 
+from . import process
 from .contracts import Agent, Metric, Surface
 from .errors import OvernightError
 from .events import Event, Events
@@ -129,7 +130,10 @@ def start_run(recipe: Recipe | Setup, store: Store | None = None, *, run_id: int
     for fn in subscribers:
         setup.events.subscribe(fn)
     subscribe_plugins(setup.events, plugins)
-    return asyncio.run(_run(setup, run_id, on_start))
+    try:
+        return asyncio.run(_run(setup, run_id, on_start))
+    finally:
+        process.allow()  # a stop holds for the run it stopped: a re-measure after it runs its commands
 
 
 def subscribe_plugins(events: Events, plugins=None) -> None:

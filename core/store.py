@@ -192,14 +192,6 @@ def is_store(path: Path | str) -> bool:
     return head[:16] == b"SQLite format 3\0" and int.from_bytes(head[68:72], "big") == APPLICATION_ID
 
 
-def stores_among(folder: Path | str, names) -> set[str]:
-    """Of the names in `folder`, those of an overnight store and of the files kept beside it: what
-    trust and work folders leave out, as they leave out `.overnight` (a store changes as runs write it)."""
-    names = set(names)
-    stores = {name for name in names if is_store(os.path.join(folder, name))}
-    return stores | {name + end for name in stores for end in SIDE_FILES if name + end in names}
-
-
 class Store:
     def __init__(self, path: Path | str | None = None, *, readonly: bool = False, create: bool = True):
         """`create=False` is for commands that only read: a folder with no store stays untouched."""

@@ -5,8 +5,8 @@ core/measure.py checks after each measurement stops the run). Each file is then 
 into the work folder: a reflink (copy-on-write) where the file system has them, else a
 copy made inside the kernel (copy_file_range). Never a hard link: a metric that writes
 a file it was given would then write the person's own file. Modes and times are kept;
-extended attributes are not. Left out, as `.overnight` is: an overnight store kept in the
-recipe folder (`--db`), which changes as the run writes it.
+extended attributes are not. Left out, as `.overnight` is: the run's store, when it is kept
+in the recipe folder (`--db`), as it changes while the run writes it.
 """
 
 from __future__ import annotations
@@ -16,8 +16,6 @@ import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-
-from .store import stores_among
 
 # Left out of every work folder: overnight's own, version control, caches, environments.
 IGNORE = shutil.ignore_patterns(".overnight", ".git", "__pycache__", "*.pyc", ".venv", "node_modules")
@@ -37,10 +35,11 @@ class Entry:
 class Template:
     """The recipe folder's entries, listed once, and the way to copy them into a work folder."""
 
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, skip: frozenset[str] = frozenset()):
+        """`skip`: paths relative to `root` left out besides IGNORE (the run's store, kept there)."""
         self.root = Path(root)
         self.mode = os.stat(self.root).st_mode & 0o7777
-        self.entries = list(_listing(self.root, ""))
+        self.entries = list(_listing(self.root, "", skip))
         self.reflinks = True  # until the file system says it has none
         self.umask = _umask()
 
@@ -126,22 +125,21 @@ def _umask() -> int:
         return 0o7777
 
 
-def _listing(root: Path, prefix: str):
+def _listing(root: Path, prefix: str, skip: frozenset[str]):
     """Entries under root/prefix, sorted, parents before their contents; links are not followed."""
     here = os.path.join(root, prefix)
     with os.scandir(here) as found:
         items = sorted(found, key=lambda d: d.name)
-    names = [d.name for d in items]
-    ignored = IGNORE(here, names) | stores_among(here, names)  # a store kept here changes as the run writes it
+    ignored = IGNORE(here, [d.name for d in items])
     for d in items:
-        if d.name in ignored:
-            continue
         rel = os.path.join(prefix, d.name)
+        if d.name in ignored or rel in skip:
+            continue
         st = d.stat(follow_symlinks=False)
         if d.is_symlink():
             yield Entry(rel, "link", 0, target=os.readlink(d.path))
         elif d.is_dir(follow_symlinks=False):
             yield Entry(rel, "dir", st.st_mode & 0o7777, (st.st_atime_ns, st.st_mtime_ns))
-            yield from _listing(root, rel)
+            yield from _listing(root, rel, skip)
         elif d.is_file(follow_symlinks=False):
             yield Entry(rel, "file", st.st_mode & 0o7777, (st.st_atime_ns, st.st_mtime_ns), size=st.st_size)

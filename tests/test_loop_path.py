@@ -336,3 +336,18 @@ def test_a_store_kept_in_the_recipe_folder_does_not_stop_the_run(workspace, cli)
     done = cli("run", folder, "--yes", "--db", folder / "mine.db")
     assert done.exit_code == 0, done.output
     assert "which metrics may only read" not in done.output and "Kept 1 of 1" in done.output
+
+
+def test_a_stopped_run_leaves_the_commands_after_it_free_to_run(workspace):
+    """A stop kills the run's commands and any that start while it winds down; once the run has
+    ended, a re-measure in the same process (the TUI's, say) runs its commands to their end."""
+    from overnight.core import process
+    from overnight.core.runner import start_run
+
+    folder = recipe(workspace / "r", metric='kind = "command"\nrun = "sleep 5; wc -c < {file}"', proposals=["hello\n"])
+    store = Store(workspace / "o.db")
+    summary = start_run(load(folder), store, on_start=lambda running: running.stop("stopped by a test"))
+    store.close()
+    assert summary.status == "stopped"
+    done = process.run("echo 5", cwd=workspace, seconds=10, shell=True)
+    assert (done.returncode, done.stdout.strip()) == (0, "5")
