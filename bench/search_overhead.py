@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import shutil
 import statistics
 import sys
 import tempfile
@@ -47,6 +46,11 @@ from pathlib import Path
 from overnight.core.contracts import Measurement, Metric
 from overnight.core.events import EXPERIMENT_FINISHED
 from overnight.core.hookspecs import hookimpl
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.support.bundled import bundled_copy  # noqa: E402
 
 VALUES = 115  # x in 0..114
 SMALL_RECIPE = """
@@ -158,19 +162,6 @@ def small_space(seed: int, experiments: int, two: bool = False) -> dict:
 # -- pricing against plain Optuna -------------------------------------------------------------
 
 
-def pricing_folder(root: Path, experiments: int) -> Path:
-    import tomlkit
-
-    from overnight.recipes import folder as bundled
-
-    folder = root / "pricing"
-    shutil.copytree(bundled("pricing"), folder, ignore=shutil.ignore_patterns("__pycache__"))
-    doc = tomlkit.parse((folder / "recipe.toml").read_text())
-    doc["budget"]["experiments"] = experiments
-    (folder / "recipe.toml").write_text(tomlkit.dumps(doc))
-    return folder
-
-
 def with_overnight(experiments: int) -> tuple[float, float]:
     """The recipe through the real loop and store: from loading the recipe to the summary."""
     from overnight.core.recipe import load
@@ -178,7 +169,7 @@ def with_overnight(experiments: int) -> tuple[float, float]:
     from overnight.core.store import Store
 
     with tempfile.TemporaryDirectory() as tmp:
-        folder = pricing_folder(Path(tmp), experiments)
+        folder = bundled_copy(Path(tmp), "pricing", experiments)
         gc.collect()
         begin, cpu = time.perf_counter(), time.process_time()
         store = Store(Path(tmp) / "overnight.db")
@@ -200,7 +191,7 @@ def with_optuna(experiments: int) -> tuple[float, float]:
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     with tempfile.TemporaryDirectory() as tmp:
-        folder = pricing_folder(Path(tmp), experiments)
+        folder = bundled_copy(Path(tmp), "pricing", experiments)
         gc.collect()
         begin, cpu = time.perf_counter(), time.process_time()
         r = load(folder)
@@ -235,7 +226,7 @@ def command(experiments: int, ours: bool) -> tuple[float, float]:
     import subprocess
 
     with tempfile.TemporaryDirectory() as tmp:
-        folder = pricing_folder(Path(tmp), experiments)
+        folder = bundled_copy(Path(tmp), "pricing", experiments)
         if ours:
             argv = [str(Path(sys.executable).with_name("overnight")), "run", str(folder), "--yes", "--db", str(Path(tmp) / "o.db")]
         else:

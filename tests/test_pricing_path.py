@@ -4,27 +4,19 @@ waits), and the compiled model computes each point once, the run's confirmation 
 
 from __future__ import annotations
 
-import shutil
 import threading
 from pathlib import Path
-
-import tomlkit
 
 from overnight.core.recipe import load
 from overnight.core.runner import build, run
 from overnight.core.store import Store
 from overnight.plugins.cell import CellMetric
 from overnight.plugins.search import SearchAgent
-from overnight.recipes import folder as bundled
+from tests.support.bundled import bundled_copy
 
 
 def pricing(root: Path, experiments: int) -> Path:
-    folder = root / "pricing"
-    shutil.copytree(bundled("pricing"), folder, ignore=shutil.ignore_patterns("__pycache__"))
-    doc = tomlkit.parse((folder / "recipe.toml").read_text())
-    doc["budget"]["experiments"] = experiments
-    (folder / "recipe.toml").write_text(tomlkit.dumps(doc))
-    return folder
+    return bundled_copy(root, "pricing", experiments)
 
 
 def test_the_cell_metric_its_guard_and_the_search_agent_work_in_the_loop_thread(workspace, monkeypatch):
