@@ -382,13 +382,15 @@ class Store:
         return row["view"] if row else None
 
     def record_experiment(self, run_id: int, examples: list[ExampleResult] = (), **fields: Any) -> int:
+        with self.transaction():  # an experiment and its examples, or neither (a SIGKILL may come any time)
+            return self._experiment(run_id, examples, fields)
+
+    def _experiment(self, run_id: int, examples: list[ExampleResult], fields: dict[str, Any]) -> int:
         for key in ("samples", "components", "meta"):
             if key in fields and not isinstance(fields[key], str):
                 fields[key] = json.dumps(fields[key])
-        fields = _scrubbed(fields, self.secrets)
-        with self.transaction():  # an experiment and its examples, or neither (a SIGKILL may come any time)
-            exp_id = self._insert("experiments", dict(run_id=run_id, **fields))
-            self._insert_examples(exp_id, examples)
+        exp_id = self._insert("experiments", dict(run_id=run_id, **_scrubbed(fields, self.secrets)))
+        self._insert_examples(exp_id, examples)
         return exp_id
 
     def commit_experiment(self, run_id: int, examples: list[ExampleResult] = (), calls: Iterable[LLMCall] = (),
@@ -399,7 +401,7 @@ class Store:
         with self.transaction():
             if view is not None and fields.get("candidate"):
                 self.put_candidate(fields["candidate"], view)
-            exp_id = self.record_experiment(run_id, examples, **fields)
+            exp_id = self._experiment(run_id, examples, fields)
             for call in calls:
                 self.record_llm_call(call, run_id=run_id, experiment_id=exp_id)
             if run is not None:
