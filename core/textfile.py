@@ -39,14 +39,22 @@ class TextFileSurface(Surface):
         return self.read_text()
 
     def materialize(self, view: str, folder: Path) -> Path:
-        source = self.source()
-        # Same place relative to the recipe as the user's file, so imports and paths still work.
-        relative = source.relative_to(self.recipe_dir) if source.is_relative_to(self.recipe_dir) else Path(source.name)
+        relative = self._relative()
         target = folder / relative
-        if target.parent != folder:  # a syscall saved per experiment; the folder itself exists
+        if len(relative.parts) > 1:  # a syscall saved per experiment; the folder itself exists
             target.parent.mkdir(parents=True, exist_ok=True)
         workfolder.write(target, view.encode("utf-8"))
         return target
+
+    def _relative(self) -> Path:
+        """Where the candidate goes in a work folder: the same place relative to the recipe as the
+        user's file, so imports and paths still work (worked out once: paths cost on every experiment)."""
+        try:
+            return self._in_folder
+        except AttributeError:
+            source = self.source()
+            self._in_folder = source.relative_to(self.recipe_dir) if source.is_relative_to(self.recipe_dir) else Path(source.name)
+            return self._in_folder
 
     def apply(self, view: str, backup_dir: Path) -> Path | None:
         return atomic_write(self.source(), view.encode("utf-8"), backup_dir)
