@@ -75,17 +75,23 @@ class Group(click.Group):
         return sorted(set(self.LAZY) | set(super().list_commands(ctx)))
 
     def get_command(self, ctx, name):
-        if name in self.LAZY:
-            import importlib
+        try:
+            if name in self.LAZY:
+                import importlib
 
-            if owns_process:  # before the command's modules, whose dataclasses compile their methods
-                from overnight.cli import compiled
+                if owns_process:  # before the command's modules, whose dataclasses compile their methods
+                    from overnight.cli import compiled
 
-                compiled.install()
-            module, attr = self.LAZY[name]
-            return getattr(importlib.import_module(module), attr)
-        _load_plugin_commands(self)
-        return super().get_command(ctx, name)
+                    compiled.install()
+                module, attr = self.LAZY[name]
+                return getattr(importlib.import_module(module), attr)
+            _load_plugin_commands(self)
+            return super().get_command(ctx, name)
+        finally:
+            if owns_process:  # the command's modules are in: the collector, paused by cli/console.py, runs again
+                import gc
+
+                gc.enable()
 
     def format_commands(self, ctx, formatter):
         _load_plugin_commands(self)

@@ -330,6 +330,26 @@ def test_the_console_script_runs_with_what_setting_up_made_frozen(workspace):
     assert "frozen True collecting True" in done.stdout
 
 
+def test_the_console_script_pauses_the_collector_only_until_its_command_is_loaded(workspace):
+    """Importing click and a command's modules is most of a start: the console script collects
+    nothing meanwhile, and the command itself runs with the collector on. A library import of
+    overnight leaves the collector alone."""
+    probe = ("import gc, sys\n"
+             "import overnight.cli.main as library\n"
+             "print('library', gc.isenabled())\n"
+             "from overnight.cli import console\n"
+             "print('starting', gc.isenabled())\n"
+             "import overnight.core.store as store; seen = store.default_path\n"
+             "def spy(*a, **k):\n    print('command', gc.isenabled()); return seen(*a, **k)\n"
+             "store.default_path = spy\n"
+             "sys.argv = ['overnight', 'status']\n"
+             "try:\n    console.main()\n"
+             "except SystemExit:\n    pass\n")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, cwd=workspace,
+                          env={k: v for k, v in os.environ.items() if k != "OVERNIGHT_DB"})
+    assert done.stdout.split("\n")[:3] == ["library True", "starting False", "command True"], done.stdout + done.stderr
+
+
 def test_a_store_kept_in_the_recipe_folder_does_not_stop_the_run(workspace, cli):
     """The store changes as the run writes it: that is overnight's own writing, not the metric's."""
     folder = recipe(workspace / "r", metric='kind = "command"\nrun = "wc -c < {file}"', proposals=["hello world\n"])

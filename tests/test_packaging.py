@@ -54,7 +54,7 @@ def test_the_wheel_installs_only_overnight_with_its_recipes(tmp_path):
     # The entry points: the console script and the built-in plugins, like any third party's.
     (entry_points,) = [n for n in names if n.endswith(".dist-info/entry_points.txt")]
     text = zipfile.ZipFile(wheel).read(entry_points).decode()
-    assert "overnight = overnight.cli.main:main" in text
+    assert "overnight = overnight.cli.console:main" in text
     for line in ("text = overnight.plugins.text", "command = overnight.plugins.command",
                  "python = overnight.plugins.python_metric", "scripted = overnight.plugins.scripted"):
         assert line in text
