@@ -216,6 +216,11 @@ class Plugin(abc.ABC):
     # let nothing else run meanwhile and only add its hand-off (up to a millisecond of CPU on a
     # busy machine). A stop waits for such a call to return, and no time limit can interrupt it.
     instant: ClassVar[bool] = False
+    # True when `measure` (a metric) waits only on the commands it runs through
+    # `overnight.core.process.run`: their time limit bounds it, and a stop kills them at once.
+    # With one experiment in flight, the loop then measures in its own thread, which has nothing
+    # else to do meanwhile: two thread hand-offs fewer per experiment.
+    waits_on_commands: ClassVar[bool] = False
     llm: Any = None
 
     def __init__(self, options: dict[str, Any], recipe_dir: Path):

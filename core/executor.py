@@ -49,14 +49,16 @@ class LocalExecutor(Executor):
         self.ahead: list[Path] = []  # fresh work folders, made while a command ran (see `_make_ahead`)
         self._ahead_lock = threading.Lock()  # guards `ahead`, `measuring` and `_generation`
         self.measuring = 0  # measurements in flight: as many folders are made ahead, at most
+        self.alone = False  # set by a run with one experiment in flight (see `inline`)
         self._generation = 0  # moved by `forget_ahead`: a folder being made then is not kept
         weakref.finalize(self, _remove_all, self.ahead)
 
     @property
     def inline(self) -> bool:
-        """Every metric and guard answers at once, in-process: measured without a thread hop
-        (core/measure.py). Read at each measurement, as a metric may find it is not instant after all."""
-        return all(m.instant for m in self.metrics)
+        """Measured without a thread hop (core/measure.py): when every metric and guard answers at
+        once, in-process; or, `alone` in its run, waits only on commands a stop kills. Read at each
+        measurement, as a metric may find it is not instant after all."""
+        return all(m.instant or (self.alone and m.waits_on_commands) for m in self.metrics)
 
     def measure(self, view: str, request: MeasureRequest, guards: bool = True) -> Outcome:
         folder, made = self._folder()
@@ -158,8 +160,8 @@ class LocalExecutor(Executor):
         rewriting one file costs less than making and removing a folder each time."""
         if self.keep or self.writes == "nothing":
             return
-        if self.inline and self.writes == "file" and artifact is not None and artifact.parent == folder \
-                and _holds_only(folder, artifact.name):
+        if all(m.instant for m in self.metrics) and self.writes == "file" and artifact is not None \
+                and artifact.parent == folder and _holds_only(folder, artifact.name):
             self.spare.append(folder)
         else:
             sweeper.remove(folder)

@@ -24,7 +24,7 @@ from typing import Any
 from . import process
 from .budget import Budget, Spend
 from .confirm import Ending
-from .contracts import Agent, Candidate, Context, Executor, MeasureRequest, Proposal, Surface
+from .contracts import Agent, Candidate, Context, Executor, MeasureRequest, Outcome, Proposal, Surface
 from .decide import paired
 from .numbers import fmt, gain
 from .errors import OvernightError
@@ -64,6 +64,7 @@ class Setup:
     def __post_init__(self) -> None:
         if self.executor is None:
             self.executor = LocalExecutor(self.surface, self.objective)
+            self.executor.alone = self.budget.parallel == 1
         if self.store is not None:  # a store kept in the recipe folder changes as the run writes it
             self.executor.own_files = self.store.files()
 
@@ -98,6 +99,12 @@ class Loop:
     def stop(self, reason: str) -> None:
         """Stops the run: no new experiment starts; those in flight are recorded as interrupted."""
         self.schedule.stop(reason)
+
+    def interrupt(self, reason: str) -> None:
+        """A stop's first half, safe from a signal handler or another thread: no new experiment
+        starts and every command is killed at once, so a measurement in the loop's own thread
+        returns; `stop`, in the loop's thread, does the rest."""
+        self.schedule.interrupt(reason)
 
     def _open(self) -> None:
         """A new run's row, or the run to resume; either way its state is read from the store."""
@@ -233,16 +240,24 @@ class Loop:
                 self.recorder.record(rec, *lost)
                 return
         later = (rec.diff,) if isinstance(rec.diff, Later) else ()
-        outcome = await once(s.executor, view, self._request(), guards=True, meanwhile=later)
+        outcome = await self._once(view, self._request(), guards=True, meanwhile=later)
         async with self.decide_lock:
             status, reason = await self.keep.decide(rec, view, outcome, self.state,
-                                                    again=lambda: once(s.executor, view, self._request(cache=False)))
+                                                    again=lambda: self._once(view, self._request(cache=False)))
             self.recorder.record(rec, status, reason, view)
+
+    async def _once(self, view: str, request: MeasureRequest, **how) -> Outcome:
+        """One measurement of an experiment. A stop that came meanwhile killed its command (perhaps
+        as it ran in this very thread): the experiment is interrupted, whatever the outcome says."""
+        outcome = await once(self.s.executor, view, request, **how)
+        if self.schedule.interrupted:
+            raise asyncio.CancelledError
+        return outcome
 
     async def _screen(self, rec: ExperimentRecord, view: str, parent: dict[str, float]) -> tuple[str, str] | None:
         """Measures a proposal on its minibatch first: the status and reason when it loses to its
         parent there (or fails), None when it goes on to all train examples."""
-        m = (await once(self.s.executor, view, replace(self._request(), examples=sorted(parent)), guards=False)).measurement
+        m = (await self._once(view, replace(self._request(), examples=sorted(parent)), guards=False)).measurement
         rec.account(m)
         rec.measured(m)
         if not m.ok:

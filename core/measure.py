@@ -92,14 +92,16 @@ class Samples:
 async def once(executor: Executor, view: str, request: MeasureRequest, *, guards: bool = False,
                meanwhile: tuple[Callable[[], object], ...] = ()) -> Outcome:
     """One measurement, in a worker thread so other experiments go on meanwhile (in the event loop
-    itself when every metric is instant: see `Plugin.instant`); secrets masked here, at the source;
-    the recipe folder and the person's file checked after it, which a metric may only read.
+    itself when every metric is instant, or the run has one experiment in flight and its metrics
+    wait only on commands: see `Plugin.instant` and `Plugin.waits_on_commands`); secrets masked
+    here, at the source; the recipe folder and the person's file checked after it, which a metric
+    may only read.
 
     `meanwhile` is work the worker thread may do while a command of the measurement runs
     (core/process.py `meanwhile`); what it did not do, its caller does."""
     untouched = _untouched(executor)
     if getattr(executor, "inline", False):
-        outcome = scrubbed(executor.measure(view, request, guards))
+        outcome = scrubbed(_measure(executor, meanwhile, view, request, guards))
     else:
         try:
             async with asyncio.timeout(request.seconds + BACKSTOP):  # in this task: wait_for would start one more

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Callable, Iterator
 
 _live: set[int] = set()
-_lock = threading.Lock()
+_lock = threading.RLock()  # reentrant: `kill_all` may run in a signal handler while this thread holds it
 # Set by kill_all(): a command that starts after a stop (its thread was already on its way)
 # is killed at once instead of running to its time limit.
 _stopped = threading.Event()

@@ -99,6 +99,7 @@ class Running:
     def stop(self, reason: str) -> None:
         """Stops the run cleanly (what is in flight is recorded as interrupted); safe from any thread."""
         if not self.aio.is_closed():  # else it has ended already
+            self.loop.interrupt(reason)  # the loop's thread may be waiting on a command: it is killed now
             self.aio.call_soon_threadsafe(self.loop.stop, reason)
 
 
@@ -167,6 +168,9 @@ async def _run(setup: Setup, run_id: int | None, on_start: Callable[[Running], o
     for sig, name in ((signal.SIGINT, "Ctrl-C"), (signal.SIGTERM, "SIGTERM")):
         try:
             aio.add_signal_handler(sig, loop.stop, f"interrupted by {name}")
+            # asyncio calls `stop` once the loop looks again; the loop's thread may be waiting on a
+            # command meanwhile (core/measure.py), so the handler itself kills it at once.
+            signal.signal(sig, lambda *_, reason=f"interrupted by {name}": loop.interrupt(reason))
         except (NotImplementedError, RuntimeError, ValueError):
             pass  # not the main thread (a UI runs the loop in a worker)
     if on_start is not None:

@@ -38,11 +38,16 @@ class Scheduler:
 
     def stop(self, reason: str) -> None:
         """No new experiment starts; those in flight are cancelled (and recorded as interrupted)."""
+        self.interrupt(reason)
+        for task in list(self.tasks):
+            task.cancel()
+
+    def interrupt(self, reason: str) -> None:
+        """No new experiment starts, and every command is killed: plain assignments and kills, safe
+        in a signal handler that runs while the loop's thread waits on a command."""
         self.stopping = reason
         self.interrupted = True
         process.kill_all()
-        for task in list(self.tasks):
-            task.cancel()
 
     async def run(self, experiment: Callable[[], Awaitable[None]], run_id: int, state: RunState) -> None:
         """Runs `experiment()` again and again, `parallel` at a time, until a reason to stop."""

@@ -24,6 +24,7 @@ class CommandMetric(Metric):
     name = "command"
     summary = "Runs a shell command in the work folder and reads the score from its output."
     runs_code = True
+    waits_on_commands = True
     options = {
         "run": Option(str, "the command; {file} is the candidate's path, {recipe} the work copy of the recipe folder, {python} the Python overnight runs on", required=True),
         "pattern": Option(str, "a regex whose first group is the score, read from stdout (default: the last number)", default=None),

@@ -134,7 +134,9 @@ def _executor(workspace: Path, run_: str, **files) -> LocalExecutor:
 
 
 def test_the_next_work_folder_is_made_while_a_command_runs_fresh_private_and_used_once(workspace):
-    executor = _executor(workspace, "pwd >&2; ls -A >&2; wc -c < {file}", **{"data.txt": "the person's data\n"})
+    # Long enough for the work done meanwhile on a slow machine: work that outlasts its command is
+    # not done during the next one.
+    executor = _executor(workspace, "pwd >&2; ls -A >&2; sleep 0.2; wc -c < {file}", **{"data.txt": "the person's data\n"})
 
     first = executor.measure("hello, world\n", MeasureRequest(10)).measurement
     assert first.value == 13
