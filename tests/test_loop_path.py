@@ -358,6 +358,47 @@ def test_a_store_kept_in_the_recipe_folder_does_not_stop_the_run(workspace, cli)
     assert "which metrics may only read" not in done.output and "Kept 1 of 1" in done.output
 
 
+@pytest.mark.parametrize("parallel", [1, 2])
+def test_a_command_is_measured_in_the_loops_thread_when_alone_and_a_stop_from_elsewhere_kills_it(workspace, parallel):
+    """With one experiment in flight, a command metric is measured in the loop's own thread (no
+    hand-off); with more, in worker threads. Either way a stop from another thread (the TUI's)
+    kills the command at once, and the experiment is recorded as interrupted, not as a crash."""
+    from overnight.core import process
+    from overnight.core.runner import start_run
+
+    run_ = f"if grep -q slow {{file}}; then touch {workspace}/slow.started; sleep 30; fi; wc -c < {{file}}"
+    folder = recipe(workspace / "r", metric=f'kind = "command"\nrun = "{run_}"', proposals=["slow\n"],
+                    budget=f"parallel = {parallel}")
+    store = Store(workspace / "o.db")
+    threads, measure = [], process.run
+
+    def run_in(*args, **kwargs):
+        threads.append(threading.get_ident())
+        return measure(*args, **kwargs)
+
+    def stop_once_slow(running):
+        def watch():
+            deadline = time.monotonic() + 20
+            while not (workspace / "slow.started").exists() and time.monotonic() < deadline:
+                time.sleep(0.02)
+            running.stop("stopped by the person")
+        threading.Thread(target=watch, daemon=True).start()
+
+    process.run = run_in
+    try:
+        started = time.monotonic()
+        summary = start_run(load(folder), store, on_start=stop_once_slow)
+    finally:
+        process.run = measure
+    assert time.monotonic() - started < 15  # not the 30 s of the command
+    assert summary.status == "stopped"
+    [slow] = [e for e in store.experiments(summary.run_id) if e["seq"] == 1]
+    assert (slow["status"], slow["reason"]) == ("interrupted", "stopped by the person")
+    store.close()
+    in_loop = [t == threading.get_ident() for t in threads]
+    assert in_loop == [parallel == 1] * len(threads) and len(threads) == 2  # the baseline, the slow one
+
+
 def test_a_stopped_run_leaves_the_commands_after_it_free_to_run(workspace):
     """A stop kills the run's commands and any that start while it winds down; once the run has
     ended, a re-measure in the same process (the TUI's, say) runs its commands to their end."""
