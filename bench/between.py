@@ -4,7 +4,9 @@ a command is seen to exit to the start of the next one, step by step (medians).
 Run: python bench/between.py [EXPERIMENTS]. Prints figures; asserts nothing. It runs
 `overnight run` in this process on bench/wall_ratio.py's recipe (a command of about 50 ms, the
 scripted agent, parallel 1) and marks the time at each step by wrapping the functions that end
-it; the wrappers add a few microseconds each. The recorded seconds of a measurement run from
+it; the wrappers add a few microseconds each. With one experiment in flight, a command metric is
+measured in the loop's own thread (core/measure.py), so the two hand-offs below are near zero.
+The recorded seconds of a measurement run from
 just before its command is started to its exit, so every step below is outside them: their sum
 is what bench/wall_ratio.py calls overnight's own time between two measurements.
 """
@@ -28,16 +30,16 @@ from overnight.core import executor, loop, measure, process, record, schedule, s
 
 STEPS = [  # (mark that ends the step, what happened since the mark before it)
     ("exit", None),
-    ("run", "after the command: its leftovers killed, its output read (worker thread)"),
+    ("run", "after the command: its leftovers killed, its output read"),
     ("measured", "the metric's number; the work folder handed to the sweeper"),
-    ("back", "back in the event loop (a thread hand-off)"),
+    ("back", "back in the event loop (a thread hand-off, unless measured in the loop's thread)"),
     ("commit0", "secrets masked, the recipe folder checked, the decision, the experiment's row made"),
     ("commit1", "the store's commit (the experiment, its candidate, the run's row)"),
     ("told", "the others told (the progress line, plugins) and the agent"),
     ("propose0", "the scheduler: controls, budget, the next task, the agent's context"),
     ("propose1", "the agent proposes"),
     ("once", "the proposal checked: its candidate, its diff left for later"),
-    ("thread", "to the worker thread"),
+    ("thread", "to the thread that measures (a hand-off, unless it is the loop's)"),
     ("popen", "its work folder, the candidate written, the command prepared"),
 ]
 
