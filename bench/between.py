@@ -6,9 +6,9 @@ Run: python bench/between.py [EXPERIMENTS]. Prints figures; asserts nothing. It 
 scripted agent, parallel 1) and marks the time at each step by wrapping the functions that end
 it; the wrappers add a few microseconds each. With one experiment in flight, a command metric is
 measured in the loop's own thread (core/measure.py), so the two hand-offs below are near zero.
-The recorded seconds of a measurement run from
-just before its command is started to its exit, so every step below is outside them: their sum
-is what bench/wall_ratio.py calls overnight's own time between two measurements.
+The recorded seconds of a measurement run from just before its command is started to its exit,
+so every step below is outside them: their sum is what bench/wall_ratio.py calls overnight's own
+time between two measurements.
 """
 
 from __future__ import annotations
