@@ -97,7 +97,7 @@ async def once(executor: Executor, view: str, request: MeasureRequest, *, guards
     here, at the source; the recipe folder and the person's file checked after it, which a metric
     may only read.
 
-    `meanwhile` is work the worker thread may do while a command of the measurement runs
+    `meanwhile` is work the measuring thread may do while a command of the measurement runs
     (core/process.py `meanwhile`); what it did not do, its caller does."""
     untouched = _untouched(executor)
     if getattr(executor, "inline", False):

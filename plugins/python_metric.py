@@ -34,6 +34,7 @@ class PythonMetric(Metric):
     name = "python"
     summary = "Calls a Python function of the recipe with the materialized file's path."
     runs_code = True
+    waits_on_commands = True  # the function runs in a child Python, through core.process.run
     options = {
         "file": Option(str, "a .py file in the recipe folder", required=True),
         "function": Option(str, "the function to call", default="score"),
