@@ -3,7 +3,8 @@
 Each command runs in its own session with a tag in its environment that its descendants
 inherit. When it ends, every process still carrying its tag is killed, even one that left
 the group (`setsid`, a double fork). Should overnight itself die (even by SIGKILL), a small
-watchdog that holds the other end of a pipe sees it close and kills every tagged process.
+watchdog sees it end and kills every tagged process, and every command that was still starting
+once it runs.
 Output is kept in a capped buffer (its head and its tail), so a command printing 100 MB
 does not hold 100 MB. While a command runs, the thread that started it does what was left
 for it to do meanwhile (`meanwhile`): the next work folder, say, made off the loop's path.
@@ -341,39 +342,89 @@ def _watch() -> None:
     with _lock:
         if _watchdog is not None and _watchdog.poll() is None:
             return
-        code = f"import sys; sys.stdin.buffer.read(); exec({_REAP!r}); reap({f'{TAG}={os.getpid()}'.encode()!r})"
+        code = f"exec({_REAP!r}); watch({os.getpid()}, {f'{TAG}={os.getpid()}'.encode()!r})"
         _watchdog = subprocess.Popen([sys.executable, "-S", "-I", "-c", code], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
                                      stderr=subprocess.DEVNULL, start_new_session=True, close_fds=True)
+        try:  # what a fork of overnight looks like in /proc, told while overnight surely lives
+            looks = [_read(f"/proc/{os.getpid()}/{name}") for name in ("cmdline", "environ")]
+            _watchdog.stdin.write(b"%d %d\n" % tuple(map(len, looks)) + b"".join(looks))
+            _watchdog.stdin.flush()
+        except OSError:
+            pass
 
 
-# Read again until three passes in a row find nothing: a command that was starting as overnight died
-# (forked, not yet running with its tag) or a process forking meanwhile is caught on a later pass.
+def _read(path: str) -> bytes:
+    with open(path, "rb") as f:
+        return f.read()
+
+
+# The watchdog wakes when overnight ends (or its end of the pipe closes). It reads /proc again
+# until five passes in a row find nothing to kill and nothing still starting. On a busy machine
+# a command may wait seconds for the CPU at any step of its start, and its tag can be read only
+# once its exec is done. Before that, it is in one of two steps:
+# - forked, in its own session, not yet exec'd: it looks like overnight itself, the same command
+#   line and environment;
+# - inside its exec: /proc shows no command line and no environment yet.
+# The watchdog waits for such processes (a minute at most) and kills them once they carry the tag.
 _REAP = '''
-import os, signal, time
-def reap_once(marker):
+import os, select, signal, time
+def read(path):
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError:
+        return None
+def starting(pid, env, parent):
+    if env and env != parent[1]:
+        return False
+    stat = read(f"/proc/{pid}/stat") or b""
+    fields = stat[stat.rfind(b")") + 2:].split()
+    if len(fields) < 7 or fields[0] in (b"Z", b"X") or int(fields[6]) & 0x200000:  # gone, or a kernel thread
+        return False
+    if env:
+        return fields[3] == str(pid).encode() and read(f"/proc/{pid}/cmdline") == parent[0]
+    return read(f"/proc/{pid}/cmdline") == b""
+def reap_once(marker, parent):
     found = 0
     for name in os.listdir("/proc"):
         if not name.isdigit() or int(name) == os.getpid():
             continue
-        try:
-            with open(f"/proc/{name}/environ", "rb") as f:
-                env = f.read().split(b"\\0")
-        except OSError:
+        env = read(f"/proc/{name}/environ")
+        if env is None:
             continue
-        if any(v.startswith(marker + b"-") for v in env):
+        if any(v.startswith(marker + b"-") for v in env.split(b"\\0")):
             try:
                 os.kill(int(name), signal.SIGKILL)
                 found += 1
             except OSError:
                 pass
+        elif starting(int(name), env, parent):
+            found += 1
     return found
-def reap(marker):
+def reap(marker, parent):
     quiet = 0
-    for _ in range(200):
-        quiet = 0 if reap_once(marker) else quiet + 1
-        if quiet == 3:
+    for _ in range(1200):
+        quiet = 0 if reap_once(marker, parent) else quiet + 1
+        if quiet == 5:
             return
         time.sleep(0.05)
+def told(n):
+    data = b""
+    while len(data) < n and (chunk := os.read(0, n - len(data))):
+        data += chunk
+    return data
+def watch(pid, marker):
+    head = b""
+    while not head.endswith(b"\\n") and (byte := os.read(0, 1)):
+        head += byte
+    sizes = [int(n) for n in head.split()] or [0, 0]
+    parent = told(sizes[0]), told(sizes[1])
+    try:  # overnight's end, seen at once: a command still starting may hold the pipe open a while
+        ends = [os.pidfd_open(pid)]
+    except (AttributeError, OSError):
+        ends = []
+    select.select([0, *ends], [], [])
+    reap(marker, parent)
 '''
 
 

@@ -23,7 +23,7 @@ import pytest
 from overnight.core.faults import POINTS
 from overnight.core.files import TMP_MARK
 from overnight.core.state import from_rows
-from tests.data.core.kit import experiments, lines_recorded, no_traceback, recipe, rows
+from tests.data.core.kit import alive, experiments, lines_recorded, no_traceback, recipe, rows
 
 # Scores are the views' lengths (maximize): keeps at 16, 21 and 26, discards between them.
 LENGTHS = [15, 10, 12, 13, 20, 18, 25, 11]
@@ -53,6 +53,20 @@ def tagged(pid: int) -> list[int]:
                     found.append(int(entry.name))
             except OSError:
                 pass
+    return found
+
+
+def left_behind(pid: int, seconds: float = 10) -> list[int]:
+    """Processes of overnight `pid` still running once none was seen for half a second. One look is
+    not enough: a command that was still starting as overnight died carries its tag only once it
+    runs, a moment after a look that found nothing."""
+    deadline, clear_since = time.monotonic() + seconds, None
+    while (now := time.monotonic()) < deadline:
+        found = [p for p in tagged(pid) if alive(p)]
+        clear_since = None if found else clear_since or now
+        if clear_since is not None and now - clear_since >= 0.5:
+            return []
+        time.sleep(0.05)
     return found
 
 
@@ -92,10 +106,7 @@ def test_a_kill_at_each_commit_point_loses_nothing(workspace, point, parallel):
     first = overnight(workspace, "run", folder, "--yes", "-q", kill_at=f"{point}@{nth}")
     assert first.returncode == -9, first.stdout + first.stderr
     pid = killed_pid(db)
-    deadline = time.monotonic() + 5
-    while tagged(pid) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert tagged(pid) == []
+    assert left_behind(pid) == []
 
     done = overnight(workspace, "run", folder, "--resume", "--yes", "-q")
     assert_nothing_lost(workspace, db, folder, original, done)
@@ -118,10 +129,35 @@ def test_a_metric_and_what_it_started_die_with_a_killed_run(workspace):
     assert len(tagged(proc.pid)) >= 2  # the shell, its sleep and the one that left the session
     proc.kill()
     proc.wait(10)
-    deadline = time.monotonic() + 5
-    while tagged(proc.pid) and time.monotonic() < deadline:
+    assert left_behind(proc.pid) == []
+
+
+# Overnight dies while one of its commands is still starting: forked into its own session, its
+# descriptors closed, not yet running with its tag, and held off the CPU a while (a busy machine).
+STARTING = """
+import os, signal, sys, time
+from overnight.core import process
+process.run("true", cwd=".", seconds=10)  # the watchdog is up
+me = os.getpid()
+child = os.fork()
+if child == 0:
+    os.setsid()
+    os.closerange(3, 65536)  # as Popen does just before its exec
+    time.sleep(1.5)
+    os.execve("/bin/sleep", ["sleep", "333"], {**os.environ, process.TAG: f"{me}-99"})
+open("child.pid", "w").write(str(child))
+os.kill(me, signal.SIGKILL)
+"""
+
+
+def test_a_command_still_starting_when_overnight_dies_is_killed_once_it_runs(workspace):
+    proc = subprocess.run([sys.executable, "-c", STARTING], cwd=workspace, timeout=30)
+    assert proc.returncode == -9
+    child = int((workspace / "child.pid").read_text())
+    deadline = time.monotonic() + 15
+    while alive(child) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert tagged(proc.pid) == []
+    assert not alive(child)
 
 
 def test_a_finished_measurement_leaves_no_process_behind(workspace):
