@@ -100,7 +100,10 @@ class Running:
         """Stops the run cleanly (what is in flight is recorded as interrupted); safe from any thread."""
         if not self.aio.is_closed():  # else it has ended already
             self.loop.interrupt(reason)  # the loop's thread may be waiting on a command: it is killed now
-            self.aio.call_soon_threadsafe(self.loop.stop, reason)
+            try:
+                self.aio.call_soon_threadsafe(self.loop.stop, reason)
+            except RuntimeError:  # the interrupt alone ended the run, and its event loop closed meanwhile
+                pass
 
 
 def start_run(recipe: Recipe | Setup, store: Store | None = None, *, run_id: int | None = None,

@@ -143,6 +143,28 @@ def test_a_run_started_off_the_main_thread_is_heard_by_plugins_and_stops_when_to
     store.close()
 
 
+def test_a_stop_that_ends_the_run_before_it_is_done_raises_nothing():
+    """A stop kills the command in flight at once; when that was the run's last step, the run's
+    event loop may close before the stop's second half reaches it (quitting the TUI then crashed it)."""
+    import asyncio
+
+    from overnight.core.runner import Running
+
+    aio = asyncio.new_event_loop()
+    told = []
+
+    class EndsWhenInterrupted:
+        def interrupt(self, reason):
+            told.append(reason)
+            aio.close()  # as the run's thread does once its last command is killed
+
+        def stop(self, reason):
+            raise AssertionError("a closed loop runs nothing")
+
+    Running(EndsWhenInterrupted(), aio).stop("interrupted by quitting the TUI")
+    assert told == ["interrupted by quitting the TUI"]
+
+
 def test_overnight_run_starts_through_the_same_operation(workspace, cli, heard):
     folder = recipe(workspace / "greeting")
     run_recipe(cli, folder, workspace / "store.db")
