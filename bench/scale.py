@@ -128,12 +128,15 @@ def median(command: list[str], cwd: Path, runs: int) -> dict:
 
 # Runs in a fresh interpreter: the first paint of the dashboard, then the idle poll; prints JSON.
 PROBE = r"""
-import json, resource, sys, time
+import gc, json, resource, sys, time
 start = time.perf_counter()
+gc.disable()  # as `overnight tui` imports the UI (cli/tui.py)
 from overnight.tui.app import OvernightApp
 from overnight.tui.dashboard import Dashboard
 from overnight.tui.experiment_table import ExperimentTable
 from overnight.tui.score_plot import ScorePlot
+gc.freeze()
+gc.enable()
 db, expected = sys.argv[1], int(sys.argv[2])
 figures = {}
 

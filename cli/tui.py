@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+
 import click
 
 from overnight.cli.common import db_option
@@ -20,6 +22,13 @@ def tui(db, web=False, port=8765):
         from overnight.cli.web import serve
 
         return serve(db or default_path(), port)
+    from overnight.cli import main as program
+
+    if program.owns_process:  # as `run` does: importing the UI makes many objects and frees few
+        gc.disable()
     from overnight.tui.app import OvernightApp
 
+    if program.owns_process:  # what was imported lives as long as the UI: its collections need not walk it
+        gc.freeze()
+        gc.enable()
     OvernightApp(db or default_path()).run()

