@@ -33,8 +33,6 @@ def run(recipe, dry_run, resume, yes, quiet, db, with_tui, minutes=None):
     if program.owns_process:  # setting up (imports first) makes many objects and frees few: collecting meanwhile is wasted
         gc.disable()
     from overnight.core import recipe as recipes
-    from overnight.core.runner import resumable_run
-    from overnight.ops.runs import start_run
     from overnight.ops.trust_gate import build
 
     loaded = recipes.load(_recipe_path(recipe))
@@ -49,11 +47,18 @@ def run(recipe, dry_run, resume, yes, quiet, db, with_tui, minutes=None):
 
         offer(loaded, store, yes, quiet)  # before build: the check must not eat into the run's clock
     setup = build(loaded, store, yes=yes)
+    if not (dry_run or resume or with_tui):
+        from overnight.core import ahead
+
+        setup.ahead = ahead.start(setup)  # its command runs while the rest of the run is imported
     if program.owns_process:  # what setting up made lives all night: the run's collections need not walk it
         gc.freeze()
         gc.enable()
     if dry_run:
         return _plan(setup)
+    from overnight.core.runner import resumable_run
+    from overnight.ops.runs import start_run
+
     run_id = resumable_run(store, loaded) if resume else None
     if with_tui:
         from overnight.tui.app import run_with_ui

@@ -100,7 +100,7 @@ def degenerate_views(surface, metrics, base: str) -> dict[str, str]:
 
 
 def audit(setup, asked: int | None = None, say: Callable[[str], None] = lambda line: None) -> Report:
-    """Measures the baseline and the degenerate views of a built recipe (core.runner.build);
+    """Measures the baseline and the degenerate views of a built recipe (core.setup.build);
     `asked`: how many times to measure the baseline (`overnight check -n`)."""
     recipe, objective = setup.recipe, setup.objective
     report = Report(recipe.name, recipe.digest, objective.goal, objective.deterministic)

@@ -446,7 +446,7 @@ class Gateway:
 
 def refuse_foreign_host(gateway: Gateway, model: str, api_base: str | None) -> None:
     """A key from the environment goes to its provider's own host, or to an api_base the person
-    trusted this recipe with (`trusted_hosts`: (model, api_base) pairs, set by core.runner.build)."""
+    trusted this recipe with (`trusted_hosts`: (model, api_base) pairs, set by core.setup.build)."""
     trusted = getattr(gateway, "trusted_hosts", None)
     if not api_base or trusted is None or (model, api_base) in trusted:
         return

@@ -18,55 +18,29 @@ import asyncio
 import statistics
 import time
 import traceback
-from dataclasses import dataclass, field, replace
-from typing import Any
+from dataclasses import replace
 
 from . import process
-from .budget import Budget, Spend
+from .ahead import plan
 from .confirm import Ending
-from .contracts import Agent, Candidate, Context, Executor, MeasureRequest, Outcome, Proposal, Surface
+from .contracts import Candidate, Context, MeasureRequest, Outcome, Proposal, Surface
 from .decide import paired
 from .numbers import fmt, gain
 from .errors import OvernightError
-from .events import Events, ExperimentStarted, RunFinished, RunStarted, Used
-from .executor import LocalExecutor
+from .events import ExperimentStarted, RunFinished, RunStarted, Used
 from .faults import point
 from .keep import KeepRule
 from .errors import BudgetExceeded
-from .measure import once, repeats, sample
-from .objective import Objective
+from .measure import once, sample
 from .process import Later
 from .record import ExperimentRecord, Recorder, diff_of, new_run, resumed
 from .schedule import Scheduler
 from .secrets import scrubbed
+from .setup import Setup
 from .state import RunState
-from .store import Store
 from .summary import Summary, summarize
 
 __all__ = ["Loop", "Setup", "Summary"]
-
-
-@dataclass
-class Setup:
-    """A run ready to go: built plugins, the store, and where to report."""
-
-    recipe: Any  # core.recipe.Recipe
-    surface: Surface
-    objective: Objective
-    agent: Agent | None  # None when built only to measure (core.runner.build(with_agent=False))
-    budget: Budget
-    store: Store
-    events: Events = field(default_factory=Events)
-    executor: Executor | None = None  # where measurements run: on this machine unless set
-    llm: Any = None  # the run's LLM gateway, when a plugin uses a model
-    spend: Spend = field(default_factory=Spend)
-
-    def __post_init__(self) -> None:
-        if self.executor is None:
-            self.executor = LocalExecutor(self.surface, self.objective)
-            self.executor.alone = self.budget.parallel == 1
-        if self.store is not None:  # a store kept in the recipe folder changes as the run writes it
-            self.executor.own_files = self.store.files()
 
 
 class Loop:
@@ -155,10 +129,14 @@ class Loop:
     # -- the baseline ------------------------------------------------------------
 
     async def _baseline(self) -> None:
-        s, view = self.s, self.s.surface.read()
-        times = repeats(s.objective)
-        found = await sample(s.executor, view, MeasureRequest(s.budget.per_experiment_seconds), times,
-                             guards=True, until_failure=True)
+        s = self.s
+        request, times = plan(s)
+        if s.ahead is not None:  # being measured since the run started (core/ahead.py)
+            view, found = s.ahead.view, s.ahead.result()
+            s.ahead = None
+        else:
+            view = s.surface.read()
+            found = await sample(s.executor, view, request, times, guards=True, until_failure=True)
         if found.capped:
             raise found.capped
         if found.failures:

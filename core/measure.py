@@ -10,10 +10,8 @@ ends the measuring the same way everywhere: the samples so far are kept and
 
 from __future__ import annotations
 
-import asyncio
 import statistics
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
@@ -98,11 +96,14 @@ async def once(executor: Executor, view: str, request: MeasureRequest, *, guards
     may only read.
 
     `meanwhile` is work the measuring thread may do while a command of the measurement runs
-    (core/process.py `meanwhile`); what it did not do, its caller does."""
+    (core/process.py `meanwhile`); what it did not do, its caller does. Measured in the calling
+    thread, it awaits nothing: core/ahead.py runs it with no event loop at all."""
     untouched = _untouched(executor)
     if getattr(executor, "inline", False):
         outcome = scrubbed(_measure(executor, meanwhile, view, request, guards))
     else:
+        import asyncio  # here: measuring in the calling thread (core/ahead.py) must not wait for its import
+
         try:
             async with asyncio.timeout(request.seconds + BACKSTOP):  # in this task: wait_for would start one more
                 outcome = scrubbed(await asyncio.to_thread(_measure, executor, meanwhile, view, request, guards))
@@ -183,6 +184,9 @@ async def sample(executor: Executor, view: str, request: MeasureRequest, times: 
 
 def sample_now(executor: Executor, view: str, request: MeasureRequest, times: int = 1, **how) -> Samples:
     """`sample` for a caller that does not await: check, explain, the dry run, re-measure."""
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
     go = lambda: asyncio.run(sample(executor, view, request, times, **how))  # noqa: E731
     try:
         asyncio.get_running_loop()

@@ -11,54 +11,12 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from . import process
-from .contracts import Agent, Metric, Surface
 from .errors import OvernightError
 from .events import Event, Events
-from .loop import Loop, Setup, Summary
-from .objective import Bounded, Objective, Weighted
+from .loop import Loop, Summary
 from .recipe import Recipe
+from .setup import Setup, build, objective_of  # noqa: F401  (build and objective_of: imported from here too)
 from .store import RESUMABLE, Store
-
-
-def build(recipe: Recipe, store: Store, events: Events | None = None, *, with_agent: bool = True,
-          hosts: Iterable[tuple[str, str]] = ()) -> Setup:
-    """Builds and prepares every plugin; user mistakes surface here, before anything is spent.
-
-    `with_agent=False` (check, explain, re-measure) builds a setup that only measures: no
-    agent, so its model's key is not required. `hosts`: the (model, api_base) pairs the
-    person's trust covered (overnight.ops.trust_gate.build passes them); a key from the
-    environment goes to no other api_base."""
-    surface: Surface = recipe.surface.build(recipe.dir)
-    objective = objective_of(recipe, recipe.dir)
-    agent: Agent | None = recipe.agent.build(recipe.dir) if with_agent else None
-    setup = Setup(recipe, surface, objective, agent, recipe.budget, store, events or Events())
-    plugins = [p for p in (surface, *objective.all_metrics(), agent) if p is not None]
-    if any(p.uses_llm for p in plugins):
-        from .llm import Gateway
-
-        setup.llm = Gateway(store, recipe.budget, setup.spend)
-        setup.llm.trusted_hosts = frozenset(hosts)
-        for p in plugins:
-            p.llm = setup.llm
-    surface.read()  # a missing or unreadable artifact is an error now, not at the baseline
-    metric: Metric
-    for metric in objective.all_metrics():
-        metric.prepare(surface)
-    if agent is not None:
-        agent.prepare(surface)
-    if recipe.executor is not None:  # last: a cluster is reached once the recipe is known sound
-        setup.executor = recipe.executor.cls.create(dict(recipe.executor.options), recipe, surface, objective)
-    return setup
-
-
-def objective_of(recipe: Recipe, where: Path) -> Objective:
-    """The recipe's metrics and guards, built against the folder `where` (a worker builds its own)."""
-    metrics = [Weighted(p.build(where), p.weight, p.label, p.goal) for p in recipe.metrics]
-    guards = [Bounded(p.build(where), p.min, p.max, p.label) for p in recipe.guards]
-    objective = Objective(metrics, guards)
-    repeats = [p.repeats for p in recipe.metrics if p.repeats]
-    objective.repeats = max(repeats) if repeats else None
-    return objective
 
 
 def resumable_run(store: Store, recipe: Recipe) -> int:
@@ -176,6 +134,8 @@ async def _run(setup: Setup, run_id: int | None, on_start: Callable[[Running], o
             signal.signal(sig, lambda *_, reason=f"interrupted by {name}": loop.interrupt(reason))
         except (NotImplementedError, RuntimeError, ValueError):
             pass  # not the main thread (a UI runs the loop in a worker)
+    if setup.ahead is not None and setup.ahead.stopped:  # a signal came before the loop listened (core/ahead.py)
+        loop.interrupt(setup.ahead.stopped)
     if on_start is not None:
         on_start(Running(loop, aio))
     try:

@@ -1,7 +1,7 @@
 """The one door from a recipe to a built setup, through the trust record `overnight run` asks at.
 
 Every front end that builds a setup (run, dry-run, check, explain, demo, the TUI's
-re-measure, anything added later) calls `build` here, never core.runner.build: so
+re-measure, anything added later) calls `build` here, never core.setup.build: so
 a recipe that reaches beyond its folder and is not trusted as it is now (new, or
 changed since) runs nothing, and the model hosts its trust covered are the only
 ones a key from the environment is sent to. The TUI draws on the terminal, so it
@@ -17,8 +17,8 @@ from overnight.sharing import trust
 
 
 def build(recipe, store, events=None, *, yes: bool = False, ask: bool = True, with_agent: bool = True):
-    """core.runner.build once the person trusts the recipe: asks on a terminal (`ask`), refuses elsewhere unless `yes`."""
-    from overnight.core.runner import build as build_setup
+    """core.setup.build once the person trusts the recipe: asks on a terminal (`ask`), refuses elsewhere unless `yes`."""
+    from overnight.core.setup import build as build_setup
 
     if ask:
         trust.ensure_trusted(recipe, store, yes)

@@ -1006,7 +1006,8 @@ def test_every_entry_point_refuses_an_untrusted_recipe_with_nothing_run(cli, wor
 
 
 def test_only_the_trust_gate_builds_a_setup():
-    """A front end added later cannot forget the trust prompt: core.runner.build is reached through ops.trust_gate."""
+    """A front end added later cannot forget the trust prompt: core.setup.build (core.runner.build too) is
+    reached through ops.trust_gate."""
     import re
 
     root = Path(__file__).resolve().parents[1]
@@ -1016,7 +1017,7 @@ def test_only_the_trust_gate_builds_a_setup():
         if rel.split("/")[0] in ("core", "tests", "bench") or "/." in rel:
             continue
         text = path.read_text(encoding="utf-8")
-        if re.search(r"from overnight\.core\.runner import[^\n]*\bbuild\b|runner\.build\(", text):
+        if re.search(r"from overnight\.core\.(runner|setup) import[^\n]*\bbuild\b|(runner|setup)\.build\(", text):
             callers.append(rel)
     assert callers == ["ops/trust_gate.py"]
 

@@ -172,6 +172,41 @@ def test_a_stop_while_measuring_the_baseline_leaves_a_run_to_resume(workspace):
     assert [e["status"] for e in experiments(db)] == ["baseline", "keep", "keep", "keep"]
 
 
+SIGNALS_AT_ONCE = '''
+if [ ! -f "{marks}/signalled" ]; then
+  touch "{marks}/signalled"
+  kill -"$(cat "{marks}/signal")" "$(cat "{marks}/overnight.pid")"
+  sleep 30
+fi
+wc -c < "$1"
+'''
+
+
+@pytest.mark.parametrize("sig, name", [(signal.SIGTERM, "SIGTERM"), (signal.SIGINT, "Ctrl-C")])
+def test_a_stop_as_the_baseline_starts_before_the_loop_listens_leaves_a_run_to_resume(workspace, sig, name):
+    """`overnight run` starts its baseline's command while the rest of the run is still being
+    imported (core/ahead.py): a signal sent the moment that command starts is heard all the same."""
+    folder, marks = workspace / "r", workspace / "marks"  # the marks outside the recipe folder, which stays as it was
+    marks.mkdir()
+    recipe(folder, proposals=[("x" * i) + "\n" for i in range(10, 13)],
+           metric='kind = "command"\nrun = "sh {recipe}/signals.sh {file}"',
+           files={"signals.sh": SIGNALS_AT_ONCE.replace("{marks}", str(marks))})
+    (marks / "signal").write_text(signal.Signals(sig).name[3:])
+    db = workspace / ".overnight" / "overnight.db"
+    proc = start(workspace, folder)
+    (marks / "overnight.pid").write_text(str(proc.pid))  # long before the baseline's command starts
+    assert proc.wait(20) == {"SIGTERM": 143, "Ctrl-C": 130}[name]
+    out, err = (workspace / "stdout.txt").read_text(), (workspace / "stderr.txt").read_text()
+    assert no_traceback(out + err) and f"stopped: interrupted by {name}" in out, out + err
+    run = rows(db, "select * from runs")[0]
+    assert run["status"] == "stopped" and run["stop_reason"] == f"interrupted by {name}"
+    assert experiments(db) == []
+
+    done = finish(workspace, folder, "--resume")
+    assert done.returncode == 0, done.stderr
+    assert [e["status"] for e in experiments(db)] == ["baseline", "keep", "keep", "keep"]
+
+
 def test_a_stop_requested_through_the_store_ends_the_run_after_the_experiment_in_flight(workspace):
     folder = slow_recipe(workspace / "r", 8, 0.3)
     db = workspace / ".overnight" / "overnight.db"
