@@ -54,6 +54,13 @@ class Baseline:
         finally:
             self.started.set()  # no command, or one that ended at once
 
+    def begin(self) -> None:
+        """Starts the thread and returns once its first command runs. Until then the thread has the
+        interpreter to itself: each of its file operations would otherwise wait for the imports in
+        this thread to let go of it, up to 5 ms a time."""
+        self._thread.start()
+        self.started.wait()
+
     def result(self) -> Samples:
         """Waits for the samples (a stop kills the command, so this returns soon after one)."""
         self._thread.join()
@@ -69,16 +76,14 @@ class Baseline:
 
 def start(setup) -> Baseline | None:
     """Starts measuring the baseline of a new run, when the loop would measure it in its own
-    thread; else None, and the loop measures it. Called from the main thread, it takes Ctrl-C
-    and SIGTERM until the loop does."""
-    if not getattr(setup.executor, "inline", False):
+    thread and no model is called (whose calls the store records, from the loop's thread); else
+    None, and the loop measures it. Called from the main thread, it takes Ctrl-C and SIGTERM
+    until the loop does."""
+    if not getattr(setup.executor, "inline", False) or setup.llm is not None:  # a model's calls go to the store
         return None
     ahead = Baseline(setup)
     if threading.current_thread() is threading.main_thread():
         for sig, name in ((signal.SIGINT, "Ctrl-C"), (signal.SIGTERM, "SIGTERM")):
             signal.signal(sig, lambda *_, reason=f"interrupted by {name}": ahead.interrupt(reason))
-    # Until its command runs, the thread has the interpreter to itself: each of its file operations
-    # would otherwise wait for imports in this thread to let go of it, up to 5 ms a time.
-    ahead._thread.start()
-    ahead.started.wait()
+    ahead.begin()
     return ahead
