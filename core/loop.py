@@ -6,7 +6,8 @@ measured in its own work folder, and decisions are taken one at a time as
 measurements come back, against the best known at that moment.
 
 This module tells the whole story; each step keeps its details in a module of its own:
-what the run knows (state.py), experiments in flight, pause and stop (schedule.py),
+the run's plugins, store and budget (setup.py), a baseline measured as `overnight run` starts
+(ahead.py), what the run knows (state.py), experiments in flight, pause and stop (schedule.py),
 measuring through the run's executor (measure.py), the keep decision (keep.py),
 storing then moving the best then telling the others (record.py), the end of a run
 (confirm.py) and its summary (summary.py).
