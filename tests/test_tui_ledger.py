@@ -82,13 +82,13 @@ async def test_new_rows_of_a_live_run_take_their_places_in_a_sorted_table(made, 
 def test_the_ledger_keeps_numbers_in_order_of_arrival_and_knows_when_seq_is_not():
     ledger = Ledger(1)
     ledger.extend([(1, 0, "baseline", 10.0, 0.0), (2, 1, "keep", 9.0, -1.0), (3, 3, "crash", None, None)])
-    assert ledger.in_order and list(ledger.by_seq()) == [0, 1, 2]
+    assert ledger.in_order and list(ledger.seqs) == [0, 1, 3]
     new, changed = ledger.add_rows([
         {"id": 5, "seq": 2, "status": "a status from the future", "score": 8.0, "delta": -2.0, "rationale": "r", "reason": ""},
         {"id": 2, "seq": 1, "status": "keep", "score": 9.0, "delta": -1.0, "rationale": "kept", "reason": "better"},
     ])
     assert (new, changed) == ([3], [1])
-    assert not ledger.in_order and list(ledger.by_seq()) == [0, 1, 3, 2]
+    assert not ledger.in_order and list(ledger.seqs) == [0, 1, 3, 2]
     assert ledger.row(3) == {"id": 5, "run_id": 1, "seq": 2, "status": "a status from the future", "score": 8.0,
                              "delta": -2.0, "rationale": "r", "reason": ""}
     assert ledger.row(2)["score"] is None and ledger.row(1)["reason"] == "better"

@@ -346,8 +346,7 @@ class ExperimentTable(ScrollView, can_focus=True):
         """The digits of the run's largest experiment number (the newest, in a run read in order)."""
         seqs = self.ledger.seqs
         if self.seq_digits[0] != len(seqs):  # counted again only when rows arrive
-            largest = (seqs[-1] if self.ledger.in_order else max(seqs)) if seqs else 0
-            self.seq_digits = (len(seqs), len(str(largest)))
+            self.seq_digits = (len(seqs), len(str(self.ledger.last_seq())))
         return self.seq_digits[1]
 
     def _strip(self, cells: list[str], width: int, style: Style, status_style: Style | None) -> Strip:

@@ -119,19 +119,18 @@ class Ledger:
         value = self.deltas[i]
         return None if isnan(value) else value
 
+    def last_seq(self) -> int:
+        """The largest experiment number: the newest row's, in a run read in order (0 with no rows)."""
+        if not self.seqs:
+            return 0
+        return self.seqs[-1] if self.in_order else max(self.seqs)
+
     def row(self, i: int) -> dict:
         """Row `i` as the screens use it; its text is empty until it has been read."""
         exp_id = self.ids[i]
         rationale, reason = self.text.get(exp_id, ("", ""))
         return {"id": exp_id, "run_id": self.run_id, "seq": self.seqs[i], "status": self.status(i),
                 "score": self.score(i), "delta": self.delta(i), "rationale": rationale, "reason": reason}
-
-    def by_seq(self) -> Iterable[int]:
-        """Indices in the order of the experiments' numbers."""
-        if self.in_order:
-            return range(len(self))
-        return sorted(range(len(self)), key=self.seqs.__getitem__)
-
 
 class Rows:
     """The ledger's rows as a read-only list of dicts (made on demand, one at a time)."""

@@ -6,8 +6,6 @@ from itertools import compress
 
 from textual_plotext import PlotextPlot
 
-from overnight.core.numbers import gain
-
 from .ledger import Ledger
 
 # More points than this are thinned (evenly) before plotting: a terminal has fewer
@@ -54,7 +52,7 @@ class ScorePlot(PlotextPlot):
             best = scores[i]
             out["best"][0].append(seqs[i])
             out["best"][1].append(best)
-        last = (seqs[-1] if ledger.in_order else max(seqs)) if n else 0
+        last = ledger.last_seq()
         if best is not None and last > out["best"][0][-1]:
             out["best"][0].append(last)
             out["best"][1].append(best)
