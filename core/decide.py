@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import statistics
 from dataclasses import dataclass
 
 from .numbers import fmt, gain, sign
@@ -12,6 +11,8 @@ __all__ = ["fmt", "gain", "sign", "noise", "threshold", "ties", "Verdict", "verd
 
 
 def noise(samples: list[float]) -> float:
+    import statistics  # here: a run imports this module before its first command starts (core/ahead.py)
+
     return statistics.stdev(samples) if len(samples) > 1 else 0.0
 
 

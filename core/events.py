@@ -8,7 +8,6 @@ skipped: watching a run never stops it.
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, ClassVar
 
@@ -24,8 +23,17 @@ RUN_FINISHED = "run_finished"
 WARNED = "warned"
 NIGHT_FINISHED = "night_finished"
 
-log = logging.getLogger(__name__)
-log.addHandler(logging.NullHandler())  # a library logs; the program that runs it decides where to
+
+
+def _log():
+    """The module's logger, made at the first warning: `logging` is not imported before a run's
+    first command starts (core/ahead.py) unless something warns."""
+    import logging
+
+    log = logging.getLogger(__name__)
+    if not log.handlers:
+        log.addHandler(logging.NullHandler())  # a library logs; the program that runs it decides where to
+    return log
 
 
 @dataclass(frozen=True)
@@ -145,6 +153,7 @@ class Events:
              skip: Subscriber | None = None) -> None:
         """Logs `message` (with the traceback) and tells the subscribers (but `skip`); only the first
         time for the same `once`, so a plugin that fails on every experiment does not flood the screen."""
+        log = _log()
         log.warning(message, exc_info=exc)
         if once is not None:
             if once in self._told:

@@ -10,7 +10,7 @@ ends the measuring the same way everywhere: the samples so far are kept and
 
 from __future__ import annotations
 
-import statistics
+import math
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -80,7 +80,7 @@ class Samples:
 
     @property
     def mean(self) -> float | None:
-        return statistics.fmean(self.values) if self.values else None
+        return math.fsum(self.values) / len(self.values) if self.values else None  # statistics.fmean's sum
 
     @property
     def noise(self) -> float:

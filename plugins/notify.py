@@ -6,17 +6,24 @@ credentials, so they are shown masked and never stored."""
 
 from __future__ import annotations
 
-import logging
 import threading
-from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from overnight.core.contracts import FAILURES
 from overnight.core.numbers import fmt, gain_text, scores_line
 from overnight.core.hookspecs import hookimpl
 
-log = logging.getLogger("overnight.notify")
+if TYPE_CHECKING:
+    from concurrent.futures import Future, ThreadPoolExecutor
+
+
+def _log():
+    """Imported at the first warning: every run loads this plugin, and `logging` would otherwise
+    be imported before its first command starts (core/ahead.py)."""
+    import logging
+
+    return logging.getLogger("overnight.notify")
 SPEND_MARK = 0.8
 FLUSH_SECONDS = 60  # at the end of a run, how long undelivered notifications may hold the exit
 
@@ -208,6 +215,8 @@ class Notifier:
             return
         with self.lock:
             if self.pool is None:
+                from concurrent.futures import ThreadPoolExecutor
+
                 self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="overnight-notify")
             for url in settings["urls"]:
                 self.pending.append(self.pool.submit(deliver, url, notice))
@@ -216,6 +225,8 @@ class Notifier:
         with self.lock:
             pending, self.pending = self.pending, []
         if pending:
+            from concurrent.futures import wait
+
             wait(pending, timeout=seconds)
 
 
@@ -225,7 +236,7 @@ def _settings(overrides: dict[str, Any] | None) -> dict[str, Any]:
     try:
         return notify(overrides)
     except Exception as exc:  # broken settings are said once per run, and nothing is sent
-        log.warning("overnight: notifications are off for this run: %s", exc)
+        _log().warning("overnight: notifications are off for this run: %s", exc)
         return {**NOTIFY_DEFAULTS, "urls": []}
 
 
@@ -247,21 +258,23 @@ def masked(url: str) -> str:
 def deliver(url: str, notice: Notice) -> bool:
     """Sends one notice to one URL; a failure is logged (masked) and returned, never raised."""
     try:
+        import logging
+
         import apprise
 
         box = apprise.Apprise()
         if not box.add(url):
-            log.warning("overnight: %s is not a notification URL apprise knows; nothing was sent there.", masked(url))
+            _log().warning("overnight: %s is not a notification URL apprise knows; nothing was sent there.", masked(url))
             return False
         with apprise.LogCapture(level=logging.WARNING) as captured:
             ok = bool(box.notify(body=notice.body, title=notice.title, notify_type=notice.kind,
                                  attach=notice.attach or None))
         if not ok:
             why = _last_line(captured.getvalue(), url)
-            log.warning("overnight: could not deliver the %s notification to %s%s", notice.event, masked(url), f": {why}" if why else ".")
+            _log().warning("overnight: could not deliver the %s notification to %s%s", notice.event, masked(url), f": {why}" if why else ".")
         return ok
     except Exception as exc:  # a notification never stops a run
-        log.warning("overnight: could not deliver the %s notification to %s: %s", notice.event, masked(url),
+        _log().warning("overnight: could not deliver the %s notification to %s: %s", notice.event, masked(url),
                     _clean(f"{type(exc).__name__}: {exc}", url))
         return False
 
@@ -290,4 +303,4 @@ def overnight_event(event):
     try:
         notifier.observe(event)
     except Exception as exc:  # an observer never stops the run it watches
-        log.warning("overnight: notifications failed on %s: %s: %s", getattr(event, "kind", "?"), type(exc).__name__, exc)
+        _log().warning("overnight: notifications failed on %s: %s: %s", getattr(event, "kind", "?"), type(exc).__name__, exc)

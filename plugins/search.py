@@ -423,13 +423,11 @@ class SearchAgent(Agent):
     def _tell(self, trial, goodness: float | None) -> None:
         from optuna.trial import TrialState
 
-        if isinstance(trial, _Told):
-            trial.study.tell(trial.number, goodness, state=TrialState.FAIL if goodness is None else None)
-            return
+        study, trial = (trial.study, trial.number) if isinstance(trial, _Told) else (self.study, trial)
         if goodness is None:
-            self.study.tell(trial, state=TrialState.FAIL)
+            _told(study, trial, None, TrialState.FAIL)
         else:
-            self.study.tell(trial, goodness)
+            _told(study, trial, goodness, None)
 
     def _add(self, values: dict, goodness: float | None) -> None:
         """Tells the study about a point it did not ask for (the baseline, an earlier session)."""
@@ -446,6 +444,17 @@ class SearchAgent(Agent):
             ))
         except (ValueError, TypeError):
             pass  # outside today's bounds (the recipe changed): the sampler simply does not see it
+
+
+def _told(study, trial, value, state) -> None:
+    """`study.tell`, without the deep copy of the trial it returns (which nobody here reads):
+    what study.optimize itself calls, where this optuna has it."""
+    try:
+        from optuna.study._tell import _tell_with_warning
+    except ImportError:
+        study.tell(trial, value, state=state)
+        return
+    _tell_with_warning(study=study, trial=trial, value_or_values=value, state=state)
 
 
 @dataclass
