@@ -24,11 +24,15 @@ def tui(db, web=False, port=8765):
         return serve(db or default_path(), port)
     from overnight.cli import main as program
 
-    if program.owns_process:  # as `run` does: importing the UI makes many objects and frees few
-        gc.disable()
+    path = db or default_path()
+    if program.owns_process:
+        from overnight.tui import prefetch
+
+        prefetch.start(path)  # a single run's ledger, read on the other core while the UI is imported
+        gc.disable()  # as `run` does: importing the UI makes many objects and frees few
     from overnight.tui.app import OvernightApp
 
     if program.owns_process:  # what was imported lives as long as the UI: its collections need not walk it
         gc.freeze()
         gc.enable()
-    OvernightApp(db or default_path()).run()
+    OvernightApp(path).run()

@@ -16,6 +16,7 @@ from overnight.core.contracts import STATUSES
 from overnight.core.errors import OvernightError
 from overnight.core.store import Store, has_runs
 
+from . import prefetch
 from .ledger import Ledger
 
 # The text read with a run's ledger: the newest rows, which the table shows first (a short
@@ -61,6 +62,7 @@ class Data:
             return self.store
 
     def close(self) -> None:
+        prefetch.discard()
         with self.lock:
             self.closed = True
             if self.store is not None:
@@ -86,12 +88,15 @@ class Data:
     # -- experiments ----------------------------------------------------------
 
     def ledger(self, run_id: int) -> Ledger:
-        """The run's experiments as numbers, from one covering index, with the text of the newest."""
-        ledger = Ledger(run_id)
+        """The run's experiments as numbers, from one covering index, with the text of the newest.
+        The first may have been read already, by the process `overnight tui` started (tui/prefetch.py)."""
+        ledger = prefetch.take(self.path, run_id)
         with self.lock:
             store = self.open()
-            for batch in store.experiment_points(run_id, codes=STATUSES):
-                ledger.take(batch)
+            if ledger is None:
+                ledger = Ledger(run_id)
+                for batch in store.experiment_points(run_id, codes=STATUSES):
+                    ledger.take(batch)
             ledger.add_text(store.experiments_newest(run_id, TEXT_FIRST))
         return ledger
 

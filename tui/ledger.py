@@ -132,6 +132,28 @@ class Ledger:
         return {"id": exp_id, "run_id": self.run_id, "seq": self.seqs[i], "status": self.status(i),
                 "score": self.score(i), "delta": self.delta(i), "rationale": rationale, "reason": reason}
 
+    # -- between processes (tui/prefetch.py) -----------------------------------------
+
+    def packed(self) -> tuple:
+        """The numbers as bytes, for `marshal`: what another process read, taken in with no row made."""
+        return (self.run_id, self.ids.tobytes(), self.seqs.tobytes(), self.scores.tobytes(), self.deltas.tobytes(),
+                bytes(self.statuses), tuple(self.names), self.in_order)
+
+    @classmethod
+    def unpacked(cls, packed: tuple) -> "Ledger":
+        run_id, ids, seqs, scores, deltas, statuses, names, in_order = packed
+        ledger = cls(run_id)
+        for column, data in ((ledger.ids, ids), (ledger.seqs, seqs), (ledger.scores, scores), (ledger.deltas, deltas)):
+            column.frombytes(data)
+        if not len(ledger.ids) == len(ledger.seqs) == len(ledger.scores) == len(ledger.deltas) == len(statuses):
+            raise ValueError("the columns of a packed ledger differ in length")
+        ledger.statuses = bytearray(statuses)
+        ledger.names = list(names)
+        ledger.codes = {name: i for i, name in enumerate(ledger.names)}
+        ledger.in_order = in_order
+        return ledger
+
+
 class Rows:
     """The ledger's rows as a read-only list of dicts (made on demand, one at a time)."""
 
