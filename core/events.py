@@ -24,7 +24,6 @@ WARNED = "warned"
 NIGHT_FINISHED = "night_finished"
 
 
-
 def _log():
     """The module's logger, made at the first warning: `logging` is not imported before a run's
     first command starts (core/ahead.py) unless something warns."""

@@ -24,8 +24,9 @@ class Migrations:
     """The schema's numbered steps, recorded as sqlite-utils' Migrations records them.
 
     Declared without importing sqlite-utils, which brings numpy (0.2 s): a store that is up
-    to date is opened and read with the standard library's sqlite3 alone, and sqlite-utils
-    is imported only to create a store or to apply a step it lacks.
+    to date is opened and read with the standard library's sqlite3 alone, a new one is made
+    from the schema the steps end at (core/schema.py), and sqlite-utils is imported only to
+    apply a step an older store lacks.
     """
 
     class Step(NamedTuple):
@@ -49,6 +50,25 @@ class Migrations:
         if not conn.execute("select 1 from sqlite_master where type = 'table' and name = ?", [self.table]).fetchone():
             return []
         return [r[0] for r in conn.execute(f"select name from {self.table} where migration_set = ? order by rowid", [self.name])]
+
+    def create(self, conn: sqlite3.Connection) -> None:
+        """An empty database made as every step would leave it (core/schema.py), the steps recorded
+        as applied as sqlite-utils records them; all of it or nothing."""
+        import datetime
+
+        from .schema import statements
+
+        conn.execute("begin")
+        try:
+            for statement in statements():
+                conn.execute(statement)
+            now = str(datetime.datetime.now(datetime.timezone.utc))
+            conn.executemany(f"insert into {self.table} (migration_set, name, applied_at) values (?, ?, ?)",
+                             [(self.name, step.name, now) for step in self._migrations])
+        except BaseException:
+            conn.execute("rollback")
+            raise
+        conn.execute("commit")
 
     def apply(self, db: "sqlite_utils.Database") -> None:
         from sqlite_utils.migrations import Migrations as Steps
@@ -269,7 +289,10 @@ class Store:
         if applied != known:
             if self.readonly:
                 raise OvernightError(f"The store {self.path} needs an upgrade: run any overnight command that writes (e.g. overnight status) first.")
-            migrations.apply(self.db)
+            if not applied and not self.conn.execute("select 1 from sqlite_master").fetchone():
+                migrations.create(self.conn)  # a new store: made at once, without sqlite-utils
+            else:
+                migrations.apply(self.db)
 
     def _mark(self) -> None:
         """Says in the file's header that it is overnight's (`is_store`): trust and work folders leave it out."""

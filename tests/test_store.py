@@ -179,4 +179,49 @@ def test_an_up_to_date_store_is_read_without_sqlite_utils(workspace, cli):
 
     assert imported(db, "ro") == "[]"
     assert imported(db, "rw") == "[]"
-    assert "sqlite_utils" in imported(workspace / "new.db", "rw")  # a store is made by sqlite-utils' migrations
+    assert imported(workspace / "new.db", "rw") == "[]"  # a new store is made from core/schema.py
+
+
+def shape(conn: sqlite3.Connection) -> dict:
+    """Every table's columns (in order, with type, key and default), foreign keys and indexes
+    (name, uniqueness, columns): what a store is, whatever the text of its statements."""
+    tables = [r[0] for r in conn.execute("select name from sqlite_master where type = 'table' order by name")]
+    return {t: {"columns": conn.execute(f"pragma table_xinfo([{t}])").fetchall(),
+                "foreign keys": conn.execute(f"pragma foreign_key_list([{t}])").fetchall(),
+                "indexes": sorted((name, unique, origin, [c[2] for c in conn.execute(f"pragma index_info([{name}])")])
+                                  for _, name, unique, origin, _ in conn.execute(f"pragma index_list([{t}])"))}
+            for t in tables}
+
+
+def migrated(path: Path, steps=None) -> sqlite3.Connection:
+    """A database brought up to date by sqlite-utils' migrations, step by step."""
+    import sqlite_utils
+
+    conn = sqlite3.connect(path, isolation_level=None)
+    (steps or migrations).apply(sqlite_utils.Database(conn))
+    return conn
+
+
+def test_a_new_store_has_the_tables_and_indexes_its_migrations_make(workspace):
+    Store(workspace / "new.db").close()
+    made = sqlite3.connect(workspace / "new.db")
+    stepped = migrated(workspace / "stepped.db")
+    assert shape(made) == shape(stepped)
+    assert made.execute("select migration_set, name from _sqlite_migrations order by id").fetchall() == \
+        stepped.execute("select migration_set, name from _sqlite_migrations order by id").fetchall()
+    assert "runs" in shape(made) and len(shape(made)) == 11
+
+
+def test_a_store_made_at_once_takes_a_later_migration(workspace):
+    """The steps are recorded as sqlite-utils records them: a step added later is applied once."""
+    from overnight.core.store import Migrations
+
+    Store(workspace / "new.db").close()
+    later = Migrations("overnight")
+    for step in migrations._migrations:
+        later(name=step.name)(step.fn)
+    later(name="005_a_later_step")(lambda db: db["runs"].add_column("later", str))
+    conn = migrated(workspace / "new.db", later)
+    assert "later" in [c[1] for c in conn.execute("pragma table_info(runs)")]
+    assert [r[0] for r in conn.execute("select name from _sqlite_migrations order by id")] == \
+        [step.name for step in later._migrations]
