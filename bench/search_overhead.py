@@ -27,8 +27,11 @@
    spreadsheet surface, the search agent's books (its own, and the study's ask and tell, which
    the plain study counts in its rest), and the rest (a profile by thread-time counters, so
    work in any thread counts). The two "rest" figures differ by what the loop, the store and
-   the recipe cost beyond a hand-written study; a last line gives the median of the pairs'
-   differences, figure by figure.
+   the recipe cost beyond a hand-written study; a line gives the median of the pairs'
+   differences, figure by figure. The last line adds up the differences in what only one side
+   does (surface, agent, rest) and sets them against the plain study's CPU: the ratio the pairs
+   would show on a machine whose speed held still, which this one's does not (the same
+   evaluations take from 2.1 to 3.2 s from one run to the next).
 
     python bench/search_overhead.py [--pairs 5] [--only small|pricing|command]
 """
@@ -379,6 +382,11 @@ def main(argv: list[str]) -> None:
         print(f"pricing, overnight's CPU beyond the plain study's (median of the pairs' differences): {d['cpu']:+.2f} s: "
               f"formula model {d['model']:+.2f} s ({d['evaluations']:+.0f} evaluations), sampler {d['sampler']:+.2f} s, "
               f"surface {d['surface'] * 1000:+.0f} ms, agent {d['agent'] * 1000:+.0f} ms, rest {d['rest']:+.2f} s")
+        # The work both sides do (the formula model, the sampler) counted once, from the plain study:
+        # a machine whose speed drifts by a fifth between two runs moves it, and every pair's ratio with it.
+        added = d["surface"] + d["agent"] + d["rest"]
+        print(f"pricing, what overnight adds to the plain study, the work both do counted once: {added:+.2f} s on the "
+              f"plain study's {found['theirs']['cpu']:.2f} s CPU -> {1 + added / found['theirs']['cpu']:.3f}x (target <= 1.05x)")
     if "command" in only:
         pairs("pricing, 100 trials, whole commands", lambda: command(100, True), lambda: command(100, False), args.pairs)
     print(f"load average: {__import__('os').getloadavg()[0]:.1f} on {__import__('os').cpu_count()} CPUs")
