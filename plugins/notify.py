@@ -24,6 +24,8 @@ def _log():
     import logging
 
     return logging.getLogger("overnight.notify")
+
+
 SPEND_MARK = 0.8
 FLUSH_SECONDS = 60  # at the end of a run, how long undelivered notifications may hold the exit
 
@@ -275,7 +277,7 @@ def deliver(url: str, notice: Notice) -> bool:
         return ok
     except Exception as exc:  # a notification never stops a run
         _log().warning("overnight: could not deliver the %s notification to %s: %s", notice.event, masked(url),
-                    _clean(f"{type(exc).__name__}: {exc}", url))
+                       _clean(f"{type(exc).__name__}: {exc}", url))
         return False
 
 
