@@ -61,8 +61,9 @@ def table(app) -> ExperimentTable:
 
 
 async def open_dashboard(pilot) -> ExperimentTable:
-    await until(pilot, lambda: isinstance(pilot.app.screen, Dashboard) and len(table(pilot.app).rows) >= 7,
-                what="the dashboard with every experiment")
+    # Every experiment read, and drawn: on a busy machine the rows arrive a refresh before the screen shows them.
+    await until(pilot, lambda: isinstance(pilot.app.screen, Dashboard) and len(table(pilot.app).rows) >= 7
+                and "exps" in screen_text(pilot.app), what="the dashboard with every experiment")
     return table(pilot.app)
 
 
