@@ -425,9 +425,9 @@ class SearchAgent(Agent):
 
         study, trial = (trial.study, trial.number) if isinstance(trial, _Told) else (self.study, trial)
         if goodness is None:
-            _told(study, trial, None, TrialState.FAIL)
+            _tell_study(study, trial, None, TrialState.FAIL)
         else:
-            _told(study, trial, goodness, None)
+            _tell_study(study, trial, goodness, None)
 
     def _add(self, values: dict, goodness: float | None) -> None:
         """Tells the study about a point it did not ask for (the baseline, an earlier session)."""
@@ -446,7 +446,7 @@ class SearchAgent(Agent):
             pass  # outside today's bounds (the recipe changed): the sampler simply does not see it
 
 
-def _told(study, trial, value, state) -> None:
+def _tell_study(study, trial, value, state) -> None:
     """`study.tell`, without the deep copy of the trial it returns (which nobody here reads):
     what study.optimize itself calls, where this optuna has it."""
     try:

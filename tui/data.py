@@ -94,9 +94,7 @@ class Data:
         with self.lock:
             store = self.open()
             if ledger is None:
-                ledger = Ledger(run_id)
-                for batch in store.experiment_points(run_id, codes=STATUSES):
-                    ledger.take(batch)
+                ledger = read_ledger(store, run_id)
             ledger.add_text(store.experiments_newest(run_id, TEXT_FIRST))
         return ledger
 
@@ -144,3 +142,11 @@ class Data:
         """Runs a write with the store (an operation of overnight.ops); the busy timeout waits out another writer."""
         with self.lock:
             return fn(self.open(), *args, **kwargs)
+
+
+def read_ledger(store: Store, run_id: int) -> Ledger:
+    """A run's experiments as numbers, batch by batch from the covering index (no text)."""
+    ledger = Ledger(run_id)
+    for batch in store.experiment_points(run_id, codes=STATUSES):
+        ledger.take(batch)
+    return ledger

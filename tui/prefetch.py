@@ -89,17 +89,15 @@ def _cores() -> int:
 
 
 def _child(path: Path, fd: int) -> None:
-    from overnight.core.contracts import STATUSES
     from overnight.core.store import Store
+
+    from .data import read_ledger
 
     store = Store(path, readonly=True)
     runs = store.conn.execute("select id from runs limit 2").fetchall()
     data = b""
     if len(runs) == 1:  # what the UI opens on (OvernightApp.opens_single)
-        ledger = Ledger(runs[0][0])
-        for batch in store.experiment_points(ledger.run_id, codes=STATUSES):  # as tui/data.py reads it
-            ledger.take(batch)
-        data = marshal.dumps(ledger.packed())
+        data = marshal.dumps(read_ledger(store, runs[0][0]).packed())
     store.close()
     with os.fdopen(fd, "wb") as pipe:
         pipe.write(data)
