@@ -190,6 +190,9 @@ def _nothing_lost(db: sqlite_utils.Database) -> None:
     )
 
 
+# A new step goes into core/schema.py too, which new stores are made from (tests/test_store.py
+# fails until the two agree).
+
 RESUMABLE = ("running", "stopped")
 _savepoints = itertools.count(1)
 
