@@ -31,7 +31,9 @@ from overnight.tui import prefetch
 from overnight.tui.data import Data
 
 db, run_id = Path(sys.argv[1]), int(sys.argv[2])
+exec(sys.argv[3] if len(sys.argv) > 3 else "")  # what the case changes before the reader starts
 prefetch.start(db)
+exec(sys.argv[4] if len(sys.argv) > 4 else "")  # and after: the reader has its own copy of everything
 pending = prefetch._pending
 ahead = prefetch.take(db, run_id)
 try:
@@ -76,6 +78,43 @@ def db(made, workspace) -> Path:
 def test_the_only_runs_ledger_read_ahead_is_the_one_the_dashboard_would_read(db):
     report = fresh_python(TAKE, db, 1)
     assert report == {"started": True, "taken": True, "reaped": True, "rows": 3007, "same": True}
+
+
+@pytest.fixture(scope="module")
+def long_db(made, tmp_path_factory) -> Path:
+    """The made run and 10,000 more experiments: read in batches of 4,096, so sent in several parts."""
+    db = copy_store(made[1], tmp_path_factory.mktemp("long") / "store.db")
+    store = Store(db)
+    for seq in range(7, 10007):
+        store.record_experiment(1, seq=seq, status="keep" if seq % 7 == 0 else "discard", score=40.0 + seq % 13,
+                                delta=seq % 13 - 6.0, rationale=f"idea {seq}")
+    store.close()
+    return db
+
+
+def test_a_ledger_sent_in_many_parts_is_whole_and_the_same(long_db):
+    report = fresh_python(TAKE, long_db, 1, "prefetch.PART_ROWS = 1000")
+    assert report == {"started": True, "taken": True, "reaped": True, "rows": 10007, "same": True}
+
+
+# The reader dies (as a kill would end it) once it has sent its first part: 4,096 rows, parts of 500 at least.
+DIES = """
+import overnight.tui.data as data
+prefetch.PART_ROWS = 500
+whole = data.read_ledger
+def dying(store, run_id, each=None):
+    def after_each(ledger):
+        each(ledger)
+        if len(ledger) >= 2000:
+            os._exit(3)
+    return whole(store, run_id, after_each)
+data.read_ledger = dying
+"""
+
+
+def test_a_reader_that_dies_halfway_gives_nothing_and_the_ui_reads_its_own(long_db):
+    report = fresh_python(TAKE, long_db, 1, DIES, "data.read_ledger = whole")
+    assert report == {"started": True, "taken": False, "reaped": True, "rows": None, "same": False}
 
 
 def test_asked_for_another_run_the_ui_reads_its_own(db):

@@ -144,9 +144,12 @@ class Data:
             return fn(self.open(), *args, **kwargs)
 
 
-def read_ledger(store: Store, run_id: int) -> Ledger:
-    """A run's experiments as numbers, batch by batch from the covering index (no text)."""
+def read_ledger(store: Store, run_id: int, each=None) -> Ledger:
+    """A run's experiments as numbers, batch by batch from the covering index (no text);
+    `each(ledger)` after every batch."""
     ledger = Ledger(run_id)
     for batch in store.experiment_points(run_id, codes=STATUSES):
         ledger.take(batch)
+        if each is not None:
+            each(ledger)
     return ledger

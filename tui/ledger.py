@@ -134,24 +134,24 @@ class Ledger:
 
     # -- between processes (tui/prefetch.py) -----------------------------------------
 
-    def packed(self) -> tuple:
-        """The numbers as bytes, for `marshal`: what another process read, taken in with no row made."""
-        return (self.run_id, self.ids.tobytes(), self.seqs.tobytes(), self.scores.tobytes(), self.deltas.tobytes(),
-                bytes(self.statuses), tuple(self.names), self.in_order)
+    def packed(self, start: int = 0) -> tuple:
+        """Rows `start` on as bytes, for `marshal`: what another process read, taken in with no row made
+        (`add_packed`). The names of the statuses go whole: a code keeps its meaning from one part to the next."""
+        return (self.run_id, self.ids[start:].tobytes(), self.seqs[start:].tobytes(), self.scores[start:].tobytes(),
+                self.deltas[start:].tobytes(), bytes(self.statuses[start:]), tuple(self.names), self.in_order)
 
-    @classmethod
-    def unpacked(cls, packed: tuple) -> "Ledger":
+    def add_packed(self, packed: tuple) -> None:
+        """Rows from `packed`, after those already here (the parts of one ledger, in order)."""
         run_id, ids, seqs, scores, deltas, statuses, names, in_order = packed
-        ledger = cls(run_id)
-        for column, data in ((ledger.ids, ids), (ledger.seqs, seqs), (ledger.scores, scores), (ledger.deltas, deltas)):
+        columns = (self.ids, ids), (self.seqs, seqs), (self.scores, scores), (self.deltas, deltas)
+        if run_id != self.run_id or len({len(data) // column.itemsize for column, data in columns} | {len(statuses)}) != 1:
+            raise ValueError("this is not a part of this ledger")
+        for column, data in columns:
             column.frombytes(data)
-        if not len(ledger.ids) == len(ledger.seqs) == len(ledger.scores) == len(ledger.deltas) == len(statuses):
-            raise ValueError("the columns of a packed ledger differ in length")
-        ledger.statuses = bytearray(statuses)
-        ledger.names = list(names)
-        ledger.codes = {name: i for i, name in enumerate(ledger.names)}
-        ledger.in_order = in_order
-        return ledger
+        self.statuses.extend(statuses)
+        self.names = list(names)
+        self.codes = {name: i for i, name in enumerate(self.names)}
+        self.in_order = in_order
 
 
 class Rows:

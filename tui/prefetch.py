@@ -21,6 +21,7 @@ from pathlib import Path
 from .ledger import Ledger
 
 _pending: "Prefetch | None" = None
+PART_ROWS = 65536  # rows sent at a time (about 2 MB): neither process holds the whole ledger twice
 
 
 class Prefetch:
@@ -28,11 +29,23 @@ class Prefetch:
         self.path, self.pid, self.fd = path, pid, fd
 
     def take(self) -> Ledger | None:
-        """The child's ledger, once it is done (None when it read none or failed)."""
+        """The child's ledger, taken in part by part as it reads it; None when it read none, or
+        stopped before its end mark (a failure, a kill), whatever it had sent."""
+        ledger = None
         try:
             with os.fdopen(self.fd, "rb") as pipe:
-                data = pipe.read()
-            return Ledger.unpacked(marshal.loads(data)) if data else None
+                while len(head := pipe.read(8)) == 8:
+                    size = int.from_bytes(head, "little")
+                    if size == 0:  # the end mark
+                        return ledger
+                    data = pipe.read(size)
+                    if len(data) != size:
+                        return None
+                    part = marshal.loads(data)
+                    if ledger is None:
+                        ledger = Ledger(part[0])
+                    ledger.add_packed(part)
+            return None
         except (OSError, ValueError, EOFError, TypeError):
             return None
         finally:
@@ -95,12 +108,20 @@ def _child(path: Path, fd: int) -> None:
 
     store = Store(path, readonly=True)
     runs = store.conn.execute("select id from runs limit 2").fetchall()
-    data = b""
-    if len(runs) == 1:  # what the UI opens on (OvernightApp.opens_single)
-        data = marshal.dumps(read_ledger(store, runs[0][0]).packed())
-    store.close()
     with os.fdopen(fd, "wb") as pipe:
-        pipe.write(data)
+        if len(runs) == 1:  # what the UI opens on (OvernightApp.opens_single)
+            sent = 0
+
+            def send(ledger: Ledger, at_least: int = PART_ROWS) -> None:
+                nonlocal sent
+                if len(ledger) - sent >= at_least:  # a part at a time: the UI takes each in as the next is read
+                    data = marshal.dumps(ledger.packed(sent))
+                    pipe.write(len(data).to_bytes(8, "little") + data)
+                    sent = len(ledger)
+
+            send(read_ledger(store, runs[0][0], send), at_least=0)
+        pipe.write(bytes(8))  # the end mark: a part of no bytes
+    store.close()
 
 
 def take(path: Path, run_id: int) -> Ledger | None:
