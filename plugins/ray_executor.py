@@ -252,7 +252,7 @@ def _worker_executor(key: str, payload_ref) -> LocalExecutor:
         if key not in _built:
             import ray
 
-            from overnight.core.runner import objective_of
+            from overnight.core.setup import objective_of  # where it lives: no event loop or run loop to import on a worker
 
             data, recipe = ray.get(payload_ref)
             home = Path(tempfile.mkdtemp(prefix=f"overnight-ray-{key}-"))
