@@ -7,7 +7,6 @@ Threads, because each call waits on the network; the LLM gateway (the metric's
 from __future__ import annotations
 
 import time
-from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -25,6 +24,10 @@ GRACE = 2.0  # seconds past the deadline to collect the calls that timed out
 
 def run_all(jobs: list[Callable[[], Any]], concurrency: int, deadline: float) -> Fanout:
     """Runs the jobs, at most `concurrency` at a time; stops at the first error or at `deadline`."""
+    # Here, not at the top: `recipes list` and `check` import this module to describe a recipe, and
+    # concurrent.futures brings logging (about 10 ms on a small machine) that only a run uses.
+    from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+
     out = Fanout()
     if not jobs:
         return out
