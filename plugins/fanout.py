@@ -24,8 +24,8 @@ GRACE = 2.0  # seconds past the deadline to collect the calls that timed out
 
 def run_all(jobs: list[Callable[[], Any]], concurrency: int, deadline: float) -> Fanout:
     """Runs the jobs, at most `concurrency` at a time; stops at the first error or at `deadline`."""
-    # Here, not at the top: `recipes list` and `check` import this module to describe a recipe, and
-    # concurrent.futures brings logging (about 10 ms on a small machine) that only a run uses.
+    # Here, not at the top: `recipes list` imports this module to describe a recipe, and
+    # concurrent.futures brings logging with it (a few milliseconds), which only a run uses.
     from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 
     out = Fanout()
