@@ -9,7 +9,6 @@ none of these cannot be held to `[budget] usd`, so the run refuses it before any
 
 from __future__ import annotations
 
-import socket
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -54,6 +53,10 @@ def on_this_machine(api_base: str | None) -> bool:
         return False
     if host in ("localhost", "0.0.0.0", "::1") or host.startswith("127."):
         return True
+    # Imported here: only an api_base that is no loopback address gets this far, and `recipes list`
+    # imports this module for every recipe it describes.
+    import socket
+
     return host in {socket.gethostname(), socket.getfqdn()}
 
 
