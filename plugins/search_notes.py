@@ -20,18 +20,19 @@ from overnight.core.contracts import Parameter
 
 NUM = r"[-+]?(?:\d{1,3}(?:,\d{3})+|\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?%?"
 VALUE = rf"(?:{NUM}|\"[^\"]*\"|'[^']*'|[\w.-]+)"
-# What follows a parameter's name.
-RANGE = re.compile(rf"^\s*(?:(?:is|stays?|must be|should be|kept|remains?)\s+)?(?:between|from|in|within)\s*\[?\s*({NUM})\s*(?:and|to|\.\.|-|,)\s*({NUM})\s*\]?", re.I)
-AT_MOST = re.compile(rf"^\s*(?:(?:is|stays?|must be|should be|kept|remains?)\s+)?(?:at most|no more than|not above|not over|up to|<=|≤|=<)\s*({NUM})", re.I)
-AT_LEAST = re.compile(rf"^\s*(?:(?:is|stays?|must be|should be|kept|remains?)\s+)?(?:at least|no less than|not below|not under|>=|≥|=>)\s*({NUM})", re.I)
-BELOW = re.compile(rf"^\s*(?:(?:is|stays?|must be|should be|kept|remains?)\s+)?(?:below|under|less than|lower than|<)\s*({NUM})", re.I)
-ABOVE = re.compile(rf"^\s*(?:(?:is|stays?|must be|should be|kept|remains?)\s+)?(?:above|over|more than|greater than|higher than|>)\s*({NUM})", re.I)
-FIX = re.compile(rf"^\s*(?:=|==|is fixed (?:at|to)|fixed (?:at|to)|stays? at|must stay at|must be|should be|remains? at|equal to)\s*({VALUE})", re.I)
-FIX_AFTER_VERB = re.compile(rf"^\s*(?:at|to|=|as|on)\s*({VALUE})", re.I)
-VERB = re.compile(r"\b(?:keep|fix|hold|pin|set|leave|freeze|lock)\b[^.;!?\n]*$", re.I)
-NOT = re.compile(r"\b(?:not|don't|do not|never|no longer|stop|avoid)\b[^.;!?\n]*$", re.I)
+# What follows a parameter's name. Strings, not compiled patterns: `re` compiles each the first time
+# a note is read and keeps it, and a run with no notes (most runs) never pays for compiling them.
+RANGE = rf"^\s*(?:(?:is|stays?|must be|should be|kept|remains?)\s+)?(?:between|from|in|within)\s*\[?\s*({NUM})\s*(?:and|to|\.\.|-|,)\s*({NUM})\s*\]?"
+AT_MOST = rf"^\s*(?:(?:is|stays?|must be|should be|kept|remains?)\s+)?(?:at most|no more than|not above|not over|up to|<=|≤|=<)\s*({NUM})"
+AT_LEAST = rf"^\s*(?:(?:is|stays?|must be|should be|kept|remains?)\s+)?(?:at least|no less than|not below|not under|>=|≥|=>)\s*({NUM})"
+BELOW = rf"^\s*(?:(?:is|stays?|must be|should be|kept|remains?)\s+)?(?:below|under|less than|lower than|<)\s*({NUM})"
+ABOVE = rf"^\s*(?:(?:is|stays?|must be|should be|kept|remains?)\s+)?(?:above|over|more than|greater than|higher than|>)\s*({NUM})"
+FIX = rf"^\s*(?:=|==|is fixed (?:at|to)|fixed (?:at|to)|stays? at|must stay at|must be|should be|remains? at|equal to)\s*({VALUE})"
+FIX_AFTER_VERB = rf"^\s*(?:at|to|=|as|on)\s*({VALUE})"
+VERB = r"\b(?:keep|fix|hold|pin|set|leave|freeze|lock)\b[^.;!?\n]*$"
+NOT = r"\b(?:not|don't|do not|never|no longer|stop|avoid)\b[^.;!?\n]*$"
 # A review note arrives as "A reviewer starred experiment 1:5 (its rationale): the note".
-REVIEW = re.compile(r"^A reviewer (?:starred|rejected) experiment \d+:\d+(?: \(.*?\))?: ", re.S)
+REVIEW = r"^A reviewer (?:starred|rejected) experiment \d+:\d+(?: \(.*?\))?: "
 
 
 @dataclass(frozen=True)
@@ -51,7 +52,7 @@ def read(notes: list[str], parameters: list[Parameter]) -> dict[str, Bound]:
     names = _aliases(parameters)
     found: dict[str, Bound] = {}
     for note in notes:
-        text = REVIEW.sub("", note.strip(), count=1)
+        text = re.sub(REVIEW, "", note.strip(), count=1, flags=re.S)
         # A rejection that names a value ("B3 = 40 was too steep") says what not to do.
         rejected = note.startswith("A reviewer rejected")
         for alias, name in names:
@@ -108,22 +109,22 @@ def _aliases(parameters: list[Parameter]) -> list[tuple[str, str]]:
 
 def _said(text: str, start: int, end: int, before: Bound, rejected: bool = False) -> Bound | None:
     after, ahead = text[end:], text[:start]
-    if m := RANGE.match(after):
+    if m := re.match(RANGE, after, re.I):
         a, b = sorted((_num(m[1]), _num(m[2])))
         return Bound(low=a, high=b)
-    if m := AT_MOST.match(after):
+    if m := re.match(AT_MOST, after, re.I):
         return replace(before, fixed=None, high=_num(m[1]), high_open=False)
-    if m := AT_LEAST.match(after):
+    if m := re.match(AT_LEAST, after, re.I):
         return replace(before, fixed=None, low=_num(m[1]), low_open=False)
-    if m := BELOW.match(after):
+    if m := re.match(BELOW, after, re.I):
         return replace(before, fixed=None, high=_num(m[1]), high_open=True)
-    if m := ABOVE.match(after):
+    if m := re.match(ABOVE, after, re.I):
         return replace(before, fixed=None, low=_num(m[1]), low_open=True)
-    if NOT.search(ahead):
+    if re.search(NOT, ahead, re.I):
         return None
-    if VERB.search(ahead) and (m := FIX_AFTER_VERB.match(after)):
+    if re.search(VERB, ahead, re.I) and (m := re.match(FIX_AFTER_VERB, after, re.I)):
         return Bound(fixed=_value(m[1]))
-    if not rejected and (m := FIX.match(after)):
+    if not rejected and (m := re.match(FIX, after, re.I)):
         return Bound(fixed=_value(m[1]))
     return None
 
