@@ -56,7 +56,7 @@ def fill(db: Path, n: int, goal: str = "minimize") -> int:
     store.close()
     rng = random.Random(7)
     base = "".join(f"line {i}: the quick brown fox jumps over the lazy dog\n" for i in range(60))
-    best, rows, candidates, now = 1000.0, [], [], time.time()
+    best, best_seq, rows, candidates, now = 1000.0, 0, [], [], time.time()
     for seq in range(n + 1):
         status = "baseline" if seq == 0 else rng.choice(STATUSES)
         view = base.replace(f"line {seq % 60}:", f"line {seq % 60} (v{seq}):")
@@ -65,7 +65,7 @@ def fill(db: Path, n: int, goal: str = "minimize") -> int:
         score = None if status in ("crash", "timeout", "invalid", "duplicate") else best + rng.uniform(-5, 30)
         if status in ("keep", "baseline"):
             score = best - rng.uniform(0.1, 2.0) if seq else best
-            best = score
+            best, best_seq = score, seq
         rows.append((run_id, seq, None, d, status, f"worse than the best ({best:.2f}) by {rng.uniform(0, 9):.2f}",
                      score, None if score is None else score - 1000.0,
                      f"try rewording line {seq % 60} so the fox is quicker and the dog less lazy",
@@ -77,9 +77,12 @@ def fill(db: Path, n: int, goal: str = "minimize") -> int:
         conn.executemany("insert into experiments (run_id, seq, parent, candidate, status, reason, score, delta, "
                          "rationale, diff, trace, started_at, seconds, cost_usd, tokens) "
                          "values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        ids = dict(conn.execute("select seq, id from experiments where run_id = ? and seq in (0, ?)", [run_id, best_seq]))
+        # The run's row names its baseline and best, as a run writes them (core/record.py).
         conn.execute("update runs set status = 'finished', stop_reason = 'the budget of experiments is spent', "
-                     "experiments = ?, baseline_score = 1000.0, best_score = ?, seconds = ?, ended_at = ? where id = ?",
-                     [n, best, n * 0.5, now + n, run_id])
+                     "experiments = ?, baseline_experiment = ?, best_experiment = ?, baseline_score = 1000.0, "
+                     "best_score = ?, seconds = ?, ended_at = ? where id = ?",
+                     [n, ids[0], ids[best_seq], best, n * 0.5, now + n, run_id])
     conn.close()
     return run_id
 

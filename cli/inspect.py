@@ -9,7 +9,7 @@ import click
 
 from overnight.cli.common import db_option, open_store
 from overnight.core.numbers import fmt, gain, signed
-from overnight.ops.find import find_experiment, find_run, surface_of, view_of
+from overnight.ops.find import baseline_of, find_experiment, find_run, surface_of, view_of
 
 # Experiments named as people type them (run, seq, "1:70"); "change" is the raw score minus the
 # baseline's, "gain" the same positive when better for the goal; times in ISO 8601.
@@ -195,7 +195,7 @@ def diff(exp, exp2, db):
         _, other = find_experiment(store, exp2 if ":" in exp2 else f"{run['id']}:{exp2}")
         old = view_of(store, other)
     else:
-        old = view_of(store, store.experiment(run["baseline_experiment"]))
+        old = view_of(store, baseline_of(store, run))
     from overnight.core.record import bounded_diff
 
     text = bounded_diff(surface_of(run), old, new)

@@ -37,6 +37,16 @@ def find_experiment(store, ref: str) -> tuple[dict, dict]:
     return run, exp
 
 
+def baseline_of(store, run: dict) -> dict:
+    """The run's baseline experiment: the one its row names or, in a store whose run row does not
+    name one (written by an older overnight), its experiment 0."""
+    exp = (store.experiment(run["baseline_experiment"]) if run["baseline_experiment"] else None) or store.experiment_at(run["id"], 0)
+    if exp is None:
+        raise OvernightError(f"Run {run['id']} has no baseline stored to compare with: give two experiments "
+                             f"(overnight diff {run['id']}:A {run['id']}:B).")
+    return exp
+
+
 def view_of(store, exp: dict) -> str:
     """The view an experiment measured, exactly as it was proposed."""
     if not exp["candidate"]:

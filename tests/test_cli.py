@@ -90,6 +90,23 @@ def test_diff_against_the_baseline_and_between_two_experiments(two_runs, cli):
     assert no_view.exit_code != 0 and "Experiment 1 has no candidate (invalid:" in no_view.output
 
 
+
+def test_diff_finds_the_baseline_of_a_run_whose_row_does_not_name_it(two_runs, cli):
+    import sqlite3
+
+    db = sqlite3.connect(two_runs / ".overnight" / "overnight.db")
+    with db:  # as an older overnight left a run: experiment 0 stored, the run row naming none
+        db.execute("update runs set baseline_experiment = null where id = 2")
+    found = cli("diff", "2:2")
+    assert found.exit_code == 0 and "-one\n" in found.output and "+one two three\n" in found.output
+    with db:  # and a run with no baseline stored at all
+        db.execute("delete from experiments where run_id = 2 and seq = 0")
+    db.close()
+    none = cli("diff", "2:2")
+    assert none.exit_code != 0 and no_traceback(none.output)
+    assert "Run 2 has no baseline stored to compare with: give two experiments (overnight diff 2:A 2:B)." in none.output
+    assert "+one two three" in cli("diff", "2:2", "2:1").output
+
 def test_export_tsv_and_jsonl(two_runs, cli):
     tsv = cli("export", "1", "--format", "tsv")
     assert tsv.exit_code == 0
