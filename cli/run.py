@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import click
@@ -18,7 +19,8 @@ from overnight.core.errors import OvernightError
 @click.option("--yes", "-y", is_flag=True, help="Trust the recipe's commands and code without asking.")
 @click.option("--quiet", "-q", is_flag=True, help="Print only the summary.")
 @click.option("--tui", "with_tui", is_flag=True, help="Watch the run in the terminal UI (quitting it stops the run).")
-@click.option("--minutes", type=click.FloatRange(min=0, min_open=True), help="At most this many minutes in all (caps [budget] minutes).")
+@click.option("--minutes", type=click.FloatRange(min=0, min_open=True), callback=lambda ctx, param, value: _finite(value),
+              help="At most this many minutes in all (caps [budget] minutes).")
 @db_option
 def run(recipe, dry_run, resume, yes, quiet, db, with_tui, minutes=None):
     """Run RECIPE (a folder with recipe.toml, or the file itself).
@@ -86,6 +88,12 @@ def _exit_if_interrupted(summary, recipe: str) -> None:
 
         click.echo(f"Resume with: overnight run {shlex.quote(recipe)} --resume")
         raise SystemExit(code)
+
+
+def _finite(minutes: float | None) -> float | None:
+    if minutes is not None and not math.isfinite(minutes):  # FloatRange lets nan and inf through
+        raise click.BadParameter(f"{minutes} is not a finite number of minutes.")
+    return minutes
 
 
 def _recipe_path(recipe: str) -> Path:

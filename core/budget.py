@@ -14,7 +14,8 @@ SCHEMA = {
     "minutes": Option(float, "total wall time in minutes", default=None, min=0),
     "usd": Option(float, "spend cap for all LLM calls; 0 = none allowed", default=0.0, min=0),
     "tokens": Option(int, "cap on LLM tokens", default=None, min=0),
-    "per_experiment_seconds": Option(float, "time limit of one measurement", default=60.0, min=0.001),
+    # At most a week: a far longer limit overflows the operating system's waits (about 24 days).
+    "per_experiment_seconds": Option(float, "time limit of one measurement", default=60.0, min=0.001, max=604800),
     "parallel": Option(int, "experiments in flight", default=1, min=1, max=256),
     "patience": Option(int, "stop after this many experiments without a keep", default=None, min=1),
     "target": Option(float, "stop once the best score reaches this", default=None),

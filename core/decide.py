@@ -21,7 +21,9 @@ def threshold(noise_floor: float, min_delta: float, k: float) -> float:
 
 
 def ties(value: float, best: float) -> bool:
-    return abs(value - best) <= 1e-9 * max(1.0, abs(best))
+    """The same score but for float rounding: relative to the scores' own size, so that on a
+    metric of tiny numbers (1e-12) a worse score is never taken for a tie."""
+    return math.isclose(value, best, rel_tol=1e-9)
 
 
 @dataclass

@@ -6,6 +6,7 @@ the key and what was expected, so a third-party plugin needs nothing else.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -59,6 +60,8 @@ def check_value(name: str, value: Any, option: Option) -> str | None:
     )
     if not ok:
         return f"'{name}' must be {expected(option)}, not {value!r}"
+    if isinstance(value, float) and not math.isfinite(value):  # TOML reads nan and inf as floats
+        return f"'{name}' must be a finite number, not {value!r}"
     if option.choices is not None and value not in option.choices:
         choices = ", ".join(repr(c) for c in option.choices)
         return f"'{name}' must be one of {choices}, not {value!r}"

@@ -151,6 +151,13 @@ ROWS: list[tuple[str, Callable[[Path], list[str]], str, int]] = [
     ("recipe-usd-negative", toml(add="usd = -1\n"), r"usd", 2),
     ("recipe-seconds-zero", toml(add="per_experiment_seconds = 0\n"), r"per_experiment_seconds", 2),
     ("recipe-seconds-a-list", toml(add="per_experiment_seconds = [1]\n"), r"per_experiment_seconds", 2),
+    # TOML reads nan and inf as floats: each is one sentence, not a traceback from the first wait.
+    ("recipe-seconds-inf", toml(add="per_experiment_seconds = inf\n"), r"'per_experiment_seconds' must be a finite number, not inf", 2),
+    ("recipe-seconds-nan", toml(add="per_experiment_seconds = nan\n"), r"'per_experiment_seconds' must be a finite number, not nan", 2),
+    ("recipe-seconds-past-a-week", toml(add="per_experiment_seconds = 1e308\n"), r"'per_experiment_seconds' must be at most 604800", 2),
+    ("recipe-min-delta-nan", toml(add="min_delta = nan\n"), r"'min_delta' must be a finite number, not nan", 2),
+    ("recipe-minutes-inf", toml(add="minutes = inf\n"), r"'minutes' must be a finite number, not inf", 2),
+    ("run-minutes-nan", lambda ws: toml()(ws) + ["--minutes", "nan"], r"nan is not a finite number of minutes", 2),
     ("recipe-duplicated-key", toml(add="experiments = 3\nexperiments = 4\n"), r"recipe\.toml:\d+: the key 'experiments' is given twice", 2),
     ("recipe-duplicated-name", toml(swap=('name = "r"', 'name = "r"\nname = "s"')), r"recipe\.toml:\d+: the key 'name' is given twice", 2),
     ("recipe-duplicated-table", toml(add="\n[budget]\nparallel = 1\n"), r"recipe\.toml:\d+.*budget", 2),
