@@ -42,10 +42,25 @@ class Finished:
     output: str  # stdout, then stderr
     seconds: float
     timed_out: bool = False
-    stdout: str = ""
+    stdout: str = ""  # what a metric reads its number from: without the note where the output was cut
+    killed_by: int | None = None  # the signal that ended it, when one did (not overnight's time limit)
+    stderr: str = ""
 
-    def tail(self, lines: int = 50) -> str:
-        return "\n".join(self.output.splitlines()[-lines:])
+    def ended(self) -> str:
+        """How it ended, for a reason: "exited with code 3", "was killed by signal 9 (SIGKILL)"."""
+        if self.killed_by is None:
+            return f"exited with code {self.returncode}"
+        try:
+            name = f" ({signal.Signals(self.killed_by).name})"
+        except ValueError:
+            name = ""
+        return f"was killed by signal {self.killed_by}{name}"
+
+    def tail(self, lines: int = 50, chars: int = 8000) -> str:
+        """The last lines of the output, for a trace: at most `chars` of them, so that one line of
+        a megabyte does not flood the terminal that shows why a measurement failed."""
+        text = "\n".join(self.output.splitlines()[-lines:])
+        return text if len(text) <= chars else f"[... {len(text) - chars} characters not shown ...]" + text[-chars:]
 
 
 def run(args, *, cwd, seconds: float, env: dict | None = None, shell: bool = False) -> Finished:
@@ -79,7 +94,9 @@ def run(args, *, cwd, seconds: float, env: dict | None = None, shell: bool = Fal
     code = None if timed_out or proc.returncode < 0 else proc.returncode
     o, e = out.text(), err.text()
     output = o + ("\n" if o and e and not o.endswith("\n") else "") + e
-    return Finished(code, output, ended - start, timed_out, stdout=o)
+    signalled = -proc.returncode if proc.returncode < 0 and not timed_out else None
+    return Finished(code, output, ended - start, timed_out, stdout=out.text(marked=False) if out.dropped else o,
+                    stderr=e, killed_by=signalled)
 
 
 DRAIN_SECONDS = 2.0  # how long output is still read once the command and all it started are gone
@@ -241,8 +258,11 @@ class Capped:
             self.dropped += cut
             del self.tail[:cut]
 
-    def text(self) -> str:
-        cut = f"\n[... {self.dropped} bytes of output not kept ...]\n" if self.dropped else ""
+    def text(self, marked: bool = True) -> str:
+        """The output kept; where it was cut, a line that says so (`marked`), or else a bare line
+        break: what a metric reads for its number, so that no number is read from the note, or
+        made of digits from both sides of the cut."""
+        cut = (f"\n[... {self.dropped} bytes of output not kept ...]\n" if marked else "\n") if self.dropped else ""
         text = bytes(self.head).decode(errors="replace") + cut + bytes(self.tail).decode(errors="replace")
         return text.replace("\r\n", "\n").replace("\r", "\n")  # as text mode reads it
 

@@ -80,7 +80,7 @@ class CommandMetric(Metric):
         if done.returncode != 0:
             last = done.output.strip().splitlines()[-1:]
             said = f": {last[0][:200]}" if last else ""
-            return Measurement.crash(f"the command exited with code {done.returncode}{said}", trace, seconds=done.seconds)
+            return Measurement.crash(f"the command {done.ended()}{said}", trace, seconds=done.seconds)
         if self.config["json_file"]:
             return self._from_json(folder, trace, done.seconds)
         found = self.regex.findall(done.stdout)
@@ -90,7 +90,11 @@ class CommandMetric(Metric):
         last = found[0] if self.config["pattern"] else found[-1]
         value = last[0] if isinstance(last, tuple) else last
         try:
-            return Measurement(float(value), trace=trace, seconds=done.seconds)
+            number = float(value)
+            if number in (float("inf"), float("-inf")) and "inf" not in value.lower():
+                return Measurement.crash(f"the command printed a number too large for a float: {value.strip()[:12]}...",
+                                         trace, seconds=done.seconds)
+            return Measurement(number, trace=trace, seconds=done.seconds)
         except ValueError:
             return Measurement.crash(f"the pattern matched {value!r}, which is not a number", trace, seconds=done.seconds)
 

@@ -120,8 +120,7 @@ class CommandAgent(Agent):
             if done.returncode != 0:
                 last = done.output.strip().splitlines()[-1:]
                 said = f": {last[0][:200]}" if last else ""
-                code = "was stopped" if done.returncode is None else f"exited with code {done.returncode}"
-                return Proposal(error=f"the command {code}{said}", trace=trace, meta=meta)
+                return Proposal(error=f"the command {done.ended()}{said}", trace=trace, meta=meta)
             return self._proposal(context, folder, target, name, done.stdout, before, trace, meta)
         finally:
             shutil.rmtree(folder, ignore_errors=True)

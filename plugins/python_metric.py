@@ -72,7 +72,7 @@ class PythonMetric(Metric):
             last = done.output.strip().splitlines()[-1:] or ["no output"]
             return Measurement.crash(f"the function failed: {last[0]}", trace, seconds=done.seconds)
         printed, _, result = done.stdout.rpartition(MARK)
-        trace = "\n".join((printed + done.output[len(done.stdout):]).splitlines()[-50:])
+        trace = "\n".join((printed.splitlines() + done.stderr.splitlines())[-50:])
         return _measurement(json.loads(result), trace, done.seconds)
 
 
