@@ -29,9 +29,15 @@ class ScriptedAgent(Agent):
     def _read(self) -> list[tuple[int, dict]]:
         file = self.path(self.config["file"])
         try:
-            lines = file.read_text(encoding="utf-8").splitlines()
+            data = file.read_bytes()
         except FileNotFoundError:
             raise OvernightError(f"The proposals file {file} does not exist (agent file = {self.config['file']!r}).") from None
+        try:
+            lines = data.decode("utf-8").splitlines()
+        except UnicodeDecodeError as exc:
+            # Decoded here, not by read_text, so the bad byte's offset is in the file and gives its line.
+            number = len((data[:exc.start].decode("utf-8") + "x").splitlines())
+            raise OvernightError(f"{file}:{number}: this line is not valid UTF-8 ({exc.reason}).") from None
         out = []
         for number, line in enumerate(lines, 1):
             if not line.strip():
@@ -40,6 +46,8 @@ class ScriptedAgent(Agent):
                 item = json.loads(line)
             except json.JSONDecodeError as exc:
                 raise OvernightError(f"{file}:{number}: this line is not valid JSON ({exc.msg}).") from None
+            except RecursionError:  # json recurses once a level: thousands of [ or { overflow the stack
+                raise OvernightError(f"{file}:{number}: this line is nested too deeply to read as JSON.") from None
             problem = _problem(item)
             if problem:
                 raise OvernightError(f"{file}:{number}: {problem}.")
@@ -81,6 +89,15 @@ def _problem(item) -> str | None:
         return "each line needs 'view' (the whole new text) or 'replace' ([old, new])"
     if not isinstance(item.get("rationale", ""), str):
         return "'rationale' must be a string"
+    # JSON may spell a lone surrogate ("\\ud800"); no UTF-8 text holds one, so the run would fail on it later.
+    fields = {"view": [item["view"]]} if "view" in item else {"replace": item["replace"]}
+    fields["rationale"] = [item.get("rationale", "")]
+    for key, texts in fields.items():
+        for text in texts:
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                return f"'{key}' holds {text[exc.start]!r}, a lone surrogate, which UTF-8 cannot store"
     return None
 
 
