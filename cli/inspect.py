@@ -53,7 +53,7 @@ def run_row(store, r: dict) -> dict:
 @db_option
 def status(as_json, db):
     """Show the runs in this workspace, newest first."""
-    from overnight.core.state import died
+    from overnight.core.state import died, resume_command
     from overnight.core.store import default_path
 
     path = db or default_path()
@@ -76,11 +76,11 @@ def status(as_json, db):
     if not runs:
         click.echo(f"No runs in {store.path} yet. Start one with `overnight run RECIPE` or `overnight demo`.")
         return
-    from overnight.core.state import died
+    from overnight.core.state import died, resume_command
 
     click.echo(f"{'run':>4}  {'recipe':<16} {'status':<9} {'exps':>5}  {'baseline':>10} -> {'best':<10}  stop reason")
     for r in runs:
-        stop = f"resume with: overnight run {r['recipe']} --resume" if died(r) else _first_line(r['stop_reason'])
+        stop = f"resume with: {resume_command(r)}" if died(r) else _first_line(r['stop_reason'])
         click.echo(f"{r['id']:>4}  {r['recipe'][:16]:<16} {'died' if died(r) else r['status']:<9} {r['experiments'] or 0:>5}  "
                    f"{fmt(r['baseline_score']):>10} -> {fmt(r['best_score']):<10}  {stop}")
 

@@ -122,6 +122,21 @@ def died(run: dict) -> bool:
     return b"python" not in cmdline and b"overnight" not in cmdline
 
 
+def resume_command(run: dict) -> str:
+    """How to resume a run: its recipe's folder as the run was given it (the recipe's name alone
+    finds only a bundled or installed recipe), relative to here when it is below."""
+    import os
+    import shlex
+
+    folder = os.path.dirname(run["recipe_path"] or "") or run["recipe"]
+    try:
+        relative = os.path.relpath(folder)
+        folder = folder if relative.startswith("..") else relative
+    except ValueError:
+        pass
+    return f"overnight run {shlex.quote(folder)} --resume"
+
+
 def shown_status(run: dict) -> str:
     """The status as status, log and the TUI show it."""
-    return f"died (resume with: overnight run {run['recipe']} --resume)" if died(run) else run["status"]
+    return f"died (resume with: {resume_command(run)})" if died(run) else run["status"]

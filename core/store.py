@@ -640,7 +640,7 @@ class Store:
 
 
 # What a list of runs or a live table needs; diffs, traces and views stay in the store until opened.
-_RUN_OVERVIEW = ("id, recipe, status, stop_reason, control, goal, best_experiment, baseline_score, best_score, "
+_RUN_OVERVIEW = ("id, recipe, recipe_path, status, stop_reason, control, goal, best_experiment, baseline_score, best_score, "
                  "holdout_baseline, holdout_best, experiments, usd, tokens, seconds, started_at, ended_at, pid")
 _LIGHT = ("id, run_id, seq, status, substr(reason, 1, 200) as reason, score, holdout_score, delta, "
           "substr(rationale, 1, 200) as rationale")

@@ -254,7 +254,7 @@ def test_two_processes_creating_a_store_at_once_both_succeed(workspace):
 
 
 def test_a_killed_run_shows_as_died_with_the_command_that_resumes_it(workspace):
-    folder = recipe(workspace / "r", proposals=VIEWS[:3])
+    folder = recipe(workspace / "r", proposals=VIEWS[:3], name="tagline")  # the folder, not the name, is what runs it
     (workspace / "tmp").mkdir()
     assert overnight(workspace, "run", folder, "--yes", "-q", kill_at="experiment.proposed").returncode == -9
     status = overnight(workspace, "status")

@@ -15,7 +15,9 @@ STATUS_STYLE = {"running": "bold green", "paused": "bold yellow", "finished": "b
 def status_text(run: dict, alive: bool = True) -> str:
     status = run["status"] or "?"
     if status == "running" and not alive:
-        return f"died (resume with: overnight run {run['recipe']} --resume)"  # as status and log say it
+        from overnight.core.state import resume_command  # only for a dead run: the UI starts without it
+
+        return f"died (resume with: {resume_command(run)})"  # as status and log say it
     if status == "running" and run.get("control") == "pause":
         return "pausing after this experiment"
     if status in ("running", "paused") and run.get("control") == "stop":
