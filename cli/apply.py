@@ -11,7 +11,7 @@ from overnight.ops.find import find_experiment
 @click.command()
 @click.argument("exp")
 @click.option("--dry-run", is_flag=True, help="Show what would change; write nothing.")
-@click.option("--force", is_flag=True, help="Apply even if the file changed since the run began.")
+@click.option("--force", is_flag=True, help="Apply even if the file changed since the run began or is read-only.")
 @click.option("--yes", "-y", is_flag=True, help="Write a file outside the recipe folder without asking.")
 @db_option
 def apply(exp, dry_run, force, db, yes=False):

@@ -5,6 +5,7 @@ written under a temporary name, synced, then renamed, so a backup is whole or ab
 the new content is written to a temporary file that starts with `TMP_MARK`, synced, then
 renamed over the file, so the file is the old one or the new one, whole. A temporary
 file a kill left behind is removed by `sweep_temporaries` (ops/apply.py calls it).
+A failure (not a kill) ends in an `OvernightError` sentence, the file as it was and no temporary left.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from .errors import OvernightError
 from .faults import point
 
 TMP_MARK = ".overnight-tmp-"
@@ -25,18 +27,22 @@ def atomic_write(path: Path, data: bytes, backup_dir: Path | None) -> Path | Non
     path = Path(path)
     backup = _backup(path, backup_dir) if backup_dir is not None and path.exists() else None
     point("apply.backup")
-    fd, tmp = tempfile.mkstemp(prefix=f"{TMP_MARK}{os.getpid()}-{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = None
     try:
+        fd, tmp = tempfile.mkstemp(prefix=f"{TMP_MARK}{os.getpid()}-{path.name}.", suffix=".tmp", dir=path.parent)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
         if path.exists():
-            shutil.copymode(path, tmp)
+            shutil.copymode(path, tmp)  # a read-only file stays read-only
         point("apply.written")
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+    except BaseException as exc:
+        if tmp:
+            Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise OvernightError(f"Cannot write {path}: {_why(exc)}; nothing was written.") from None
         raise
     _sync_dir(path.parent)
     point("apply.replaced")
@@ -45,20 +51,37 @@ def atomic_write(path: Path, data: bytes, backup_dir: Path | None) -> Path | Non
 
 def _backup(path: Path, backup_dir: Path) -> Path:
     """A copy of `path` in `backup_dir`, synced before it gets its name: whole or absent."""
-    backup_dir.mkdir(parents=True, exist_ok=True)
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    backup = backup_dir / f"{path.name}.{stamp}.{os.getpid()}.bak"
-    n = 1
-    while backup.exists():
-        n += 1
-        backup = backup_dir / f"{path.name}.{stamp}.{os.getpid()}-{n}.bak"
-    partial = backup.with_name(f"{TMP_MARK}{os.getpid()}-{backup.name}")
-    shutil.copy2(path, partial)
-    with open(partial, "rb+") as f:
-        os.fsync(f.fileno())
-    os.replace(partial, backup)
+    try:
+        backup_dir.mkdir(parents=True, exist_ok=True)
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        backup = backup_dir / f"{path.name}.{stamp}.{os.getpid()}.bak"
+        n = 1
+        while backup.exists():
+            n += 1
+            backup = backup_dir / f"{path.name}.{stamp}.{os.getpid()}-{n}.bak"
+        partial = backup.with_name(f"{TMP_MARK}{os.getpid()}-{backup.name}")
+        try:
+            shutil.copy2(path, partial)
+            # Opened for reading: fsync needs no write access, and the copy keeps the mode of a read-only file.
+            with open(partial, "rb") as f:
+                os.fsync(f.fileno())
+            os.replace(partial, backup)
+        except BaseException:
+            partial.unlink(missing_ok=True)
+            raise
+    except OSError as exc:
+        raise OvernightError(f"Cannot keep a backup of {path}: {_why(exc)}; nothing was written.") from None
     _sync_dir(backup_dir)
     return backup
+
+
+def _why(exc: OSError) -> str:
+    """The cause in words, with the path it concerns ("File exists" alone does not say a folder is a file)."""
+    if isinstance(exc, FileExistsError) and exc.filename:
+        return f"{exc.filename} is a file, not a folder"
+    cause = exc.strerror or str(exc)
+    cause = cause[:1].lower() + cause[1:]
+    return f"{cause} ({exc.filename})" if exc.filename else cause
 
 
 def _sync_dir(folder: Path) -> None:

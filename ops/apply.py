@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import stat
+
 from overnight.core.errors import OvernightError
 
 from .find import recipe_of, surface_of, view_of
@@ -56,6 +59,12 @@ def apply_experiment(store, run, e, surface, view, *, dry_run=False, force=False
     source = surface.source()
     if not source.exists():
         raise OvernightError(f"The file {source} does not exist any more; nothing was written.")
+    if not force and _read_only(source):
+        import shlex
+
+        # "Use --force to apply anyway." as in the refusals below: the TUI turns it into its own advice.
+        raise OvernightError(f"{source} is read-only, so nothing was written: make it writable first "
+                             f"(chmod u+w {shlex.quote(str(source))}). Use --force to apply anyway.")
     if not force and e["status"] in NOT_MEASURED:
         raise OvernightError(
             f"Experiment {run['id']}:{e['seq']} {NOT_MEASURED[e['status']]} ({e['reason']}), so it has no score to stand on; "
@@ -73,15 +82,38 @@ def apply_experiment(store, run, e, surface, view, *, dry_run=False, force=False
 
     backup_dir = store.path.parent / "backups"
     store.put_candidate(digest(current), current)
+    old = surface.fingerprint()
     journal = store.begin_apply(run_id=run["id"], experiment_id=e["id"], path=str(source),
-                                old_digest=surface.fingerprint(), new_digest=_written_digest(surface, view, store))
-    backup = surface.apply(view, backup_dir)
+                                old_digest=old, new_digest=_written_digest(surface, view, store))
+    try:
+        backup = surface.apply(view, backup_dir)
+    except Exception as exc:
+        if not _still(surface, old):
+            raise  # the file moved: left begun, for `recover` to sort out
+        # A failure, not a kill, and the file is as it was: the apply failed, there is nothing to roll back.
+        store.end_apply(journal, "failed")
+        if isinstance(exc, OSError):  # a plugin's own write (atomic_write says it in a sentence already)
+            raise OvernightError(f"Cannot write {source}: {exc}; nothing was written.") from None
+        raise
     # The review, the run's fingerprint and the journal's end in one transaction: a kill before
     # it leaves an apply that the next apply or `overnight status` finishes.
     store.finish_apply(journal, fingerprint=surface.fingerprint(), review=dict(
         run_id=run["id"], experiment_id=e["id"], recipe=run["recipe"], action="applied", note="",
         path=str(source), backup=str(backup) if backup else "", previous=digest(current)))
     return backup
+
+
+def _read_only(path) -> bool:
+    """Its owner took away the write bit (or this user may not write it): replacing it would overrule that."""
+    return not path.stat().st_mode & stat.S_IWUSR or not os.access(path, os.W_OK)
+
+
+def _still(surface, fingerprint: str) -> bool:
+    """Whether the file is as it was before the apply began (False when it cannot be read)."""
+    try:
+        return surface.fingerprint() == fingerprint
+    except Exception:
+        return False
 
 
 def _written_digest(surface, view: str, store) -> str:
