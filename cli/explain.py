@@ -67,7 +67,9 @@ def print_table(run: dict, result) -> None:
 def _row(label: str, r) -> None:
     from overnight.core.numbers import fmt
 
-    text = r.rationale if len(r.rationale) <= RATIONALE else r.rationale[: RATIONALE - 3] + "..."
+    from overnight.sharing.printable import one_line
+
+    text = one_line(r.rationale, RATIONALE)
     line = f"{label}  {text:<{RATIONALE}}  {_signed(r.gain):>10}  {fmt(r.score_without):>10}  {_signed(r.contribution):>12}"
     verdict = r.verdict.replace("drop it", "keep the baseline's value") if r.seq is None else r.verdict
     click.echo(f"{line}  {verdict}".rstrip())

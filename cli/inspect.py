@@ -10,6 +10,7 @@ import click
 from overnight.cli.common import db_option, open_store
 from overnight.core.numbers import fmt, gain, signed
 from overnight.ops.find import baseline_of, find_experiment, find_run, surface_of, view_of
+from overnight.sharing.printable import one_line, printable
 
 # Experiments named as people type them (run, seq, "1:70"); "change" is the raw score minus the
 # baseline's, "gain" the same positive when better for the goal; times in ISO 8601.
@@ -80,8 +81,8 @@ def status(as_json, db):
 
     click.echo(f"{'run':>4}  {'recipe':<16} {'status':<9} {'exps':>5}  {'baseline':>10} -> {'best':<10}  stop reason")
     for r in runs:
-        stop = f"resume with: {resume_command(r)}" if died(r) else _first_line(r['stop_reason'])
-        click.echo(f"{r['id']:>4}  {r['recipe'][:16]:<16} {'died' if died(r) else r['status']:<9} {r['experiments'] or 0:>5}  "
+        stop = f"resume with: {resume_command(r)}" if died(r) else one_line(_first_line(r['stop_reason']))
+        click.echo(f"{r['id']:>4}  {one_line(r['recipe'], 16):<16} {'died' if died(r) else r['status']:<9} {r['experiments'] or 0:>5}  "
                    f"{fmt(r['baseline_score']):>10} -> {fmt(r['best_score']):<10}  {stop}")
 
 
@@ -115,7 +116,7 @@ def log(run_ref, as_json, every, last, db):
         return
     from overnight.core.state import shown_status
 
-    click.echo(f"Run {run['id']} of '{run['recipe']}' ({shown_status(run)}{': ' + _first_line(run['stop_reason']) if run['stop_reason'] else ''})")
+    click.echo(f"Run {run['id']} of '{one_line(run['recipe'])}' ({shown_status(run)}{': ' + one_line(_first_line(run['stop_reason'])) if run['stop_reason'] else ''})")
     if earlier:
         click.echo(more)
     click.echo(f"{'#':>4}  {'status':<12} {'score':>10} {'vs baseline':>11}  rationale -- reason (against the best so far)")
@@ -124,7 +125,7 @@ def log(run_ref, as_json, every, last, db):
         if r["rationale"] and r["status"] != "baseline":
             text = f"{r['rationale']} -- {text}"
         g = None if r["delta"] is None else gain(r["delta"], 0.0, run["goal"]) + 0.0
-        click.echo(f"{r['seq']:>4}  {r['status']:<12} {fmt(r['score']):>10} {signed(g):>11}  {text}")
+        click.echo(f"{r['seq']:>4}  {r['status']:<12} {fmt(r['score']):>10} {signed(g):>11}  {one_line(text)}")
 
 
 @click.command()
@@ -138,7 +139,7 @@ def show(exp, db, frontier):
     store = open_store(db, create=False)
     run, e = find_experiment(store, exp)
     click.echo(f"Experiment {run['id']}:{e['seq']} of '{run['recipe']}'")
-    click.echo(f"  status     {e['status']}: {e['reason']}")
+    click.echo(f"  status     {e['status']}: {printable(e['reason'], newlines=True)}")
     made = lineage(json.loads(e["meta"]) if e["meta"] else None)
     if made:
         click.echo(f"  made from  {made}")
@@ -149,7 +150,7 @@ def show(exp, db, frontier):
         click.echo("  components " + ", ".join(f"{k} {fmt(v)}" for k, v in json.loads(e["components"]).items()))
     g = None if e["delta"] is None else gain(e["delta"], 0.0, run["goal"]) + 0.0
     click.echo(f"  gain       {signed(g)} against the baseline (positive is better for the goal)")
-    click.echo(f"  rationale  {e['rationale'] or ''}")
+    click.echo(f"  rationale  {printable(e['rationale'] or '', newlines=True)}")
     click.echo(f"  time       {e['seconds'] or 0:.2f} s, ${e['cost_usd'] or 0:.4f}, {e['tokens'] or 0} tokens")
     examples = store.example_results(e["id"])
     if examples:
@@ -160,11 +161,11 @@ def show(exp, db, frontier):
     if e["status"] == "invalid" and e["agent_trace"]:
         click.echo("  the model's reply, as it came (why it could not be used is the status above):")
         for line in e["agent_trace"].splitlines()[-60:]:
-            click.echo(f"    {line}")
+            click.echo(f"    {printable(line)}")
     if e["trace"]:
         click.echo("  trace (tail):")
         for line in e["trace"].splitlines()[-20:]:
-            click.echo(f"    {line}")
+            click.echo(f"    {printable(line)}")
     if e["diff"]:
         click.echo("")
         _echo_diff(e["diff"])
@@ -207,7 +208,7 @@ def diff(exp, exp2, db):
 def _echo_diff(text: str) -> None:
     for line in text.splitlines():
         color = "green" if line.startswith("+") else "red" if line.startswith("-") else "cyan" if line.startswith("@@") else None
-        click.secho(line, fg=color)
+        click.secho(printable(line), fg=color)  # a candidate's text is a model's, and may hold escapes
 
 
 @click.command()
