@@ -74,12 +74,16 @@ def chain(store, run: dict) -> list[Change]:
     """The kept changes from the baseline to the run's best, oldest first."""
     goal = run["goal"] or "maximize"
     best = store.experiment(run["best_experiment"]) if run["best_experiment"] else None
-    steps = []
+    steps, seen = [], set()
     exp = best
     while exp is not None and exp["status"] != "baseline":
         parent = store.experiment(exp["parent"]) if exp["parent"] else None
         if parent is None:
             raise OvernightError(f"Experiment {exp['seq']} of run {run['id']} has no parent in the store, so its change cannot be traced back to the baseline.")
+        if exp["id"] in seen or parent["run_id"] != run["id"]:  # a store edited by hand: the walk would never end
+            raise OvernightError(f"The parents of experiment {best['seq']} of run {run['id']} do not lead back to the run's "
+                                 "baseline, so its changes cannot be told apart; nothing was measured.")
+        seen.add(exp["id"])
         steps.append((exp, parent))
         exp = parent
     changes = []

@@ -130,6 +130,18 @@ def test_a_run_whose_candidates_are_missing_says_so_and_measures_nothing(workspa
     assert stored(Store(db(workspace), readonly=True), 1) == []
 
 
+def test_parents_that_loop_are_one_sentence_not_a_walk_that_never_ends(workspace, cli):
+    folder = recipe(workspace / "words", [("intro\n", "intro\nalpha\n", "mention alpha"),
+                                          ("intro\nalpha\n", "intro\nalpha\nbeta\n", "mention beta")])
+    assert cli("run", folder, "--yes").exit_code == 0
+    with sqlite3.connect(db(workspace)) as conn:  # a store edited by hand: 1 and 2 each the other's parent
+        (one,), (two,) = conn.execute("select id from experiments where seq in (1, 2) order by seq").fetchall()
+        conn.execute("update experiments set parent = ? where id = ?", [two, one])
+        conn.execute("update experiments set parent = ? where id = ?", [one, two])
+    result = cli("explain", "--yes")
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "do not lead back to the run's baseline" in result.output and "nothing was measured." in result.output
+
 def test_an_unknown_run_is_one_sentence(workspace, cli):
     folder = recipe(workspace / "words", [])
     assert cli("run", folder, "--yes").exit_code == 0
