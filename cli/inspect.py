@@ -7,7 +7,7 @@ import json
 
 import click
 
-from overnight.cli.common import db_option, open_store
+from overnight.cli.common import check_output, db_option, open_store
 from overnight.core.numbers import fmt, gain, signed
 from overnight.ops.find import baseline_of, find_experiment, find_run, surface_of, view_of
 from overnight.sharing.printable import one_line, printable
@@ -220,6 +220,8 @@ def export(run_ref, fmt_, output, db):
     """Write RUN's ledger (default: the latest run) as TSV or JSONL."""
     store = open_store(db, create=False)
     run = find_run(store, run_ref)
+    if output.name not in ("-", "<stdout>"):  # a file opened as it is first written: nothing is lost yet
+        check_output(output.name, store, run)
     rows = store.experiment_rows(run["id"], COLUMNS)  # streamed: memory stays flat however long the run
     shaped = (ledger_row(r, run["goal"]) for r in rows)
     if fmt_ == "jsonl":

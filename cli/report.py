@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from overnight.cli.common import db_option, open_store
+from overnight.cli.common import check_output, db_option, open_store
 from overnight.ops.find import find_run
 from overnight.core.errors import OvernightError
 
@@ -37,6 +37,10 @@ def report(ref, whole_night, output, open_it, db):
         run = find_run(store, ref)
         html, name = pages.run_report(store, run["id"]), f"run-{run['id']}.html"
     path = output or store.path.parent / "reports" / name
+    if output:
+        check_output(output, store, None if whole_night else run)
+        if not output.parent.is_dir():
+            raise OvernightError(f"Cannot write the report to {output}: {output.parent} is not a folder.")
     try:
         pages.write(html, path)
     except OSError as exc:

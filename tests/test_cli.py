@@ -123,6 +123,17 @@ def test_export_tsv_and_jsonl(two_runs, cli):
     assert cli("export", "first", "-o", out).exit_code == 0
     assert out.read_text() == tsv.output
 
+    store = two_runs / ".overnight" / "overnight.db"
+    before = store.read_bytes()
+    onto_store = cli("export", "-o", store)
+    assert onto_store.exit_code == 1 and "is overnight's store, so nothing was written" in onto_store.output
+    assert store.read_bytes() == before and no_traceback(onto_store.output)
+    surface = two_runs / "first" / "doc.txt"
+    mine = surface.read_text()
+    onto_surface = cli("export", "first", "-o", surface)
+    assert onto_surface.exit_code == 1 and "which only `overnight apply` writes" in onto_surface.output
+    assert surface.read_text() == mine
+
 
 def test_dry_run_prints_the_plan_and_records_nothing(workspace, cli):
     folder = recipe(workspace / "r", proposals=["hello world\n"], budget="experiments = 20\nparallel = 2\nminutes = 30",

@@ -114,6 +114,17 @@ def test_report_mistakes_are_one_sentence(cli, workspace):
     result = cli("report", "-o", "file/report.html")
     assert result.exit_code == 1 and "Error: Cannot write the report to file/report.html" in result.output
     assert (workspace / "file").read_text() == "mine\n"
+    result = cli("report", "-o", "missing/report.html")
+    assert result.exit_code == 1 and "Cannot write the report to missing/report.html: missing is not a folder." in result.output
+    assert not (workspace / "missing").exists()
+    store = workspace / ".overnight" / "overnight.db"
+    before = store.read_bytes()
+    result = cli("report", "-o", ".overnight/overnight.db")
+    assert result.exit_code == 1 and "is overnight's store, so nothing was written" in result.output
+    assert store.read_bytes() == before
+    result = cli("report", "-o", "words/doc.txt")
+    assert result.exit_code == 1 and "is a file of run 1's recipe, which only `overnight apply` writes" in result.output
+    assert (workspace / "words" / "doc.txt").read_text() == "hello goodbye\n"
 
 
 def test_help_status_and_a_run_import_neither_matplotlib_nor_apprise(workspace):
