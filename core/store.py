@@ -223,6 +223,9 @@ class Store:
         try:
             if not create and not self.path.exists():
                 raise OvernightError(f"No overnight store at {self.path}: start a run first (overnight run RECIPE or overnight demo).")
+            if not create and self.path.is_file() and not self.path.stat().st_size:  # SQLite would make it a store
+                raise OvernightError(f"{self.path} is an empty file, not an overnight store; nothing was changed.")
+            self._create = create
             if not readonly:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
             elif not self.path.exists():
@@ -254,6 +257,7 @@ class Store:
         return self._db
 
     _db = None
+    _create = True
 
     def _close_quietly(self) -> None:
         conn = getattr(self, "conn", None)
@@ -292,6 +296,8 @@ class Store:
         if applied != known:
             if self.readonly:
                 raise OvernightError(f"The store {self.path} needs an upgrade: run any overnight command that writes (e.g. overnight status) first.")
+            if not applied and not self._create:  # a command that only reads adds no tables to someone else's database
+                raise OvernightError(f"{self.path} is not an overnight store; nothing was changed.")
             if not applied and not self.conn.execute("select 1 from sqlite_master").fetchone():
                 migrations.create(self.conn)  # a new store: made at once, without sqlite-utils
             else:

@@ -212,3 +212,25 @@ def test_reading_commands_use_the_standard_sqlite3_only(two_runs):
                               text=True, timeout=60, cwd=two_runs)
         assert done.returncode == 0, done.stderr
         assert done.stdout.rsplit("@@", 1)[1].strip() == "[]", command
+
+
+def test_commands_that_read_leave_a_file_that_is_no_store_as_it_was(workspace, cli):
+    import sqlite3
+
+    empty = workspace / "empty.db"
+    empty.write_bytes(b"")
+    for args in (["status"], ["log"], ["export"]):
+        result = cli(*args, "--db", empty)
+        assert result.exit_code == 1 and no_traceback(result.output), result.output
+        assert f"{empty} is an empty file, not an overnight store; nothing was changed." in result.output
+        assert empty.read_bytes() == b""
+    other = workspace / "other.db"
+    conn = sqlite3.connect(other)
+    conn.execute("create table mine (x)")
+    conn.commit()
+    conn.close()
+    result = cli("log", "--db", other)
+    assert result.exit_code == 1 and f"{other} is not an overnight store; nothing was changed." in result.output
+    conn = sqlite3.connect(other)
+    assert [r[0] for r in conn.execute("select name from sqlite_master")] == ["mine"]
+    conn.close()
