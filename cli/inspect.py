@@ -105,6 +105,7 @@ def log(run_ref, as_json, every, last, db):
     if every:
         rows, earlier = store.experiment_rows(run["id"], columns), 0
     else:
+        last = min(last, 2 ** 62)  # more than any store holds, and within SQLite's integers
         rows = list(store.experiment_rows(run["id"], columns, last=last))
         earlier = store.experiment_count(run["id"]) - len(rows) if len(rows) == last else 0
     more = f"{earlier:,} earlier experiment{'s are' if earlier > 1 else ' is'} not shown: add --all to list every one."

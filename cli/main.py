@@ -70,6 +70,12 @@ class Group(click.Group):
 
             click.echo(f"Error: {printable(exc.message, newlines=True)}", err=True)
             ctx.exit(exc.exit_code)
+        except Exception as exc:
+            said = _said(exc)
+            if said is None:
+                raise
+            click.echo(f"Error: {said}", err=True)
+            ctx.exit(1)
 
     def list_commands(self, ctx):
         return sorted(set(self.LAZY) | set(super().list_commands(ctx)))
@@ -143,6 +149,19 @@ def cli():
 # True when overnight is the program (the console script), not a library a test or a host calls:
 # only then may a command tune what lasts as long as the process, such as the garbage collector.
 owns_process = False
+
+
+def _said(exc: Exception) -> str | None:
+    """A sentence for what the machine, not overnight, refused: a full disk, a store that SQLite
+    cannot read or write (read-only, edited by hand); None for anything else, which is a bug."""
+    import errno
+
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO):
+        where = f" ({exc.filename})" if exc.filename else ""
+        return f"{exc.strerror}{where}; what was written so far may be cut short."
+    if type(exc).__module__ == "sqlite3":  # not imported here: `overnight --help` does without it
+        return f"The store could not be read or written: {exc}."
+    return None
 
 
 def main() -> None:

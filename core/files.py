@@ -119,9 +119,11 @@ def _writer_alive(name: str) -> bool:
 
 def pid_alive(pid: int) -> bool:
     """True while process `pid` runs (a zombie counts as gone)."""
+    if not isinstance(pid, int) or pid <= 0:  # 0 and -1 would signal a whole group: no run's process is either
+        return False
     try:
         os.kill(pid, 0)
-    except ProcessLookupError:
+    except (ProcessLookupError, OverflowError):  # past the largest pid: no process has it
         return False
     except PermissionError:
         return True

@@ -15,9 +15,11 @@ def find_run(store, ref: str | None) -> dict:
             raise OvernightError(f"There are no runs in {store.path} yet: start one with `overnight run RECIPE` or `overnight demo`.")
         return run
     try:
-        run = store.run(int(ref))
+        number = int(ref)
     except ValueError:
         run = store.latest_run(ref)
+    else:
+        run = store.run(number) if abs(number) < 2 ** 63 else None  # SQLite's integers end there
     if run is None:
         raise OvernightError(f"There is no run {ref!r} in {store.path} (give a run number or a recipe name; see `overnight status`).")
     return run
@@ -31,7 +33,7 @@ def find_experiment(store, ref: str) -> tuple[dict, dict]:
     except ValueError:
         raise OvernightError(f"{ref!r} is not an experiment: write its number (e.g. 12) or RUN:NUMBER (e.g. 3:12).") from None
     run = find_run(store, run_ref or None)
-    exp = store.experiment_at(run["id"], seq_n)
+    exp = store.experiment_at(run["id"], seq_n) if abs(seq_n) < 2 ** 63 else None
     if exp is None:
         raise OvernightError(f"Run {run['id']} has no experiment {seq_n} (see `overnight log {run['id']}`).")
     return run, exp

@@ -7,6 +7,8 @@ import csv
 import io
 import json
 
+from pathlib import Path
+
 import pytest
 
 from tests.data.core.kit import no_traceback, recipe, rows
@@ -234,3 +236,25 @@ def test_commands_that_read_leave_a_file_that_is_no_store_as_it_was(workspace, c
     conn = sqlite3.connect(other)
     assert [r[0] for r in conn.execute("select name from sqlite_master")] == ["mine"]
     conn.close()
+
+
+def test_numbers_past_sqlites_and_a_store_edited_by_hand_are_one_sentence(two_runs, cli):
+    import sqlite3
+
+    huge = "9" * 25
+    assert "There is no run '" + huge + "'" in cli("log", huge).output
+    assert f"Run 2 has no experiment {huge}" in cli("show", f"2:{huge}").output
+    assert cli("log", "--last", huge).exit_code == 0
+    if Path("/dev/full").exists():  # a disk that is full
+        full = cli("export", "-o", "/dev/full")
+        assert full.exit_code == 1 and "Error: No space left on device" in full.output and no_traceback(full.output)
+    db = sqlite3.connect(two_runs / ".overnight" / "overnight.db")
+    with db:
+        db.execute("update runs set status = 'running', pid = ? where id = 1", [10 ** 12])
+        db.execute("drop table candidates")
+    db.close()
+    status = cli("status")
+    assert status.exit_code == 0 and "died" in status.output  # no process has a pid that large
+    broken = cli("diff", "2:1")
+    assert broken.exit_code == 1 and no_traceback(broken.output)
+    assert "The store could not be read or written: no such table: candidates." in broken.output
