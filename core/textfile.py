@@ -27,13 +27,24 @@ class TextFileSurface(Surface):
             return self._source
 
     def read_text(self) -> str:
+        """The file's text with its line breaks as "\n", as text mode reads it: what the agent edits
+        and the diffs show. A file whose every line ends in "\r\n" is written back so (`_bytes`)."""
         path = self.source()
         try:
-            return path.read_text(encoding="utf-8")
+            text = path.read_bytes().decode("utf-8")
         except FileNotFoundError:
             raise OvernightError(f"The {self.noun} {path} does not exist (surface path = {self.config['path']!r}).") from None
         except (OSError, UnicodeDecodeError) as exc:
             raise OvernightError(f"Cannot read the {self.noun} {path}: {exc}.") from None
+        self._crlf = "\r\n" in text and text.count("\r\n") == text.count("\n")
+        return text.replace("\r\n", "\n").replace("\r", "\n")
+
+    def _bytes(self, view: str) -> bytes:
+        """A view as the file holds it: with the file's own line breaks, so the metric measures
+        and `apply` writes the bytes the person would have, not a file turned to "\n" endings."""
+        if not hasattr(self, "_crlf"):
+            self.read_text()
+        return (view.replace("\n", "\r\n") if self._crlf else view).encode("utf-8")
 
     def read(self) -> str:
         return self.read_text()
@@ -43,7 +54,7 @@ class TextFileSurface(Surface):
         target = folder / relative
         if len(relative.parts) > 1:  # a syscall saved per experiment; the folder itself exists
             target.parent.mkdir(parents=True, exist_ok=True)
-        workfolder.write(target, view.encode("utf-8"))
+        workfolder.write(target, self._bytes(view))
         return target
 
     def _relative(self) -> Path:
@@ -57,4 +68,4 @@ class TextFileSurface(Surface):
             return self._in_folder
 
     def apply(self, view: str, backup_dir: Path) -> Path | None:
-        return atomic_write(self.source(), view.encode("utf-8"), backup_dir)
+        return atomic_write(self.source(), self._bytes(view), backup_dir)
