@@ -13,6 +13,7 @@ UNUSABLE_ADVICE = {
     "crash": "the metric fails on every candidate: run `overnight check {recipe}` and read `overnight show {run}:1`",
     "timeout": "every candidate ran out of time: raise per_experiment_seconds in [budget]",
 }
+UNPARSED_OWN = "the agent's proposals do not fit the file as it is: `overnight show {run}:1` says why for the first"
 
 
 @dataclass
@@ -75,9 +76,11 @@ def _notes(store, run: dict, s: Summary) -> list[str]:
         rows = [r for r in store.experiments(s.run_id) if r["status"] in UNUSABLE_ADVICE]
         status = max(failed, key=failed.get)
         reason, n = Counter(_gist(r["reason"]) for r in rows if r["status"] == status).most_common(1)[0]
+        # A model's advice only where a model answered: a scripted or search agent's proposals are the person's own.
+        advice = UNUSABLE_ADVICE[status] if status != "invalid" or s.tokens else UNPARSED_OWN
         notes.append(f"No proposal could be used: {s.experiments} of {s.experiments} ended {'/'.join(sorted(failed))}; "
                      f"the commonest reason ({n} of {s.experiments}): {reason}. To change: "
-                     + UNUSABLE_ADVICE[status].format(run=s.run_id, recipe=s.recipe) + ".")
+                     + advice.format(run=s.run_id, recipe=s.recipe) + ".")
     return notes
 
 

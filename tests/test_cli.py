@@ -258,3 +258,11 @@ def test_numbers_past_sqlites_and_a_store_edited_by_hand_are_one_sentence(two_ru
     broken = cli("diff", "2:1")
     assert broken.exit_code == 1 and no_traceback(broken.output)
     assert "The store could not be read or written: no such table: candidates." in broken.output
+
+
+def test_a_scripted_agent_whose_edits_never_fit_gets_no_advice_about_models(workspace, cli):
+    folder = recipe(workspace / "r", proposals=[{"replace": ["absent", "x"]}, {"replace": ["gone", "y"]}])
+    result = cli("run", folder, "--yes")
+    assert "No proposal could be used: 2 of 2 ended invalid" in result.output
+    assert "the agent's proposals do not fit the file as it is: `overnight show 1:1` says why for the first." in result.output
+    assert "max_tokens" not in result.output and "larger model" not in result.output
