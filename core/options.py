@@ -62,6 +62,8 @@ def check_value(name: str, value: Any, option: Option) -> str | None:
         return f"'{name}' must be {expected(option)}, not {value!r}"
     if isinstance(value, float) and not math.isfinite(value):  # TOML reads nan and inf as floats
         return f"'{name}' must be a finite number, not {value!r}"
+    if option.required and isinstance(value, str) and not value.strip():
+        return f"'{name}' must not be empty ({option.help or expected(option)})"
     if option.choices is not None and value not in option.choices:
         choices = ", ".join(repr(c) for c in option.choices)
         return f"'{name}' must be one of {choices}, not {value!r}"

@@ -34,6 +34,9 @@ class TextFileSurface(Surface):
             text = path.read_bytes().decode("utf-8")
         except FileNotFoundError:
             raise OvernightError(f"The {self.noun} {path} does not exist (surface path = {self.config['path']!r}).") from None
+        except IsADirectoryError:
+            raise OvernightError(f"The {self.noun} {path} is a folder; the surface path names one file "
+                                 f"(surface path = {self.config['path']!r}).") from None
         except (OSError, UnicodeDecodeError) as exc:
             raise OvernightError(f"Cannot read the {self.noun} {path}: {exc}.") from None
         self._crlf = "\r\n" in text and text.count("\r\n") == text.count("\n")
