@@ -109,9 +109,15 @@ def failing(examples: list[ExampleResult]) -> list[ExampleResult]:
 
 def died(run: dict) -> bool:
     """True for a run still marked running whose process is gone (a SIGKILL, a power cut)."""
+    return run.get("status") == "running" and process_gone(run)
+
+
+def process_gone(run: dict) -> bool:
+    """True when the process that ran `run` is gone, or its pid now belongs to another program;
+    False when it lives or the run names none."""
     from .files import pid_alive
 
-    if run.get("status") != "running" or not run.get("pid"):
+    if not run.get("pid"):
         return False
     if not pid_alive(run["pid"]):
         return True

@@ -7,35 +7,28 @@ every proposal. Each returns the sentence to show; a mistake raises one.
 
 from __future__ import annotations
 
-import os
-
 from overnight.core.errors import OvernightError
 
 LIVE = ("running", "paused")
 
 
 def process_alive(run: dict) -> bool:
-    """False when the process that ran `run` is gone (killed, machine restarted)."""
-    pid = run.get("pid")
-    if not pid:
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # alive, owned by someone else
-    return True
+    """False when the process that ran `run` is gone (killed, machine restarted), as `status` tells it."""
+    from overnight.core.state import process_gone
+
+    return not process_gone(run)
 
 
 def _live(run: dict, verb: str) -> None:
+    from overnight.core.state import resume_command
+
     if run["status"] not in LIVE:
-        hint = f" Continue it with `overnight run {run['recipe_path']} --resume`." if run["status"] == "stopped" else ""
+        hint = f" Continue it with `{resume_command(run)}`." if run["status"] == "stopped" else ""
         raise OvernightError(f"Run {run['id']} is {run['status']}, so there is nothing to {verb}.{hint}")
     if not process_alive(run):
         raise OvernightError(
             f"Run {run['id']} is marked {run['status']} but its process ({run['pid']}) is gone; "
-            f"continue it with `overnight run {run['recipe_path']} --resume`."
+            f"continue it with `{resume_command(run)}`."
         )
 
 
@@ -70,6 +63,6 @@ def steer_run(store, run: dict, text: str) -> str:
     store.add_note(run["recipe"], text, kind="steer", run_id=run["id"])
     if agent_kind(run) not in (*NOTE_READERS, "search"):
         return f"Noted for '{run['recipe']}'{who_reads(run)}."
-    if run["status"] in LIVE:
+    if run["status"] in LIVE and process_alive(run):
         return f"Run {run['id']} reads this from its next proposal on, and later runs of '{run['recipe']}' too{who_reads(run)}."
     return f"Later runs of '{run['recipe']}' read this{who_reads(run)}."

@@ -181,6 +181,22 @@ def test_a_run_whose_process_died_is_named_so(workspace, cli):
     assert rows(db, "select control from runs")[0]["control"] is None
 
 
+
+def test_a_run_whose_pid_another_program_has_now_is_dead_to_every_command(finished, cli):
+    _, db = finished
+    other = subprocess.Popen(["sleep", "30"])  # the pid, given to a program that is not overnight
+    try:
+        with sqlite3.connect(db) as conn:
+            conn.execute("update runs set status = 'running', pid = ?, ended_at = null", [other.pid])
+        assert "died" in cli("status", "--db", db).output
+        paused = cli("pause", "--db", db)
+        assert paused.exit_code == 1 and f"its process ({other.pid}) is gone; continue it with `overnight run" in paused.output
+        assert "--resume`." in paused.output and rows(db, "select control from runs")[0]["control"] is None
+        assert "reads this from its next proposal on" not in cli("steer", "shorter", "--db", db).output
+    finally:
+        other.kill()
+        other.wait()
+
 # -- notes reach the agent ---------------------------------------------------------------
 
 
