@@ -99,6 +99,8 @@ def _first_line(text: str | None) -> str:
 @db_option
 def log(run_ref, as_json, every, last, db):
     """List the experiments of RUN (default: the latest run)."""
+    if every and click.get_current_context().get_parameter_source("last").name == "COMMANDLINE":
+        raise click.UsageError("--all lists every experiment and --last N the last N: give one of them.")
     store = open_store(db, create=False)
     run = find_run(store, run_ref)
     columns = COLUMNS if as_json else ("seq", "status", "score", "delta", "reason", "rationale")

@@ -167,6 +167,13 @@ def _said(exc: Exception) -> str | None:
 def main() -> None:
     global owns_process
     owns_process = True
+    for arg in sys.argv[1:]:
+        try:
+            arg.encode("utf-8")
+        except UnicodeEncodeError:  # bytes the terminal could not decode: found now, not as a traceback later
+            shown = arg.encode("utf-8", "surrogateescape").decode("ascii", "backslashreplace")
+            click.echo(f"Error: the argument '{shown}' is not UTF-8 text.", err=True)
+            sys.exit(2)
     try:
         cli.main()
     except KeyboardInterrupt:

@@ -266,3 +266,14 @@ def test_a_scripted_agent_whose_edits_never_fit_gets_no_advice_about_models(work
     assert "No proposal could be used: 2 of 2 ended invalid" in result.output
     assert "the agent's proposals do not fit the file as it is: `overnight show 1:1` says why for the first." in result.output
     assert "max_tokens" not in result.output and "larger model" not in result.output
+
+
+def test_an_argument_that_is_not_utf8_and_options_that_contradict_are_one_sentence(two_runs, cli):
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "overnight.cli.main", "log", b"\xff"], cwd=two_runs,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and done.stderr == "Error: the argument '\\xff' is not UTF-8 text.\n"
+    both = cli("log", "--all", "--last", "3")
+    assert both.exit_code == 2 and "--all lists every experiment and --last N the last N: give one of them." in both.output
