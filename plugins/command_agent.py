@@ -46,6 +46,8 @@ class CommandAgent(Agent):
     name = "command"
     summary = "Runs a program (a coding agent or your own script) that edits the candidate in a work folder."
     runs_code = True
+    # The hypothesis file is removed before each proposal: a path out of the folder would be a file deleted there.
+    option_roles = {"hypothesis_file": "path"}
     options = {
         "run": Option(str, "the command; {brief} is the brief's path, {file} the candidate's, {folder} the work folder, "
                            "{recipe} the recipe folder, {python} the Python overnight runs on", required=True),
@@ -68,6 +70,10 @@ class CommandAgent(Agent):
 
     def prepare(self, surface: Surface) -> None:
         self.surface = surface
+        hypothesis = Path(self.config["hypothesis_file"])
+        if hypothesis.is_absolute() or ".." in hypothesis.parts or not hypothesis.parts:
+            raise OvernightError(f"The agent's hypothesis_file {str(hypothesis)!r} must name a file inside the work folder "
+                                 "(it is removed before each proposal), such as \"HYPOTHESIS.txt\".")
         self._check_program()
         name = self.config.get("instructions")
         if name:

@@ -185,6 +185,11 @@ def test_the_command_agent_is_trusted_like_a_command_metric(cli, workspace):
      "The agent command 'no-such-coding-agent' was not found (agent run = 'no-such-coding-agent -p {brief}')."),
     ("claude -p 'unclosed", "", "The agent command \"claude -p 'unclosed\" cannot be parsed: No closing quotation."),
     ("{python} editor.py {brief} {file}", 'instructions = "nope.md"', "(agent instructions = 'nope.md')."),
+    # Removed before each proposal: a path out of the work folder would delete a file there.
+    ("{python} editor.py {brief} {file}", 'hypothesis_file = "/tmp/not-yours.txt"',
+     "[agent] hypothesis_file: "),
+    ("{python} editor.py {brief} {file}", 'hypothesis_file = "../../not-yours.txt"',
+     "only the surface's path of a recipe you wrote may point outside it."),
 ])
 def test_a_mistake_in_the_agent_section_is_named_before_anything_runs(cli, workspace, run, agent, message):
     folder = recipe(workspace / "note", run=run.replace('"', '\\"'), agent=agent)
