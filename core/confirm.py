@@ -10,12 +10,11 @@ beyond the same noise bar the keep rule used.
 
 from __future__ import annotations
 
-import statistics
 from dataclasses import dataclass, field, replace
 
 from .contracts import Executor, LLMCall, MeasureRequest
 from .decide import noise, threshold
-from .numbers import fmt, gain
+from .numbers import fmt, gain, mean
 from .measure import once, repeats, sample_each
 from .state import RunState
 
@@ -98,9 +97,9 @@ async def measure_again(executor: Executor, views: dict[str, str], *, times: int
 
 
 def _means(c: Confirmation) -> Confirmation:
-    mean = lambda key: statistics.fmean(c.samples[key]) if c.samples.get(key) else None
-    c.baseline, c.best = mean("baseline"), mean("best")
-    c.holdout_baseline, c.holdout_best = mean("holdout baseline"), mean("holdout best")
+    of = lambda key: mean(c.samples[key]) if c.samples.get(key) else None
+    c.baseline, c.best = of("baseline"), of("best")
+    c.holdout_baseline, c.holdout_best = of("holdout baseline"), of("holdout best")
     return c
 
 

@@ -17,14 +17,13 @@ own: what that one value contributes to the best.
 
 from __future__ import annotations
 
-import statistics
 from dataclasses import dataclass
 from difflib import SequenceMatcher
 from typing import Callable
 
 from .contracts import MeasureRequest
 from .decide import noise, threshold
-from .numbers import fmt, gain
+from .numbers import fmt, gain, mean
 from .errors import OvernightError
 from .measure import repeats, sample_now
 
@@ -168,7 +167,7 @@ class _Without:
         reference, problem = self.measure(best)
         if not reference:
             raise OvernightError(f"The best of run {run['id']} cannot be measured any more ({problem}); nothing can be explained.")
-        self.best_score = statistics.fmean(reference)
+        self.best_score = mean(reference)
         self.bar = threshold(max(run["noise"] or 0.0, noise(reference)), setup.budget.min_delta, setup.budget.k)
         say(f"  best: {fmt(self.best_score)}")
 
@@ -208,7 +207,7 @@ class _Without:
         if not samples:
             row.status, row.reason = "essential", f"essential: {fails} ({problem})"
             return
-        row.score_without = statistics.fmean(samples)
+        row.score_without = mean(samples)
         row.contribution = gain(self.best_score, row.score_without, self.setup.objective.goal)
 
 

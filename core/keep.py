@@ -10,13 +10,12 @@ the re-measurement does not fall below the best.
 
 from __future__ import annotations
 
-import statistics
 from typing import Awaitable, Callable
 
 from .budget import Budget
 from .contracts import Outcome
 from .decide import paired_verdict, threshold, ties, verdict
-from .numbers import fmt, gain
+from .numbers import fmt, gain, mean
 from .record import ExperimentRecord
 from .state import RunState
 
@@ -61,8 +60,7 @@ class KeepRule:
         sample falls below the best."""
         if tie:
             return len(samples) == 2 and all(ties(s, best) or gain(s, best, self.goal) > 0 for s in samples)
-        mean = statistics.fmean(samples)
-        return len(samples) == 2 and gain(samples[1], best, self.goal) > 0 and gain(mean, best, self.goal) > bar
+        return len(samples) == 2 and gain(samples[1], best, self.goal) > 0 and gain(mean(samples), best, self.goal) > bar
 
     def _unpaired(self, m, state: RunState) -> str | None:
         """Why a win on a metric with examples is not one example by example (None when it is)."""

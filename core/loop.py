@@ -16,7 +16,6 @@ storing then moving the best then telling the others (record.py), the end of a r
 from __future__ import annotations
 
 import asyncio
-import statistics
 import time
 import traceback
 from dataclasses import replace
@@ -26,7 +25,7 @@ from .ahead import plan
 from .confirm import Ending
 from .contracts import Candidate, Context, MeasureRequest, Outcome, Proposal, Surface
 from .decide import paired
-from .numbers import fmt, gain
+from .numbers import fmt, gain, mean
 from .errors import OvernightError
 from .events import ExperimentStarted, RunFinished, RunStarted, Used
 from .faults import point
@@ -244,7 +243,7 @@ class Loop:
         mine = {e.id: e.score for e in m.examples if e.id in parent}
         if not mine:
             return None
-        ours, theirs = (statistics.fmean(d[e] for e in mine) for d in (mine, parent))
+        ours, theirs = (mean(d[e] for e in mine) for d in (mine, parent))
         if gain(ours, theirs, self.s.objective.goal) >= 0:
             return None
         wins, losses = paired(mine, parent, self.s.objective.goal)

@@ -10,7 +10,6 @@ ends the measuring the same way everywhere: the samples so far are kept and
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -20,6 +19,7 @@ from . import process
 from .contracts import Executor, LLMCall, Measurement, MeasureRequest, Outcome
 from .decide import noise
 from .errors import BudgetExceeded, OvernightError
+from .numbers import mean
 from .paths import Fingerprint, TooLarge
 from .secrets import scrubbed
 
@@ -80,7 +80,7 @@ class Samples:
 
     @property
     def mean(self) -> float | None:
-        return math.fsum(self.values) / len(self.values) if self.values else None  # statistics.fmean's sum
+        return mean(self.values) if self.values else None
 
     @property
     def noise(self) -> float:

@@ -7,6 +7,16 @@ from __future__ import annotations
 
 import math
 
+def mean(values) -> float:
+    """The mean of scores, as statistics.fmean gives it, also for scores near the largest float,
+    whose sum is past it though their mean is not."""
+    values = list(values)
+    try:
+        return math.fsum(values) / len(values)
+    except OverflowError:
+        return math.fsum(v / len(values) for v in values)
+
+
 DIGITS = 4  # decimals an ordinary figure keeps; large ones keep 7 significant digits (-102983.3)
 
 

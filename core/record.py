@@ -10,12 +10,12 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import statistics
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from .contracts import Agent, Attempt, ExampleResult, LLMCall, Measurement
+from .numbers import mean
 from .process import Later
 from .faults import point
 from .events import Events, ExperimentFinished, NewBest, Used
@@ -88,7 +88,7 @@ class ExperimentRecord:
 
     def scored(self, samples: list[float], baseline: float, components: dict | None = None) -> None:
         self.samples = samples
-        self.score = statistics.fmean(samples)
+        self.score = mean(samples)
         self.delta = self.score - baseline
         self.components = components
 

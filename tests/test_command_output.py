@@ -50,3 +50,12 @@ def test_a_worse_score_on_a_tiny_scale_is_no_tie():
     assert same.keep and same.tie
     assert verdict(0.0, 0.0, "maximize", 0.0, shorter=True).tie
     assert not verdict(1e-320, 0.0, "minimize", 0.0, shorter=True).keep
+
+
+def test_scores_near_the_largest_float_are_averaged_not_a_traceback(workspace, cli):
+    folder = recipe(workspace / "r", metric='kind = "command"\nrun = "echo score: 1.7e308"\nrepeats = 3',
+                    proposals=["hello there\n"])
+    done = cli("run", folder, "--yes")
+    assert done.exit_code == 0 and no_traceback(done.output), done.output
+    rows = [json.loads(x) for x in cli("log", "--json").output.splitlines()]
+    assert rows[0]["score"] == 1.7e308
