@@ -22,16 +22,16 @@ def open_store(db: Path | None, readonly: bool = False, create: bool = True):
     return Store(db, readonly=readonly, create=create)
 
 
-def check_output(path, store, run: dict | None = None) -> None:
-    """Refuses an output file that is the store (or a file SQLite keeps beside it), or a run's recipe
-    or surface file: writing there would destroy what is being read, or write the person's own
-    file, which only `overnight apply` does."""
+def check_output(path, store) -> None:
+    """Refuses an output file that is the store (or a file SQLite keeps beside it), or the recipe or
+    surface file of any run in it: writing there would destroy what is being read, or write the
+    person's own file, which only `overnight apply` does."""
     from overnight.core.errors import OvernightError
 
     target = Path(path).resolve()
     if target in {f.resolve() for f in store.files()}:
         raise OvernightError(f"{path} is overnight's store, so nothing was written: choose another file for the output.")
-    theirs = [run.get("source_path"), run.get("recipe_path")] if run else []
-    if any(p and Path(p).resolve() == target for p in theirs):
-        raise OvernightError(f"{path} is a file of run {run['id']}'s recipe, which only `overnight apply` writes, "
-                             "so nothing was written: choose another file for the output.")
+    for run_id, *files in store.conn.execute("select id, source_path, recipe_path from runs"):
+        if any(f and Path(f).resolve() == target for f in files):
+            raise OvernightError(f"{path} is a file of run {run_id}'s recipe, which only `overnight apply` writes, "
+                                 "so nothing was written: choose another file for the output.")

@@ -224,7 +224,7 @@ def export(run_ref, fmt_, output, db):
     store = open_store(db, create=False)
     run = find_run(store, run_ref)
     if output.name not in ("-", "<stdout>"):  # a file opened as it is first written: nothing is lost yet
-        check_output(output.name, store, run)
+        check_output(output.name, store)
     rows = store.experiment_rows(run["id"], COLUMNS)  # streamed: memory stays flat however long the run
     shaped = (ledger_row(r, run["goal"]) for r in rows)
     if fmt_ == "jsonl":

@@ -38,7 +38,7 @@ def report(ref, whole_night, output, open_it, db):
         html, name = pages.run_report(store, run["id"]), f"run-{run['id']}.html"
     path = output or store.path.parent / "reports" / name
     if output:
-        check_output(output, store, None if whole_night else run)
+        check_output(output, store)
         if not output.parent.is_dir():
             raise OvernightError(f"Cannot write the report to {output}: {output.parent} is not a folder.")
     try:

@@ -135,6 +135,11 @@ def test_export_tsv_and_jsonl(two_runs, cli):
     onto_surface = cli("export", "first", "-o", surface)
     assert onto_surface.exit_code == 1 and "which only `overnight apply` writes" in onto_surface.output
     assert surface.read_text() == mine
+    other = two_runs / "second" / "recipe.toml"  # another run's recipe: refused too
+    theirs = other.read_text()
+    onto_other = cli("export", "first", "-o", other)
+    assert onto_other.exit_code == 1 and "is a file of run 2's recipe" in onto_other.output
+    assert other.read_text() == theirs
 
 
 def test_dry_run_prints_the_plan_and_records_nothing(workspace, cli):
