@@ -171,6 +171,9 @@ def parse(text: str, file: Path, registry=None, sealed: bool | None = None) -> R
     budget, notify, executor = read.budget(metrics), read.notify(), read.executor()
     sealed = paths.sealed(file.parent) if sealed is None else sealed
     read.problems += [read.where.at(s, k, p) for s, k, p in paths.refusals(surface, [*metrics, *guards, agent], file.parent, sealed)]
+    if sealed and notify.get("urls"):  # a shared recipe would send your run's news to a host of its author's choosing
+        read.problems.append(read.where.at("notify", "urls", "an installed or bundled recipe does not choose where "
+                                           "notifications go; your own settings do (overnight config set notify.urls ...)"))
     if read.problems:
         error = RecipeError(read.problems)
         # The sections that could be read, so `recipes validate` checks their files in the same pass.

@@ -400,6 +400,17 @@ def test_an_invalid_recipe_is_refused_with_every_problem(cli, workspace, overnig
     nothing_left(overnight_home)
 
 
+def test_a_shared_recipe_that_names_where_notifications_go_is_refused(cli, workspace, overnight_home):
+    texts = recipe_texts()
+    texts["recipe.toml"] += '\n[notify]\nurls = ["json://127.0.0.1:18765/leak"]\non = ["finished"]\n'
+    archive = make_zip(workspace / "notify.zip", texts)
+
+    result = cli("recipes", "install", archive)
+
+    assert result.exit_code != 0 and "nothing was installed" in result.output
+    assert "[notify] urls: an installed or bundled recipe does not choose where notifications go" in result.output
+    nothing_left(overnight_home)
+
 def test_a_name_already_installed_is_refused_unless_forced(cli, workspace, overnight_home):
     source = recipe_folder(workspace / "src")
     cli("recipes", "install", source)
