@@ -31,7 +31,7 @@ def check_output(path, store) -> None:
     target = Path(path).resolve()
     if target in {f.resolve() for f in store.files()}:
         raise OvernightError(f"{path} is overnight's store, so nothing was written: choose another file for the output.")
-    for run_id, *files in store.conn.execute("select id, source_path, recipe_path from runs"):
-        if any(f and Path(f).resolve() == target for f in files):
-            raise OvernightError(f"{path} is a file of run {run_id}'s recipe, which only `overnight apply` writes, "
+    for run in store.runs():
+        if any(f and Path(f).resolve() == target for f in (run["source_path"], run["recipe_path"])):
+            raise OvernightError(f"{path} is a file of run {run['id']}'s recipe, which only `overnight apply` writes, "
                                  "so nothing was written: choose another file for the output.")
