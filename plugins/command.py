@@ -16,7 +16,10 @@ from overnight.core.hookspecs import hookimpl
 from overnight.core.options import Option
 from overnight.core.secrets import metric_env
 
-SHELL_WORDS = {"cd", "export", "set", ".", "source", "exec", "test", "[", "true", "false", ":", "if", "for", "(", "{", "env"}
+# What may start a shell command without being a program on PATH: the shell's own words.
+SHELL_WORDS = {"cd", "export", "set", ".", "source", "exec", "test", "[", "[[", "true", "false", ":", "if", "for", "while",
+               "until", "case", "(", "{", "!", "env", "exit", "ulimit", "eval", "time", "umask", "unset", "trap", "command",
+               "builtin", "printf", "echo", "read", "wait", "shift", "local", "declare", "readonly", "return"}
 NUMBER = r"(-?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)"
 
 

@@ -32,11 +32,11 @@ from overnight.core.errors import OvernightError
 from overnight.core.hookspecs import hookimpl
 from overnight.core.options import Option
 from overnight.core.workfolder import IGNORE
+from overnight.plugins.command import SHELL_WORDS
 
 from .llm_agent import failing_examples, head_sections, hypothesis_of, tail_sections, without_new_secrets
 
 BRIEF = "OVERNIGHT_BRIEF.md"
-SHELL_WORDS = {"cd", "export", "set", ".", "source", "exec", "test", "[", "true", "false", ":", "if", "for", "(", "{", "env"}
 DONE = re.compile(r"^DONE\b.*$", re.MULTILINE)
 MAX_FILES = 2000  # past this many files the other files' changes are not looked for
 TAIL = 60  # lines of the command's output kept in the trace

@@ -59,3 +59,10 @@ def test_scores_near_the_largest_float_are_averaged_not_a_traceback(workspace, c
     assert done.exit_code == 0 and no_traceback(done.output), done.output
     rows = [json.loads(x) for x in cli("log", "--json").output.splitlines()]
     assert rows[0]["score"] == 1.7e308
+
+
+def test_a_command_that_starts_with_a_shell_word_is_not_called_missing(workspace, cli):
+    folder = recipe(workspace / "r", metric='kind = "command"\nrun = "ulimit -t 5; echo score: 3"', proposals=["hello there\n"])
+    done = cli("run", folder, "--yes")
+    assert done.exit_code == 0 and "was not found" not in done.output, done.output
+    assert json.loads(cli("log", "--json").output.splitlines()[0])["score"] == 3
