@@ -33,9 +33,8 @@ STEPS = [  # (mark that ends the step, what happened since the mark before it)
     ("run", "after the command: its leftovers killed, its output read"),
     ("measured", "the metric's number; the work folder handed to the sweeper"),
     ("back", "back in the event loop (a thread hand-off, unless measured in the loop's thread)"),
-    ("commit0", "secrets masked, the recipe folder checked, the decision, the experiment's row made"),
-    ("commit1", "the store's commit (the experiment, its candidate, the run's row)"),
-    ("told", "the others told (the progress line, plugins) and the agent"),
+    ("decided", "secrets masked, the recipe folder checked, the decision"),
+    ("told", "recorded (a keep stored at once, any other while the next command runs), the others told, the agent"),
     ("propose0", "the scheduler: controls, budget, the next task, the agent's context"),
     ("propose1", "the agent proposes"),
     ("once", "the proposal checked: its candidate, its diff left for later"),
@@ -77,7 +76,7 @@ def instrument() -> None:
     wrap(executor.LocalExecutor, "measure", after="measured")
     wrap(measure, "scrubbed", before="back")
     wrap(store.Store, "commit_experiment", before="commit0", after="commit1")
-    wrap(record.Recorder, "record", after="told")
+    wrap(record.Recorder, "record", before="decided", after="told")
     wrap(loop.Loop, "_propose", before="propose0", after="propose1")
     wrap(loop, "once", before="once")
     wrap(measure, "_measure", before="thread")
@@ -131,6 +130,10 @@ def main_(argv: list[str]) -> None:
     for name, what in STEPS[1:]:
         print(f"  {statistics.median(durations[name]):6.3f}  {what}")
     print(f"  {statistics.median(durations['total']):6.3f}  in all (bench/wall_ratio.py: overnight's own time between two)")
+    inline = [(c["commit1"] - c["commit0"]) * 1000 for c in found if "commit1" in c and c["commit1"] < c["told"]]
+    if inline:
+        print(f"  of which the store's commit, in the {len(inline)} stretches that write it there: "
+              f"{statistics.median(inline):.3f}; the other {len(found) - len(inline)} write it while the next command runs")
     print(f"load average: {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
 
 

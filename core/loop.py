@@ -90,7 +90,8 @@ class Loop:
         else:
             resumed(s.store, self.run_id)
         self.state = RunState.restore(s.store, self.run_id, s.spend)
-        self.recorder = Recorder(s.store, self.run_id, self.state, s.events, s.agent)
+        self.recorder = Recorder(s.store, self.run_id, self.state, s.events, s.agent, defer=s.budget.parallel == 1)
+        self.schedule.settle = self.recorder.flush
         s.events.publish(RunStarted(self.run_id, s.recipe.name, s.budget, Used.of(s.spend), s.recipe.notify))
 
     async def _course(self) -> str:
@@ -103,6 +104,7 @@ class Loop:
         if self.schedule.stopped_early:
             return "stopped"  # resumable, unlike a run that ran its course
         point("run.ending")
+        self.recorder.flush()
         end = Ending(self.s, self.run_id, self.state)
         if self.s.objective.has_examples:
             await end.holdout()
@@ -218,7 +220,7 @@ class Loop:
                 self.recorder.record(rec, *lost)
                 return
         later = (rec.diff,) if isinstance(rec.diff, Later) else ()
-        outcome = await self._once(view, self._request(), guards=True, meanwhile=later)
+        outcome = await self._once(view, self._request(), guards=True, meanwhile=(*self.recorder.behind(), *later))
         async with self.decide_lock:
             status, reason = await self.keep.decide(rec, view, outcome, self.state,
                                                     again=lambda: self._once(view, self._request(cache=False)))

@@ -3,6 +3,12 @@
 In that order, so that whatever a subscriber or the agent does when told (raise, say),
 the store and the run's best already agree. Neither can stop the run: what they raise
 is reported as a warning (core/events.py) and the run goes on.
+
+A keep is written at once. With one experiment in flight, any other experiment (a discard,
+say, which moves nothing the run goes on from) is written while the next command runs
+(`Recorder.behind`), off the path between two measurements; every other write of the run
+writes it first (`flush`), so the store stays the run's experiments in order, less at most
+that one, which a kill leaves to be measured again on resume.
 """
 
 from __future__ import annotations
@@ -105,21 +111,27 @@ class ExperimentRecord:
 
 
 class Recorder:
-    def __init__(self, store, run_id: int, state: RunState, events: Events, agent: Agent | None):
+    def __init__(self, store, run_id: int, state: RunState, events: Events, agent: Agent | None, defer: bool = False):
         self.store, self.run_id, self.state = store, run_id, state
         self.events, self.agent = events, agent
+        self.defer = defer  # one experiment in flight: nothing else writes while its command runs
+        self.pending: Later | None = None  # an experiment recorded, not yet written
 
-    def record(self, rec: ExperimentRecord, status: str, reason: str, view: str | None = None) -> int:
+    def record(self, rec: ExperimentRecord, status: str, reason: str, view: str | None = None) -> None:
         """Stores an experiment, moves the best to it when it is a keep (`view` is then its view), then tells."""
         rec.status, rec.reason = status, reason
         attempt = rec.attempt()
         self.state.count(attempt, rec.candidate)
         keep = status == "keep"
+        self.flush()
         point("experiment.measured")
-        # The experiment and the run's best (and totals) in one transaction: a kill between
-        # them would leave a resumed run comparing against a stale best.
-        exp_id = self._store(rec, lambda i: dict(self._totals(), **(dict(best_experiment=i, best_score=rec.score) if keep else {})))
-        point("experiment.committed")
+        if keep or not self.defer:
+            # The experiment and the run's best (and totals) in one transaction: a kill between
+            # them would leave a resumed run comparing against a stale best.
+            exp_id = self._store(rec, lambda i: dict(self._totals(), **(dict(best_experiment=i, best_score=rec.score) if keep else {})))
+            point("experiment.committed")
+        else:
+            self.pending = Later(self._write, rec, self._totals())
         if keep:
             self.state.best = Best(exp_id, rec.seq, view, rec.score, failing(rec.examples), attempt.scores)
         self.events.publish(ExperimentFinished(self.run_id, rec.seq, status, reason, rec.score, self.state.best.score, Used.of(self.state.spend)))
@@ -127,11 +139,25 @@ class Recorder:
             self.events.publish(NewBest(self.run_id, rec.seq, rec.score, self.state.baseline.score if self.state.baseline else None))
         if status != "interrupted":
             self._observe(attempt)
-        return exp_id
+
+    def behind(self) -> tuple[Later, ...]:
+        """The write left for the next command's time (core/process.py `meanwhile`), if any."""
+        return (self.pending,) if self.pending is not None else ()
+
+    def flush(self) -> None:
+        """Writes the experiment left for later, if it is not written yet; before any other write."""
+        pending, self.pending = self.pending, None
+        if pending is not None:
+            pending.result()
+
+    def _write(self, rec: ExperimentRecord, totals: dict) -> None:
+        self._store(rec, lambda i: totals)
+        point("experiment.committed")
 
     def record_baseline(self, rec: ExperimentRecord, view: str, noise: float) -> None:
         """The baseline is the first best; it is no experiment of the agent's, so nobody is told."""
         rec.seq, rec.status, rec.rationale, rec.delta = 0, "baseline", "baseline", 0.0
+        self.flush()
         point("baseline.measured")
         exp_id = self._store(rec, lambda i: dict(baseline_experiment=i, best_experiment=i, baseline_score=rec.score,
                                                  best_score=rec.score, noise=noise))
@@ -151,6 +177,7 @@ class Recorder:
                                           f"{type(exc).__name__}: {exc}; the run goes on", exc, once="observe")
 
     def save_totals(self, **extra) -> None:
+        self.flush()
         self.store.update_run(self.run_id, **self._totals(), **extra)
 
     def _totals(self) -> dict:

@@ -26,6 +26,7 @@ class Scheduler:
         self.stopping: str | None = None  # why no new experiment starts
         self.interrupted = False  # set by stop(): Ctrl-C, SIGTERM, or the TUI
         self.tasks: set[asyncio.Task] = set()
+        self.settle: Callable[[], None] = lambda: None  # writes what the run left for later, before it waits
 
     @property
     def stopped_early(self) -> bool:
@@ -83,6 +84,8 @@ class Scheduler:
 
     async def _obey_controls(self) -> None:
         control = self.store.control(self.run_id)
+        if control == "pause":
+            self.settle()
         while control == "pause" and not self.stopping:
             self.store.update_run(self.run_id, status="paused")
             await asyncio.sleep(PAUSE_POLL)
