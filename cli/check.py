@@ -76,7 +76,11 @@ def print_report(r, budget) -> None:
     from overnight.core.numbers import fmt
 
     click.echo("")
-    if r.mean is not None:
+    if r.mean is not None and len(r.samples) < 2:  # one measurement shows no spread: saying "noise 0" would mislead
+        click.echo(f"Baseline      {fmt(r.mean)} ({r.goal}), 1 measurement: its noise is not known (-n 2 or more measures it)")
+        click.echo(f"Keep rule     a change must gain more than {fmt(r.bar)} (min_delta {fmt(budget.min_delta)}; "
+                   f"k {fmt(budget.k)} x the noise comes on top, once a run measures it)")
+    elif r.mean is not None:
         spread = f"spread {fmt(r.noise)} (min {fmt(min(r.samples))}, max {fmt(max(r.samples))})"
         click.echo(f"Baseline      {fmt(r.mean)} ({r.goal}), {len(r.samples)} measurements, {spread}")
         click.echo(f"Keep rule     a change must gain more than {fmt(r.bar)} "

@@ -8,6 +8,7 @@ import json
 import click
 
 from overnight.cli.common import check_output, db_option, open_store
+from overnight.core.errors import OvernightError
 from overnight.core.numbers import fmt, gain, signed
 from overnight.ops.find import baseline_of, find_experiment, find_run, surface_of, view_of
 from overnight.sharing.printable import one_line, printable
@@ -196,7 +197,11 @@ def diff(exp, exp2, db):
     run, e = find_experiment(store, exp)
     new = view_of(store, e)
     if exp2:
-        _, other = find_experiment(store, exp2 if ":" in exp2 else f"{run['id']}:{exp2}")
+        run2, other = find_experiment(store, exp2 if ":" in exp2 else f"{run['id']}:{exp2}")
+        if run2["recipe"] != run["recipe"]:  # two surfaces: a line diff between them says nothing
+            raise OvernightError(
+                f"Experiment {run['id']}:{e['seq']} is of recipe '{printable(run['recipe'])}' and {run2['id']}:{other['seq']} "
+                f"of '{printable(run2['recipe'])}': a diff compares two versions of one recipe's surface.")
         old = view_of(store, other)
     else:
         old = view_of(store, baseline_of(store, run))

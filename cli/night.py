@@ -45,11 +45,15 @@ def night(recipes, until, minutes, resume, yes, db):
         _settle_trust(loaded, yes)
         night_id = nights.start([(r.name, r.dir) for r in loaded], parse_until(until) if until else None, minutes)
         click.echo(f"Night {night_id}: {', '.join(r.name for r in loaded)}" + (f", until {until}" if until else "") + ".")
-    status = Night(nights, night_id, click.echo).run()
+    status = Night(nights, night_id, click.echo, yes=yes).run()
     _morning(nights, night_id)
     if status == "stopped":
         click.echo("The night stopped; `overnight night --resume` continues it.")
         sys.exit(130)
+    items = nights.items(night_id)
+    if items and all(i.status == "failed" for i in items):  # a script that starts the night learns of it too
+        click.echo(f"Every recipe of night {night_id} failed: read why above, fix them, and start the night again.", err=True)
+        sys.exit(1)
 
 
 def _path_for(arg: str) -> Path:

@@ -49,6 +49,8 @@ def overnight_event(event):
     `RunStarted` (recipe, budget), `ExperimentStarted` (seq, rationale), `ExperimentFinished`
     (seq, status, reason, score, and the run's best, already moved on a keep), `NewBest` (seq,
     score), `RunFinished` (summary) or `Warned` (message); each has `run_id` and `kind`.
+    The event carries what it tells: a keep is in the store when it is told, any other
+    experiment of a run with one in flight only once the next command runs.
 
     Called in the run's thread as the event happens: return quickly, and leave slow work
     (a notification over the network) to a thread of your own. An exception is reported

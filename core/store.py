@@ -232,6 +232,9 @@ class Store:
                 raise OvernightError(f"No overnight store at {self.path}: start a run first (overnight run RECIPE or overnight demo).")
             self.conn = sqlite3.connect(self.path, check_same_thread=False, timeout=10, isolation_level=None)
             self.conn.execute("PRAGMA busy_timeout = 10000")
+            if not create and not is_store(self.path) and not self._applied():
+                # Before any PRAGMA that writes: another program's database keeps its journal mode.
+                raise OvernightError(f"{self.path} is not an overnight store; nothing was changed.")
             if not readonly:
                 self.conn.execute("PRAGMA journal_mode = WAL")
                 self.conn.execute("PRAGMA synchronous = NORMAL")

@@ -48,9 +48,10 @@ def share(until: float | None, minutes: float | None, left: int, now: float) -> 
     return min(caps) if caps else None
 
 
-def command(item: Item, db: Path, minutes: float | None, resume: bool) -> list[str]:
-    # --yes: trust was settled for the whole night before it started (cli/night.py).
-    cmd = [sys.executable, "-m", "overnight.cli.main", "run", item.path, "--yes", "--db", str(db)]
+def command(item: Item, db: Path, minutes: float | None, resume: bool, yes: bool = False) -> list[str]:
+    # Trust was settled before the night began (cli/night.py), and each run checks it again: a
+    # recipe changed since is refused, not run. Only a night started with --yes passes it on.
+    cmd = [sys.executable, "-m", "overnight.cli.main", "run", item.path, *(["--yes"] if yes else []), "--db", str(db)]
     if resume:
         cmd.append("--resume")
     if minutes is not None:
@@ -69,8 +70,9 @@ def _die_with_parent() -> None:
 
 
 class Night:
-    def __init__(self, nights: Nights, night_id: int, say: Callable[[str], None]):
+    def __init__(self, nights: Nights, night_id: int, say: Callable[[str], None], yes: bool = False):
         self.nights = nights
+        self.yes = yes  # the person trusted every recipe for this night, as it may become
         self.night_id = night_id
         self.say = say
         self.row = nights.night(night_id)
@@ -146,7 +148,7 @@ class Night:
         log.parent.mkdir(parents=True, exist_ok=True)
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         with log.open("a", encoding="utf-8") as out:
-            self.proc = subprocess.Popen(command(item, self.nights.store.path, minutes, resume), stdin=subprocess.DEVNULL,
+            self.proc = subprocess.Popen(command(item, self.nights.store.path, minutes, resume, self.yes), stdin=subprocess.DEVNULL,
                                          stdout=out, stderr=subprocess.STDOUT, env=env, preexec_fn=_die_with_parent)
             self.nights.update_item(item, pid=self.proc.pid)
             return self._wait(self.proc)
@@ -179,8 +181,8 @@ class Night:
             if self.stopping:  # the night was stopped: this item resumes with it
                 fields.update(status="running", ended_at=None)
         else:
-            where = f"run {run['id']} " if run else ""
-            fields.update(status="failed", reason=f"{where}failed: {_error_of(log) or f'exit code {code}'}")
+            said = _error_of(log) or f"exit code {code}"
+            fields.update(status="failed", reason=f"run {run['id']} failed: {said}" if run else said)
         self.nights.update_item(item, **fields)
 
     def _log_path(self, item: Item) -> Path:

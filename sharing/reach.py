@@ -62,7 +62,30 @@ class Sends:
     def line(self) -> str:
         what = f"{self.key} and your prompt" if self.key else "your prompt"
         own = "" if self.chosen else ", the provider's own host"
-        return printable(f"{self.section}: sends {what} to {self.host} (model {self.model}{own})")
+        to = self.host
+        if "@" in _netloc(self.host):  # `https://api.openai.com@elsewhere/v1` reaches elsewhere
+            to = f"{host_of(self.host)} (the address {self.host} names a user before its '@'; the host is what follows)"
+        return printable(f"{self.section}: sends {what} to {to} (model {self.model}{own})")
+
+
+def host_of(url: str) -> str:
+    """The host (and port) a URL reaches, as a person must read it: a user name before an '@' is no host."""
+    try:
+        parts = urlsplit(url)
+        host, port = parts.hostname, parts.port
+    except ValueError:  # a port that is no number: shown as written
+        return _netloc(url)
+    if not host:
+        return _netloc(url)
+    host = f"[{host}]" if ":" in host else host  # an IPv6 address, as a URL writes it
+    return f"{host}:{port}" if port else host
+
+
+def _netloc(url: str) -> str:
+    try:
+        return urlsplit(url).netloc or url
+    except ValueError:
+        return url
 
 
 @dataclass
@@ -103,7 +126,7 @@ class Reach:
         """Short host names with keys, for a column: "api.openai.com (OPENAI_API_KEY)"."""
         out = []
         for s in self.sends:
-            host = urlsplit(s.host).netloc or s.host
+            host = host_of(s.host)
             item = printable(f"{host} ({s.key})" if s.key else host)
             if item not in out:
                 out.append(item)

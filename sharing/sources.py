@@ -146,7 +146,9 @@ def fetch(source: Source, staging: Path, sha256: str | None = None) -> tuple[Pat
         out = staging / "unpacked"
         out.mkdir()
         unpack.unpack(archive, out, source.text)
-        return _recipe_root(out, source.text), {"sha256": actual}
+        # Copied as a folder source is: what an archive ships in `.overnight/` (a store, a manifest of
+        # its own) or caches is never installed, and so never left out of the recipe's digest unseen.
+        return copy_tree(_recipe_root(out, source.text), staging / "copy", source.text), {"sha256": actual}
     if source.kind == "folder":
         folder = Path(source.location)
         if not (folder / RECIPE_FILE).is_file():

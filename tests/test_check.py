@@ -130,6 +130,10 @@ def test_a_noisy_metric_is_measured_five_times_and_its_bar_reported(workspace, c
     result = cli("check", folder, "--yes", "--repeats", "3")
     assert "Measuring the baseline 3 times..." in result.output
     assert len(json.loads(checks(workspace)[1]["report"])["samples"]) == 3
+    # One measurement shows no noise: the report says so rather than "noise 0".
+    once = cli("check", folder, "--yes", "-n", "1")
+    assert "1 measurement: its noise is not known (-n 2 or more measures it)" in once.output
+    assert "spread 0" not in once.output and "x noise 0" not in once.output
 
 
 def test_a_metric_that_crashes_on_the_baseline_is_broken_with_its_last_lines(workspace, cli):

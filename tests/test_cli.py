@@ -86,6 +86,10 @@ def test_diff_against_the_baseline_and_between_two_experiments(two_runs, cli):
     assert "-hi\n" in across.output and "+hello world\n" in across.output
     same = cli("diff", "1:1", "1:1")
     assert "No difference." in same.output
+    recipes = cli("diff", "2:1", "1:1")  # two recipes' surfaces: no diff to read
+    assert recipes.exit_code == 1 and no_traceback(recipes.output)
+    assert recipes.output == ("Error: Experiment 2:1 is of recipe 'second' and 1:1 of 'first': "
+                              "a diff compares two versions of one recipe's surface.\n")
     invalid = recipe(two_runs / "third", proposals=[{"replace": ["absent", "x"]}])
     cli("run", invalid, "--yes")
     no_view = cli("diff", "1")
@@ -240,7 +244,9 @@ def test_commands_that_read_leave_a_file_that_is_no_store_as_it_was(workspace, c
     assert result.exit_code == 1 and f"{other} is not an overnight store; nothing was changed." in result.output
     conn = sqlite3.connect(other)
     assert [r[0] for r in conn.execute("select name from sqlite_master")] == ["mine"]
+    assert conn.execute("pragma journal_mode").fetchone()[0] == "delete"  # its own journal mode, as it was
     conn.close()
+    assert other.read_bytes()[18:20] == b"\x01\x01"  # the header's file format: not switched to WAL
 
 
 def test_numbers_past_sqlites_and_a_store_edited_by_hand_are_one_sentence(two_runs, cli):

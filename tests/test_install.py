@@ -282,6 +282,23 @@ def test_a_link_inside_the_archive_becomes_a_plain_copy(cli, workspace, overnigh
     assert copy.read_text() == "hello\n" and not copy.is_symlink()
 
 
+def test_what_an_archive_ships_in_overnights_own_folder_is_not_installed(cli, workspace, overnight_home):
+    """The digest leaves `.overnight/` out (a run's store, the install's manifest live there): an
+    archive's own, a store or a manifest made up by its author, must not arrive with the recipe."""
+    files = {**recipe_texts(), ".overnight/overnight.db": b"SQLite format 3\x00 made by the author",
+             ".overnight/manifest.json": '{"source": "a source that never was"}',
+             "notes/__pycache__/cached.pyc": b"\x00compiled"}
+    archive = make_tar(workspace / "shipped.tar.gz", files, top="note/")
+
+    result = cli("recipes", "install", archive)
+
+    assert result.exit_code == 0, result.output
+    folder = overnight_home / "recipes" / "longer-note"
+    assert sorted(p.name for p in (folder / ".overnight").iterdir()) == ["manifest.json"]
+    assert manifest(overnight_home, "longer-note")["source"] != "a source that never was"
+    assert not (folder / "notes" / "__pycache__").exists()
+
+
 def test_archives_over_the_file_count_or_size_limit_are_refused(cli, workspace, overnight_home, monkeypatch):
     from overnight.sharing import unpack
 

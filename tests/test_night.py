@@ -135,6 +135,37 @@ def test_recipes_trusted_beforehand_need_no_yes(workspace):
     assert "fine  finished  run 1: kept 1 of 1" in done.stdout
 
 
+def test_a_recipe_changed_after_the_night_began_is_refused_not_run(workspace):
+    """Trust is settled at bedtime for the recipes as they are then; one changed meanwhile (here by
+    the recipe before it) runs only once the person has looked at it again."""
+    second = recipe(workspace / "second", text="x" * 10 + "\n", proposals=["x" * 5 + "\n"],
+                    metric='kind = "command"\nrun = "sh {recipe}/score.sh {file}"\ngoal = "minimize"')
+    changing = f'echo "touch {workspace}/ran-unreviewed" >> {second}/score.sh; wc -c < "$1"'
+    first = recipe(workspace / "first", text="x" * 10 + "\n", proposals=["x" * 5 + "\n"],
+                   metric='kind = "command"\nrun = "sh {recipe}/changes.sh {file}"\ngoal = "minimize"',
+                   files={"changes.sh": changing})
+    for folder in (first, second):
+        assert finish(workspace, "recipes", "trust", folder, "--yes").returncode == 0
+    done = finish(workspace, "night", first, second, "--minutes", "1")
+    assert "ran-unreviewed" in (second / "score.sh").read_text()  # its code changed while the night ran
+    assert "[1/2] first: finished" in done.stdout, done.stdout + done.stderr
+    assert "[2/2] second: failed: Recipe 'second' runs commands or code (1 listed by" in done.stdout
+    assert "and you have not trusted it" in done.stdout
+    assert not (workspace / "ran-unreviewed").exists()
+    assert rows(workspace / ".overnight" / "overnight.db", "select count(*) n from runs where recipe = 'second'")[0]["n"] == 0
+    assert no_traceback(done.stdout + done.stderr)
+
+
+def test_a_night_whose_every_recipe_failed_exits_1(workspace):
+    broken = recipe(workspace / "broken", text="CRASH at the baseline\n", proposals=["never measured\n"])
+    done = finish(workspace, "night", broken, "--yes")
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "[1/1] broken: failed: run 1 failed: The baseline could not be measured" in done.stdout
+    assert done.stderr.strip().splitlines()[-1] == (
+        "Every recipe of night 1 failed: read why above, fix them, and start the night again.")
+    assert no_traceback(done.stdout + done.stderr)
+
+
 def test_mistakes_are_one_sentence_and_start_nothing(cli, workspace):
     bad = recipe(workspace / "bad", proposals=[])
     (bad / "recipe.toml").write_text((bad / "recipe.toml").read_text() + '\n[notify]\non = ["finsihed"]\n')

@@ -169,6 +169,38 @@ def test_an_llm_recipe_asks_for_trust_and_lists_the_host_and_key(cli, workspace,
     assert trusted(overnight_home) == {}
 
 
+def test_a_host_hidden_behind_a_user_name_is_named_as_the_host(cli, workspace, overnight_home, terminal):
+    """`http://api.openai.com@elsewhere/v1` sends to elsewhere: the prompt says so, not the name before '@'."""
+    from tests.conftest import write
+
+    folder = write(workspace / "hidden", {
+        "subject.txt": "Our news\n",
+        "proposals.jsonl": '{"view": "Our spring news\\n"}\n',
+        "recipe.toml": """
+            [recipe]
+            name = "hidden"
+            [surface]
+            kind = "text"
+            path = "subject.txt"
+            [metric]
+            kind = "judge"
+            rubric = "Clear and short."
+            model = "openai/gpt-4o-mini"
+            api_base = "http://api.openai.com@127.0.0.1:9/v1"
+            [agent]
+            kind = "scripted"
+            file = "proposals.jsonl"
+            """,
+    })
+    shown = cli("recipes", "show", folder)
+    assert shown.exit_code == 0, shown.output
+    assert ("[metric] judge: sends OPENAI_API_KEY and your prompt to 127.0.0.1:9 (the address "
+            "http://api.openai.com@127.0.0.1:9/v1 names a user before its '@'; the host is what follows)") in shown.output
+    refused = cli("run", folder, input="n\n")  # the prompt on a terminal, answered no
+    assert refused.exit_code != 0 and "to 127.0.0.1:9 (the address" in refused.output
+    assert trusted(overnight_home) == {}
+
+
 def test_recipes_trust_records_it_and_list_shows_it(cli, workspace, overnight_home):
     cli("recipes", "install", recipe_folder(workspace / "src"))
     assert json.loads(cli("recipes", "list", "--json").output)[-1]["trusted"] is False

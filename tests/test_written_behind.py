@@ -150,6 +150,9 @@ def test_the_console_script_writes_all_its_output_before_it_ends(workspace):
     listed = _console(["log", "1", "--all"], workspace)
     assert listed.returncode == 0
     assert len([line for line in listed.stdout.splitlines() if line.split()[:1] and line.split()[0].isdigit()]) == 39
+    exported = _console(["export", "1", "--format", "jsonl", "-o", "ledger.jsonl"], workspace)
+    assert exported.returncode == 0, exported.stderr
+    assert len((workspace / "ledger.jsonl").read_text().splitlines()) == 39  # a file of its own, closed whole
 
 
 def test_the_console_script_waits_for_a_thread_still_at_work(tmp_path):
