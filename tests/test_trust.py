@@ -138,15 +138,17 @@ def test_a_file_named_outside_the_folder_is_part_of_the_digest(cli, workspace, o
     assert f"[metric] file: file = '../shared.py' resolves to {(workspace / 'shared.py').resolve()}, outside the recipe folder" in result.output
 
 
-def test_an_llm_recipe_asks_for_trust_and_lists_the_host_and_key(cli, workspace, overnight_home, terminal):
+def judged(folder: Path, api_base: str | None = None) -> Path:
+    """A recipe whose metric is a model judging the text: it sends data to the model's host."""
     from tests.conftest import write
 
-    folder = write(workspace / "sl", {
+    where = f'api_base = "{api_base}"' if api_base else ""
+    return write(folder, {
         "subject.txt": "Our news\n",
         "proposals.jsonl": '{"view": "Our spring news\\n"}\n',
-        "recipe.toml": """
+        "recipe.toml": f"""
             [recipe]
-            name = "sl"
+            name = "{folder.name}"
             [surface]
             kind = "text"
             path = "subject.txt"
@@ -154,11 +156,16 @@ def test_an_llm_recipe_asks_for_trust_and_lists_the_host_and_key(cli, workspace,
             kind = "judge"
             rubric = "Clear and short."
             model = "openai/gpt-4o-mini"
+            {where}
             [agent]
             kind = "scripted"
             file = "proposals.jsonl"
             """,
     })
+
+
+def test_an_llm_recipe_asks_for_trust_and_lists_the_host_and_key(cli, workspace, overnight_home, terminal):
+    folder = judged(workspace / "sl")
 
     result = cli("run", folder, input="n\n")
 
@@ -171,27 +178,7 @@ def test_an_llm_recipe_asks_for_trust_and_lists_the_host_and_key(cli, workspace,
 
 def test_a_host_hidden_behind_a_user_name_is_named_as_the_host(cli, workspace, overnight_home, terminal):
     """`http://api.openai.com@elsewhere/v1` sends to elsewhere: the prompt says so, not the name before '@'."""
-    from tests.conftest import write
-
-    folder = write(workspace / "hidden", {
-        "subject.txt": "Our news\n",
-        "proposals.jsonl": '{"view": "Our spring news\\n"}\n',
-        "recipe.toml": """
-            [recipe]
-            name = "hidden"
-            [surface]
-            kind = "text"
-            path = "subject.txt"
-            [metric]
-            kind = "judge"
-            rubric = "Clear and short."
-            model = "openai/gpt-4o-mini"
-            api_base = "http://api.openai.com@127.0.0.1:9/v1"
-            [agent]
-            kind = "scripted"
-            file = "proposals.jsonl"
-            """,
-    })
+    folder = judged(workspace / "hidden", api_base="http://api.openai.com@127.0.0.1:9/v1")
     shown = cli("recipes", "show", folder)
     assert shown.exit_code == 0, shown.output
     assert ("[metric] judge: sends OPENAI_API_KEY and your prompt to 127.0.0.1:9 (the address "
