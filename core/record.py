@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from .contracts import Agent, Attempt, ExampleResult, LLMCall, Measurement
+from .contracts import Agent, Attempt, ExampleResult, LLMCall, Measurement, Surface, alike
 from .numbers import mean
 from .process import Later
 from .faults import point
@@ -28,17 +28,28 @@ from .events import Events, ExperimentFinished, NewBest, Used
 from .state import Best, RunState, failing
 
 TRACE_TAIL = 4000  # characters of a trace kept for the agent
-DIFF_LIMIT = 1_000_000  # characters of old and new text past which a diff is one summary line
+DIFF_LIMIT = 1_000_000  # characters a diff compares past which it is one summary line
 DIFF_INLINE = 10_000  # characters of old and new text up to which a diff is made without a thread
 
 
 def bounded_diff(surface, old: str, new: str, limit: int = DIFF_LIMIT) -> str:
     """The surface's diff, or past `limit` a line that says why not: a line diff of two long
-    texts can take minutes, longer than the experiment's own time limit."""
-    if len(old) + len(new) <= limit:
+    texts can take minutes, longer than the experiment's own time limit. For a surface with
+    the line diff (core/contracts.py `line_diff`), only what lies between the text both begin
+    and end with counts: a small change to a long file has its diff."""
+    if _compared(surface, old, new) <= limit:
         return surface.diff(old, new)
     return (f"(no diff: {len(old):,} and {len(new):,} characters, past the limit of {limit:,}; "
             f"{'identical' if old == new else 'they differ'})\n")
+
+
+def _compared(surface, old: str, new: str) -> int:
+    """The characters the surface's diff compares."""
+    if surface is None or getattr(type(surface), "diff", None) is not Surface.diff:
+        return len(old) + len(new)
+    head = alike(old, new)
+    tail = alike(old[head:][::-1], new[head:][::-1])
+    return len(old) + len(new) - 2 * (head + tail)
 
 
 async def diff_of(surface, old: str, new: str) -> str | Later:

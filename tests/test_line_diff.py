@@ -1,0 +1,94 @@
+"""The line diff of text surfaces: as `diff -u` shows it, and for a small change to a long file,
+made from the part that changed, with the hunks numbered as in the whole file."""
+
+from __future__ import annotations
+
+import difflib
+import random
+import re
+import time
+
+from overnight.core.contracts import line_diff
+from overnight.core.record import bounded_diff
+from tests.data.core.kit import recipe
+
+
+def whole(old: str, new: str, name: str) -> str:
+    """difflib on the whole texts, as the diff was made before long files had a diff."""
+    lines = difflib.unified_diff(old.splitlines(keepends=True), new.splitlines(keepends=True), f"a/{name}", f"b/{name}")
+    return "".join(line if line.endswith("\n") else line + "\n" for line in lines)
+
+
+def patched(old: str, diff: str) -> str:
+    """`old` with a unified diff applied, as patch(1) would."""
+    a, out, at = old.splitlines(keepends=True), [], 0
+    for hunk in re.split(r"^(?=@@ )", diff, flags=re.M)[1:]:
+        head, *body = hunk.splitlines(keepends=True)
+        first, length = re.match(r"@@ -(\d+)(?:,(\d+))?", head).groups()
+        start = int(first) - 1 if length != "0" else int(first)
+        out += a[at:start]
+        at = start
+        for line in body:
+            if line[0] in " -":
+                at += 1
+            if line[0] in " +":
+                out.append(line[1:])
+    return "".join(out + a[at:])
+
+
+def edits(seed: int) -> tuple[str, str]:
+    rng = random.Random(seed)
+    a = [rng.choice("abcdefg") + "\n" for _ in range(rng.randint(0, 40))]
+    b = list(a)
+    for _ in range(rng.randint(1, 4)):
+        i = rng.randint(0, len(b))
+        roll = rng.random()
+        if roll < 0.4 and b:
+            b[min(i, len(b) - 1)] = rng.choice("xyz") + "\n"
+        elif roll < 0.7:
+            b.insert(i, rng.choice("abxyz") + "\n")
+        elif b:
+            del b[min(i, len(b) - 1)]
+    return "".join(a), "".join(b)
+
+
+def test_a_file_of_ordinary_length_gets_exactly_the_diff_it_always_had():
+    for seed in range(500):
+        old, new = edits(seed)
+        assert line_diff(old, new, "f") == whole(old, new, "f")
+
+
+def test_set_aside_or_not_every_diff_turns_the_old_text_into_the_new():
+    for seed in range(2000):
+        old, new = edits(seed)
+        assert patched(old, line_diff(old, new, "f", whole=0)) == new, seed
+
+
+def test_a_one_line_change_to_a_long_file_is_a_diff_of_one_line_numbered_as_in_the_file(workspace, cli):
+    text = "".join(f"line {i}\n" for i in range(150_000))  # 1.6 MB: past the limit a diff compares
+    changed = text.replace("line 90000\n", "line 90000, changed\n")
+    folder = recipe(workspace / "long", text=text, proposals=[changed])
+    assert cli("run", folder, "--yes", "-q").exit_code == 0
+
+    started = time.monotonic()
+    shown = cli("diff", "1:1")
+    assert shown.exit_code == 0, shown.output
+    assert time.monotonic() - started < 10
+    assert shown.output.splitlines()[2:] == [
+        "@@ -89998,7 +89998,7 @@", " line 89997", " line 89998", " line 89999", "-line 90000", "+line 90000, changed",
+        " line 90001", " line 90002", " line 90003"]
+    assert patched(text, shown.output) == changed
+
+
+def test_past_the_limit_what_changed_counts_not_the_files_length():
+    class Lines:  # a surface with the line diff it inherits
+        from overnight.core.contracts import Surface
+        diff = Surface.diff
+
+        def source(self):
+            from pathlib import Path
+            return Path("doc.txt")
+
+    text = "a\n" * 600_000
+    assert bounded_diff(Lines(), text, text.replace("a\n", "b\n", 1)).startswith("--- a/doc.txt")
+    assert bounded_diff(Lines(), text, "b\n" * 600_000).startswith("(no diff: 1,200,000 and 1,200,000 characters")
