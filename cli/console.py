@@ -42,12 +42,14 @@ def leave(code) -> None:
     elif isinstance(code, int):
         status = code
     else:  # as Python prints a SystemExit's message
-        print(code, file=sys.stderr)
+        if sys.stderr is not None:
+            print(code, file=sys.stderr)
         status = 1
-    atexit._run_exitfuncs()
+    atexit._run_exitfuncs()  # stores closed too (core/store.py): the store file alone holds every run
     for stream in (sys.stdout, sys.stderr):
         try:
-            stream.flush()
+            if stream is not None:  # None when the command was started with that stream closed
+                stream.flush()
         except (OSError, ValueError):  # a closed pipe or stream: nothing more to say
             pass
     os._exit(status % 256)

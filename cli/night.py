@@ -36,12 +36,15 @@ def night(recipes, until, minutes, resume, yes, db):
     settings.notify()  # broken notification settings are said now, not in the morning
     if resume:
         night_id = _resumed(nights, recipes, until, minutes)
-        _settle_trust([_load(Path(i.path)) for i in nights.items(night_id) if i.status in ("pending", "running")], yes)
+        left = [_load(Path(i.path)) for i in nights.items(night_id) if i.status in ("pending", "running")]
+        _store_outside(left, store.path)
+        _settle_trust(left, yes)
     else:
         if not recipes:
             raise OvernightError("Name the recipes of the night, e.g. `overnight night pricing loan --until 07:00`, or continue one with --resume.")
         loaded = [_load(_path_for(r)) for r in recipes]
         _distinct(loaded)
+        _store_outside(loaded, store.path)
         _settle_trust(loaded, yes)
         night_id = nights.start([(r.name, r.dir) for r in loaded], parse_until(until) if until else None, minutes)
         click.echo(f"Night {night_id}: {', '.join(r.name for r in loaded)}" + (f", until {until}" if until else "") + ".")
@@ -66,6 +69,21 @@ def _load(path: Path):
     from overnight.core import recipe as recipes
 
     return recipes.load(path)
+
+
+def _store_outside(loaded, store: Path) -> None:
+    """The night writes its logs and reports beside its store: inside a recipe's folder (but for its
+    own `.overnight`), they would change the recipe as it runs, and it would be refused as untrusted."""
+    from overnight.core.paths import OWN_FOLDER
+
+    where = store.resolve()
+    for r in loaded:
+        folder = Path(r.dir).resolve()
+        if where.is_relative_to(folder) and not where.is_relative_to(folder / OWN_FOLDER):
+            raise OvernightError(
+                f"The night's store {store} is inside the folder of recipe '{r.name}' ({r.dir}): the night's logs and "
+                f"reports, written beside it, would change the recipe as it runs. Keep the store elsewhere "
+                f"(without --db, it is .overnight/overnight.db here); nothing was started.")
 
 
 def _distinct(loaded) -> None:

@@ -109,6 +109,8 @@ class Loop:
         if self.s.objective.has_examples:
             await end.holdout()
         await end.confirm()
+        if self.schedule.interrupted:  # Ctrl-C or SIGTERM during the holdout or confirmation: --resume does them again
+            return "stopped"
         return "finished"
 
     def _ended_by(self, exc: BaseException) -> str:

@@ -196,8 +196,8 @@ class Reading:
         """Reads until the command exits (True) or the deadline passes (False)."""
         while True:
             left = deadline - time.monotonic()
-            if left <= 0:
-                return False
+            if left <= 0:  # unless it ended while this thread did other work (see `meanwhile`)
+                return not self.running()
             for key, _ in self.selector.select(left if self.pidfd is not None else min(left, 0.005)):
                 if key.data is None:
                     return True

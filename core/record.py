@@ -16,9 +16,10 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from .contracts import Agent, Attempt, ExampleResult, LLMCall, Measurement, Surface, alike
 from .numbers import mean
@@ -121,12 +122,17 @@ class ExperimentRecord:
                        scores={e.id: e.score for e in self.examples if e.split == "train"})
 
 
+DEFER_MOST = 65_536  # characters of a view past which its experiment is stored at once: a long write outlasts a short command
+
+
 class Recorder:
     def __init__(self, store, run_id: int, state: RunState, events: Events, agent: Agent | None, defer: bool = False):
         self.store, self.run_id, self.state = store, run_id, state
         self.events, self.agent = events, agent
         self.defer = defer  # one experiment in flight: nothing else writes while its command runs
-        self.pending: Later | None = None  # an experiment recorded, not yet written
+        self.pending: tuple[ExperimentRecord, dict] | None = None  # an experiment recorded, not yet written
+        self._failed: Exception | None = None  # what writing it while a command ran raised, for `flush`
+        self._writing = threading.Lock()  # the measuring thread may be writing it as the loop's flushes
 
     def record(self, rec: ExperimentRecord, status: str, reason: str, view: str | None = None) -> None:
         """Stores an experiment, moves the best to it when it is a keep (`view` is then its view), then tells."""
@@ -136,13 +142,13 @@ class Recorder:
         keep = status == "keep"
         self.flush()
         point("experiment.measured")
-        if keep or not self.defer:
+        if keep or not self.defer or len(rec.view or "") > DEFER_MOST:
             # The experiment and the run's best (and totals) in one transaction: a kill between
             # them would leave a resumed run comparing against a stale best.
             exp_id = self._store(rec, lambda i: dict(self._totals(), **(dict(best_experiment=i, best_score=rec.score) if keep else {})))
             point("experiment.committed")
         else:
-            self.pending = Later(self._write, rec, self._totals())
+            self.pending = rec, self._totals()
         if keep:
             self.state.best = Best(exp_id, rec.seq, view, rec.score, failing(rec.examples), attempt.scores)
         self.events.publish(ExperimentFinished(self.run_id, rec.seq, status, reason, rec.score, self.state.best.score, Used.of(self.state.spend)))
@@ -151,15 +157,31 @@ class Recorder:
         if status != "interrupted":
             self._observe(attempt)
 
-    def behind(self) -> tuple[Later, ...]:
+    def behind(self) -> tuple[Callable[[], None], ...]:
         """The write left for the next command's time (core/process.py `meanwhile`), if any."""
-        return (self.pending,) if self.pending is not None else ()
+        return (self._write_meanwhile,) if self.pending is not None else ()
+
+    def _write_meanwhile(self) -> None:
+        """The write left for later, while a command runs, if the store is free at once: waiting on
+        another process's write would hold up seeing the command end. Else `flush` does it."""
+        with self._writing:
+            if self.pending is None:
+                return
+            try:
+                if self.store.at_once(lambda: self._write(*self.pending)):
+                    self.pending = None
+            except Exception as exc:  # work done meanwhile must not raise: the next flush does
+                self._failed, self.pending = exc, None
 
     def flush(self) -> None:
         """Writes the experiment left for later, if it is not written yet; before any other write."""
-        pending, self.pending = self.pending, None
-        if pending is not None:
-            pending.result()
+        with self._writing:
+            failed, self._failed = self._failed, None
+            if failed is not None:
+                raise failed
+            if self.pending is not None:
+                pending, self.pending = self.pending, None
+                self._write(*pending)
 
     def _write(self, rec: ExperimentRecord, totals: dict) -> None:
         self._store(rec, lambda i: totals)

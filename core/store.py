@@ -7,6 +7,7 @@ import json
 import os
 import sqlite3
 import time
+import weakref
 from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
@@ -231,6 +232,10 @@ class Store:
             elif not self.path.exists():
                 raise OvernightError(f"No overnight store at {self.path}: start a run first (overnight run RECIPE or overnight demo).")
             self.conn = sqlite3.connect(self.path, check_same_thread=False, timeout=10, isolation_level=None)
+            # Closed at the latest as the process exits, also when the console script skips freeing
+            # its objects (cli/console.py): closing folds the write-ahead log back into the store file,
+            # so that a copy of the file alone holds every run.
+            weakref.finalize(self, self.conn.close)
             self.conn.execute("PRAGMA busy_timeout = 10000")
             if not create and not is_store(self.path) and not self._applied():
                 # Before any PRAGMA that writes: another program's database keeps its journal mode.
@@ -442,6 +447,21 @@ class Store:
             if run is not None:
                 self.update_run(run_id, **run(exp_id))
         return exp_id
+
+    def at_once(self, write: Callable[[], object]) -> bool:
+        """Runs `write` if the store can be written without waiting for another process's write;
+        False, with nothing written, if it cannot: for work done while a command runs, which must
+        not hold up seeing the command's end."""
+        self.conn.execute("PRAGMA busy_timeout = 0")
+        try:
+            write()
+            return True
+        except sqlite3.OperationalError as exc:
+            if (getattr(exc, "sqlite_errorcode", 0) & 0xFF) in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):  # and their variants
+                return False
+            raise
+        finally:
+            self.conn.execute("PRAGMA busy_timeout = 10000")
 
     @contextmanager
     def transaction(self) -> Iterator[None]:

@@ -369,9 +369,12 @@ def ensure_trusted(recipe, store=None, yes: bool = False) -> None:
         _accepted().add((_key(recipe), current))
         return
     if not _terminal():
+        earlier = _records().get(_key(recipe))  # trusted once, then changed: the person should know which
+        trusted = (f"it changed since you trusted it on {earlier.get('trusted_at', 'an earlier day')}"
+                   if isinstance(earlier, dict) and earlier.get("digest") else "you have not trusted it")
         raise OvernightError(
             f"Recipe '{printable(recipe.name)}' {needs(found)} ({len(lines)} listed by "
-            f"`overnight recipes show {printable(recipe.dir)}`) and you have not trusted it: run it from a terminal "
+            f"`overnight recipes show {printable(recipe.dir)}`) and {trusted}: run it from a terminal "
             f"to review and trust it, or pass --yes."
         )
     ask(recipe, lines, found)

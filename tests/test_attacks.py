@@ -917,7 +917,7 @@ def test_trust_given_before_the_api_base_changed_sends_nothing(cli, workspace, l
     toml.write_text(toml.read_text().replace("https://api.openai.com/v1", llm_server.url))
 
     refused = cli("run", folder)  # not a terminal: the changed recipe is refused
-    assert refused.exit_code != 0 and "sends data to models" in refused.output and "you have not trusted it" in refused.output
+    assert refused.exit_code != 0 and "sends data to models" in refused.output and "it changed since you trusted it" in refused.output
     with pytest.raises(OvernightError):
         build(load(folder), Store(workspace / "o.db"), ask=False)
     from overnight.core.runner import build as build_setup

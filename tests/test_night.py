@@ -150,10 +150,20 @@ def test_a_recipe_changed_after_the_night_began_is_refused_not_run(workspace):
     assert "ran-unreviewed" in (second / "score.sh").read_text()  # its code changed while the night ran
     assert "[1/2] first: finished" in done.stdout, done.stdout + done.stderr
     assert "[2/2] second: failed: Recipe 'second' runs commands or code (1 listed by" in done.stdout
-    assert "and you have not trusted it" in done.stdout
+    assert "and it changed since you trusted it on 20" in done.stdout
     assert not (workspace / "ran-unreviewed").exists()
     assert rows(workspace / ".overnight" / "overnight.db", "select count(*) n from runs where recipe = 'second'")[0]["n"] == 0
     assert no_traceback(done.stdout + done.stderr)
+
+
+def test_a_night_whose_store_is_inside_a_recipe_folder_is_refused_before_it_starts(workspace):
+    fine = recipe(workspace / "fine", text="x" * 10 + "\n", proposals=["x" * 5 + "\n"])
+    done = finish(workspace, "night", fine, "--yes", "--db", fine / "o.db")
+    assert done.returncode == 1 and no_traceback(done.stderr)
+    assert done.stderr.startswith(f"Error: The night's store {fine / 'o.db'} is inside the folder of recipe 'fine'")
+    assert not (fine / "o.db").exists() or rows(fine / "o.db", "select count(*) n from nights")[0]["n"] == 0
+    inside_own = finish(workspace, "night", fine, "--yes", "--db", fine / ".overnight" / "o.db")
+    assert inside_own.returncode == 0, inside_own.stdout + inside_own.stderr  # its own folder, left out of its digest
 
 
 def test_a_night_whose_every_recipe_failed_exits_1(workspace):

@@ -136,6 +136,26 @@ def test_a_stop_signal_records_the_experiment_in_flight_and_resume_continues(wor
     assert run["status"] == "finished" and run["experiments"] == 6
 
 
+def test_a_stop_during_the_confirmation_exits_as_a_stop_and_resume_confirms(workspace):
+    folder = slow_recipe(workspace / "r", 2, 0.3)
+    db = workspace / ".overnight" / "overnight.db"
+    started = folder / "started.log"
+    proc = start(workspace, folder)
+    wait_for(lambda: started.exists() and len(started.read_text().splitlines()) > 3)  # baseline, 2 experiments, then confirming
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(20) == 143, (workspace / "stderr.txt").read_text()
+    assert "Resume with: overnight run" in (workspace / "stdout.txt").read_text()
+    run = rows(db, "select * from runs")[0]
+    assert run["status"] == "stopped" and run["stop_reason"] == "interrupted by SIGTERM"
+
+    (folder / "slow").write_text("0")
+    done = finish(workspace, folder, "--resume")
+    assert done.returncode == 0, done.stderr
+    run = rows(db, "select * from runs")[0]
+    assert run["status"] == "finished" and run["confirmed_best"] is not None
+    assert lines_recorded(db, measured_only=True) == [1, 2]
+
+
 def test_resume_refuses_a_run_that_is_still_going(workspace):
     folder = slow_recipe(workspace / "r", 4, 0.05)
     db = workspace / ".overnight" / "overnight.db"

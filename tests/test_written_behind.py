@@ -8,6 +8,7 @@ import asyncio
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from overnight.core.budget import Budget, Spend
@@ -77,6 +78,38 @@ def test_the_write_left_for_later_is_done_by_the_command_that_runs_next(tmp_path
     assert other.execute("select seq, status from experiments where run_id = ? order by id", [run_id]).fetchall() \
         == [(0, "baseline"), (1, "discard")]
     recorder.flush()  # done already: nothing is written twice
+    assert _stored(store, run_id) == [(0, "baseline"), (1, "discard")]
+
+
+def test_a_store_another_process_is_writing_is_not_waited_for_while_a_command_runs(tmp_path):
+    from overnight.core import process
+
+    store, run_id, recorder, _ = _recorder(tmp_path)
+    recorder.record(_experiment(1, 0.5), "discard", "worse")
+    other = sqlite3.connect(tmp_path / "store.db", isolation_level=None)
+    other.execute("begin immediate")  # another process holds the write lock, for longer than the time limit
+    with process.meanwhile(*recorder.behind()):
+        done = process.run([sys.executable, "-c", "import time; time.sleep(0.2)"], cwd=tmp_path, seconds=5)
+    assert not done.timed_out and 0.15 < done.seconds < 2
+    assert len(recorder.behind()) == 1  # left for later, nothing written
+    other.execute("commit")
+    recorder.flush()
+    assert _stored(store, run_id) == [(0, "baseline"), (1, "discard")]
+
+
+def test_a_command_that_ended_while_its_thread_did_other_work_is_no_timeout(tmp_path):
+    from overnight.core import process
+
+    with process.meanwhile(lambda: time.sleep(1.5)):  # longer than the command's limit
+        done = process.run([sys.executable, "-c", "import time; time.sleep(0.1)"], cwd=tmp_path, seconds=1)
+    assert not done.timed_out and done.returncode == 0
+
+
+def test_a_long_view_is_stored_at_once(tmp_path):
+    store, run_id, recorder, _ = _recorder(tmp_path)
+    rec = _experiment(1, 0.5)
+    rec.view = "x" * 100_000
+    recorder.record(rec, "discard", "worse")
     assert _stored(store, run_id) == [(0, "baseline"), (1, "discard")]
 
 
