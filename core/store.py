@@ -237,8 +237,10 @@ class Store:
             # so that a copy of the file alone holds every run.
             weakref.finalize(self, self.conn.close)
             self.conn.execute("PRAGMA busy_timeout = 10000")
-            if not create and not is_store(self.path) and not self._applied():
-                # Before any PRAGMA that writes: another program's database keeps its journal mode.
+            if not create and self.conn.execute("PRAGMA application_id").fetchone()[0] != APPLICATION_ID \
+                    and not self._applied():
+                # Read through this connection (another descriptor of the file would drop SQLite's locks),
+                # and before any PRAGMA that writes: another program's database keeps its journal mode.
                 raise OvernightError(f"{self.path} is not an overnight store; nothing was changed.")
             if not readonly:
                 self.conn.execute("PRAGMA journal_mode = WAL")
