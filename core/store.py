@@ -359,8 +359,11 @@ class Store:
     def night_items(self, night_id: int) -> list[dict]:
         return self._rows("select * from night_items where night_id = ? order by position", [night_id])
 
-    def latest_run_since(self, recipe: str, since: float) -> dict | None:
-        return self._row("select * from runs where recipe = ? and started_at >= ? order by id desc limit 1", [recipe, since])
+    def latest_run_since(self, recipe: str, since: float, pid: int | None = None) -> dict | None:
+        """The recipe's latest run started since `since`; with `pid`, the latest that process started."""
+        mine = " and pid = ?" if pid else ""
+        return self._row(f"select * from runs where recipe = ? and started_at >= ?{mine} order by id desc limit 1",
+                         [recipe, since, *([pid] if pid else [])])
 
     # -- runs ---------------------------------------------------------------
 

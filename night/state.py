@@ -100,7 +100,6 @@ class Nights:
             return self.store.run(item.run_id)
         if not item.started_at:
             return None
-        found = self.store.latest_run_since(item.recipe, item.started_at - 1)
-        if found is not None and item.pid and found["pid"] != item.pid:
-            return None  # a run of the recipe started meanwhile, but not by this item (one refused, say)
-        return found
+        # The one its own process started: another run of the recipe may have begun meanwhile (by hand,
+        # while this item's run was refused, say).
+        return self.store.latest_run_since(item.recipe, item.started_at - 1, pid=item.pid)

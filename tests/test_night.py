@@ -166,6 +166,22 @@ def test_a_night_whose_store_is_inside_a_recipe_folder_is_refused_before_it_star
     assert inside_own.returncode == 0, inside_own.stdout + inside_own.stderr  # its own folder, left out of its digest
 
 
+def test_a_night_item_is_given_the_run_its_own_process_started(tmp_path):
+    from overnight.core.store import Store
+    from overnight.night.state import Item, Nights
+
+    store = Store(tmp_path / "store.db")
+    started = time.time()
+    ours = store.start_run(recipe="r", recipe_text="", config="{}", goal="minimize")
+    store.update_run(ours, pid=4242)
+    by_hand = store.start_run(recipe="r", recipe_text="", config="{}", goal="minimize")  # a moment later
+    store.update_run(by_hand, pid=5151)
+    item = Item(1, 1, 1, "r", "r", "running", None, None, 4242, None, started, None)
+    assert Nights(store).run_of(item)["id"] == ours
+    refused = Item(2, 1, 2, "r", "r", "running", None, None, 6363, None, started, None)
+    assert Nights(store).run_of(refused) is None
+
+
 def test_a_night_whose_every_recipe_failed_exits_1(workspace):
     broken = recipe(workspace / "broken", text="CRASH at the baseline\n", proposals=["never measured\n"])
     done = finish(workspace, "night", broken, "--yes")
