@@ -18,7 +18,7 @@ def apply(exp, dry_run, force, db, yes=False):
     """Write experiment EXP's change to your file, keeping the previous version."""
     from overnight.ops import apply as ops
 
-    store = open_store(db)
+    store = open_store(db, create=False)
     run, e = find_experiment(store, exp)
     if dry_run:
         surface, diff = ops.preview(store, run, e, force=force, warn=True)

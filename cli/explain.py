@@ -8,6 +8,7 @@ import click
 
 from overnight.cli.common import db_option, open_store
 from overnight.ops.find import find_run
+from overnight.sharing.printable import one_line
 
 RATIONALE = 44  # characters of a rationale in the table
 
@@ -25,11 +26,11 @@ def explain(run_ref, yes, db):
     from overnight.core.explain import chain, explain as measure_contributions
     from overnight.ops.trust_gate import build
 
-    store = open_store(db)
+    store = open_store(db, create=False)
     run = find_run(store, run_ref)
     changes = chain(store, run)  # missing candidates are an error before anything is measured
     if not changes:
-        click.echo(f"Run {run['id']} of '{run['recipe']}' kept no change: its best is the baseline, so there is nothing to explain.")
+        click.echo(f"Run {run['id']} of '{one_line(run['recipe'])}' kept no change: its best is the baseline, so there is nothing to explain.")
         return
     recipe = _recipe_of(run)
     _trust(recipe, store, yes)
@@ -44,7 +45,7 @@ def print_table(run: dict, result) -> None:
 
     steps = [r for r in result.rows if r.seq is not None]
     values = [r for r in result.rows if r.seq is None]
-    click.echo(f"Run {run['id']} of '{run['recipe']}': {len(steps)} kept change{'s' if len(steps) > 1 else ''} from baseline "
+    click.echo(f"Run {run['id']} of '{one_line(run['recipe'])}': {len(steps)} kept change{'s' if len(steps) > 1 else ''} from baseline "
                f"{fmt(run['baseline_score'])} to best {fmt(run['best_score'])} ({result.goal}); the best measured again: {fmt(result.best_score)}.")
     click.echo(f"A change contributes when leaving it out costs more than {fmt(result.bar)} (the keep rule's noise bar).")
     click.echo("")
@@ -58,7 +59,7 @@ def print_table(run: dict, result) -> None:
             _row("   -", r)
     idle = [r for r in steps if r.verdict.endswith("drop it")]
     if idle:
-        names = ", ".join(f"#{r.seq} ({r.rationale or 'no rationale'})" for r in idle)
+        names = ", ".join(f"#{r.seq} ({one_line(r.rationale, RATIONALE) if r.rationale else 'no rationale'})" for r in idle)
         click.echo("")
         click.echo(f"{'Change' if len(idle) == 1 else 'Changes'} {names} {'adds' if len(idle) == 1 else 'add'} nothing at the end: "
                    f"the best does as well without {'it' if len(idle) == 1 else 'them'}.")
@@ -66,8 +67,6 @@ def print_table(run: dict, result) -> None:
 
 def _row(label: str, r) -> None:
     from overnight.core.numbers import fmt
-
-    from overnight.sharing.printable import one_line
 
     text = one_line(r.rationale, RATIONALE)
     line = f"{label}  {text:<{RATIONALE}}  {_signed(r.gain):>10}  {fmt(r.score_without):>10}  {_signed(r.contribution):>12}"

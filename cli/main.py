@@ -153,7 +153,8 @@ owns_process = False
 
 def _said(exc: Exception) -> str | None:
     """A sentence for what the machine, not overnight, refused: a full disk, a store that SQLite
-    cannot read or write (read-only, edited by hand); None for anything else, which is a bug."""
+    cannot read or write (read-only, damaged), a value edited into the store by hand; None for
+    anything else, which is a bug."""
     import errno
 
     if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO):
@@ -161,6 +162,10 @@ def _said(exc: Exception) -> str | None:
         return f"{exc.strerror}{where}; what was written so far may be cut short."
     if type(exc).__module__ == "sqlite3":  # not imported here: `overnight --help` does without it
         return f"The store could not be read or written: {exc}."
+    if isinstance(exc, (TypeError, ValueError, AttributeError, KeyError, OverflowError)):
+        from overnight.core import damage  # a value edited into the store by hand, or else a bug
+
+        return damage.found()
     return None
 
 

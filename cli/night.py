@@ -96,14 +96,15 @@ def _distinct(loaded) -> None:
 
 
 def _resumed(nights, recipes, until, minutes) -> int:
-    from overnight.night.queue import _alive, parse_until
+    from overnight.core.files import pid_alive
+    from overnight.night.queue import parse_until
 
     if recipes:
         raise OvernightError("--resume continues the night as it was planned: give no recipes with it.")
     row = nights.latest(("running", "stopped"))
     if row is None:
         raise OvernightError(f"There is no unfinished night to resume in {nights.store.path} (see `overnight status`).")
-    if row["status"] == "running" and row["pid"] and _alive(row["pid"]):
+    if row["status"] == "running" and pid_alive(row["pid"]):
         raise OvernightError(f"Night {row['id']} is still running (process {row['pid']}); stop it first (Ctrl-C or kill {row['pid']}) or wait for it.")
     changes = {"status": "running", "pid": os.getpid(), "ended_at": None}
     if until:

@@ -33,18 +33,9 @@ def resumable_run(store: Store, recipe: Recipe) -> int:
 
 def _alive(pid: int | None) -> bool:
     """True when another live process has this pid (a run killed with SIGKILL left its row 'running')."""
-    if not pid or pid == os.getpid():
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a zombie is dead for our purpose
-        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
-    except OSError:
-        return True
+    from .files import pid_alive
+
+    return pid != os.getpid() and pid_alive(pid)
 
 
 @dataclass

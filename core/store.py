@@ -204,6 +204,7 @@ def default_path() -> Path:
 
 APPLICATION_ID = 0x6F766E74  # "ovnt", in the SQLite header at offset 68 (PRAGMA application_id)
 SIDE_FILES = ("-wal", "-shm", "-journal", ".lock")  # what SQLite and overnight keep beside a store
+opened: "weakref.WeakSet[Store]" = weakref.WeakSet()  # this process's stores, for core/damage.py
 
 
 def is_store(path: Path | str) -> bool:
@@ -236,11 +237,9 @@ class Store:
             # its objects (cli/console.py): closing folds the write-ahead log back into the store file,
             # so that a copy of the file alone holds every run.
             weakref.finalize(self, self.conn.close)
+            opened.add(self)
             self.conn.execute("PRAGMA busy_timeout = 10000")
-            if not create and self.conn.execute("PRAGMA application_id").fetchone()[0] != APPLICATION_ID \
-                    and not self._applied():
-                # Read through this connection (another descriptor of the file would drop SQLite's locks),
-                # and before any PRAGMA that writes: another program's database keeps its journal mode.
+            if self._foreign(create):
                 raise OvernightError(f"{self.path} is not an overnight store; nothing was changed.")
             if not readonly:
                 self.conn.execute("PRAGMA journal_mode = WAL")
@@ -287,6 +286,16 @@ class Store:
         with open(self.path.with_name(self.path.name + ".lock"), "a") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             self._check_migrations()
+
+    def _foreign(self, create: bool) -> bool:
+        """Whether the file holds another program's database, which no command may change (a run
+        would add its tables to it). A new file, or a database with no table yet, becomes a store
+        when `create`. Read through this connection (another descriptor of the file would drop
+        SQLite's locks), and before any PRAGMA that writes: another program's database keeps its
+        journal mode."""
+        if self.conn.execute("PRAGMA application_id").fetchone()[0] == APPLICATION_ID or self._applied():
+            return False
+        return not create or self.conn.execute("select 1 from sqlite_master limit 1").fetchone() is not None
 
     def _applied(self) -> set[str]:
         try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from collections import Counter
 
+from overnight.core.files import pid_alive
 from overnight.core.numbers import fmt, gain_text
 
 from .state import DONE, Nights
@@ -77,12 +78,6 @@ def status_lines(store) -> list[str]:
     if waiting:
         head += f"; then {', '.join(waiting)}"
     out = [head + "."]
-    if night["status"] == "stopped" or (night["status"] == "running" and not _alive(night["pid"])):
+    if night["status"] == "stopped" or (night["status"] == "running" and not pid_alive(night["pid"])):
         out.append("  It is not running: `overnight night --resume` continues it.")
     return out + [""]
-
-
-def _alive(pid) -> bool:
-    from .queue import _alive as alive
-
-    return bool(pid) and alive(pid)

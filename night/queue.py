@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Callable
 
 from overnight.core.errors import OvernightError
+from overnight.core.files import pid_alive
 
 from .state import DONE, Item, Nights
 
@@ -192,21 +193,8 @@ class Night:
 def _wait_gone(pid: int, seconds: float = 120) -> None:
     """A run the killed night left behind is stopping (SIGTERM from its parent's death): let it."""
     deadline = time.monotonic() + seconds
-    while _alive(pid) and time.monotonic() < deadline:
+    while pid_alive(pid) and time.monotonic() < deadline:
         time.sleep(0.1)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a zombie is gone for our purpose
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()[0] != "Z"
-    except OSError:
-        return True
 
 
 def _error_of(log: Path) -> str:

@@ -141,7 +141,8 @@ def recover(store) -> list[str]:
     for j in store.unfinished_applies():
         path = Path(j["path"])
         sweep_temporaries(path.parent, store.path.parent / "backups")
-        now = hashlib.sha256(path.read_bytes()).hexdigest() if path.exists() else None
+        # Only a file can hold either version: a device or a pipe named by a store edited by hand is not read.
+        now = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None
         run = store.run(j["run_id"])
         if now == j["new_digest"]:
             store.finish_apply(j["id"], fingerprint=now, review=dict(

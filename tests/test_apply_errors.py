@@ -103,3 +103,20 @@ def test_force_replaces_a_read_only_file_keeping_its_mode_and_a_backup(workspace
     assert backup.read_text() == "hello\n" and f"The previous version is kept at {backup}." in result.output
     assert _no_temporaries(doc.parent, store / "backups")
     assert [r["state"] for r in rows(store / "overnight.db", "select state from applies")] == ["finished"]
+
+
+def test_an_apply_journal_edited_to_name_a_device_is_not_read(workspace, cli):
+    """`overnight status` finishes the applies a kill interrupted by reading their file: one a
+    store edited by hand points at a device or a folder is left unread, and reported as abandoned."""
+    import sqlite3
+
+    _, store = _ran(workspace, cli)
+    db = sqlite3.connect(store / "overnight.db")
+    with db:
+        for path in ("/dev/zero", str(workspace)):
+            db.execute("insert into applies (run_id, experiment_id, path, old_digest, new_digest, state, created_at) "
+                       "values (1, 1, ?, 'a', 'b', 'begun', 0)", [path])
+    db.close()
+    status = cli("status")
+    assert status.exit_code == 0 and no_traceback(status.output), status.output
+    assert [r["state"] for r in rows(store / "overnight.db", "select state from applies")] == ["abandoned", "abandoned"]

@@ -249,6 +249,36 @@ def test_commands_that_read_leave_a_file_that_is_no_store_as_it_was(workspace, c
     assert other.read_bytes()[18:20] == b"\x01\x01"  # the header's file format: not switched to WAL
 
 
+def test_commands_that_write_leave_another_programs_database_as_it_was(workspace, cli):
+    """A run, a check, a night, apply and explain pointed at a database overnight did not make
+    refuse it before writing: none adds its tables to it."""
+    import sqlite3
+
+    other = workspace / "other.db"
+    conn = sqlite3.connect(other)
+    conn.execute("create table mine (x)")
+    conn.commit()
+    conn.close()
+    before = other.read_bytes()
+    folder = recipe(workspace / "r", proposals=[{"view": "hello there\n"}], files={"score.sh": "wc -c < $1\n"})
+    for args in (["run", folder, "--yes"], ["check", folder, "--yes"], ["night", folder, "--yes"],
+                 ["apply", "1:1", "--yes"], ["explain", "1", "--yes"], ["demo", "--dir", workspace / "d"]):
+        result = cli(*args, "--db", other)
+        assert result.exit_code == 1 and no_traceback(result.output), (args, result.output)
+        assert f"{other} is not an overnight store; nothing was changed." in result.output, (args, result.output)
+        assert other.read_bytes() == before, args
+    empty = workspace / "empty.db"
+    empty.write_bytes(b"")
+    result = cli("apply", "1:1", "--yes", "--db", empty)  # a command that needs a run makes no store to look in
+    assert result.exit_code == 1 and f"{empty} is an empty file, not an overnight store" in result.output
+    assert empty.read_bytes() == b""
+    fresh = sqlite3.connect(workspace / "fresh.db")  # a database with nothing in it yet becomes a store
+    fresh.execute("vacuum")
+    fresh.close()
+    assert cli("run", folder, "--yes", "--db", workspace / "fresh.db").exit_code == 0
+    assert rows(workspace / "fresh.db", "select count(*) as n from runs") == [{"n": 1}]
+
+
 def test_numbers_past_sqlites_and_a_store_edited_by_hand_are_one_sentence(two_runs, cli):
     import sqlite3
 
@@ -271,6 +301,44 @@ def test_numbers_past_sqlites_and_a_store_edited_by_hand_are_one_sentence(two_ru
     assert "The store could not be read or written: no such table: candidates." in broken.output
 
 
+@pytest.mark.parametrize("edit, command, said", [
+    ("update experiments set delta = 'high' where run_id = 1 and seq = 1", ["log", "1"],
+     "experiments.delta of the row with id 2 is text where overnight keeps a number"),
+    ("update experiments set score = x'00ff' where run_id = 1 and seq = 1", ["export", "1", "--format", "jsonl"],
+     "experiments.score of the row with id 2 is a blob of bytes where overnight keeps a number"),
+    ("update experiments set meta = '{bad' where run_id = 2 and seq = 1", ["show", "2:1"],
+     "experiments.meta of the row with id 6 is not a JSON object"),
+    ("update runs set recipe_text = null, recipe_path = null where id = 2", ["diff", "2:1"],
+     "runs.recipe_path of the row with id 2 is empty (NULL)"),
+    ("update runs set started_at = 1e300 where id = 1", ["status", "--json"],
+     "runs.started_at of the row with id 1 is 1e+300, no time in seconds since 1970"),
+    ("update runs set status = null where id = 1", ["status"], "runs.status of the row with id 1 is empty (NULL)"),
+])
+def test_a_value_edited_into_the_store_by_hand_is_named(two_runs, cli, edit, command, said):
+    """A command that trips on a value overnight never writes names the value, not a traceback."""
+    import sqlite3
+
+    db = sqlite3.connect(two_runs / ".overnight" / "overnight.db")
+    with db:
+        db.execute(edit)
+    db.close()
+    result = cli(*command)
+    assert result.exit_code == 1 and no_traceback(result.output), result.output
+    store = two_runs / ".overnight" / "overnight.db"
+    assert f"Error: The store {store} holds a value overnight did not write: {said}. Was it edited by hand?" in result.output
+
+
+def test_a_bug_on_a_sound_store_is_not_blamed_on_the_store(two_runs, monkeypatch):
+    """An unforeseen error with every stored value as overnight wrote it stays a traceback: a bug to report."""
+    from overnight.cli import inspect as inspect_cli
+    from overnight.cli.main import main
+
+    monkeypatch.setattr(inspect_cli, "fmt", lambda *_: 1 + "x")
+    monkeypatch.setattr("sys.argv", ["overnight", "log", "1"])
+    with pytest.raises(TypeError):
+        main()
+
+
 def test_a_scripted_agent_whose_edits_never_fit_gets_no_advice_about_models(workspace, cli):
     folder = recipe(workspace / "r", proposals=[{"replace": ["absent", "x"]}, {"replace": ["gone", "y"]}])
     result = cli("run", folder, "--yes")
@@ -288,3 +356,21 @@ def test_an_argument_that_is_not_utf8_and_options_that_contradict_are_one_senten
     assert done.returncode == 2 and done.stderr == "Error: the argument '\\xff' is not UTF-8 text.\n"
     both = cli("log", "--all", "--last", "3")
     assert both.exit_code == 2 and "--all lists every experiment and --last N the last N: give one of them." in both.output
+
+
+@pytest.mark.parametrize("pid", [-1, 99999999999999, "abc"])
+def test_a_stored_pid_no_process_can_have_is_a_run_that_died(workspace, cli, pid):
+    """A pid edited into the store that is no process's (negative, past the largest, text) is taken
+    for a run that died: it resumes, and no advice names `kill -1`."""
+    import sqlite3
+
+    folder = recipe(workspace / "r", proposals=["hello world\n", "hello there world\n"], budget="experiments = 1")
+    assert cli("run", folder, "--yes").exit_code == 0
+    db = sqlite3.connect(workspace / ".overnight" / "overnight.db")
+    with db:
+        db.execute("update runs set status = 'running', pid = ?", [pid])
+    db.close()
+    assert "died" in cli("status").output
+    resumed = cli("run", folder, "--resume", "--yes")
+    assert resumed.exit_code == 0 and no_traceback(resumed.output), resumed.output
+    assert "still running" not in resumed.output
