@@ -63,7 +63,11 @@ def recipe_of(run: dict):
     """The recipe as the run recorded it (not the file as it is now): the same plugins, the same options."""
     from overnight.core.recipe import parse
 
-    return parse(run["recipe_text"], Path(run["recipe_path"]))
+    try:
+        return parse(run["recipe_text"], Path(run["recipe_path"]))
+    except OvernightError as exc:  # the file as it is now may read well: say which text is meant
+        raise OvernightError(f"Run {run['id']} recorded its recipe as it was when it began, and that copy (kept in the "
+                             f"store) no longer reads: {exc.message}", exit_code=exc.exit_code) from None
 
 
 def surface_of(run: dict):

@@ -328,6 +328,20 @@ def test_a_value_edited_into_the_store_by_hand_is_named(two_runs, cli, edit, com
     assert f"Error: The store {store} holds a value overnight did not write: {said}. Was it edited by hand?" in result.output
 
 
+def test_a_recorded_recipe_that_no_longer_reads_is_told_from_the_file(two_runs, cli):
+    """The recipe file reads well; the copy the run recorded does not: the sentence says which."""
+    import sqlite3
+
+    db = sqlite3.connect(two_runs / ".overnight" / "overnight.db")
+    with db:
+        db.execute("update runs set recipe_text = '[surface' where id = 2")
+    db.close()
+    result = cli("apply", "2:1", "--dry-run")
+    assert result.exit_code == 2 and no_traceback(result.output), result.output
+    assert "Run 2 recorded its recipe as it was when it began, and that copy (kept in the store) no longer reads: " \
+           in result.output and "this is not valid TOML" in result.output
+
+
 def test_a_bug_on_a_sound_store_is_not_blamed_on_the_store(two_runs, monkeypatch):
     """An unforeseen error with every stored value as overnight wrote it stays a traceback: a bug to report."""
     from overnight.cli import inspect as inspect_cli
