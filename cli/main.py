@@ -160,12 +160,14 @@ def _said(exc: Exception) -> str | None:
     if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO):
         where = f" ({exc.filename})" if exc.filename else ""
         return f"{exc.strerror}{where}; what was written so far may be cut short."
-    if type(exc).__module__ == "sqlite3":  # not imported here: `overnight --help` does without it
-        return f"The store could not be read or written: {exc}."
-    if isinstance(exc, (TypeError, ValueError, AttributeError, KeyError, OverflowError)):
+    sqlite = type(exc).__module__ == "sqlite3"  # not imported here: `overnight --help` does without it
+    if sqlite or isinstance(exc, (TypeError, ValueError, AttributeError, KeyError, OverflowError)):
         from overnight.core import damage  # a value edited into the store by hand, or else a bug
 
-        return damage.found()
+        found = damage.found()
+        if found or not sqlite:
+            return found
+        return f"The store could not be read or written: {exc}."
     return None
 
 
