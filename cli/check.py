@@ -28,11 +28,14 @@ def check(recipe, repeats, yes, db):
     from overnight.core import recipe as recipes
 
     store = open_store(db)
-    with tempfile.TemporaryDirectory(prefix="overnight-check-") as scratch:
-        loaded = recipes.load(_recipe_path(recipe, Path(scratch)))
-        _trust(loaded, store, yes)
-        copied = loaded.dir.is_relative_to(Path(scratch).resolve())
-        report = run_check(loaded, store, repeats, where=f"the {recipe} recipe, in a throwaway copy" if copied else "")
+    try:
+        with tempfile.TemporaryDirectory(prefix="overnight-check-") as scratch:
+            loaded = recipes.load(_recipe_path(recipe, Path(scratch)))
+            _trust(loaded, store, yes)
+            copied = loaded.dir.is_relative_to(Path(scratch).resolve())
+            report = run_check(loaded, store, repeats, where=f"the {recipe} recipe, in a throwaway copy" if copied else "")
+    except OvernightError as exc:  # nothing could be measured (a missing key or package, an untrusted recipe): broken
+        raise OvernightError(exc.message, exit_code=max(exc.exit_code, 2)) from None
     sys.exit(report.exit_code)
 
 

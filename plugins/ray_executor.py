@@ -162,9 +162,13 @@ class RayExecutor(Executor):
 
 def connect(address: str | None, where: Path):
     """Ray, connected to the cluster the recipe names (or a local one); one sentence if it cannot be reached."""
+    try:
+        import ray
+    except ImportError:
+        raise OvernightError(f"{where}: [executor] kind = \"ray\" needs Ray, which is not installed here: "
+                             "pip install 'overnight[ray]', or measure on this machine with kind = \"local\".") from None
     if address not in (None, "auto"):
         reachable(address, where)
-    import ray
 
     if ray.is_initialized():
         return ray

@@ -219,3 +219,15 @@ def test_a_run_on_ray_killed_halfway_resumes_and_records_every_proposal_once(clu
     assert done.returncode == 0, done.stderr
     assert no_traceback(done.stdout + done.stderr)
     assert sorted(lines_recorded(db, measured_only=True)) == list(range(1, len(proposals) + 1))
+
+
+def test_ray_not_installed_is_one_sentence_and_a_broken_check(tmp_path, cli, monkeypatch):
+    """Without the `ray` extra, a recipe on Ray says how to get it: from a run, and from `check`
+    as broken (exit 2), since nothing could be measured."""
+    monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` raises ImportError, as where it is not installed
+    folder = recipe(tmp_path / "r", proposals=PROPOSALS, budget=on_ray())
+    for args, code in ((["run", folder, "--yes", "--dry-run"], 1), (["check", folder, "--yes"], 2)):
+        result = cli(*args)
+        assert result.exit_code == code and no_traceback(result.output), result.output
+        assert (f"Error: {folder / 'recipe.toml'}: [executor] kind = \"ray\" needs Ray, which is not installed here: "
+                "pip install 'overnight[ray]', or measure on this machine with kind = \"local\".") in result.output
