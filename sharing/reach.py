@@ -63,13 +63,21 @@ class Sends:
         what = f"{self.key} and your prompt" if self.key else "your prompt"
         own = "" if self.chosen else ", the provider's own host"
         to = self.host
+        notes = []
         if "@" in _netloc(self.host):  # `https://api.openai.com@elsewhere/v1` reaches elsewhere
-            to = f"{host_of(self.host)} (the address {self.host} names a user before its '@'; the host is what follows)"
+            notes.append("names a user before its '@'; the host is what follows")
+        host = _hostname(self.host)
+        if host and not host.isascii():  # `api.open\u0430i.com`, a Cyrillic a, looks like OpenAI's and is not
+            looked_up = "this is the name actually looked up" if _ascii_host(host) else "no such name can be looked up"
+            notes.append(f"writes its host in non-ASCII letters; {looked_up}")
+        if notes:
+            to = f"{host_of(self.host)} (the address {self.host} {'; it '.join(notes)})"
         return printable(f"{self.section}: sends {what} to {to} (model {self.model}{own})")
 
 
 def host_of(url: str) -> str:
-    """The host (and port) a URL reaches, as a person must read it: a user name before an '@' is no host."""
+    """The host (and port) a URL reaches, as a person must read it: a user name before an '@' is no
+    host, and a non-ASCII host is shown as the ASCII name looked up, since letters can look alike."""
     try:
         parts = urlsplit(url)
         host, port = parts.hostname, parts.port
@@ -77,8 +85,30 @@ def host_of(url: str) -> str:
         return _netloc(url)
     if not host:
         return _netloc(url)
+    if not host.isascii():
+        host = _ascii_host(host) or host.encode("ascii", "backslashreplace").decode("ascii")
     host = f"[{host}]" if ":" in host else host  # an IPv6 address, as a URL writes it
     return f"{host}:{port}" if port else host
+
+
+def _hostname(url: str) -> str | None:
+    try:
+        return urlsplit(url).hostname
+    except ValueError:
+        return None
+
+
+def _ascii_host(host: str) -> str | None:
+    """The name a resolver is asked for (`api.xn--openi-7ve.com`), encoded the way httpx, under
+    litellm, encodes it (IDNA 2008); None for a host that no such name can stand for."""
+    try:
+        import idna
+    except ImportError:  # httpx brings it; without it, Python's own (IDNA 2003) codec
+        idna = None
+    try:
+        return idna.encode(host).decode("ascii") if idna else host.encode("idna").decode("ascii")
+    except UnicodeError:  # idna's own errors are UnicodeErrors too
+        return None
 
 
 def _netloc(url: str) -> str:

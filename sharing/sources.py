@@ -8,6 +8,7 @@ Plain http is accepted only from this machine (127.0.0.1, localhost, ::1).
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import re
@@ -201,7 +202,7 @@ def _inside(root: Path, sub: str, label: str) -> Path:
     if sub.startswith("/") or ".." in parts:
         raise OvernightError(f"{label}: the subfolder {sub!r} must be a relative path inside the repository.")
     path = root.joinpath(*parts)
-    if not path.resolve().is_relative_to(root.resolve()):
+    if not _resolved(path, Path(*parts), label).is_relative_to(root.resolve()):
         raise OvernightError(f"{label}: the subfolder {sub!r} leads outside the repository: refused, nothing was installed.")
     return path
 
@@ -219,7 +220,7 @@ def copy_tree(source: Path, dest: Path, label: str) -> Path:
             rel = path.relative_to(source)
             if name in IGNORED:
                 continue
-            real = path.resolve()
+            real = _resolved(path, rel, label)
             if not real.is_relative_to(root):
                 raise OvernightError(f"{label} is refused: {rel.as_posix()} is a link pointing outside the recipe folder. Nothing was installed.")
             if real.is_dir():
@@ -236,6 +237,17 @@ def copy_tree(source: Path, dest: Path, label: str) -> Path:
             target.chmod(0o755 if real.stat().st_mode & 0o111 else 0o644)
         dirs[:] = [d for d in dirs if not (Path(top) / d).is_symlink()]
     return dest
+
+
+def _resolved(path: Path, rel: Path, label: str) -> Path:
+    """Where a link leads; a loop of links (`a -> b`, `b -> a`) leads nowhere and refuses the source."""
+    try:
+        os.stat(path)  # follows the links as the system does: ELOOP for a loop, whatever pathlib makes of it
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise OvernightError(f"{label} is refused: {rel.as_posix()} is a link in a loop (following it leads back "
+                                 "to itself). Nothing was installed.") from None
+    return path.resolve()
 
 
 def is_loopback(url: str) -> bool:

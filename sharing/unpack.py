@@ -7,7 +7,10 @@ archive becomes a copy of that target, counted as one more file and its bytes;
 a link to a folder, or one that points outside, refuses the whole archive (a
 folder link copied is how a few hundred bytes unpack into millions of files).
 Sizes are counted as headers are read and again as bytes are written, so
-neither a compression bomb nor a header that lies gets past the limit.
+neither a compression bomb nor a header that lies gets past the limit. A tar is
+read through `_Capped`, because tarfile reads a long name or a pax header whole
+into memory before any member reaches our checks: a 1.5 MB .tar.gz can declare
+a 1.5 GB name.
 """
 
 from __future__ import annotations
@@ -28,6 +31,10 @@ MAX_FILES = 5000
 # Longest name or link target, and longest part of one: past these a file system refuses anyway.
 MAX_NAME = 1024
 MAX_PART = 255
+# A tar's long name or pax header is read whole, so each is kept to what a name and a few attributes
+# need; all headers together, to what 5000 files with long names and attributes need.
+MAX_HEADER = 64 * 2**10
+MAX_HEADERS = 32 * 2**20
 
 
 class Refused(OvernightError):
@@ -198,30 +205,125 @@ def _zip_link_target(zf, info, writer: _Writer) -> str:
 
 
 def _untar(archive: Path, writer: _Writer) -> None:
-    with tarfile.open(archive, "r:*") as tf:
-        members = []
-        declared = 0
-        # First every name and link is checked, so a refused archive writes nothing at all; sizes are
-        # added up as headers arrive, so a bomb stops at the first header past the limit, not at its end.
-        for member in tf:
-            members.append(member)
-            declared += max(member.size, 0)
-            if len(members) > MAX_FILES:
-                raise Refused(f"{writer.label} is refused: it holds more than {MAX_FILES} files. Nothing was installed.")
-            if declared > MAX_BYTES:
-                raise writer.too_big()
-            writer.parts(member.name)
-            if member.issparse():
-                raise writer.refuse(member.name, "is a sparse file")
-            if member.issym():
-                writer.link(member.name, member.linkname, relative_to_entry=True)
-            elif member.islnk():
-                # A hard link names another entry of the archive, from the archive's top.
-                writer.link(member.name, member.linkname, relative_to_entry=False)
-            elif not (member.isdir() or member.isfile()):
-                raise writer.refuse(member.name, "is a device, a pipe or another special file")
-        for member in members:
-            if member.isdir():
-                writer.folder(member.name)
-            elif member.isfile():
-                writer.file(member.name, tf.extractfile(member), bool(member.mode & 0o111))
+    try:
+        with _Capped(archive, writer) as stream, tarfile.open(fileobj=stream, mode="r:") as tf:
+            members = _tar_members(tf, writer)
+            stream.headers_read()
+            for member in members:
+                if member.isdir():
+                    writer.folder(member.name)
+                elif member.isfile():
+                    writer.file(member.name, tf.extractfile(member), bool(member.mode & 0o111))
+    except RecursionError:  # tarfile follows each long-name or pax header into the next one by recursion
+        raise Refused(f"{writer.label} is refused: it chains hundreds of tar headers before one entry. "
+                      "Nothing was installed.") from None
+
+
+def _tar_members(tf: tarfile.TarFile, writer: _Writer) -> list[tarfile.TarInfo]:
+    """Every entry, checked before anything is written, so a refused archive writes nothing at all.
+
+    Sizes are added up as headers arrive: a bomb stops at the first header past the limit, not at its end."""
+    members = []
+    declared = 0
+    for member in tf:
+        members.append(member)
+        declared += max(member.size, 0)
+        if len(members) > MAX_FILES:
+            raise Refused(f"{writer.label} is refused: it holds more than {MAX_FILES} files. Nothing was installed.")
+        if declared > MAX_BYTES:
+            raise writer.too_big()
+        writer.parts(member.name)
+        if member.issparse():
+            raise writer.refuse(member.name, "is a sparse file")
+        if member.issym():
+            writer.link(member.name, member.linkname, relative_to_entry=True)
+        elif member.islnk():
+            # A hard link names another entry of the archive, from the archive's top.
+            writer.link(member.name, member.linkname, relative_to_entry=False)
+        elif not (member.isdir() or member.isfile()):
+            raise writer.refuse(member.name, "is a device, a pipe or another special file")
+    return members
+
+
+class _Capped:
+    """The tar stream, decompressed, as tarfile reads it: no header body past MAX_HEADER and no
+    more than MAX_HEADERS of headers are read, and nothing past the size limit is decompressed.
+
+    While the headers are read tarfile asks for 512-byte blocks, one byte after skipping an
+    entry's data, and a long name or pax header whole in one read: that read is refused by its size.
+    """
+
+    def __init__(self, archive: Path, writer: _Writer):
+        self.writer = writer
+        self.raw, self.errors = _decompressed(archive)
+        self.scanning = True
+        self.scanned = 0
+        # The data, and the headers and padding around it.
+        self.limit = MAX_BYTES + MAX_HEADERS + MAX_FILES * 512
+
+    def __enter__(self) -> "_Capped":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.raw.close()
+
+    def headers_read(self) -> None:
+        """From here on tarfile reads entries' data, which the writer counts as it writes."""
+        self.scanning = False
+
+    def read(self, size: int = -1) -> bytes:
+        at = self.raw.tell()
+        if size is None or size < 0:
+            size = self.limit + 1 - at  # tarfile always says how much; were it not to, no further than the limit
+        if self.scanning:
+            if size > MAX_HEADER:
+                raise Refused(f"{self.writer.label} is refused: the tar header at byte {at - 512} declares a long name "
+                              f"or pax header of {_amount(size)} (at most {_amount(MAX_HEADER)}). Nothing was installed.")
+            self.scanned += size
+            if self.scanned > MAX_HEADERS:
+                raise Refused(f"{self.writer.label} is refused: its tar headers hold more than {_amount(MAX_HEADERS)}. "
+                              "Nothing was installed.")
+        try:
+            data = self.raw.read(min(size, self.limit + 1 - at))
+        except self.errors as exc:  # as OSError, which `unpack` reports as a corrupt archive
+            raise OSError(str(exc)) from None
+        if at + len(data) > self.limit:
+            raise self.writer.too_big()
+        return data
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        if whence == 0 and offset > self.limit:
+            raise self.writer.too_big()  # skipping data decompresses it all the same
+        try:
+            return self.raw.seek(offset, whence)
+        except self.errors as exc:
+            raise OSError(str(exc)) from None
+
+    def tell(self) -> int:
+        return self.raw.tell()
+
+
+def _decompressed(archive: Path):
+    """The archive's tar stream, chosen by its first bytes as `kind` reads them, and the errors
+    its decoder raises for bad data that are not an OSError already."""
+    import zlib
+
+    with open(archive, "rb") as f:
+        head = f.read(6)
+    if head.startswith(b"\x1f\x8b"):
+        import gzip
+
+        return gzip.open(archive, "rb"), (zlib.error,)
+    if head.startswith(b"BZh"):
+        import bz2
+
+        return bz2.open(archive, "rb"), ()
+    if head.startswith(b"\xfd7zXZ\x00"):
+        import lzma
+
+        return lzma.open(archive, "rb"), (lzma.LZMAError,)
+    return open(archive, "rb"), ()
+
+
+def _amount(size: int) -> str:
+    return f"{size // 2**20} MB" if size >= 2**20 else f"{size // 2**10} KB"
