@@ -80,6 +80,15 @@ class Unusable(Exception):
     """A reply that holds no usable proposal; the message is shown to the model on the retry."""
 
 
+class Repeated(Unusable):
+    """A reply that proposes a version already measured: asked again once, then handed to the loop,
+    which records it as the duplicate it is (not measured again)."""
+
+    def __init__(self, message: str, view: str, rationale: str):
+        super().__init__(message)
+        self.view, self.rationale = view, rationale
+
+
 class LLMAgent(Agent):
     name = "llm"
     summary = "A language model reads the failing examples and past experiments and proposes the next edit."
@@ -209,6 +218,10 @@ class LLMAgent(Agent):
                 return proposal
             except Unusable as exc:
                 problem = str(exc)
+                if attempt == 2 and isinstance(exc, Repeated):
+                    proposal.view, proposal.edits, proposal.rationale = exc.view, [], exc.rationale
+                    proposal.trace = _replies_trace(proposal, replies)
+                    return proposal
                 if attempt == 2:
                     return self._failed(proposal, problem, replies)
                 proposal.meta["retried"] = problem
@@ -254,7 +267,8 @@ class LLMAgent(Agent):
         earlier = self.search.measured(view) if self.search else None
         if earlier is not None:  # the loop would record a duplicate and learn nothing
             proposal.view, proposal.edits = None, []
-            raise Unusable(f"this exact version was already measured (experiment #{earlier}); propose a different change")
+            raise Repeated(f"this exact version was already measured (experiment #{earlier}); propose a different change",
+                           view, hypothesis or "(no hypothesis given)")
         problems = self.surface.problems(view, base) if self.surface else []
         if problems:
             proposal.view, proposal.edits = None, []

@@ -150,6 +150,21 @@ def test_a_version_already_measured_is_not_proposed_again(tmp_path, key, llm_ser
     assert retry.startswith("That answer could not be used: this exact version was already measured (experiment #1)")
 
 
+def test_a_version_proposed_again_after_the_retry_goes_to_the_loop_as_itself(tmp_path, key, llm_server):
+    """Asked again and still the same version: the proposal carries it, so the loop records it as
+    a duplicate (not measured again), as for any agent, not as an unusable reply."""
+    worse = "Reply.\n"
+    llm_server.queue(reply("be brief", worse), reply("be brief", worse), reply("be brief again", worse))
+    agent = agent_for(tmp_path, llm_server, merge_every=0, plateau=0)
+
+    first = agent.propose(context())
+    agent.observe(outcome(first, 1, "discard", {"a": 0.0, "b": 0.0, "c": 1.0}))
+    again = agent.propose(context())
+
+    assert again.view == worse and not again.error and again.rationale == "be brief again"
+    assert again.meta["retried"].startswith("this exact version was already measured (experiment #1)")
+
+
 def test_without_every_score_it_counts_only_what_the_loop_showed(tmp_path, key, llm_server):
     llm_server.add_rule(None, lambda request: reply("another", f"Reply number {len(llm_server.requests)}.\n"))
     agent = agent_for(tmp_path, llm_server, merge_every=0, plateau=0)
