@@ -6,7 +6,9 @@ It runs in a subprocess, so a hang is killed at the time limit like any command.
 from __future__ import annotations
 
 import json
+import os
 import sys
+import tempfile
 from pathlib import Path
 
 from overnight.core import process
@@ -16,18 +18,20 @@ from overnight.core.hookspecs import hookimpl
 from overnight.core.options import Option
 from overnight.core.secrets import metric_env
 
-# Runs in the child: imports the recipe's file, calls the function, prints one JSON line.
+# Runs in the child: imports the recipe's file, calls the function, writes its result as JSON to a
+# file of its own. Not to stdout: output is kept only up to a cap (core/process.py), and a result
+# with every example of a large dataset is megabytes.
 CHILD = r"""
 import importlib.util, json, sys
-file, function, artifact = sys.argv[1:4]
+file, function, artifact, out = sys.argv[1:5]
 spec = importlib.util.spec_from_file_location("overnight_recipe_metric", file)
 module = importlib.util.module_from_spec(spec)
 sys.path.insert(0, str(__import__("pathlib").Path(file).parent))
 spec.loader.exec_module(module)
 result = getattr(module, function)(artifact)
-print("\n@@overnight-result@@" + json.dumps(result, default=str))
+with open(out, "w", encoding="utf-8") as f:
+    json.dump(result, f, default=str)
 """
-MARK = "@@overnight-result@@"
 
 
 class PythonMetric(Metric):
@@ -62,17 +66,21 @@ class PythonMetric(Metric):
         file = self.path(self.config["file"])
         copy = folder / file.relative_to(self.recipe_dir.resolve()) if file.is_relative_to(self.recipe_dir.resolve()) else file
         file = str(copy if copy.is_file() else file)  # the work copy: the recipe folder is read-only to metrics
-        args = [sys.executable, "-c", CHILD, file, self.config["function"], str(artifact)]
         env = {**metric_env(self.config["env_passthrough"]), "OVERNIGHT_RECIPE_DIR": str(folder if self.reads == "folder" else self.recipe_dir)}
-        done = process.run(args, cwd=folder, seconds=request.seconds, env=env)
-        trace = done.tail(50)
-        if done.timed_out:
-            return Measurement.timeout(request.seconds, trace, seconds=done.seconds)
-        if done.returncode != 0 or MARK not in done.stdout:
+        fd, out = tempfile.mkstemp(prefix="overnight-result-", suffix=".json")
+        os.close(fd)
+        try:
+            args = [sys.executable, "-c", CHILD, file, self.config["function"], str(artifact), out]
+            done = process.run(args, cwd=folder, seconds=request.seconds, env=env)
+            trace = done.tail(50)
+            if done.timed_out:
+                return Measurement.timeout(request.seconds, trace, seconds=done.seconds)
+            result = Path(out).read_text(encoding="utf-8") if done.returncode == 0 else ""
+        finally:
+            os.unlink(out)
+        if not result:
             last = done.output.strip().splitlines()[-1:] or ["no output"]
             return Measurement.crash(f"the function failed: {last[0]}", trace, seconds=done.seconds)
-        printed, _, result = done.stdout.rpartition(MARK)
-        trace = "\n".join((printed.splitlines() + done.stderr.splitlines())[-50:])
         return _measurement(json.loads(result), trace, done.seconds)
 
 

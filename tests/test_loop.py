@@ -142,6 +142,26 @@ min = 1
     assert the_run(workspace)["best_score"] == 13
 
 
+def test_a_python_metric_with_every_example_of_a_large_dataset(workspace, cli):
+    """A function returning 12,000 examples (over a megabyte of JSON) and printing more than
+    the output kept: its result arrives whole, since it does not travel through the output."""
+    score = (
+        "def score(path):\n"
+        "    print('x' * 3_000_000)\n"
+        "    words = len(open(path).read().split())\n"
+        "    rows = [{'id': f'row-{i}', 'input': 'a question of some length ' * 3, 'score': words}\n"
+        "            for i in range(12_000)]\n"
+        "    return {'score': words, 'examples': rows}\n"
+    )
+    folder = recipe(workspace / "r", metric='kind = "python"\nfile = "score.py"', proposals=["hello world\n"],
+                    files={"score.py": score})
+    run_ok(cli, folder)
+    exps = by_seq(workspace)
+    assert exps[1]["status"] == "keep" and exps[1]["score"] == 2
+    assert rows(workspace / ".overnight" / "overnight.db",
+                "select count(*) as n from example_results where experiment_id = ?", [exps[1]["id"]]) == [{"n": 12_000}]
+
+
 # -- parallel --------------------------------------------------------------------------------
 
 
