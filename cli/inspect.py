@@ -22,6 +22,9 @@ COLUMNS = ("run_id", "seq", "status", "score", "delta", "holdout_score", "reason
            "started_at", "seconds", "cost_usd", "tokens")
 # `log` shows a long run's last experiments; --all lists every one (streamed, however many).
 PAGE = 1000
+# The TSV columns a person or a model writes: a spreadsheet would run one that starts like a formula.
+FREE_TEXT = ("reason", "rationale")
+FORMULA = ("=", "+", "-", "@")
 RUN_KEYS = ("run", "recipe", "status", "stop_reason", "goal", "best_experiment", "baseline_score", "best_score",
             "holdout_baseline", "holdout_best", "experiments", "usd", "tokens", "seconds", "started_at", "ended_at")
 
@@ -142,8 +145,8 @@ def show(exp, db, frontier):
 
     store = open_store(db, create=False)
     run, e = find_experiment(store, exp)
-    click.echo(f"Experiment {run['id']}:{e['seq']} of '{run['recipe']}'")
-    click.echo(f"  status     {e['status']}: {printable(e['reason'], newlines=True)}")
+    click.echo(f"Experiment {run['id']}:{e['seq']} of '{one_line(run['recipe'])}'")
+    click.echo(f"  status     {e['status']}: {_block(e['reason'])}")
     made = lineage(json.loads(e["meta"]) if e["meta"] else None)
     if made:
         click.echo(f"  made from  {made}")
@@ -151,17 +154,18 @@ def show(exp, db, frontier):
     if e["holdout_score"] is not None:
         click.echo(f"  holdout    {fmt(e['holdout_score'])}")
     if e["components"] and json.loads(e["components"]):
-        click.echo("  components " + ", ".join(f"{k} {fmt(v)}" for k, v in json.loads(e["components"]).items()))
+        click.echo("  components " + ", ".join(f"{one_line(k)} {fmt(v)}" for k, v in json.loads(e["components"]).items()))
     g = None if e["delta"] is None else gain(e["delta"], 0.0, run["goal"]) + 0.0
     click.echo(f"  gain       {signed(g)} against the baseline (positive is better for the goal)")
-    click.echo(f"  rationale  {printable(e['rationale'] or '', newlines=True)}")
+    click.echo(f"  rationale  {_block(e['rationale'] or '')}")
     click.echo(f"  time       {e['seconds'] or 0:.2f} s, ${e['cost_usd'] or 0:.4f}, {e['tokens'] or 0} tokens")
     examples = store.example_results(e["id"])
     if examples:
         failing = [x for x in examples if x["score"] < 1]
         click.echo(f"  examples   {len(examples) - len(failing)} of {len(examples)} passed")
         for x in failing[:10]:
-            click.echo(f"    [{x['split']}] {x['example_id']}: got {x['output'][:60]!r}, expected {x['expected'][:60]!r} {x['feedback'][:80]}")
+            click.echo(f"    [{one_line(x['split'])}] {one_line(x['example_id'])}: got {x['output'][:60]!r}, "
+                       f"expected {x['expected'][:60]!r} {one_line(x['feedback'], 80)}")
     if e["status"] == "invalid" and e["agent_trace"]:
         click.echo("  the model's reply, as it came (why it could not be used is the status above):")
         for line in e["agent_trace"].splitlines()[-60:]:
@@ -177,13 +181,20 @@ def show(exp, db, frontier):
         _echo_frontier(store, run)
 
 
+def _block(text: str, indent: int = 13) -> str:
+    """Stored text (a rationale, a reason) as a block of `show`: each further line indented under
+    the first and control characters escaped, so no line of it passes for one of `show` or the diff."""
+    lines = str(text).replace("\r\n", "\n").rstrip("\n").split("\n")
+    return ("\n" + " " * indent).join(printable(line) for line in lines)
+
+
 def _echo_frontier(store, run) -> None:
     from overnight.ops.frontier import frontier
 
     front = frontier(store, run["id"])
     click.echo(f"\nFrontier of run {run['id']}: {len(front)} candidate{'s' if len(front) != 1 else ''} lead on train examples")
     for seq, led in front:
-        names = ", ".join(led[:12]) + (", ..." if len(led) > 12 else "")
+        names = ", ".join(one_line(x) for x in led[:12]) + (", ..." if len(led) > 12 else "")
         click.echo(f"  #{seq:<4} leads {len(led):>3}: {names}")
 
 
@@ -239,4 +250,16 @@ def export(run_ref, fmt_, output, db):
     writer = csv.writer(output, delimiter="\t", lineterminator="\n")
     writer.writerow(LEDGER)
     for r in shaped:
-        writer.writerow(["" if r[k] is None else str(r[k]).replace("\t", " ").replace("\n", " ") for k in LEDGER])
+        writer.writerow([_cell(r[k], k in FREE_TEXT) for k in LEDGER])
+
+
+def _cell(value, free: bool) -> str:
+    """A TSV field: on one line with control characters escaped as `log` shows them (a lone \\r
+    would start a row for many readers), and free text that a spreadsheet would take for a formula
+    behind an apostrophe. Numbers stay as they are: -3 is a number."""
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        return str(value)
+    text = one_line(value, limit=len(value) * 10 + 10)  # whole: an escape is at most ten characters
+    return "'" + text if free and text.startswith(FORMULA) else text

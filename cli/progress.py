@@ -46,10 +46,11 @@ class Progress:
 
     def __call__(self, event) -> None:
         from overnight.core.numbers import fmt
+        from overnight.sharing.printable import one_line, printable
 
         d = _fields(event)
         if event.kind == "warned":  # even when quiet: something is wrong, though the run goes on
-            return self._say(f"Warning: {d['message']}.")
+            return self._say(f"Warning: {printable(d['message'], newlines=True)}.")
         if self.quiet:
             return
         if event.kind in ("run_started", "experiment_started"):
@@ -61,7 +62,8 @@ class Progress:
         if self.bar is not None:
             self.bar.update(self.task, now=self.in_flight())
         if not self.tty:
-            return self._say(f"#{d['seq']:<4} {d['status']:<12} {fmt(d.get('score')):>10}  {d['reason']}")
+            # A reason may quote a metric's stderr: one line, its escapes shown, never obeyed.
+            return self._say(f"#{d['seq']:<4} {d['status']:<12} {fmt(d.get('score')):>10}  {one_line(d['reason'])}")
         if self.bar is None:
             self._start(done=d["seq"] - 1)  # a resumed run starts where it stopped
         self.bar.update(self.task, completed=max(d["seq"], self.bar.tasks[0].completed),

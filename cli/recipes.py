@@ -69,16 +69,17 @@ def use(name, folder):
 def validate(path):
     """Check a recipe and report every problem at once (file, line and key)."""
     from overnight.sharing.describe import problems as find_problems, warnings
+    from overnight.sharing.printable import one_line, printable
 
     problems, recipe = find_problems(path)
     if problems:
         count = len(problems)
         click.echo(f"{count} problem{'s' if count != 1 else ''} in {path}:", err=True)
         for problem in problems:
-            click.echo(f"  {problem}", err=True)
+            click.echo(f"  {printable(problem)}", err=True)
         click.get_current_context().exit(2)
     kinds = f"surface {recipe.surface.cls.name}, metric {' + '.join(p.cls.name for p in recipe.metrics)}, agent {recipe.agent.cls.name}"
-    click.echo(f"{recipe.path} is a valid recipe '{recipe.name}' ({kinds}).")
+    click.echo(f"{printable(recipe.path)} is a valid recipe '{one_line(recipe.name)}' ({kinds}).")
     for warning in warnings(recipe):
         click.echo(f"Warning: {warning}", err=True)
 

@@ -182,8 +182,9 @@ def _confirmed(label: str, baseline, best, held, goal) -> None:
 def print_summary(s, llm=None) -> None:
     """`llm`: the run's gateway, when it has one: where each price came from, what timed out."""
     from overnight.core.numbers import fmt_apart, scores_line
+    from overnight.sharing.printable import one_line, printable
 
-    click.echo(f"Run {s.run_id} of '{s.recipe}' {s.status}: {s.stop_reason}.")
+    click.echo(f"Run {s.run_id} of '{one_line(s.recipe)}' {s.status}: {printable(s.stop_reason, newlines=True)}.")
     by_status = ", ".join(f"{n} {status}" for status, n in sorted(s.counts.items()) if status != "baseline")
     click.echo(f"Kept {s.kept} of {s.experiments} experiments ({by_status or 'none'}).")
     if s.baseline is not None:

@@ -216,6 +216,15 @@ def _twice(text: str, file: Path, exc: Exception) -> str:
     return f"{file}:{line}: {what}; keep one of them." if line else f"{file}: {what}; keep one of them."
 
 
+def _hidden(text: str) -> list[str]:
+    """The characters of `text` a terminal would not show as themselves, escaped (the ones
+    sharing.printable escapes); core cannot import it."""
+    import unicodedata
+
+    hidden = [ch for ch in text if unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp", "Co", "Cs", "Cn")]
+    return list(dict.fromkeys(ch.encode("unicode_escape").decode("ascii") for ch in hidden))[:5]
+
+
 class Reader:
     """Reads the sections of one recipe document, one method each, gathering every problem."""
 
@@ -241,6 +250,12 @@ class Reader:
         """[recipe]: name, summary, version, tags."""
         table = self.table("recipe")
         v = self.checked("recipe", table, RECIPE_SCHEMA) if table is not None else {}
+        name = v.get("name")
+        if isinstance(name, str) and not name.isprintable():  # isprintable is stricter: look closer
+            hidden = _hidden(name)
+            if hidden:  # every run, log and prompt shows the name: a terminal would obey its escapes
+                self.report("recipe", "name", f"the name holds control or invisible characters ({', '.join(hidden)}); "
+                                              "give it one of letters, digits, spaces and punctuation")
         return About(v.get("name") or "", v.get("summary") or "", v.get("version") or "", list(v.get("tags") or []))
 
     def notify(self) -> dict[str, Any]:

@@ -166,7 +166,7 @@ def score_plot(rows: list[dict], goal: str, run_id: int) -> str:
     ax.set_xlabel("experiment")
     ax.set_ylabel(f"score ({goal})")
     ax.grid(alpha=0.3)
-    if rows:
+    if ax.get_legend_handles_labels()[0]:  # a legend of nothing makes matplotlib warn on stderr
         ax.legend(loc="best", fontsize=8, frameon=False)
     return _svg(fig, f"score-{run_id}")
 
