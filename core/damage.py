@@ -16,7 +16,7 @@ TYPES = {"INTEGER": ("integer", "real"), "REAL": ("real", "integer"), "FLOAT": (
 WORDS = {"integer": "a whole number", "real": "a number", "text": "text", "blob": "a blob of bytes"}
 # Columns overnight keeps JSON in, and what it reads there.
 JSON = {("runs", "config"): "object", ("experiments", "meta"): "object", ("experiments", "components"): "object",
-        ("experiments", "samples"): "array", ("llm_calls", "messages"): "array"}
+        ("experiments", "samples"): "array", ("llm_calls", "messages"): "array", ("candidates", "parts"): "array"}
 # Columns every row has.
 NOT_NULL = {("runs", "recipe"), ("runs", "recipe_path"), ("runs", "status"), ("runs", "goal"),
             ("experiments", "run_id"), ("experiments", "seq"), ("experiments", "status"), ("applies", "path")}

@@ -20,7 +20,7 @@ TABLES = {
             '"updated_at" REAL, "ended_at" REAL, "pid" INTEGER, "confirmed_baseline" REAL, "confirmed_best" REAL, '
             '"confirmed_holdout_baseline" REAL, "confirmed_holdout_best" REAL, "confirmation" TEXT, '
             '"confirmed_held" INTEGER',
-    "candidates": '"digest" TEXT PRIMARY KEY, "view" TEXT',
+    "candidates": '"digest" TEXT PRIMARY KEY, "view" TEXT, "parts" TEXT',
     "experiments": '"id" INTEGER PRIMARY KEY, "run_id" INTEGER REFERENCES "runs"("id"), "seq" INTEGER, '
                    '"parent" INTEGER, "candidate" TEXT, "status" TEXT, "reason" TEXT, "score" REAL, "samples" TEXT, '
                    '"components" TEXT, "holdout_score" REAL, "delta" REAL, "rationale" TEXT, "diff" TEXT, '
@@ -42,6 +42,7 @@ TABLES = {
                      '"bar" REAL, "status" TEXT, "reason" TEXT, "created_at" REAL',
     "applies": '"id" INTEGER PRIMARY KEY, "run_id" INTEGER, "experiment_id" INTEGER, "path" TEXT, "backup" TEXT, '
                '"tmp" TEXT, "old_digest" TEXT, "new_digest" TEXT, "state" TEXT, "created_at" REAL',
+    "parts": '"digest" TEXT PRIMARY KEY, "text" TEXT',
 }
 
 # (table, columns, unique), named as sqlite-utils names them: idx_<table>_<columns>.

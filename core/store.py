@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, NamedTuple,
 
 from .contracts import Attempt, ExampleResult, LLMCall
 from .errors import OvernightError
+from .parts import PARTS_FROM, name, split
 from .secrets import redact_toml, scrub, secret_values
 
 if TYPE_CHECKING:
@@ -189,6 +190,13 @@ def _nothing_lost(db: sqlite_utils.Database) -> None:
          "old_digest": str, "new_digest": str, "state": str, "created_at": float},
         pk="id",
     )
+
+
+@migrations(name="005_parts")
+def _parts(db: sqlite_utils.Database) -> None:
+    # A large view is kept as the names of its parts, each part once (core/parts.py).
+    db["candidates"].add_column("parts", str)  # a JSON list of part names, where `view` is NULL
+    db["parts"].create({"digest": str, "text": str}, pk="digest")
 
 
 # A new step goes into core/schema.py too, which new stores are made from (tests/test_store.py
@@ -429,11 +437,24 @@ class Store:
     # -- candidates and experiments -------------------------------------------
 
     def put_candidate(self, digest: str, view: str) -> None:
-        self.conn.execute("insert or ignore into candidates (digest, view) values (?, ?)", [digest, view])
+        if len(view) < PARTS_FROM:
+            self.conn.execute("insert or ignore into candidates (digest, view) values (?, ?)", [digest, view])
+            return
+        if self.conn.execute("select 1 from candidates where digest = ?", [digest]).fetchone():
+            return
+        named = {name(part): part for part in split(view)}
+        self.conn.executemany("insert or ignore into parts (digest, text) values (?, ?)", named.items())
+        self.conn.execute("insert into candidates (digest, parts) values (?, ?)", [digest, json.dumps(list(named))])
 
     def candidate(self, digest: str) -> str | None:
-        row = self._row("select view from candidates where digest = ?", [digest])
-        return row["view"] if row else None
+        row = self._row("select view, parts from candidates where digest = ?", [digest])
+        if row is None or row["parts"] is None:
+            return row["view"] if row else None
+        texts = self.conn.execute("select p.text from json_each(?) j left join parts p on p.digest = j.value "
+                                  "order by j.key", [row["parts"]]).fetchall()
+        if any(text is None for (text,) in texts):
+            raise OvernightError(f"A part of the view {digest[:12]} is missing from the store {self.path}.")
+        return "".join(text for (text,) in texts)
 
     def record_experiment(self, run_id: int, examples: list[ExampleResult] = (), **fields: Any) -> int:
         with self.transaction():  # an experiment and its examples, or neither (a SIGKILL may come any time)

@@ -1,0 +1,96 @@
+"""A large view is stored as parts, each once: a night of one-line changes to a large file costs
+the store a few parts per experiment, not a copy of the file; every reader gets the view whole."""
+
+from __future__ import annotations
+
+import json
+import random
+import sqlite3
+
+import pytest
+
+from overnight.core.errors import OvernightError
+from overnight.core.parts import LEAST, MOST, PARTS_FROM, split
+from overnight.core.store import Store
+from tests.data.core.kit import no_traceback, recipe, rows
+
+
+def text(lines: int, seed: int = 1) -> str:
+    rng = random.Random(seed)
+    return "".join(f"line {i}: {rng.random():.12f} {'x' * rng.randrange(60)}\n" for i in range(lines))
+
+
+def test_parts_join_to_the_view_and_an_edit_changes_only_where_it_falls():
+    view = text(40_000)
+    parts = split(view)
+    assert "".join(parts) == view
+    assert all(len(p) <= MOST or p.count("\n") <= 1 for p in parts) and all(len(p) >= LEAST for p in parts[:-1])
+    edited = view.replace("line 20000: ", "line 20000 (edited): ", 1)
+    shared = set(parts) & set(split(edited))
+    assert len(set(split(edited)) - shared) <= 2  # the part the edit falls in, perhaps its neighbour
+    for odd in ("", "no newline at all " * 20_000, "\r\n".join(["a"] * 100_000), "é\u2028ü\n" * 100_000, "\ud800x\n" * 90_000):
+        assert "".join(split(odd)) == odd
+
+
+def test_the_store_keeps_a_large_view_once_in_parts_and_gives_it_back_whole(workspace):
+    store = Store(workspace / "s.db")
+    small, large = "hello\n", text(40_000)
+    edited = large.replace("line 30000: ", "line 30000 (edited): ", 1)
+    for digest, view in (("a", small), ("b", large), ("c", edited), ("c", edited)):
+        store.put_candidate(digest, view)
+    assert (store.candidate("a"), store.candidate("b"), store.candidate("c")) == (small, large, edited)
+    assert store.candidate("missing") is None
+    db = workspace / "s.db"
+    assert rows(db, "select digest, view, parts from candidates where digest = 'a'") == [{"digest": "a", "view": small, "parts": None}]
+    stored = rows(db, "select sum(length(text)) as n from parts")[0]["n"]
+    assert len(large) <= stored < len(large) + 2 * MOST  # the edited view added a part or two, not a copy
+    named = json.loads(rows(db, "select parts from candidates where digest = 'c'")[0]["parts"])
+    store.conn.execute("delete from parts where digest = ?", [named[3]])
+    with pytest.raises(OvernightError, match="A part of the view c is missing from the store"):
+        store.candidate("c")
+
+
+def test_a_run_on_a_large_file_stores_parts_and_reviews_and_applies_whole(workspace, cli):
+    doc = text(30_000)
+    assert len(doc) > 4 * PARTS_FROM
+    lines = doc.splitlines(keepends=True)
+    proposals = [{"replace": [lines[i * 5000], lines[i * 5000].replace(":", ": more", 1)]} for i in range(1, 6)]
+    folder = recipe(workspace / "r", text=doc, proposals=proposals, files={"score.sh": "grep -c more < $1 || true\n"})
+    ran = cli("run", folder, "--yes")
+    assert ran.exit_code == 0, ran.output
+    db = workspace / ".overnight" / "overnight.db"
+    assert rows(db, "select count(*) as n from candidates where view is null") == [{"n": 6}]  # the baseline and 5 keeps
+    assert rows(db, "select sum(length(text)) as n from parts")[0]["n"] < 2 * len(doc)  # 6 views, not 6 copies
+    shown = cli("diff", "1:5", "1:4")  # one change, between two views kept in parts
+    assert shown.exit_code == 0 and no_traceback(shown.output), shown.output
+    added = [line for line in shown.output.splitlines() if line.startswith("+") and not line.startswith("+++")]
+    assert len(added) == 1 and ": more" in added[0]
+    applied = cli("apply", "1:5", "--yes")
+    assert applied.exit_code == 0, applied.output
+    assert (folder / "doc.txt").read_text().count(": more") == 5
+
+
+def test_a_store_made_before_parts_keeps_its_views_and_takes_new_ones_in_parts(workspace):
+    from tests.test_store import migrated
+    from overnight.core.store import migrations
+
+    old = migrated(workspace / "old.db", _steps_before(migrations, "005_parts"))
+    old.execute("insert into candidates (digest, view) values ('a', 'kept whole\n')")
+    old.close()
+    store = Store(workspace / "old.db")
+    store.put_candidate("b", text(40_000))
+    assert store.candidate("a") == "kept whole\n" and store.candidate("b") == text(40_000)
+    columns = [r[1] for r in sqlite3.connect(workspace / "old.db").execute("pragma table_info(candidates)")]
+    assert columns == ["digest", "view", "parts"]
+
+
+def _steps_before(migrations, name: str):
+    """The migrations up to, not including, `name`: a store as an older overnight left it."""
+    from overnight.core.store import Migrations
+
+    older = Migrations(migrations.name)
+    for step in migrations._migrations:
+        if step.name == name:
+            break
+        older(name=step.name)(step.fn)
+    return older
