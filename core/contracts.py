@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
+from .linediff import alike, line_diff  # noqa: F401  (alike: imported from here too)
 from .options import Schema
 
 Goal = Literal["maximize", "minimize"]
@@ -460,44 +461,3 @@ class Executor(Protocol):
     """
 
     def measure(self, view: str, request: MeasureRequest, guards: bool = True) -> Outcome: ...
-
-
-CONTEXT = 3  # lines of context around each change, as `diff -u` shows them
-
-
-WHOLE = 2000  # lines of both texts up to which difflib compares them whole
-
-
-def line_diff(old: str, new: str, name: str, whole: int = WHOLE) -> str:
-    """`diff -u` of two texts. Past `whole` lines, the lines both begin and end with are set aside
-    before difflib compares the rest (the whole would take it minutes), and the hunks are numbered
-    as in the whole texts: a one-line change to a file of megabytes is a diff of one line."""
-    import difflib
-    import re
-
-    a, b = old.splitlines(keepends=True), new.splitlines(keepends=True)
-    start = cut = 0
-    if len(a) + len(b) > whole:
-        head = alike(a, b)
-        tail = alike(a[head:][::-1], b[head:][::-1])
-        start, cut = max(0, head - CONTEXT), max(0, tail - CONTEXT)
-    lines = difflib.unified_diff(a[start:len(a) - cut], b[start:len(b) - cut], f"a/{name}", f"b/{name}", n=CONTEXT)
-    # Each hunk's first line numbers, counted in the whole texts rather than in the part compared.
-    shift = lambda m: f"@@ -{int(m[1]) + start}{m[2] or ''} +{int(m[3]) + start}{m[4] or ''} @@"  # noqa: E731
-    out = (re.sub(r"^@@ -(\d+)(,\d+)? \+(\d+)(,\d+)? @@", shift, line) if line.startswith("@@") else line
-           for line in lines)
-    return "".join(line if line.endswith("\n") else line + "\n" for line in out)
-
-
-def alike(a, b) -> int:
-    """How many items (lines, characters) sequences `a` and `b` begin with alike: by halves, so a
-    long alike run costs a few compares of slices, not one step an item."""
-    low, high = 0, min(len(a), len(b))
-    while low < high:
-        mid = (low + high + 1) // 2
-        if a[low:mid] == b[low:mid]:
-            low = mid
-        else:
-            high = mid - 1
-    return low
-

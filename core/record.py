@@ -21,7 +21,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from .contracts import Agent, Attempt, ExampleResult, LLMCall, Measurement, Surface, alike
+from .contracts import Agent, Attempt, ExampleResult, LLMCall, Measurement, Surface
+from .linediff import line_diff
 from .numbers import mean
 from .process import Later
 from .faults import point
@@ -36,21 +37,16 @@ DIFF_INLINE = 10_000  # characters of old and new text up to which a diff is mad
 def bounded_diff(surface, old: str, new: str, limit: int = DIFF_LIMIT) -> str:
     """The surface's diff, or past `limit` a line that says why not: a line diff of two long
     texts can take minutes, longer than the experiment's own time limit. For a surface with
-    the line diff (core/contracts.py `line_diff`), only what lies between the text both begin
-    and end with counts: a small change to a long file has its diff."""
-    if _compared(surface, old, new) <= limit:
-        return surface.diff(old, new)
+    the line diff (core/linediff.py), only the stretches it compares count: a few changes to a
+    long file have their diff."""
+    if surface is not None and getattr(type(surface), "diff", None) is Surface.diff:
+        shown = line_diff(old, new, surface.source().name, limit=limit)
+    else:
+        shown = surface.diff(old, new) if len(old) + len(new) <= limit else None
+    if shown is not None:
+        return shown
     return (f"(no diff: {len(old):,} and {len(new):,} characters, past the limit of {limit:,}; "
             f"{'identical' if old == new else 'they differ'})\n")
-
-
-def _compared(surface, old: str, new: str) -> int:
-    """The characters the surface's diff compares."""
-    if surface is None or getattr(type(surface), "diff", None) is not Surface.diff:
-        return len(old) + len(new)
-    head = alike(old, new)
-    tail = alike(old[head:][::-1], new[head:][::-1])
-    return len(old) + len(new) - 2 * (head + tail)
 
 
 async def diff_of(surface, old: str, new: str) -> str | Later:

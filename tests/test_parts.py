@@ -65,6 +65,8 @@ def test_a_run_on_a_large_file_stores_parts_and_reviews_and_applies_whole(worksp
     assert shown.exit_code == 0 and no_traceback(shown.output), shown.output
     added = [line for line in shown.output.splitlines() if line.startswith("+") and not line.startswith("+++")]
     assert len(added) == 1 and ": more" in added[0]
+    against_baseline = cli("diff", "1:5")  # five changes 5,000 lines apart: five hunks
+    assert against_baseline.output.count("\n@@ ") == 5 and against_baseline.output.count(": more") == 5
     applied = cli("apply", "1:5", "--yes")
     assert applied.exit_code == 0, applied.output
     assert (folder / "doc.txt").read_text().count(": more") == 5

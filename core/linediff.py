@@ -1,0 +1,154 @@
+"""The line diff of every text surface: `diff -u` of two texts, also of long ones.
+
+difflib compares two texts in time that grows with their length times the number of changes,
+and on a file of megabytes that is minutes. Past `WHOLE` lines, the lines both texts begin and
+end with are set aside, and the rest is cut at its anchors: the lines found once in each text,
+in the same order (as patience diff finds them). difflib compares only the stretches between
+two anchors, so a few changes anywhere in a long file are a diff of a few stretches; a caller
+bounds how much that may be (core/record.py).
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from collections import Counter
+from difflib import SequenceMatcher
+
+CONTEXT = 3  # lines of context around each change, as `diff -u` shows them
+WHOLE = 2000  # lines of both texts up to which difflib compares them whole
+
+
+def line_diff(old: str, new: str, name: str, whole: int = WHOLE, limit: int | None = None) -> str | None:
+    """`diff -u` of two texts, its hunks numbered as in the whole texts; None when difflib would
+    compare more than `limit` characters."""
+    a, b = old.splitlines(keepends=True), new.splitlines(keepends=True)
+    if len(a) + len(b) <= whole:
+        if limit is not None and len(old) + len(new) > limit:
+            return None
+        return unified(a, b, SequenceMatcher(None, a, b).get_opcodes(), name)
+    stretches = _stretches(a, b)
+    if limit is not None and sum(sum(map(len, a[i1:i2])) + sum(map(len, b[j1:j2])) for i1, i2, j1, j2 in stretches) > limit:
+        return None
+    return unified(a, b, _opcodes(a, b, stretches), name)
+
+
+def _opcodes(a: list[str], b: list[str], stretches: list[tuple[int, int, int, int]]) -> list[tuple]:
+    """difflib's opcodes turning lines `a` into lines `b`, difflib run on each stretch alone."""
+    ops, i, j = [], 0, 0
+    for i1, i2, j1, j2 in stretches:
+        ops.append(("equal", i, i1, j, j1))
+        ops += [(tag, x1 + i1, x2 + i1, y1 + j1, y2 + j1)
+                for tag, x1, x2, y1, y2 in SequenceMatcher(None, a[i1:i2], b[j1:j2]).get_opcodes()]
+        i, j = i2, j2
+    ops.append(("equal", i, len(a), j, len(b)))
+    merged: list[tuple] = []
+    for op in ops:
+        if op[1] == op[2] and op[3] == op[4]:
+            continue
+        if merged and op[0] == merged[-1][0] == "equal":
+            merged[-1] = ("equal", merged[-1][1], op[2], merged[-1][3], op[4])
+        else:
+            merged.append(op)
+    return merged
+
+
+def _stretches(a: list[str], b: list[str]) -> list[tuple[int, int, int, int]]:
+    """(i1, i2, j1, j2) of each stretch left to compare: between the common head and tail, cut at
+    the anchors; what lies outside them is alike."""
+    head = alike(a, b)
+    tail = alike(a[head:][::-1], b[head:][::-1])
+    ends = (len(a) - tail, len(b) - tail)
+    out, i, j = [], head, head
+    for ai, bj in [*_anchors(a, b, head, *ends), ends]:
+        if ai > i or bj > j:
+            out.append((i, ai, j, bj))
+        i, j = ai + 1, bj + 1
+    return out
+
+
+def _anchors(a: list[str], b: list[str], start: int, end_a: int, end_b: int) -> list[tuple[int, int]]:
+    """The lines found once in a[start:end_a] and once in b[start:end_b], as (i, j), the longest
+    run of them in the same order in both."""
+    in_a, in_b = Counter(a[start:end_a]), Counter(b[start:end_b])
+    at_b = {line: j for j, line in enumerate(b[start:end_b], start) if in_b[line] == 1 and in_a[line] == 1}
+    pairs = [(i, at_b[line]) for i, line in enumerate(a[start:end_a], start) if line in at_b]
+    # The longest increasing run of j (patience sorting): tops[k] ends the best run of length k + 1.
+    tops: list[int] = []
+    top_index: list[int] = []
+    before = [-1] * len(pairs)
+    for n, (_, j) in enumerate(pairs):
+        k = bisect_left(tops, j)
+        before[n] = top_index[k - 1] if k else -1
+        if k == len(tops):
+            tops.append(j)
+            top_index.append(n)
+        else:
+            tops[k], top_index[k] = j, n
+    run, n = [], top_index[-1] if top_index else -1
+    while n >= 0:
+        run.append(pairs[n])
+        n = before[n]
+    return run[::-1]
+
+
+def unified(a: list[str], b: list[str], ops: list[tuple], name: str, n: int = CONTEXT) -> str:
+    """The lines of `diff -u` from difflib's opcodes, as difflib.unified_diff writes them."""
+    out = []
+    for group in _groups(ops, n):
+        if not out:
+            out += [f"--- a/{name}\n", f"+++ b/{name}\n"]
+        first, last = group[0], group[-1]
+        out.append(f"@@ -{_range(first[1], last[2])} +{_range(first[3], last[4])} @@\n")
+        for tag, i1, i2, j1, j2 in group:
+            if tag == "equal":
+                out += [" " + line for line in a[i1:i2]]
+                continue
+            if tag in ("replace", "delete"):
+                out += ["-" + line for line in a[i1:i2]]
+            if tag in ("replace", "insert"):
+                out += ["+" + line for line in b[j1:j2]]
+    return "".join(line if line.endswith("\n") else line + "\n" for line in out)
+
+
+def _groups(ops: list[tuple], n: int):
+    """difflib's SequenceMatcher.get_grouped_opcodes, for opcodes made here."""
+    codes = list(ops) or [("equal", 0, 1, 0, 1)]
+    if codes[0][0] == "equal":
+        tag, i1, i2, j1, j2 = codes[0]
+        codes[0] = tag, max(i1, i2 - n), i2, max(j1, j2 - n), j2
+    if codes[-1][0] == "equal":
+        tag, i1, i2, j1, j2 = codes[-1]
+        codes[-1] = tag, i1, min(i2, i1 + n), j1, min(j2, j1 + n)
+    group = []
+    for tag, i1, i2, j1, j2 in codes:
+        if tag == "equal" and i2 - i1 > n + n:
+            group.append((tag, i1, min(i2, i1 + n), j1, min(j2, j1 + n)))
+            yield group
+            group = []
+            i1, j1 = max(i1, i2 - n), max(j1, j2 - n)
+        group.append((tag, i1, i2, j1, j2))
+    if group and not (len(group) == 1 and group[0][0] == "equal"):
+        yield group
+
+
+def _range(start: int, stop: int) -> str:
+    """A hunk's range as `diff -u` writes it (difflib's _format_range_unified)."""
+    beginning, length = start + 1, stop - start
+    if length == 1:
+        return f"{beginning}"
+    if not length:
+        beginning -= 1
+    return f"{beginning},{length}"
+
+
+def alike(a, b) -> int:
+    """How many items (lines, characters) sequences `a` and `b` begin with alike: by halves, so a
+    long alike run costs a few compares of slices, not one step an item."""
+    low, high = 0, min(len(a), len(b))
+    while low < high:
+        mid = (low + high + 1) // 2
+        if a[low:mid] == b[low:mid]:
+            low = mid
+        else:
+            high = mid - 1
+    return low
