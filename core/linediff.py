@@ -5,7 +5,7 @@ and on a file of megabytes that is minutes. Past `WHOLE` lines, the lines both t
 end with are set aside, and the rest is cut at its anchors: the lines found once in each text,
 in the same order (as patience diff finds them). difflib compares only the stretches between
 two anchors, so a few changes anywhere in a long file are a diff of a few stretches; a caller
-bounds how much that may be (core/record.py).
+bounds how long one may be (core/record.py).
 """
 
 from __future__ import annotations
@@ -16,19 +16,20 @@ from difflib import SequenceMatcher
 
 CONTEXT = 3  # lines of context around each change, as `diff -u` shows them
 WHOLE = 2000  # lines of both texts up to which difflib compares them whole
+ANCHORS = 4096  # lines of a long text looked at as anchors, at most
 
 
 def line_diff(old: str, new: str, name: str, whole: int = WHOLE, limit: int | None = None) -> str | None:
     """`diff -u` of two texts, its hunks numbered as in the whole texts; None when difflib would
-    compare more than `limit` characters."""
+    compare a stretch of more than `limit` characters."""
     a, b = old.splitlines(keepends=True), new.splitlines(keepends=True)
     if len(a) + len(b) <= whole:
         if limit is not None and len(old) + len(new) > limit:
             return None
         return unified(a, b, SequenceMatcher(None, a, b).get_opcodes(), name)
     stretches = _stretches(a, b)
-    if limit is not None and sum(sum(map(len, a[i1:i2])) + sum(map(len, b[j1:j2])) for i1, i2, j1, j2 in stretches) > limit:
-        return None
+    if limit is not None and any(sum(map(len, a[i1:i2])) + sum(map(len, b[j1:j2])) > limit for i1, i2, j1, j2 in stretches):
+        return None  # difflib's time grows with a stretch's length squared: many short ones are quick
     return unified(a, b, _opcodes(a, b, stretches), name)
 
 
@@ -58,20 +59,26 @@ def _stretches(a: list[str], b: list[str]) -> list[tuple[int, int, int, int]]:
     head = alike(a, b)
     tail = alike(a[head:][::-1], b[head:][::-1])
     ends = (len(a) - tail, len(b) - tail)
+    if ends[0] + ends[1] - 2 * head <= WHOLE:  # one change, or a few close together: no anchors needed
+        return [(head, ends[0], head, ends[1])] if ends != (head, head) else []
     out, i, j = [], head, head
     for ai, bj in [*_anchors(a, b, head, *ends), ends]:
-        if ai > i or bj > j:
+        if a[i:ai] != b[j:bj]:  # between two anchors most stretches are alike
             out.append((i, ai, j, bj))
         i, j = ai + 1, bj + 1
     return out
 
 
 def _anchors(a: list[str], b: list[str], start: int, end_a: int, end_b: int) -> list[tuple[int, int]]:
-    """The lines found once in a[start:end_a] and once in b[start:end_b], as (i, j), the longest
-    run of them in the same order in both."""
+    """Lines found once in a[start:end_a] and once in b[start:end_b], as (i, j): the longest run
+    of them in the same order in both, among at most `ANCHORS` lines of `a` taken evenly (the
+    stretches between them are a hundred lines or so; comparing those costs less than looking
+    at every line in Python)."""
     in_a, in_b = Counter(a[start:end_a]), Counter(b[start:end_b])
-    at_b = {line: j for j, line in enumerate(b[start:end_b], start) if in_b[line] == 1 and in_a[line] == 1}
-    pairs = [(i, at_b[line]) for i, line in enumerate(a[start:end_a], start) if line in at_b]
+    step = max(1, (end_a - start) // ANCHORS)
+    wanted = {line for line in a[start:end_a:step] if in_a[line] == 1 and in_b[line] == 1}
+    at_b = {line: j for j, line in enumerate(b[start:end_b], start) if line in wanted}
+    pairs = [(i, at_b[a[i]]) for i in range(start, end_a, step) if a[i] in wanted]
     # The longest increasing run of j (patience sorting): tops[k] ends the best run of length k + 1.
     tops: list[int] = []
     top_index: list[int] = []

@@ -257,6 +257,7 @@ class Store:
                 self._mark()
             # Read once: scrubbing every write against the environment is on the loop's hot path.
             self.secrets = secret_values()
+            self._parts: set[str] = set()  # names of parts this store holds, seen by this process (core/parts.py)
         except OvernightError:
             self._close_quietly()
             raise
@@ -443,8 +444,10 @@ class Store:
         if self.conn.execute("select 1 from candidates where digest = ?", [digest]).fetchone():
             return
         named = {name(part): part for part in split(view)}
-        self.conn.executemany("insert or ignore into parts (digest, text) values (?, ?)", named.items())
+        new = [(key, part) for key, part in named.items() if key not in self._parts]  # most are the parent's
+        self.conn.executemany("insert or ignore into parts (digest, text) values (?, ?)", new)
         self.conn.execute("insert into candidates (digest, parts) values (?, ?)", [digest, json.dumps(list(named))])
+        self._parts.update(named)
 
     def candidate(self, digest: str) -> str | None:
         row = self._row("select view, parts from candidates where digest = ?", [digest])
@@ -511,13 +514,14 @@ class Store:
             conn.execute("begin")
         try:
             yield
+            conn.execute(f"release {name}" if name else "commit")
         except BaseException:
+            self._parts.clear()  # parts written inside are gone with what is rolled back
             if conn.in_transaction:
                 conn.execute(f"rollback to {name}" if name else "rollback")
                 if name:
                     conn.execute(f"release {name}")
             raise
-        conn.execute(f"release {name}" if name else "commit")
 
     def _insert_examples(self, exp_id: int, examples: Iterable[ExampleResult]) -> None:
         rows = _example_rows(exp_id, examples, self.secrets)

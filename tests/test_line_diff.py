@@ -110,7 +110,10 @@ def test_changes_scattered_through_a_long_file_are_a_diff_of_their_stretches():
     assert f"@@ -{at[0] - 2},7 +{at[0] - 2},7 @@" in diff
 
 
-def test_a_long_file_rewritten_in_another_order_is_past_the_limit_not_minutes_of_difflib():
+def test_a_long_file_in_another_order_is_diffed_stretch_by_stretch_and_one_with_no_anchor_is_not():
+    """Reordered lines still have anchors (an ordered run of the lines found once), so difflib
+    compares stretches between them; a long file whose every line comes twice has none, and one
+    stretch that long is past the limit: a summary line, not minutes of difflib."""
     class Plain(Surface):  # the line diff every text surface has
         name = "plain"
         apply = materialize = read = None
@@ -123,5 +126,8 @@ def test_a_long_file_rewritten_in_another_order_is_past_the_limit_not_minutes_of
     shuffled = list(lines)
     rng.shuffle(shuffled)
     old, new = "".join(lines), "".join(shuffled)
-    said = bounded_diff(Plain({}, Path(".")), old, new)
+    assert patched(old, bounded_diff(Plain({}, Path(".")), old, new)) == new
+    twice = [f"row {i % 50_000}\n" for i in range(100_000)]
+    rng.shuffle(twice)
+    said = bounded_diff(Plain({}, Path(".")), old, "".join(twice))
     assert said.startswith("(no diff: ") and "past the limit of 1,000,000; they differ" in said
