@@ -33,7 +33,7 @@ def demo(folder, quiet, db):
     A small business model in a workbook: price, launch discount and ad spend
     drive demand, revenue, costs and monthly profit. The search agent looks for
     the most profitable mix while the cash at month 12 stays above zero. No LLM,
-    no network; about half a minute.
+    no network; 5 to 30 seconds by the machine.
     """
     from overnight.cli.run import Progress, _trust, print_summary
     from overnight.core import recipe as recipes

@@ -192,7 +192,13 @@ def _echo_frontier(store, run) -> None:
     from overnight.ops.frontier import frontier
 
     front = frontier(store, run["id"])
-    click.echo(f"\nFrontier of run {run['id']}: {len(front)} candidate{'s' if len(front) != 1 else ''} lead on train examples")
+    if not front:  # every train example has a leader, so an empty frontier means no example was scored
+        click.echo(f"\nRun {run['id']} has no frontier: its metric scores no train examples one by one, "
+                   "so no candidate leads on any.")
+        return
+    many = len(front) != 1
+    click.echo(f"\nFrontier of run {run['id']}: {len(front)} candidate{'s' if many else ''} "
+               f"lead{'' if many else 's'} on train examples")
     for seq, led in front:
         names = ", ".join(one_line(x) for x in led[:12]) + (", ..." if len(led) > 12 else "")
         click.echo(f"  #{seq:<4} leads {len(led):>3}: {names}")

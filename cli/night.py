@@ -133,6 +133,10 @@ def _settle_trust(loaded, yes: bool) -> None:
     names = ", ".join(f"'{r.name}'" for r, _ in untrusted)
     if not sys.stdin.isatty():
         first = untrusted[0][0]
+        if len(untrusted) == 1:
+            raise OvernightError(
+                f"Recipe {names} runs commands or code and you have not trusted it: review and trust it with "
+                f"`overnight recipes trust {_where(first)}`, or start the night with --yes.")
         raise OvernightError(
             f"Recipes {names} run commands or code and you have not trusted them: review and trust each with "
             f"`overnight recipes trust {_where(first)}` (and so on), or start the night with --yes.")

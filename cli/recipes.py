@@ -45,9 +45,10 @@ def list_(as_json):
 @click.argument("name")
 def show(name):
     """Show a recipe: its recipe.toml, its files, what it runs and where it sends data."""
+    from overnight.plugins.notify import masked
     from overnight.sharing.describe import show_lines
 
-    for line in show_lines(name):
+    for line in show_lines(name, mask=masked):
         click.echo(line)
 
 

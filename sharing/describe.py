@@ -7,10 +7,12 @@ itself) is passed through `printable`, so what the terminal shows is what is the
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
 from overnight.core import recipe as recipe_mod
 from overnight.core.errors import OvernightError, RecipeError
 from overnight.core.plugins import kinds
+from overnight.core.secrets import mask_url
 
 from . import trust
 from .library import RECIPE_FILE, Entry, folder_digest, locate, recipe_files
@@ -35,6 +37,7 @@ def describe(path: Path, entry: Entry | None = None) -> dict:
         summary=printable(recipe.summary), surface=recipe.surface.cls.name, agent=recipe.agent.cls.name,
         metrics=[p.cls.name for p in recipe.metrics], guards=[p.cls.name for p in recipe.guards],
         uses_llm=recipe.uses_llm(), runs_code=recipe.runs_code(),
+        notify=[u for u in recipe.notify.get("urls") or [] if isinstance(u, str)],
     )
     try:
         found = reach(recipe)
@@ -97,8 +100,10 @@ def list_lines(rows: list[dict]) -> list[str]:
     return out
 
 
-def show_lines(ref: str) -> list[str]:
-    """`recipes show`: the recipe, its files and its whole reach, as the person reads it before trusting."""
+def show_lines(ref: str, mask: Callable[[str], str] = mask_url) -> list[str]:
+    """`recipes show`: the recipe, its files and its whole reach, as the person reads it before
+    trusting. Its notification URLs are data sent out too, shown through `mask` (they hold
+    credentials), in the recipe.toml it prints as well."""
     path, entry = locate(ref)
     folder = path if path.is_dir() else path.parent
     info = describe(path, entry)
@@ -111,7 +116,10 @@ def show_lines(ref: str) -> list[str]:
             out.append("Pinned   no: the index gives no sha256, so this is whatever the source served when installed")
     out += [f"Digest   {folder_digest(folder)}", ""]
     file = folder / RECIPE_FILE if path.is_dir() else path
-    out += [f"--- {printable(file.name)}", printable(file.read_text(encoding="utf-8", errors="replace").rstrip(), newlines=True), "---"]
+    text = file.read_text(encoding="utf-8", errors="replace").rstrip()
+    for url in info.get("notify", []):
+        text = text.replace(url, mask(url))
+    out += [f"--- {printable(file.name)}", printable(text, newlines=True), "---"]
     out.append("Files:")
     out += [f"  {printable(rel):<40} {(folder / rel).stat().st_size:>10,} bytes" for rel in recipe_files(folder)]
     if info["problems"]:
@@ -123,15 +131,17 @@ def show_lines(ref: str) -> list[str]:
     else:
         out.append("Runs code: no (it reads and writes files only in work folders).")
     sends = [line for line in info["reach"] if ": sends " in line]
-    out.append("Sends data to:" if sends else "Sends data to: nobody (it calls no model).")
-    out += [f"  {line}" for line in sends]
+    notices = [f"[notify] sends the run's news to {printable(mask(url))}" for url in info.get("notify", [])]
+    out.append("Sends data to:" if sends or notices else "Sends data to: nobody (it calls no model).")
+    out += [f"  {line}" for line in sends + notices]
     others = [line for line in info["reach"] if line not in sends and line not in info["runs"]]
     out += [f"Also: {line}" for line in others]
     if info["needs_trust"]:
         state = "trusted here" if info["trusted"] else "not trusted yet: the first run shows all of the above and asks"
         out.append(f"Trust: {state}.")
     else:
-        out.append("Trust: not needed (it runs no code, sends nothing and writes nothing outside its folder).")
+        out.append("Trust: not needed (it runs no code, calls no model and writes nothing outside its folder)."
+                   if notices else "Trust: not needed (it runs no code, sends nothing and writes nothing outside its folder).")
     return out
 
 
