@@ -17,27 +17,38 @@ own: what that one value contributes to the best.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
-from difflib import SequenceMatcher
 from typing import Callable
 
 from .contracts import MeasureRequest
 from .decide import noise, threshold
 from .numbers import fmt, gain, mean
 from .errors import OvernightError
+from .linediff import opcodes
 from .measure import repeats, sample_now
 
 
 @dataclass
 class Change:
-    """One kept step: the view before it (its parent) and after it."""
+    """One kept step: the view before it (its parent) and after it, read from the store when
+    asked, a few at a time: fifty steps of a file of megabytes held at once would be gigabytes."""
 
     seq: int
     experiment_id: int
     rationale: str
     gain: float | None  # over its parent, in the goal's direction, when it was made
-    before: str
-    after: str
+    before_digest: str
+    after_digest: str
+    views: Callable[[str], str]
+
+    @property
+    def before(self) -> str:
+        return self.views(self.before_digest)
+
+    @property
+    def after(self) -> str:
+        return self.views(self.after_digest)
 
 
 @dataclass
@@ -86,31 +97,27 @@ def chain(store, run: dict) -> list[Change]:
         steps.append((exp, parent))
         exp = parent
     changes = []
+    views = functools.lru_cache(maxsize=3)(store.candidate)  # a step's after is the next one's before
     for exp, parent in reversed(steps):
-        before, after = _view(store, run, parent), _view(store, run, exp)
+        for e in (parent, exp):  # every view is there before anything is measured
+            if not (e["candidate"] and store.has_candidate(e["candidate"])):
+                raise OvernightError(
+                    f"The candidate of experiment {e['seq']} of run {run['id']} is missing from the store {store.path}, "
+                    "so its change cannot be left out; nothing was measured.")
         made = gain(exp["score"], parent["score"], goal) if None not in (exp["score"], parent["score"]) else None
-        changes.append(Change(exp["seq"], exp["id"], exp["rationale"] or "", made, before, after))
+        changes.append(Change(exp["seq"], exp["id"], exp["rationale"] or "", made, parent["candidate"], exp["candidate"], views))
     return changes
-
-
-def _view(store, run: dict, exp: dict) -> str:
-    view = store.candidate(exp["candidate"]) if exp["candidate"] else None
-    if view is None:
-        raise OvernightError(
-            f"The candidate of experiment {exp['seq']} of run {run['id']} is missing from the store {store.path}, "
-            "so its change cannot be left out; nothing was measured.")
-    return view
 
 
 def revert(before: str, after: str, best: str) -> str | None:
     """`best` with the lines that `before -> after` changed put back as they were; None when a later change rewrote them."""
     old, new, now = (v.splitlines(keepends=True) for v in (before, after, best))
     kept: dict[int, int] = {}  # line of `after` -> the same, unchanged line of `best`
-    for tag, i1, i2, j1, _ in SequenceMatcher(None, new, now, autojunk=False).get_opcodes():
+    for tag, i1, i2, j1, _ in opcodes(new, now, autojunk=False):
         if tag == "equal":
             kept.update((i1 + n, j1 + n) for n in range(i2 - i1))
     out = list(now)
-    hunks = [op for op in SequenceMatcher(None, old, new, autojunk=False).get_opcodes() if op[0] != "equal"]
+    hunks = [op for op in opcodes(old, new, autojunk=False) if op[0] != "equal"]
     for _, i1, i2, j1, j2 in reversed(hunks):
         span = _where(kept, j1, j2, len(new))
         if span is None:

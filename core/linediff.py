@@ -33,13 +33,20 @@ def line_diff(old: str, new: str, name: str, whole: int = WHOLE, limit: int | No
     return unified(a, b, _opcodes(a, b, stretches), name)
 
 
-def _opcodes(a: list[str], b: list[str], stretches: list[tuple[int, int, int, int]]) -> list[tuple]:
+def opcodes(a: list[str], b: list[str], whole: int = WHOLE, autojunk: bool = True) -> list[tuple]:
+    """difflib's opcodes turning lines `a` into lines `b`; past `whole` lines, stretch by stretch."""
+    if len(a) + len(b) <= whole:
+        return SequenceMatcher(None, a, b, autojunk=autojunk).get_opcodes()
+    return _opcodes(a, b, _stretches(a, b), autojunk)
+
+
+def _opcodes(a: list[str], b: list[str], stretches: list[tuple[int, int, int, int]], autojunk: bool = True) -> list[tuple]:
     """difflib's opcodes turning lines `a` into lines `b`, difflib run on each stretch alone."""
     ops, i, j = [], 0, 0
     for i1, i2, j1, j2 in stretches:
         ops.append(("equal", i, i1, j, j1))
         ops += [(tag, x1 + i1, x2 + i1, y1 + j1, y2 + j1)
-                for tag, x1, x2, y1, y2 in SequenceMatcher(None, a[i1:i2], b[j1:j2]).get_opcodes()]
+                for tag, x1, x2, y1, y2 in SequenceMatcher(None, a[i1:i2], b[j1:j2], autojunk=autojunk).get_opcodes()]
         i, j = i2, j2
     ops.append(("equal", i, len(a), j, len(b)))
     merged: list[tuple] = []

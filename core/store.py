@@ -449,6 +449,9 @@ class Store:
         self.conn.execute("insert into candidates (digest, parts) values (?, ?)", [digest, json.dumps(list(named))])
         self._parts.update(named)
 
+    def has_candidate(self, digest: str) -> bool:
+        return self.conn.execute("select 1 from candidates where digest = ?", [digest]).fetchone() is not None
+
     def candidate(self, digest: str) -> str | None:
         row = self._row("select view, parts from candidates where digest = ?", [digest])
         if row is None or row["parts"] is None:

@@ -58,6 +58,7 @@ def reads(store: Store) -> dict[str, object]:
         "latest_run": lambda: (store.latest_run(), store.latest_run("r", statuses=["running", "stopped"])),
         "control": lambda: store.control(1),
         "candidate": lambda: store.candidate("d3"),
+        "has_candidate": lambda: store.has_candidate("d3"),
         "experiments": lambda: store.experiments(1),
         "experiment": lambda: store.experiment(exp),
         "experiment_at": lambda: store.experiment_at(1, 3),
