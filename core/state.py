@@ -65,6 +65,9 @@ class RunState:
         self.next_seq = max(self.next_seq, attempt.seq + 1)
         if attempt.status == "baseline":
             return
+        if len(self.history) == self.history.maxlen:  # the oldest leaves what an agent reads in detail:
+            leaving = self.history[0]  # the ledger keeps its idea and outcome, not its log (100,000 of
+            leaving.trace, leaving.failing = "", []  # them would be half a gigabyte)
         self.history.append(attempt)
         if attempt.status != "keep":
             self.ledger.append(attempt)

@@ -369,3 +369,19 @@ def test_resume_without_an_unfinished_run_says_so(workspace, cli):
     run_ok(cli, folder)
     again = cli("run", folder, "--yes", "--resume")
     assert again.exit_code != 0 and "no unfinished run" in again.output
+
+
+def test_the_ledger_keeps_every_idea_and_only_the_recent_ones_logs():
+    """An agent reads the logs and failing examples of the last HISTORY experiments; older ones
+    stay in the ledger as idea and outcome, without their logs: memory stays flat on long nights."""
+    from overnight.core.budget import Spend
+    from overnight.core.contracts import Attempt, ExampleResult
+    from overnight.core.state import HISTORY, RunState
+
+    state = RunState(Spend())
+    failing = [ExampleResult("e1", "in", "out", "exp", 0.0)]
+    for seq in range(1, 61):
+        state.count(Attempt(seq, "crash", "boom", f"idea {seq}", None, None, failing=failing, trace="log " * 1000), None)
+    assert [a.rationale for a in state.ledger] == [f"idea {seq}" for seq in range(1, 61)]
+    assert all(a.trace and a.failing for a in state.history) and len(state.history) == HISTORY
+    assert not any(a.trace or a.failing for a in state.ledger[:-HISTORY])
