@@ -342,15 +342,16 @@ def test_a_recorded_recipe_that_no_longer_reads_is_told_from_the_file(two_runs, 
            in result.output and "this is not valid TOML" in result.output
 
 
-def test_a_bug_on_a_sound_store_is_not_blamed_on_the_store(two_runs, monkeypatch):
+def test_a_bug_on_a_sound_store_is_not_blamed_on_the_store(two_runs):
     """An unforeseen error with every stored value as overnight wrote it stays a traceback: a bug to report."""
-    from overnight.cli import inspect as inspect_cli
-    from overnight.cli.main import main
+    import subprocess
+    import sys
 
-    monkeypatch.setattr(inspect_cli, "fmt", lambda *_: 1 + "x")
-    monkeypatch.setattr("sys.argv", ["overnight", "log", "1"])
-    with pytest.raises(TypeError):
-        main()
+    code = ("import sys; from overnight.cli import inspect; inspect.fmt = lambda *_: 1 + 'x'; "
+            "from overnight.cli.main import main; sys.argv = ['overnight', 'log', '1']; main()")
+    done = subprocess.run([sys.executable, "-c", code], cwd=two_runs, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1 and "TypeError: unsupported operand type" in done.stderr
+    assert "holds a value overnight did not write" not in done.stderr
 
 
 def test_a_scripted_agent_whose_edits_never_fit_gets_no_advice_about_models(workspace, cli):
