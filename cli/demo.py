@@ -127,7 +127,7 @@ def _introduce(setup, target: Path, workbook: str) -> None:
 def _next(summary, store, workbook: str, home: Path | None) -> None:
     where = _shown(store.path)
     click.echo("")
-    if home is not None and store.path.parent.parent.resolve() == home.resolve():
+    if home is not None and store.path.parent.parent.resolve() == home.resolve() != Path.cwd().resolve():
         workbook = str(Path(workbook).relative_to(_shown(home))) if workbook.startswith(_shown(home)) else workbook
         click.echo(f"The run is stored in {where}; `cd {_shown(home)}` first, then try:")
     else:

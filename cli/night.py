@@ -142,8 +142,10 @@ def _settle_trust(loaded, yes: bool) -> None:
             f"`overnight recipes trust {_where(first)}` (and so on), or start the night with --yes.")
     for r, lines in untrusted:
         trust.show(r, lines)
-    if not click.confirm(f"Trust {names} and let them run tonight?", default=False, err=True):
-        raise OvernightError(f"Recipes {names} were not trusted: the night did not start.")
+    one = len(untrusted) == 1
+    if not click.confirm(f"Trust {names} and let {'it' if one else 'them'} run tonight?", default=False, err=True):
+        raise OvernightError(f"{'Recipe' if one else 'Recipes'} {names} {'was' if one else 'were'} not trusted: "
+                             "the night did not start.")
     for r, _ in untrusted:
         trust.record(r)
 

@@ -18,7 +18,7 @@ def lines(nights: Nights, night_id: int) -> list[str]:
     until = f" (until {_clock(night['until'])})" if night["until"] else ""
     end = _clock(night["ended_at"]) if night["ended_at"] else "now"
     tally = ", ".join(f"{n} {s}" for s, n in counts.items())
-    out = [f"Night {night_id} ({night['status']}): {len(items)} recipes, {_clock(night['started_at'])} -> {end}{until}: {tally}."]
+    out = [f"Night {night_id} ({night['status']}): {len(items)} recipe{'' if len(items) == 1 else 's'}, {_clock(night['started_at'])} -> {end}{until}: {tally}."]
     width = max(len(i.recipe) for i in items) if items else 0
     for item in items:
         run = nights.run_of(item)

@@ -87,6 +87,9 @@ def test_a_night_refusing_one_untrusted_recipe_says_it_in_the_singular(workspace
     assert done.returncode == 1
     assert done.stderr.startswith("Error: Recipe 'sim' runs commands or code and you have not trusted it: "
                                   "review and trust it with `overnight recipes trust sim`, or start the night with --yes.")
+    trusted = subprocess.run([sys.executable, "-m", "overnight.cli.main", "night", "sim", "--yes"], cwd=workspace,
+                             stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120)
+    assert trusted.returncode == 0 and "Night 1 (finished): 1 recipe, " in trusted.stdout, trusted.stdout + trusted.stderr
 
 
 def test_show_frontier_on_a_metric_without_examples_says_there_is_none(cli, workspace):
