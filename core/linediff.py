@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections import Counter
-from difflib import SequenceMatcher
 
 CONTEXT = 3  # lines of context around each change, as `diff -u` shows them
 WHOLE = 2000  # lines of both texts up to which difflib compares them whole
@@ -22,6 +21,8 @@ ANCHORS = 4096  # lines of a long text looked at as anchors, at most
 def line_diff(old: str, new: str, name: str, whole: int = WHOLE, limit: int | None = None) -> str | None:
     """`diff -u` of two texts, its hunks numbered as in the whole texts; None when difflib would
     compare a stretch of more than `limit` characters."""
+    from difflib import SequenceMatcher  # here: the run's start does without difflib
+
     a, b = old.splitlines(keepends=True), new.splitlines(keepends=True)
     if len(a) + len(b) <= whole:
         if limit is not None and len(old) + len(new) > limit:
@@ -35,6 +36,8 @@ def line_diff(old: str, new: str, name: str, whole: int = WHOLE, limit: int | No
 
 def opcodes(a: list[str], b: list[str], whole: int = WHOLE, autojunk: bool = True) -> list[tuple]:
     """difflib's opcodes turning lines `a` into lines `b`; past `whole` lines, stretch by stretch."""
+    from difflib import SequenceMatcher
+
     if len(a) + len(b) <= whole:
         return SequenceMatcher(None, a, b, autojunk=autojunk).get_opcodes()
     return _opcodes(a, b, _stretches(a, b), autojunk)
@@ -42,6 +45,8 @@ def opcodes(a: list[str], b: list[str], whole: int = WHOLE, autojunk: bool = Tru
 
 def _opcodes(a: list[str], b: list[str], stretches: list[tuple[int, int, int, int]], autojunk: bool = True) -> list[tuple]:
     """difflib's opcodes turning lines `a` into lines `b`, difflib run on each stretch alone."""
+    from difflib import SequenceMatcher
+
     ops, i, j = [], 0, 0
     for i1, i2, j1, j2 in stretches:
         ops.append(("equal", i, i1, j, j1))
