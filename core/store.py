@@ -443,11 +443,12 @@ class Store:
             return
         if self.conn.execute("select 1 from candidates where digest = ?", [digest]).fetchone():
             return
-        named = {name(part): part for part in split(view)}
-        new = [(key, part) for key, part in named.items() if key not in self._parts]  # most are the parent's
-        self.conn.executemany("insert or ignore into parts (digest, text) values (?, ?)", new)
-        self.conn.execute("insert into candidates (digest, parts) values (?, ?)", [digest, json.dumps(list(named))])
-        self._parts.update(named)
+        parts = split(view)
+        names = [name(part) for part in parts]  # in order, a part that comes twice named twice
+        new = {key: part for key, part in zip(names, parts) if key not in self._parts}  # most are the parent's
+        self.conn.executemany("insert or ignore into parts (digest, text) values (?, ?)", new.items())
+        self.conn.execute("insert into candidates (digest, parts) values (?, ?)", [digest, json.dumps(names)])
+        self._parts.update(names)
 
     def has_candidate(self, digest: str) -> bool:
         return self.conn.execute("select 1 from candidates where digest = ?", [digest]).fetchone() is not None

@@ -40,6 +40,9 @@ def test_the_store_keeps_a_large_view_once_in_parts_and_gives_it_back_whole(work
         store.put_candidate(digest, view)
     assert (store.candidate("a"), store.candidate("b"), store.candidate("c")) == (small, large, edited)
     assert store.candidate("missing") is None
+    repeated = "".join(f"line {i}\n" for i in range(2000)) * 30  # the same parts, again and again
+    store.put_candidate("r", repeated)
+    assert store.candidate("r") == repeated
     db = workspace / "s.db"
     assert rows(db, "select digest, view, parts from candidates where digest = 'a'") == [{"digest": "a", "view": small, "parts": None}]
     stored = rows(db, "select sum(length(text)) as n from parts")[0]["n"]
