@@ -5,7 +5,7 @@ and on a file of megabytes that is minutes. Past `WHOLE` lines, the lines both t
 end with are set aside, and the rest is cut at its anchors: the lines found once in each text,
 in the same order (as patience diff finds them). difflib compares only the stretches between
 two anchors, so a few changes anywhere in a long file are a diff of a few stretches; a caller
-bounds how long one may be (core/record.py).
+bounds how long they may be (core/record.py).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ ANCHORS = 4096  # lines of a long text looked at as anchors, at most
 
 def line_diff(old: str, new: str, name: str, whole: int = WHOLE, limit: int | None = None) -> str | None:
     """`diff -u` of two texts, its hunks numbered as in the whole texts; None when difflib would
-    compare a stretch of more than `limit` characters."""
+    compare stretches past `limit` characters (one that long, or several whose squares add up so)."""
     from difflib import SequenceMatcher  # here: the run's start does without difflib
 
     a, b = old.splitlines(keepends=True), new.splitlines(keepends=True)
@@ -29,8 +29,11 @@ def line_diff(old: str, new: str, name: str, whole: int = WHOLE, limit: int | No
             return None
         return unified(a, b, SequenceMatcher(None, a, b).get_opcodes(), name)
     stretches = _stretches(a, b)
-    if limit is not None and any(sum(map(len, a[i1:i2])) + sum(map(len, b[j1:j2])) > limit for i1, i2, j1, j2 in stretches):
-        return None  # difflib's time grows with a stretch's length squared: many short ones are quick
+    # difflib's time on a stretch grows at worst with its length squared: many short stretches are
+    # quick, and the sum of the squares bounds the time as `limit` on one stretch would.
+    if limit is not None and sum((sum(map(len, a[i1:i2])) + sum(map(len, b[j1:j2]))) ** 2
+                                 for i1, i2, j1, j2 in stretches) > limit ** 2:
+        return None
     return unified(a, b, _opcodes(a, b, stretches), name)
 
 

@@ -54,13 +54,23 @@ _found: tuple = ((), [])  # (the environment seen, its secret values): asked for
 
 
 def secret_values() -> list[str]:
-    """Values of environment variables named like keys, tokens or secrets, longest first."""
+    """Values of environment variables named like keys, tokens or secrets, longest first. Not a
+    number (`MAX_TOKENS=100000`): masked, it would be masked in every score, budget and recipe
+    that holds those digits, and the stored JSON and TOML would no longer read."""
     global _found
     seen = _environment()  # matching every name against the secret patterns is what costs
     if seen != _found[0]:
-        values = (v for k, v in os.environ.items() if is_secret_name(k) and len(v) >= 6)
+        values = (v for k, v in os.environ.items() if is_secret_name(k) and len(v) >= 6 and not _number(v))
         _found = (seen, sorted(values, key=len, reverse=True))
     return _found[1]
+
+
+def _number(value: str) -> bool:
+    try:
+        float(value)
+    except ValueError:
+        return False
+    return True
 
 
 def scrub(text: str, secrets: list[str] | None = None) -> str:

@@ -389,3 +389,23 @@ def test_a_stored_pid_no_process_can_have_is_a_run_that_died(workspace, cli, pid
     resumed = cli("run", folder, "--resume", "--yes")
     assert resumed.exit_code == 0 and no_traceback(resumed.output), resumed.output
     assert "still running" not in resumed.output
+
+
+def test_a_number_in_a_secret_looking_variable_is_not_masked_out_of_the_store(workspace, cli, monkeypatch):
+    """`MAX_TOKENS=100000` is named like a secret, but masking 100000 would mask it in the stored
+    recipe and budget too, which would then no longer read; a key still is masked."""
+    import sqlite3
+
+    from overnight.core.damage import first_problem
+
+    monkeypatch.setenv("MAX_TOKENS", "100000")
+    monkeypatch.setenv("SHOP_API_KEY", "sk-shop-0123456789")
+    folder = recipe(workspace / "r", proposals=[{"view": "hello world\n", "rationale": "say sk-shop-0123456789"}],
+                    budget="tokens = 100000")
+    assert cli("run", folder, "--yes").exit_code == 0
+    db = workspace / ".overnight" / "overnight.db"
+    assert first_problem(sqlite3.connect(db)) is None
+    assert '"tokens": 100000' in rows(db, "select config from runs")[0]["config"]
+    assert "sk-shop-0123456789" not in rows(db, "select rationale from experiments where seq = 1")[0]["rationale"]
+    shown = cli("diff", "1:1")
+    assert shown.exit_code == 0 and "+hello world" in shown.output, shown.output

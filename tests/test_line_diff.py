@@ -104,7 +104,7 @@ def test_changes_scattered_through_a_long_file_are_a_diff_of_their_stretches():
         changed[i] = changed[i].replace("line", "LINE")
     changed.insert(150_000, "a new line\n")
     old, new = "".join(lines), "".join(changed)
-    assert line_diff(old, new, "f", limit=20_000) is not None  # difflib compares 20,000 characters of 7 MB
+    assert line_diff(old, new, "f", limit=100_000) is not None  # stretches of a hundred lines or so, of 7 MB
     diff = line_diff(old, new, "f")
     assert diff.count("\n@@ ") == 101 and patched(old, diff) == new
     assert f"@@ -{at[0] - 2},7 +{at[0] - 2},7 @@" in diff
@@ -131,3 +131,16 @@ def test_a_long_file_in_another_order_is_diffed_stretch_by_stretch_and_one_with_
     rng.shuffle(twice)
     said = bounded_diff(Plain({}, Path(".")), old, "".join(twice))
     assert said.startswith("(no diff: ") and "past the limit of 1,000,000; they differ" in said
+
+
+def test_several_long_stretches_each_under_the_limit_are_past_it_together():
+    """Three stretches of nearly a million characters each, of lines drawn from a few values (the
+    worst for difflib): together they would take minutes, so the diff is the summary line."""
+    rng = random.Random(5)
+    old, new = [], []
+    for block in range(3):
+        old += [f"separator {block} {i}\n" for i in range(400)]
+        new += [f"separator {block} {i}\n" for i in range(400)]
+        old += [f"v{rng.randrange(1210)}\n" for _ in range(120_000)]
+        new += [f"v{rng.randrange(1210)}\n" for _ in range(120_000)]
+    assert line_diff("".join(old), "".join(new), "f", limit=1_000_000) is None
