@@ -302,9 +302,12 @@ class Store:
         when `create`. Read through this connection (another descriptor of the file would drop
         SQLite's locks), and before any PRAGMA that writes: another program's database keeps its
         journal mode."""
-        if self.conn.execute("PRAGMA application_id").fetchone()[0] == APPLICATION_ID or self._applied():
+        application = self.conn.execute("PRAGMA application_id").fetchone()[0]
+        if application == APPLICATION_ID or self._applied():
             return False
-        return not create or self.conn.execute("select 1 from sqlite_master limit 1").fetchone() is not None
+        if not create or application or self.conn.execute("PRAGMA user_version").fetchone()[0]:
+            return True  # another program's mark, even on a database with nothing in it yet
+        return self.conn.execute("select 1 from sqlite_master limit 1").fetchone() is not None
 
     def _applied(self) -> set[str]:
         try:

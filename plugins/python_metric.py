@@ -5,6 +5,7 @@ It runs in a subprocess, so a hang is killed at the time limit like any command.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -75,13 +76,25 @@ class PythonMetric(Metric):
             trace = done.tail(50)
             if done.timed_out:
                 return Measurement.timeout(request.seconds, trace, seconds=done.seconds)
-            result = Path(out).read_text(encoding="utf-8") if done.returncode == 0 else ""
+            result = _read(out) if done.returncode == 0 else ""
         finally:
-            os.unlink(out)
+            with contextlib.suppress(OSError):  # the function may have removed it
+                os.unlink(out)
         if not result:
             last = done.output.strip().splitlines()[-1:] or ["no output"]
             return Measurement.crash(f"the function failed: {last[0]}", trace, seconds=done.seconds)
-        return _measurement(json.loads(result), trace, done.seconds)
+        try:
+            return _measurement(json.loads(result), trace, done.seconds)
+        except (ValueError, TypeError) as exc:  # its result file written into, or an example's score no number
+            return Measurement.crash(f"the function's result could not be read ({exc}): return a number, or "
+                                     "{\"score\": number, \"examples\": [...]}", trace, seconds=done.seconds)
+
+
+def _read(path: str) -> str:
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return ""
 
 
 def _measurement(result, trace: str, seconds: float) -> Measurement:
@@ -99,7 +112,10 @@ def _measurement(result, trace: str, seconds: float) -> Measurement:
         examples, value = [], result
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return Measurement.crash(f"the function returned {value!r}, not a number", trace, seconds=seconds)
-    return Measurement(float(value), examples=examples, trace=trace, seconds=seconds)
+    try:
+        return Measurement(float(value), examples=examples, trace=trace, seconds=seconds)
+    except OverflowError:
+        return Measurement.crash(f"the function returned a number too large to measure ({str(value)[:20]}...)", trace, seconds=seconds)
 
 
 @hookimpl

@@ -272,6 +272,15 @@ def test_commands_that_write_leave_another_programs_database_as_it_was(workspace
     result = cli("apply", "1:1", "--yes", "--db", empty)  # a command that needs a run makes no store to look in
     assert result.exit_code == 1 and f"{empty} is an empty file, not an overnight store" in result.output
     assert empty.read_bytes() == b""
+    for pragma in ("application_id = 1234", "user_version = 7"):  # nothing in it, but another program's mark
+        marked = workspace / f"marked-{pragma.split()[0]}.db"
+        conn = sqlite3.connect(marked)
+        conn.execute(f"pragma {pragma}")
+        conn.close()
+        before = marked.read_bytes()
+        result = cli("run", folder, "--yes", "--db", marked)
+        assert result.exit_code == 1 and f"{marked} is not an overnight store; nothing was changed." in result.output
+        assert marked.read_bytes() == before
     fresh = sqlite3.connect(workspace / "fresh.db")  # a database with nothing in it yet becomes a store
     fresh.execute("vacuum")
     fresh.close()

@@ -17,6 +17,7 @@ import pytest
 
 from tests.conftest import write
 from tests.support.recipe_sources import git, git_repo, recipe_folder, recipe_texts
+from tests.test_trust import judged
 
 HUGE = 1500 * 2**20  # what the outsider's archive declared: 1.5 GB of name in a 1.5 MB file
 
@@ -209,29 +210,7 @@ def test_a_git_subfolder_that_is_a_link_in_a_loop_is_refused(cli, workspace, ove
 
 
 # -- 3. a host that looks like another ---------------------------------------------------------
-
-
-def judged(folder: Path, api_base: str) -> Path:
-    """A recipe whose judge sends your prompt and key to `api_base` (written as TOML escapes)."""
-    return write(folder, {
-        "subject.txt": "Our news\n",
-        "proposals.jsonl": '{"view": "Our spring news\\n"}\n',
-        "recipe.toml": f"""
-            [recipe]
-            name = "{folder.name}"
-            [surface]
-            kind = "text"
-            path = "subject.txt"
-            [metric]
-            kind = "judge"
-            rubric = "Clear and short."
-            model = "openai/gpt-4o-mini"
-            api_base = "{api_base}"
-            [agent]
-            kind = "scripted"
-            file = "proposals.jsonl"
-            """,
-    })
+# `judged` (tests/test_trust.py) writes api_base as given: TOML escapes reach the recipe as such.
 
 
 def test_a_look_alike_host_is_shown_as_the_name_looked_up(cli, workspace, overnight_home):

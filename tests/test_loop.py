@@ -385,3 +385,17 @@ def test_the_ledger_keeps_every_idea_and_only_the_recent_ones_logs():
     assert [a.rationale for a in state.ledger] == [f"idea {seq}" for seq in range(1, 61)]
     assert all(a.trace and a.failing for a in state.history) and len(state.history) == HISTORY
     assert not any(a.trace or a.failing for a in state.ledger[:-HISTORY])
+
+
+@pytest.mark.parametrize("body, said", [
+    ("import atexit, os, sys\n    atexit.register(os.unlink, sys.argv[4])\n    return 1.0",
+     "the function failed: no output"),
+    ("return 10 ** 400", "the function returned a number too large to measure (10000000000000000000...)"),
+    ("return {'score': 1.0, 'examples': [{'id': 'a', 'score': None}]}", "the function's result could not be read ("),
+])
+def test_a_python_metric_whose_result_cannot_be_read_is_a_crash_in_one_sentence(workspace, cli, body, said):
+    folder = recipe(workspace / "r", metric='kind = "python"\nfile = "score.py"', proposals=["hello world\n"],
+                    files={"score.py": f"def score(path):\n    {body}\n"})
+    result = cli("run", folder, "--yes")
+    assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+    assert f"The baseline could not be measured (crash): {said}" in result.output
