@@ -17,6 +17,7 @@ from . import paths
 from .budget import SCHEMA as BUDGET_SCHEMA, Budget
 from .contracts import Goal, Metric, Plugin, digest
 from .errors import OvernightError, RecipeError
+from .hidden import hidden
 from .options import Option, Schema, check, closest
 from .settings import NOTIFY_SCHEMA, notify_problems
 
@@ -216,15 +217,6 @@ def _twice(text: str, file: Path, exc: Exception) -> str:
     return f"{file}:{line}: {what}; keep one of them." if line else f"{file}: {what}; keep one of them."
 
 
-def _hidden(text: str) -> list[str]:
-    """The characters of `text` a terminal would not show as themselves, escaped (the ones
-    sharing.printable escapes); core cannot import it."""
-    import unicodedata
-
-    hidden = [ch for ch in text if unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp", "Co", "Cs", "Cn")]
-    return list(dict.fromkeys(ch.encode("unicode_escape").decode("ascii") for ch in hidden))[:5]
-
-
 class Reader:
     """Reads the sections of one recipe document, one method each, gathering every problem."""
 
@@ -252,9 +244,9 @@ class Reader:
         v = self.checked("recipe", table, RECIPE_SCHEMA) if table is not None else {}
         name = v.get("name")
         if isinstance(name, str) and not name.isprintable():  # isprintable is stricter: look closer
-            hidden = _hidden(name)
-            if hidden:  # every run, log and prompt shows the name: a terminal would obey its escapes
-                self.report("recipe", "name", f"the name holds control or invisible characters ({', '.join(hidden)}); "
+            found = hidden(name)[:5]
+            if found:  # every run, log and prompt shows the name: a terminal would obey its escapes
+                self.report("recipe", "name", f"the name holds control or invisible characters ({', '.join(found)}); "
                                               "give it one of letters, digits, spaces and punctuation")
         return About(v.get("name") or "", v.get("summary") or "", v.get("version") or "", list(v.get("tags") or []))
 

@@ -10,6 +10,8 @@ and the trust prompt print goes through `printable` first; so does what a run st
 
 from __future__ import annotations
 
+from overnight.core.hidden import HIDDEN
+
 
 def printable(text, newlines: bool = False) -> str:
     """`text` with every control or format character written as an escape (`\\r`, `\\x1b`, `\\u202e`).
@@ -24,7 +26,7 @@ def printable(text, newlines: bool = False) -> str:
     for ch in text:
         if newlines and ch in "\n\t":
             out.append(ch)
-        elif unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp", "Co", "Cs", "Cn") and ch != " ":
+        elif unicodedata.category(ch) in HIDDEN and ch != " ":
             out.append(ch.encode("unicode_escape").decode("ascii"))
         else:
             out.append(ch)
