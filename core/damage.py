@@ -52,7 +52,7 @@ def first_problem(conn: sqlite3.Connection) -> str | None:
                            f'where {" or ".join(f"({sql})" for _, sql in tests)} limit 1').fetchone()
         if row is not None:
             name = next(name for (name, _), bad in zip(tests, row[1:]) if bad)
-            return f"{table}.{name} of the row with id {row[0]} {_what(conn, table, name, row[0])}"
+            return f"{table}.{name} of the row with id {row[0]} {_what(conn, table, name, dict(columns)[name], row[0])}"
     return None
 
 
@@ -73,7 +73,7 @@ def _wrong(table: str, name: str, kind: str) -> str | None:
     return " or ".join(checks) or None
 
 
-def _what(conn: sqlite3.Connection, table: str, name: str, rowid: int) -> str:
+def _what(conn: sqlite3.Connection, table: str, name: str, declared: str, rowid: int) -> str:
     value, kind = conn.execute(f'select "{name}", typeof("{name}") from "{table}" where rowid = ?', [rowid]).fetchone()
     if kind == "null":
         return "is empty (NULL)"
@@ -81,9 +81,4 @@ def _what(conn: sqlite3.Connection, table: str, name: str, rowid: int) -> str:
         return f"is not a JSON {JSON[table, name]}"
     if name.endswith("_at") and kind in ("real", "integer"):
         return f"is {value}, no time in seconds since 1970"
-    return f"is {WORDS.get(kind, kind)} where overnight keeps {_declared(conn, table, name)}"
-
-
-def _declared(conn: sqlite3.Connection, table: str, name: str) -> str:
-    kind = next((r[2] or "").upper() for r in conn.execute(f'PRAGMA table_info("{table}")') if r[1] == name)
-    return WORDS.get(TYPES[kind][0], kind.lower())
+    return f"is {WORDS.get(kind, kind)} where overnight keeps {WORDS.get(TYPES[declared][0], declared.lower())}"

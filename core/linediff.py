@@ -21,13 +21,11 @@ ANCHORS = 4096  # lines of a long text looked at as anchors, at most
 def line_diff(old: str, new: str, name: str, whole: int = WHOLE, limit: int | None = None) -> str | None:
     """`diff -u` of two texts, its hunks numbered as in the whole texts; None when difflib would
     compare stretches past `limit` characters (one that long, or several whose squares add up so)."""
-    from difflib import SequenceMatcher  # here: the run's start does without difflib
-
     a, b = old.splitlines(keepends=True), new.splitlines(keepends=True)
     if len(a) + len(b) <= whole:
         if limit is not None and len(old) + len(new) > limit:
             return None
-        return unified(a, b, SequenceMatcher(None, a, b).get_opcodes(), name)
+        return unified(a, b, opcodes(a, b, whole), name)
     stretches = _stretches(a, b)
     # difflib's time on a stretch grows at worst with its length squared: many short stretches are
     # quick, and the sum of the squares bounds the time as `limit` on one stretch would.
@@ -39,7 +37,7 @@ def line_diff(old: str, new: str, name: str, whole: int = WHOLE, limit: int | No
 
 def opcodes(a: list[str], b: list[str], whole: int = WHOLE, autojunk: bool = True) -> list[tuple]:
     """difflib's opcodes turning lines `a` into lines `b`; past `whole` lines, stretch by stretch."""
-    from difflib import SequenceMatcher
+    from difflib import SequenceMatcher  # here: the run's start does without difflib
 
     if len(a) + len(b) <= whole:
         return SequenceMatcher(None, a, b, autojunk=autojunk).get_opcodes()

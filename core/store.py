@@ -444,7 +444,7 @@ class Store:
         if len(view) < PARTS_FROM:
             self.conn.execute("insert or ignore into candidates (digest, view) values (?, ?)", [digest, view])
             return
-        if self.conn.execute("select 1 from candidates where digest = ?", [digest]).fetchone():
+        if self.has_candidate(digest):
             return
         parts = split(view)
         names = [name(part) for part in parts]  # in order, a part that comes twice named twice
