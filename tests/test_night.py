@@ -237,4 +237,5 @@ def test_a_recipe_gets_its_share_of_the_night(workspace):
     minutes = float(first.split("up to ")[1].split(" min")[0])
     assert 4.5 <= minutes <= 5.3
     config = json.loads(rows(workspace / ".overnight" / "overnight.db", "select config from runs where id = 1")[0]["config"])
-    assert config["budget"]["minutes"] == pytest.approx(minutes, abs=0.05)  # printed to 0.1
+    # Printed to 0.1 from the full share, handed to the run to 0.001: they differ by 0.0505 at most.
+    assert config["budget"]["minutes"] == pytest.approx(minutes, abs=0.051)
