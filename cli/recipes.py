@@ -27,17 +27,20 @@ def recipes():
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def list_(as_json):
     """List the bundled and installed recipes."""
+    from overnight.plugins.notify import masked
     from overnight.sharing.describe import describe, list_lines
     from overnight.sharing.library import entries
 
     rows = [describe(e.path, e) for e in entries()]
     if as_json:
+        for row in rows:
+            row["notify"] = [masked(url) for url in row.get("notify", [])]  # they hold credentials
         click.echo(json.dumps(rows, indent=2))
         return
     if not rows:
         click.echo("No recipes found.")
         return
-    for line in list_lines(rows):
+    for line in list_lines(rows, mask=masked):
         click.echo(line)
 
 

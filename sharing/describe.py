@@ -84,8 +84,9 @@ def _yes_no(value) -> str:
     return "?" if value is None else "yes" if value else "no"
 
 
-def list_lines(rows: list[dict]) -> list[str]:
-    """`recipes list`: one line a recipe, with what it needs and where it sends data."""
+def list_lines(rows: list[dict], mask: Callable[[str], str] = mask_url) -> list[str]:
+    """`recipes list`: one line a recipe, with what it needs and where it sends data (its
+    notification URLs too, through `mask`, as `show_lines` prints them)."""
     out = [f"{'NAME':<16} {'FROM':<10} {'SURFACE / METRIC / AGENT':<34} {'LLM':<4} {'CODE':<5} {'TRUSTED':<8} "
            f"{'SENDS DATA TO':<32} SUMMARY"]
     for r in rows:
@@ -94,7 +95,7 @@ def list_lines(rows: list[dict]) -> list[str]:
             continue
         kinds = f"{r['surface']} / {'+'.join(r['metrics'])} / {r['agent']}"
         trusted = "-" if not r["needs_trust"] else _yes_no(r["trusted"])
-        sends = ", ".join(r["sends_to"]) or "-"
+        sends = ", ".join(r["sends_to"] + [printable(mask(url)) for url in r.get("notify", [])]) or "-"
         out.append(f"{r['name']:<16} {r['origin']:<10} {kinds:<34} {_yes_no(r['uses_llm']):<4} "
                    f"{_yes_no(r['runs_code']):<5} {trusted:<8} {sends:<32} {r['summary']}")
     return out

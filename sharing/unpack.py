@@ -1,11 +1,13 @@
 """Unpacking a recipe archive with no way out of the destination folder.
 
 Nothing is extracted by tarfile or zipfile themselves: every entry's name is
-checked (no absolute path, no `..`), only plain files and folders are written,
-and a link is never created on disk. A link whose target stays inside the
-archive becomes a copy of that target, counted as one more file and its bytes;
-a link to a folder, or one that points outside, refuses the whole archive (a
-folder link copied is how a few hundred bytes unpack into millions of files).
+checked (no absolute path, no `..`, no control character), only plain files
+and folders are written, and a link is never created on disk. A link whose
+target stays inside the archive becomes a copy of that target, counted as one
+more file and its bytes; a link to a folder, or one that points outside,
+refuses the whole archive (a folder link copied is how a few hundred bytes
+unpack into millions of files). A zip entry's name that is UTF-8 without the
+flag that says so is read as UTF-8, as unzip reads it (`_zip_name`).
 Sizes are counted as headers are read and again as bytes are written, so
 neither a compression bomb nor a header that lies gets past the limit. A tar is
 read through `_Capped`, because tarfile reads a long name or a pax header whole
@@ -84,8 +86,8 @@ class _Writer:
         return Refused(f"{self.label} is refused: entry {name!r} {why}. Nothing was installed.")
 
     def parts(self, name: str) -> tuple[str, ...]:
-        if "\0" in name:
-            raise self.refuse(name, "has a NUL character in its name")
+        if re.search(r"[\x00-\x1f\x7f-\x9f]", name):  # a NUL ends a name early; an ESC or CSI drives a terminal
+            raise self.refuse(name, "has a control character in its name")
         if len(name) > MAX_NAME or any(len(p.encode("utf-8", "surrogateescape")) > MAX_PART for p in name.split("/")):
             raise self.refuse(name[:80] + "...", f"has a name longer than {MAX_NAME} characters or a part longer than {MAX_PART} bytes")
         clean = name.replace("\\", "/")
@@ -181,6 +183,7 @@ def _unzip(archive: Path, writer: _Writer) -> None:
             raise writer.too_big()
         # First every name and link is checked, so a refused archive writes nothing at all.
         for info in infos:
+            info.filename = _zip_name(info)
             writer.parts(info.filename)
             if stat.S_ISLNK(info.external_attr >> 16):
                 writer.link(info.filename, _zip_link_target(zf, info, writer), relative_to_entry=True)
@@ -191,6 +194,18 @@ def _unzip(archive: Path, writer: _Writer) -> None:
             elif not stat.S_ISLNK(mode):
                 with zf.open(info) as stream:
                     writer.file(info.filename, stream, bool(mode & 0o111))
+
+
+def _zip_name(info: zipfile.ZipInfo) -> str:
+    """An entry's name as unzip reads it: zipfile reads a name without the UTF-8 flag as cp437, but
+    Info-ZIP on Linux and many tools write UTF-8 there without the flag, so bytes that are valid UTF-8
+    are read as UTF-8. From the name as stored, before zipfile cut it at a NUL, so `parts` sees that."""
+    if info.flag_bits & 0x800:
+        return info.orig_filename
+    try:
+        return info.orig_filename.encode("cp437").decode("utf-8")
+    except UnicodeError:
+        return info.orig_filename
 
 
 def _zip_link_target(zf, info, writer: _Writer) -> str:

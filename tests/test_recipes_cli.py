@@ -77,6 +77,38 @@ def test_show_takes_a_path_and_an_unknown_name_is_named(cli, workspace):
     assert "No recipe named or at 'no-such-recipe'" in result.output
 
 
+NOTIFY = '\n[notify]\nurls = ["mailto://me:app-password@gmail.com", "json://night:s3cret@hooks.example.org/run"]\n'
+
+
+def test_list_says_where_a_recipe_sends_notifications_masked(cli, workspace, monkeypatch):
+    """Only a person's own recipe may name notification URLs (an installed or bundled one cannot
+    be read with them), so the list is given one as a library would."""
+    from overnight.sharing import library
+
+    folder = recipe_folder(workspace / "mine")
+    (folder / "recipe.toml").write_text((folder / "recipe.toml").read_text() + NOTIFY)
+    monkeypatch.setattr(library, "entries", lambda: [library.Entry("mine", folder, "folder")])
+
+    listed = cli("recipes", "list").output
+    as_json = cli("recipes", "list", "--json").output
+
+    line = next(line for line in listed.splitlines() if line.startswith("mine "))
+    assert "mailtos://me:****@gmail.com/, json://night:****@hooks.example.org/run" in line
+    assert "app-password" not in listed + as_json and "s3cret" not in listed + as_json
+    assert json.loads(as_json)[0]["notify"] == ["mailtos://me:****@gmail.com/", "json://night:****@hooks.example.org/run"]
+
+
+def test_an_installed_recipe_naming_notification_urls_is_listed_as_unreadable_without_them(cli, workspace, overnight_home):
+    folder = recipe_folder(overnight_home / "recipes" / "noisy")
+    (folder / "recipe.toml").write_text((folder / "recipe.toml").read_text() + NOTIFY)
+
+    listed, as_json = cli("recipes", "list").output, cli("recipes", "list", "--json").output
+
+    line = next(line for line in listed.splitlines() if line.startswith("noisy "))
+    assert "cannot be read:" in line and "[notify] urls: an installed or bundled recipe does not choose" in line
+    assert "app-password" not in listed + as_json and "s3cret" not in listed + as_json
+
+
 def test_a_recipe_that_cannot_be_read_is_listed_with_its_problem(cli, workspace, overnight_home):
     broken = recipe_folder(overnight_home / "recipes" / "broken")
     toml = broken / "recipe.toml"
