@@ -11,6 +11,7 @@ in the recipe folder (`--db`), as it changes while the run writes it.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import shutil
@@ -90,8 +91,17 @@ class Template:
 def write(path: Path, data: bytes) -> None:
     """Writes a file of a work folder, over the copy there, in place: emptied first (as opening it
     to write anew does), ext4 would push it to disk as it is closed, which costs more than the rest
-    of the experiment's writes."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o666)
+    of the experiment's writes.
+
+    A link there (the recipe folder's file was a link, copied as one) is replaced by the file, never
+    written through: it may point at the person's own file."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, 0o666)
+    except OSError as exc:
+        if exc.errno != errno.ELOOP:
+            raise
+        os.unlink(path)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o666)
     try:
         view = memoryview(data)
         while view:

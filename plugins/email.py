@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from overnight.core import workfolder
 from overnight.core.errors import OvernightError
 from overnight.core.hookspecs import hookimpl
 from overnight.core.options import Option
@@ -189,13 +190,16 @@ class EmailSurface(TextFileSurface):
     def materialize(self, view: str, folder: Path) -> Path:
         target = super().materialize(view, folder)
         renders = self.renderings(view)
-        (folder / "renders").mkdir(exist_ok=True)
+        shown = folder / "renders"
+        if shown.is_symlink():  # a copy of the recipe folder's link: written through, it may lead to the person's files
+            shown.unlink()
+        shown.mkdir(exist_ok=True)
         lines = []
         for r in renders:
-            (folder / "renders" / f"{r.n}.txt").write_text(r.text, encoding="utf-8")
+            workfolder.write(shown / f"{r.n}.txt", r.text.encode("utf-8"))
             lines.append(json.dumps({"n": r.n, "recipient": r.recipient, "subject": r.subject, "body": r.body,
                                      "words": r.words, "fields": r.fields}, ensure_ascii=False, default=str))
-        (folder / "renders.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+        workfolder.write(folder / "renders.jsonl", ("\n".join(lines) + "\n").encode("utf-8"))
         return target
 
 

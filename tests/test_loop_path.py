@@ -172,6 +172,40 @@ def test_a_metric_that_writes_its_work_copy_leaves_the_persons_files_as_they_wer
     assert (after.st_mtime_ns, after.st_ctime_ns, after.st_nlink) == (before.st_mtime_ns, before.st_ctime_ns, 1)
 
 
+
+@pytest.mark.parametrize("how", ["absolute", "relative"])
+def test_a_surface_that_is_a_link_in_the_recipe_folder_is_never_written_through(cli, workspace, how):
+    # The person keeps the file elsewhere and links it into the recipe folder; the work copy of the
+    # link must become the candidate's own file, not a way to write the person's.
+    own = workspace / "mine" / "doc.txt"
+    own.parent.mkdir()
+    own.write_text("hello\n")
+    folder = recipe(workspace / "r", metric='kind = "command"\nrun = "wc -c < {file}"', proposals=["hello world\n"])
+    (folder / "doc.txt").unlink()
+    (folder / "doc.txt").symlink_to(own if how == "absolute" else Path("..") / "mine" / "doc.txt")
+
+    ran = cli("run", folder, "--yes")
+
+    assert ran.exit_code == 0, ran.output
+    assert "Kept 1 of 1 experiments" in ran.output
+    assert own.read_text() == "hello\n"
+    assert (folder / "doc.txt").is_symlink() and not list((workspace / ".overnight").glob("backups/*"))
+
+
+def test_a_surface_in_a_linked_folder_of_the_recipe_is_never_written_through(cli, workspace):
+    own = workspace / "mine"
+    own.mkdir()
+    (own / "doc.txt").write_text("hello\n")
+    folder = recipe(workspace / "r", metric='kind = "command"\nrun = "wc -c < {file}"', proposals=["hello world\n"],
+                    surface='kind = "text"\npath = "texts/doc.txt"')
+    (folder / "texts").symlink_to(own)
+
+    ran = cli("run", folder, "--yes")
+
+    assert ran.exit_code == 0, ran.output
+    assert "Kept 1 of 1 experiments" in ran.output
+    assert (own / "doc.txt").read_text() == "hello\n" and sorted(os.listdir(own)) == ["doc.txt"]
+
 # -- the recipe folder, watched by stat -------------------------------------------------------------
 
 
