@@ -83,10 +83,11 @@ def main() -> None:
         root = Path(tmp)
         make(root / "large", megabytes, n)
         seconds, _ = timed(["run", "large", "--yes", "-q"], root)
-        peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # the run is the first child
+        used = resource.getrusage(resource.RUSAGE_CHILDREN)  # the run is the first child
+        peak, cpu = used.ru_maxrss / 1024, used.ru_utime + used.ru_stime  # cpu: its metric's commands too
         store = root / ".overnight"
         size = sum(f.stat().st_size for f in store.iterdir() if f.name.startswith("overnight.db"))
-        print(f"run: {seconds:.1f} s ({seconds / n:.2f} s an experiment), peak {peak:.0f} MB; "
+        print(f"run: {seconds:.1f} s ({seconds / n:.2f} s an experiment; cpu {cpu / n:.2f} s), peak {peak:.0f} MB; "
               f"store {size / 1e6:.1f} MB for {n + 1} views of {megabytes:g} MB")
         for command in (["diff", f"1:{n}"], ["show", f"1:{n}"], ["diff", f"1:{n}", f"1:{n - 1}"]):
             seconds, out = timed(command, root)

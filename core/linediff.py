@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections import Counter
+from itertools import compress
 
 CONTEXT = 3  # lines of context around each change, as `diff -u` shows them
 WHOLE = 2000  # lines of both texts up to which difflib compares them whole
@@ -70,7 +71,7 @@ def _stretches(a: list[str], b: list[str]) -> list[tuple[int, int, int, int]]:
     """(i1, i2, j1, j2) of each stretch left to compare: between the common head and tail, cut at
     the anchors; what lies outside them is alike."""
     head = alike(a, b)
-    tail = alike(a[head:][::-1], b[head:][::-1])
+    tail = alike(a, b, most=min(len(a), len(b)) - head, end=True)
     ends = (len(a) - tail, len(b) - tail)
     if ends[0] + ends[1] - 2 * head <= WHOLE:  # one change, or a few close together: no anchors needed
         return [(head, ends[0], head, ends[1])] if ends != (head, head) else []
@@ -87,11 +88,15 @@ def _anchors(a: list[str], b: list[str], start: int, end_a: int, end_b: int) -> 
     of them in the same order in both, among at most `ANCHORS` lines of `a` taken evenly (the
     stretches between them are a hundred lines or so; comparing those costs less than looking
     at every line in Python)."""
-    in_a, in_b = Counter(a[start:end_a]), Counter(b[start:end_b])
     step = max(1, (end_a - start) // ANCHORS)
-    wanted = {line for line in a[start:end_a:step] if in_a[line] == 1 and in_b[line] == 1}
-    at_b = {line: j for j, line in enumerate(b[start:end_b], start) if line in wanted}
-    pairs = [(i, at_b[a[i]]) for i in range(start, end_a, step) if a[i] in wanted]
+    looked_at = set(a[start:end_a:step])
+    # Only the lines looked at are counted and found in `b`, and the loops over every line run in C:
+    # counting every line of both texts, and a loop in Python over `b`, took longest.
+    in_a = Counter(filter(looked_at.__contains__, a[start:end_a]))
+    found = list(compress(range(start, end_b), map(looked_at.__contains__, b[start:end_b])))
+    in_b = Counter(b[j] for j in found)
+    at_b = {b[j]: j for j in found if in_a[b[j]] == 1 and in_b[b[j]] == 1}
+    pairs = [(i, at_b[a[i]]) for i in range(start, end_a, step) if a[i] in at_b]
     # The longest increasing run of j (patience sorting): tops[k] ends the best run of length k + 1.
     tops: list[int] = []
     top_index: list[int] = []
@@ -161,13 +166,20 @@ def _range(start: int, stop: int) -> str:
     return f"{beginning},{length}"
 
 
-def alike(a, b) -> int:
-    """How many items (lines, characters) sequences `a` and `b` begin with alike: by halves, so a
-    long alike run costs a few compares of slices, not one step an item."""
-    low, high = 0, min(len(a), len(b))
+def alike(a, b, most: int | None = None, end: bool = False) -> int:
+    """How many items (lines, characters) sequences `a` and `b` begin with alike (with `end`: end
+    with), `most` at most. By slices that double while alike, then halve: a run of n alike items
+    costs compares of a few times n items, however long the sequences."""
+    def same(i: int, j: int) -> bool:  # items i to j are alike (counted from the end, with `end`)
+        return a[len(a) - j:len(a) - i] == b[len(b) - j:len(b) - i] if end else a[i:j] == b[i:j]
+
+    low, high, step = 0, min(len(a), len(b), len(a) if most is None else most), 1
+    while low + step <= high and same(low, low + step):
+        low, step = low + step, 2 * step
+    high = min(high, low + step - 1)  # the first difference is within the last step
     while low < high:
         mid = (low + high + 1) // 2
-        if a[low:mid] == b[low:mid]:
+        if same(low, mid):
             low = mid
         else:
             high = mid - 1

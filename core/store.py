@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, NamedTuple,
 
 from .contracts import Attempt, ExampleResult, LLMCall
 from .errors import OvernightError
-from .parts import PARTS_FROM, name, split
+from .parts import PARTS_FROM, name, split_like
 from .secrets import redact_toml, scrub, secret_values
 
 if TYPE_CHECKING:
@@ -202,7 +202,7 @@ def _parts(db: sqlite_utils.Database) -> None:
 # A new step goes into core/schema.py too, which new stores are made from (tests/test_store.py
 # fails until the two agree).
 
-RESUMABLE = ("running", "stopped")
+RESUMABLE = ("running", "paused", "stopped")  # paused and running: once their process is gone
 _savepoints = itertools.count(1)
 
 
@@ -258,6 +258,9 @@ class Store:
             # Read once: scrubbing every write against the environment is on the loop's hot path.
             self.secrets = secret_values()
             self._parts: set[str] = set()  # names of parts this store holds, seen by this process (core/parts.py)
+            # The last large view written, its parts and their names: the next is most often an edit of
+            # it, so it is cut and named from them (core/parts.py `split_like`).
+            self._last: tuple[str, list[str], list[str]] = ("", [], [])
         except OvernightError:
             self._close_quietly()
             raise
@@ -431,6 +434,15 @@ class Store:
             args += statuses
         return self._row(sql + " order by id desc limit 1", args)
 
+    def claim_run(self, run_id: int, seen_pid: Any) -> bool:
+        """Marks run `run_id` resumed by this process, if its pid is still `seen_pid`; False if another
+        process claimed it since. One conditional write: of two `--resume` at once, one gets the run."""
+        with self.transaction():
+            claimed = self.conn.execute(
+                "update runs set pid = ?, status = 'running', stop_reason = null, control = null, ended_at = null, "
+                "updated_at = ? where id = ? and pid is ?", [os.getpid(), time.time(), run_id, seen_pid]).rowcount
+        return claimed == 1
+
     def control(self, run_id: int) -> str | None:
         row = self._row("select control from runs where id = ?", [run_id])
         return row["control"] if row else None
@@ -446,12 +458,15 @@ class Store:
             return
         if self.has_candidate(digest):
             return
-        parts = split(view)
-        names = [name(part) for part in parts]  # in order, a part that comes twice named twice
+        last_view, last_parts, last_names = self._last
+        parts = split_like(view, last_view, last_parts)
+        known = dict(zip(last_parts, last_names))  # the parts taken from the last view are named already
+        names = [known.get(part) or name(part) for part in parts]  # in order, a part that comes twice named twice
         new = {key: part for key, part in zip(names, parts) if key not in self._parts}  # most are the parent's
         self.conn.executemany("insert or ignore into parts (digest, text) values (?, ?)", new.items())
         self.conn.execute("insert into candidates (digest, parts) values (?, ?)", [digest, json.dumps(names)])
         self._parts.update(names)
+        self._last = view, parts, names
 
     def has_candidate(self, digest: str) -> bool:
         return self.conn.execute("select 1 from candidates where digest = ?", [digest]).fetchone() is not None

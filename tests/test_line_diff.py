@@ -4,12 +4,14 @@ made from the part that changed, with the hunks numbered as in the whole file.""
 from __future__ import annotations
 
 import difflib
+import hashlib
 import random
 import re
 
 from pathlib import Path
 
 from overnight.core.contracts import Surface, line_diff
+from overnight.core.linediff import alike
 from overnight.core.record import bounded_diff
 from tests.data.core.kit import recipe
 
@@ -144,3 +146,56 @@ def test_several_long_stretches_each_under_the_limit_are_past_it_together():
         old += [f"v{rng.randrange(1210)}\n" for _ in range(120_000)]
         new += [f"v{rng.randrange(1210)}\n" for _ in range(120_000)]
     assert line_diff("".join(old), "".join(new), "f", limit=1_000_000) is None
+
+
+# sha256 of the diffs of `long_edits(0)` to `long_edits(15)`, first 16 digits, as core/linediff.py made them
+# before its anchors were found faster (each diff compared stretch by stretch, 1 to 292 hunks).
+LONG_DIFFS_BEFORE = ["fcc9fcc15e12e165", "0484363abbadd8d3", "76df45352045aea1", "6d8e1a3f8278bcd2",
+          "5f300af32b31d95c", "b94d0ffd8e880737", "41742bc2db948090", "413adf29a260ffe8",
+          "90c31f497dd81402", "fa1a7269f6e997fb", "c499c9ecb35ba4bf", "cc0f1306e7e6d175",
+          "ab384dd270da5c2d", "0f1ee564f5b778d3", "65e1210aaf76d9c4", "c6e2981d014941ec"]
+
+
+def long_edits(seed: int) -> tuple[str, str]:
+    """A long text and an edit of it: lines inserted, deleted, changed and moved in blocks, in one
+    place or hundreds, among lines found once or lines that come again and again."""
+    rng = random.Random(seed)
+    repeats = rng.choice([0.0, 0.3, 0.9])  # the share of lines that come again and again
+    old = [f"v{rng.randrange(40)}\n" if rng.random() < repeats else f"line {i} {rng.random():.6f}\n"
+           for i in range(rng.choice([3000, 40_000]))]
+    new = list(old)
+    for _ in range(rng.choice([1, 3, 40, 300])):
+        at, roll = rng.randrange(len(new) + 1), rng.random()
+        if roll < 0.3:
+            new[at:at] = [rng.choice(["inserted\n", f"v{rng.randrange(40)}\n", rng.choice(old)])]
+        elif roll < 0.6:
+            del new[at:at + rng.randrange(1, 30)]
+        elif roll < 0.9:
+            new[at:at + 1] = [f"changed {rng.random():.6f}\n"]
+        else:  # a block moved
+            block = new[at:at + rng.randrange(1, 200)]
+            del new[at:at + len(block)]
+            to = rng.randrange(len(new) + 1)
+            new[to:to] = block
+    return "".join(old), "".join(new)
+
+
+def test_the_diff_of_long_texts_is_byte_for_byte_what_it_was():
+    made = [line_diff(*long_edits(seed), "f", limit=200_000) for seed in range(len(LONG_DIFFS_BEFORE))]
+    assert [hashlib.sha256(str(diff).encode()).hexdigest()[:16] for diff in made] == LONG_DIFFS_BEFORE
+
+
+def test_alike_counts_the_items_two_sequences_begin_or_end_with_as_a_loop_would():
+    def loop(a, b, most):
+        n = 0
+        while n < min(len(a), len(b), most) and a[n] == b[n]:
+            n += 1
+        return n
+
+    rng = random.Random(2)
+    for _ in range(5000):
+        a, b = ([rng.choice("ab") for _ in range(rng.randrange(20))] for _ in range(2))
+        most = rng.randrange(25)
+        assert alike(a, b) == alike("".join(a), "".join(b)) == loop(a, b, 99)
+        assert alike(a, b, most=most) == loop(a, b, most)
+        assert alike(a, b, most=most, end=True) == loop(a[::-1], b[::-1], most)

@@ -6,11 +6,13 @@ from __future__ import annotations
 import json
 import random
 import sqlite3
+import zlib
+from itertools import accumulate
 
 import pytest
 
 from overnight.core.errors import OvernightError
-from overnight.core.parts import LEAST, MOST, PARTS_FROM, split
+from overnight.core.parts import LEAST, MOST, PARTS_FROM, split, split_like
 from overnight.core.store import Store
 from tests.data.core.kit import no_traceback, recipe, rows
 
@@ -99,3 +101,46 @@ def _steps_before(migrations, name: str):
             break
         older(name=step.name)(step.fn)
     return older
+
+
+def test_a_view_cut_from_the_view_it_edits_has_the_parts_a_whole_cut_gives():
+    """`split_like` takes the parts an edit leaves alone from the edited view's: on many random
+    edits (inserted, deleted and changed lines, at the start, the end, the middle, in several
+    places, right after a cut, lines that repeat, lines longer than a part), it gives what
+    `split` gives, the same list."""
+    rng = random.Random(4)
+
+    def line(mark: bool | None = None) -> str:
+        while True:  # a line ending a part, or not, as asked; now and then one past MOST characters
+            text = rng.choice([f"line {rng.random():.8f} {'x' * rng.randrange(80)}", f"again {rng.randrange(4)}",
+                               "y" * rng.randrange(MOST // 2, 2 * MOST) if rng.random() < 0.02 else "z", ""])
+            if mark is None or (zlib.crc32(text.encode()) & 31 == 0) == mark:
+                return text + "\n"
+
+    def edited(lines: list[str], parts: list[str]) -> list[str]:
+        lines, cuts = list(lines), {*accumulate(map(len, parts))}
+        after_cut = [k + 1 for k, end in enumerate(accumulate(map(len, lines))) if end in cuts][:-1] or [0]
+        for _ in range(rng.choice([1, 1, 2, 5])):
+            at = rng.choice([rng.randrange(3), len(lines) - rng.randrange(3), rng.randrange(len(lines) + 1), rng.choice(after_cut)])
+            at = min(at, len(lines))
+            kind = rng.randrange(3)
+            if kind == 0:
+                lines[at:at] = [line(rng.random() < 0.5) for _ in range(rng.randrange(1, 4))]
+            elif kind == 1:
+                del lines[at:at + rng.choice([1, 2, 50, 3000])]
+            else:
+                lines[at:at + 1] = [line(rng.random() < 0.5)]
+        if lines and rng.random() < 0.1:
+            lines[-1] = lines[-1].rstrip("\n")  # no newline at the end
+        return lines or ["last\n"]
+
+    for few_marks in (False, True):  # with few lines that end a part, most cuts fall MOST apart
+        lines = [line(False if few_marks and rng.random() < 0.99 else None) for _ in range(15_000)]
+        old = "".join(lines)
+        parts = split(old)
+        for _ in range(150):
+            lines = edited(lines, parts)
+            view = "".join(lines)
+            like = split_like(view, old, parts)
+            assert like == split(view), (len(old), len(view))
+            old, parts = view, like
