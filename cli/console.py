@@ -15,8 +15,15 @@ gc.disable()
 
 
 def main() -> None:
-    from overnight.cli.main import main as program
+    try:
+        from overnight.cli.main import main as program
+    except KeyboardInterrupt:  # Ctrl-C while click and the command group are imported: no traceback
+        import sys
 
+        if sys.stderr is not None:
+            sys.stderr.write("Interrupted.\n")
+        leave(130)
+        raise SystemExit(130) from None
     try:
         program()
     except SystemExit as done:

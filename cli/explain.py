@@ -32,6 +32,8 @@ def explain(run_ref, yes, db):
     if not changes:
         click.echo(f"Run {run['id']} of '{one_line(run['recipe'])}' kept no change: its best is the baseline, so there is nothing to explain.")
         return
+    if store.unwritable:  # its table is stored once measured: say so before measuring, not after
+        raise OvernightError(f"Cannot write the store {store.path}: {store.unwritable}; nothing was measured.")
     recipe = _recipe_of(run)
     _trust(recipe, store, yes)
     setup = build(recipe, store, with_agent=False, yes=yes)

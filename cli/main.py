@@ -61,10 +61,23 @@ class Group(click.Group):
         "config": "Show and edit your settings: where notifications go, and when.",
     }
 
+    def make_context(self, *args, **kwargs):
+        # Ctrl-C reaches click's own handler (`Aborted!`, exit 1) unless caught here and in `invoke`.
+        try:
+            return super().make_context(*args, **kwargs)
+        except KeyboardInterrupt:
+            interrupted()
+
     def invoke(self, ctx):
         # User mistakes end in one sentence and a non-zero exit, never a traceback.
         try:
             return super().invoke(ctx)
+        except KeyboardInterrupt:  # while a command is loaded or starts (a run says itself how it stopped)
+            interrupted()
+        except click.exceptions.Abort as exc:  # a question answered with Ctrl-C
+            if isinstance(exc.__context__, KeyboardInterrupt):
+                interrupted()
+            raise
         except OvernightError as exc:
             from overnight.sharing.printable import printable  # a recipe's text may hold terminal escapes
 
@@ -161,6 +174,8 @@ def _said(exc: Exception) -> str | None:
         where = f" ({exc.filename})" if exc.filename else ""
         return f"{exc.strerror}{where}; what was written so far may be cut short."
     sqlite = type(exc).__module__ == "sqlite3"  # not imported here: `overnight --help` does without it
+    if getattr(exc, "sqlite_errorname", "").startswith("SQLITE_READONLY"):
+        return _unwritable() or f"The store could not be written: {exc}."
     if sqlite or isinstance(exc, (TypeError, ValueError, AttributeError, KeyError, OverflowError)):
         from overnight.core import damage  # a value edited into the store by hand, or else a bug
 
@@ -169,6 +184,25 @@ def _said(exc: Exception) -> str | None:
             return found
         return f"The store could not be read or written: {exc}."
     return None
+
+
+def _unwritable() -> str | None:
+    """Which store this process could not write, and the folder or file that keeps it from being
+    written (core/store.py `unwritable`); None when no file says why."""
+    from overnight.core.store import opened, unwritable
+
+    for store in list(opened):
+        why = store.unwritable or unwritable(store.path)
+        if why:
+            return f"Cannot write the store {store.path}: {why}."
+    return None
+
+
+def interrupted():
+    """Ctrl-C before a command could say how it stopped: exit 130 with one word, as a shell expects,
+    rather than click's `Aborted!` and 1 or a traceback."""
+    click.echo("Interrupted.", err=True)
+    sys.exit(130)
 
 
 def main() -> None:
@@ -184,8 +218,7 @@ def main() -> None:
     try:
         cli.main()
     except KeyboardInterrupt:
-        click.echo("Interrupted.", err=True)
-        sys.exit(130)
+        interrupted()
     except BrokenPipeError:
         sys.exit(0)
 

@@ -157,7 +157,7 @@ class Loop:
         rec.reason = f"measured {times} time{'s' if times > 1 else ''}; noise {fmt(found.noise)}"
         if first.guard_problem:
             rec.reason += f"; warning: the baseline already fails a guard ({first.guard_problem})"
-        self.recorder.record_baseline(rec, view, found.noise)
+        self.recorder.record_baseline(rec, view, found.noise, s.surface.fingerprint())
 
     # -- one experiment ---------------------------------------------------------
 

@@ -183,13 +183,18 @@ class Recorder:
         self._store(rec, lambda i: totals)
         point("experiment.committed")
 
-    def record_baseline(self, rec: ExperimentRecord, view: str, noise: float) -> None:
-        """The baseline is the first best; it is no experiment of the agent's, so nobody is told."""
+    def record_baseline(self, rec: ExperimentRecord, view: str, noise: float, fingerprint: str | None = None) -> None:
+        """The baseline is the first best; it is no experiment of the agent's, so nobody is told.
+
+        `fingerprint`: the surface's fingerprint of the file the baseline was read from, stored with it
+        (a resumed run may measure its baseline from a file edited since the run began): `apply`
+        compares the file with it."""
         rec.seq, rec.status, rec.rationale, rec.delta = 0, "baseline", "baseline", 0.0
         self.flush()
         point("baseline.measured")
+        source = {"source_fingerprint": fingerprint} if fingerprint is not None else {}
         exp_id = self._store(rec, lambda i: dict(baseline_experiment=i, best_experiment=i, baseline_score=rec.score,
-                                                 best_score=rec.score, noise=noise))
+                                                 best_score=rec.score, noise=noise, **source))
         point("baseline.committed")
         self.state.count(rec.attempt(), rec.candidate)
         self.state.noise = noise

@@ -16,26 +16,36 @@ from .events import Event, Events
 from .loop import Loop, Summary
 from .recipe import Recipe
 from .setup import Setup, build, objective_of  # noqa: F401  (build and objective_of: imported from here too)
+from .state import check_baseline, process_gone
 from .store import RESUMABLE, Store
 
 
 def resumable_run(store: Store, recipe: Recipe) -> int:
-    run = store.latest_run(recipe.name)
-    if run is None or run["status"] not in RESUMABLE:
+    """The newest run of `recipe` that can be resumed, claimed for this process before anything
+    else is written: of two `--resume` at once, one gets the run and the other says so and stops."""
+    runs = [r for r in store.runs_overview() if r["recipe"] == recipe.name and r["status"] in RESUMABLE]
+    run = next((r for r in runs if _resumable(r)), None)
+    if run is None and runs:
+        raise OvernightError(_busy(runs[0], recipe.name))
+    if run is None:
         raise OvernightError(f"There is no unfinished run of recipe '{recipe.name}' to resume in {store.path}.")
-    if run["status"] == "running" and _alive(run["pid"]):
-        raise OvernightError(
-            f"Run {run['id']} of recipe '{recipe.name}' is still running (process {run['pid']}); "
-            f"stop it first (overnight stop) or wait for it to end."
-        )
+    check_baseline(store, run["id"])
+    if not store.claim_run(run["id"], run["pid"]):
+        raise OvernightError(f"Run {run['id']} of recipe '{recipe.name}' is being resumed by process {store.run(run['id'])['pid']}.")
     return run["id"]
 
 
-def _alive(pid: int | None) -> bool:
-    """True when another live process has this pid (a run killed with SIGKILL left its row 'running')."""
-    from .files import pid_alive
+def _resumable(run: dict) -> bool:
+    """Stopped, or marked running or paused by a process that is gone (as `status` says: died). Or by
+    this very process: its pid, reused after a reboot, cannot be running a run it has not started."""
+    return run["status"] == "stopped" or run["pid"] == os.getpid() or process_gone(run)
 
-    return pid != os.getpid() and pid_alive(pid)
+
+def _busy(run: dict, recipe: str) -> str:
+    if run["status"] == "paused":
+        return f"Run {run['id']} of recipe '{recipe}' is paused (process {run['pid']}); continue it with `overnight resume {run['id']}`."
+    return (f"Run {run['id']} of recipe '{recipe}' is still running (process {run['pid']}); "
+            f"stop it first (overnight stop) or wait for it to end.")
 
 
 @dataclass

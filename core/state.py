@@ -11,10 +11,12 @@ from dataclasses import dataclass, field
 
 from .budget import Spend
 from .contracts import Attempt, ExampleResult
+from .errors import OvernightError
 
 HISTORY = 20  # experiments shown to the agent with their traces
 # Statuses whose candidate was measured: the same digest is not measured again in a run.
 MEASURED = ("baseline", "keep", "discard", "crash", "timeout", "guard_failed")
+LIVE = ("running", "paused")  # statuses a process holds: the run died when that process is gone
 
 
 @dataclass
@@ -41,6 +43,7 @@ class RunState:
     @classmethod
     def restore(cls, store, run_id: int, spend: Spend) -> "RunState":
         """The state of run `run_id` as the store has it: empty for a run that just started."""
+        check_baseline(store, run_id)
         run = store.run(run_id)
         spend.seconds_before = run["seconds"] or 0.0
         spend.add(run["usd"] or 0.0, run["tokens"] or 0)
@@ -86,6 +89,14 @@ class RunState:
         self.seen = {d: s for d, s in self.seen.items() if s != seq}
 
 
+def check_baseline(store, run_id: int) -> None:
+    """Refuses a run that has experiments but no baseline (deleted by hand, say): a baseline measured
+    anew from the file as it is now would judge the run's earlier keeps against another start."""
+    if store.experiment_count(run_id) and store.experiment_at(run_id, 0) is None:
+        raise OvernightError(f"Run {run_id} in {store.path} has experiments but no baseline (seq 0), "
+                             f"so it cannot be resumed; start a new run.")
+
+
 def from_rows(rows: list[dict], goal: str | None) -> tuple[dict | None, dict | None]:
     """(baseline row, best row) as the experiments themselves say, never a pointer alone:
     the best is the keep with the best score for the goal (the latest on a tie), else the baseline."""
@@ -111,18 +122,16 @@ def failing(examples: list[ExampleResult]) -> list[ExampleResult]:
 
 
 def died(run: dict) -> bool:
-    """True for a run still marked running whose process is gone (a SIGKILL, a power cut)."""
-    return run.get("status") == "running" and process_gone(run)
+    """True for a run still marked running or paused whose process is gone (a SIGKILL, a power cut)."""
+    return run.get("status") in LIVE and process_gone(run)
 
 
 def process_gone(run: dict) -> bool:
-    """True when the process that ran `run` is gone, or its pid now belongs to another program;
-    False when it lives or the run names none."""
+    """True when the process that ran `run` is gone, its pid now belongs to another program, or
+    the run names none; False while it lives. Every command asks this one question."""
     from .files import pid_alive
 
-    if not run.get("pid"):
-        return False
-    if not pid_alive(run["pid"]):
+    if not run.get("pid") or not pid_alive(run["pid"]):
         return True
     try:  # the pid was given to another program since
         cmdline = open(f"/proc/{run['pid']}/cmdline", "rb").read()

@@ -225,22 +225,78 @@ def is_store(path: Path | str) -> bool:
     return head[:16] == b"SQLite format 3\0" and int.from_bytes(head[68:72], "big") == APPLICATION_ID
 
 
+def _beside(path: Path, end: str) -> Path:
+    return path.with_name(path.name + end)
+
+
+def unwritable(path: Path) -> str | None:
+    """What keeps this process from writing the store at `path`, as the end of a sentence: its
+    folder (where SQLite makes the files it keeps beside a store), the store file or one of those
+    files; None when nothing does. A folder still to be made is made in the nearest one there is."""
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return f"the folder {folder} is not writable"
+    for file in (path, *(_beside(path, end) for end in SIDE_FILES)):
+        if os.path.lexists(file) and not os.access(file, os.W_OK):
+            return "the file is not writable" if file == path else f"{file} is not writable"
+    return None
+
+
+def _connect(path: Path, readonly: bool = False) -> sqlite3.Connection:
+    """A connection to the store; `readonly` for one this process may not write, opened without
+    writing anything. A reader of a WAL store keeps a -shm file beside it, which a read-only folder
+    cannot hold and which a read-only store file would get its mode (so that a later writer could
+    not write it). With no -wal or -journal beside the store, the file alone holds every write and
+    no writer is at work (one would have made a -wal), so SQLite reads it as immutable: no lock and
+    no file beside it. Otherwise SQLite reads through the files there (SQLite 3.22 and later)."""
+    if not readonly:
+        return sqlite3.connect(path, check_same_thread=False, timeout=10, isolation_level=None)
+    quiet = not any(_beside(path, end).exists() for end in ("-wal", "-journal"))
+    uri = path.resolve().as_uri() + ("?mode=ro&immutable=1" if quiet else "?mode=ro")
+    return sqlite3.connect(uri, uri=True, check_same_thread=False, timeout=10, isolation_level=None)
+
+
+def _new_store() -> sqlite3.Connection:
+    """An empty store held in memory, for reading a file a run has not made a store yet: the same
+    tables as a new store, and no write allowed."""
+    conn = sqlite3.connect(":memory:", check_same_thread=False, isolation_level=None)
+    migrations.create(conn)
+    conn.execute("PRAGMA query_only = ON")
+    return conn
+
+
 class Store:
     def __init__(self, path: Path | str | None = None, *, readonly: bool = False, create: bool = True):
-        """`create=False` is for commands that only read: a folder with no store stays untouched."""
+        """`create=False` is for commands that only read: a folder with no store stays untouched.
+
+        A store this process may not write (`unwritable`: a read-only folder, store file or file
+        SQLite keeps beside it) is opened read-only when the command may not create it (`readonly`
+        or not `create`), so its runs can still be read and a write fails naming what is not
+        writable (cli/main.py); a command that may create it is refused at once. A file with
+        nothing in it, as an interrupted start may leave one, reads as the new store a run would
+        make of it: no runs yet."""
         self.path = Path(path) if path else default_path()
         self.readonly = readonly
+        self.unwritable: str | None = None  # what keeps this process from writing the store, if anything does
         try:
             if not create and not self.path.exists():
                 raise OvernightError(f"No overnight store at {self.path}: start a run first (overnight run RECIPE or overnight demo).")
-            if not create and self.path.is_file() and not self.path.stat().st_size:  # SQLite would make it a store
-                raise OvernightError(f"{self.path} is an empty file, not an overnight store; nothing was changed.")
             self._create = create
-            if not readonly:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-            elif not self.path.exists():
+            if readonly and not self.path.exists():
                 raise OvernightError(f"No overnight store at {self.path}: start a run first (overnight run RECIPE or overnight demo).")
-            self.conn = sqlite3.connect(self.path, check_same_thread=False, timeout=10, isolation_level=None)
+            self.unwritable = unwritable(self.path)
+            if self.unwritable and create and not readonly:
+                raise OvernightError(f"Cannot write the store {self.path}: {self.unwritable}; nothing was changed.")
+            if create and not readonly:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            readonly = self.readonly = readonly or self.unwritable is not None
+            self.conn = _connect(self.path, readonly=self.unwritable is not None)
+            if (readonly or not create) and self._unmade():
+                self.conn.close()
+                self.conn = _new_store()
+                readonly = self.readonly = True
             # Closed at the latest as the process exits, also when the console script skips freeing
             # its objects (cli/console.py): closing folds the write-ahead log back into the store file,
             # so that a copy of the file alone holds every run.
@@ -266,7 +322,8 @@ class Store:
             raise
         except (sqlite3.Error, OSError) as exc:
             self._close_quietly()
-            raise OvernightError(f"Cannot open the store {self.path}: {exc}.") from None
+            why = f" ({self.unwritable})" if self.unwritable else ""
+            raise OvernightError(f"Cannot open the store {self.path}: {exc}{why}.") from None
 
     @property
     def db(self) -> sqlite_utils.Database:
@@ -299,6 +356,16 @@ class Store:
             fcntl.flock(lock, fcntl.LOCK_EX)
             self._check_migrations()
 
+    def _unmade(self) -> bool:
+        """Whether the file holds nothing yet: no table and no program's mark, as a start interrupted
+        before its store was made leaves it (an empty file, or a header alone). A run makes a store
+        of it; a command that only reads finds no runs in it."""
+        if self.path.is_file() and not self.path.stat().st_size and not _beside(self.path, "-wal").exists():
+            return True  # nothing for SQLite to read, so nothing to ask it
+        return (self.conn.execute("PRAGMA application_id").fetchone()[0] == 0
+                and self.conn.execute("PRAGMA user_version").fetchone()[0] == 0
+                and self.conn.execute("select 1 from sqlite_master limit 1").fetchone() is None)
+
     def _foreign(self, create: bool) -> bool:
         """Whether the file holds another program's database, which no command may change (a run
         would add its tables to it). A new file, or a database with no table yet, becomes a store
@@ -328,6 +395,8 @@ class Store:
                 f"(migration {newer[-1]}); upgrade overnight to read it. Nothing was changed."
             )
         if applied != known:
+            if self.unwritable:
+                raise OvernightError(f"The store {self.path} needs an upgrade this version of overnight cannot write: {self.unwritable}.")
             if self.readonly:
                 raise OvernightError(f"The store {self.path} needs an upgrade: run any overnight command that writes (e.g. overnight status) first.")
             if not applied and not self._create:  # a command that only reads adds no tables to someone else's database

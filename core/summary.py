@@ -50,6 +50,8 @@ class Summary:
 def summarize(store, run_id: int, goal: str) -> Summary:
     run = store.run(run_id)
     counts = store.counts(run_id)
+    # As the budget and `status` count: an interrupted experiment is not one (it runs again on resume).
+    interrupted = counts.pop("interrupted", 0)
     best_row = store.experiment(run["best_experiment"]) if run["best_experiment"] else None
     summary = Summary(
         run_id=run_id, recipe=run["recipe"], status=run["status"], stop_reason=run["stop_reason"] or "",
@@ -62,6 +64,8 @@ def summarize(store, run_id: int, goal: str) -> Summary:
         confirmation=run["confirmation"] or "", held=None if run["confirmed_held"] is None else bool(run["confirmed_held"]),
     )
     summary.notes = _notes(store, run, summary)
+    if interrupted:
+        summary.notes.append(f"Not counted: {interrupted} interrupted experiment{'s' if interrupted > 1 else ''}.")
     return summary
 
 

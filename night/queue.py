@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Callable
 
 from overnight.core.errors import OvernightError
+from overnight.core.store import RESUMABLE
 from overnight.core.files import pid_alive
 
 from .state import DONE, Item, Nights
@@ -109,7 +110,7 @@ class Night:
     def _one(self, item: Item, total: int, left: int) -> None:
         label = f"[{item.position}/{total}] {item.recipe}"
         resume = self._resumable(item)
-        if resume is not None and resume["status"] not in ("running", "stopped"):
+        if resume is not None and resume["status"] not in RESUMABLE:
             self._record(item, 0, Path(item.log or self._log_path(item)))  # it ended as the night died
             self.say(f"{label}: {item.status}: {item.reason}")
             return

@@ -24,7 +24,8 @@ GROWING = ("experiments", "example_results", "llm_calls", "reviews", "candidates
 # Methods that write (or open and close, or name the store's files): their statements are not reads.
 WRITES = {"start_run", "update_run", "set_control", "put_candidate", "record_experiment", "update_experiment",
           "record_llm_call", "add_review", "add_note", "record_check", "save_contributions", "add_remeasure",
-          "close", "db", "begin_apply", "end_apply", "finish_apply", "commit_experiment", "transaction", "files", "at_once"}
+          "close", "db", "begin_apply", "end_apply", "finish_apply", "commit_experiment", "transaction", "files", "at_once",
+          "claim_run"}
 
 
 @pytest.fixture

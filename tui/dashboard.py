@@ -144,9 +144,9 @@ class Dashboard(AppScreen):
     def show_caption(self) -> None:
         table = self.query_one(ExperimentTable)
         # Counted by status code, not row by row: a run of 100,000 is counted in a millisecond.
-        # The baseline is not an experiment: count as the CLI does.
+        # The baseline is not an experiment, nor one interrupted (it runs again on resume): count as the CLI does.
         statuses = table.ledger.statuses
-        counts = {name: statuses.count(code) for code, name in enumerate(table.ledger.names) if name != "baseline"}
+        counts = {name: statuses.count(code) for code, name in enumerate(table.ledger.names) if name not in ("baseline", "interrupted")}
         every = sum(counts.values())
         shown = sum(n for name, n in counts.items() if matches_status(name, table.filter))
         text = f"{shown} of {every} experiments · {table.filter} · {SORT_NAMES[table.sort]}"

@@ -14,7 +14,7 @@ STATUS_STYLE = {"running": "bold green", "paused": "bold yellow", "finished": "b
 
 def status_text(run: dict, alive: bool = True) -> str:
     status = run["status"] or "?"
-    if status == "running" and not alive:
+    if status in ("running", "paused") and not alive:
         from overnight.core.state import resume_command  # only for a dead run: the UI starts without it
 
         return f"died (resume with: {resume_command(run)})"  # as status and log say it
