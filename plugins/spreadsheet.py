@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from overnight.core import parameters
+from overnight.core import parameters, workfolder
 from overnight.core.contracts import Parameter, ParametricSurface
 from overnight.core.errors import OvernightError, RecipeError
 from overnight.core.files import atomic_write
@@ -145,7 +145,7 @@ class SpreadsheetSurface(ParametricSurface):
                 self._patcher = self._open(wb.Patcher)
             patcher = self._patcher
         target = folder / self.source().name
-        target.write_bytes(self._write(patcher, values, compress=False))
+        workfolder.write(target, self._write(patcher, values, compress=False))  # a link there is replaced, not written through
         return target
 
     def apply(self, view: str, backup_dir: Path) -> Path | None:
