@@ -16,6 +16,7 @@ the user's file name may hold characters its reference syntax does not allow.
 from __future__ import annotations
 
 import contextlib
+import gc
 import io
 import re
 import shutil
@@ -85,6 +86,11 @@ class Model:
         target = self._resolve(ref)
         if target in self.targets:
             return target
+        with self.lock:
+            # Compiled again below with every target: the old model goes first, so a large workbook
+            # is never held twice (some 35 KB a formula each). Should this target be refused, the
+            # others compile again when next used (`_compiled`).
+            self.engine = self.func = None
         engine = _compile(self.path, [*self.targets, target])
         new = [n for n in engine.cells if n not in self.checked]
         self._unsupported(new, target)
@@ -92,14 +98,13 @@ class Model:
         if self.declared and not any(node(r) in upstream for r in self.declared):
             raise broken(f"{target} in {self.path.name} does not depend on any editable cell "
                          f"({', '.join(str(r) for r in self.declared)}), so no experiment could change it.")
-        inputs = [r for r in self.declared if node(r) in engine.dsp.data_nodes]
+        inputs = _inputs(engine, self.declared)
         solution = _solve(engine, inputs, values, self.lock)
         if node(target) not in solution:
             raise broken(self._why_not_computed(engine, target, solution, upstream))
         targets = [*self.targets, target]
         try:
-            with quiet():
-                func = engine.compile(inputs=[node(r) for r in inputs], outputs=[node(t) for t in targets])
+            func = _function(engine, inputs, targets)
         except Exception as exc:
             raise broken(f"The formula engine cannot compile {target} in {self.path.name}: {exc}.") from None
         value = plain(solution[node(target)])
@@ -119,9 +124,10 @@ class Model:
 
     def calculate(self, values: dict[Ref, Any]) -> dict[Ref, Any]:
         """Every target's value (a number, text, None or an Error) for these editable cells."""
-        args = [values.get(r) for r in self.inputs]
-        key = tuple((type(a).__name__, a) for a in args)
         with self.lock:
+            self._compiled()
+            args = [values.get(r) for r in self.inputs]
+            key = tuple((type(a).__name__, a) for a in args)
             found = self.cache.get(key)
             if found is not None:
                 self.cache.move_to_end(key)
@@ -139,12 +145,22 @@ class Model:
     def origin(self, values: dict[Ref, Any]) -> tuple[Ref, str] | None:
         """The first cell, in calculation order, whose value is a formula error (where it
         starts), with its formula."""
+        with self.lock:
+            self._compiled()
         solution = _solve(self.engine, self.inputs, values, self.lock)
         for name, value in solution.items():
             ref = ref_of(name, self.book)
             if ref is not None and isinstance(plain(value), Error):
                 return ref, self.formula(ref)
         return None
+
+    def _compiled(self) -> None:
+        """Compiles the targets again when the last `add` let them go and then refused its own
+        target (called under the lock). A run never needs it: a refused target stops it first."""
+        if self.func is None and self.targets:
+            engine = _compile(self.path, self.targets)
+            self.inputs = _inputs(engine, self.declared)
+            self.engine, self.func = engine, _function(engine, self.inputs, self.targets)
 
     # -- checks ----------------------------------------------------------------------------
 
@@ -230,7 +246,7 @@ class Recalculation:
         folder = Path(tempfile.mkdtemp(prefix="overnight-recalc-"))
         try:
             shutil.copyfile(path, folder / BOOK)
-            with quiet():
+            with quiet(), collecting():
                 engine = formulas.ExcelModel().loads(str(folder / BOOK)).finish()
                 start = engine.calculate()
         finally:
@@ -350,7 +366,7 @@ def _compile(path: Path, targets: list[Ref]):
         shutil.copyfile(path, folder / BOOK)
         engine = formulas.ExcelModel()
         engine.basedir = str(folder)
-        with quiet():
+        with quiet(), collecting():
             engine.from_ranges(*[node(t) for t in targets])
             engine.finish(complete=False)
     except Exception as exc:
@@ -360,6 +376,17 @@ def _compile(path: Path, targets: list[Ref]):
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     return engine
+
+
+def _inputs(engine, declared: list[Ref]) -> list[Ref]:
+    """The editable cells the engine's cells depend on."""
+    return [r for r in declared if node(r) in engine.dsp.data_nodes]
+
+
+def _function(engine, inputs: list[Ref], targets: list[Ref]):
+    """One compiled evaluation: the editable cells in, every target's value out."""
+    with quiet(), collecting():
+        return engine.compile(inputs=[node(r) for r in inputs], outputs=[node(t) for t in targets])
 
 
 def _solve(engine, inputs: list[Ref], values: dict[Ref, Any], lock) -> dict:
@@ -411,3 +438,20 @@ def quiet():
             yield
     finally:
         log.setLevel(level)
+
+
+@contextlib.contextmanager
+def collecting():
+    """Compiling with the cycle collector on. The engine builds graphs with reference cycles and
+    drops most of them (about 35 KB a formula, as much again as the model keeps), which only the
+    collector frees; `overnight run` sets up with it paused and then freezes whatever is left
+    (cli/run.py), so without this every compile's leftovers would stay for the whole run."""
+    if gc.isenabled():
+        yield
+        return
+    gc.enable()
+    try:
+        yield
+    finally:
+        gc.collect()  # what is left, before the collector pauses again
+        gc.disable()
