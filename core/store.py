@@ -234,8 +234,10 @@ def unwritable(path: Path) -> str | None:
     folder (where SQLite makes the files it keeps beside a store), the store file or one of those
     files; None when nothing does. A folder still to be made is made in the nearest one there is."""
     folder = path.parent
-    while not folder.exists() and folder != folder.parent:
+    while not os.path.lexists(folder) and folder != folder.parent:
         folder = folder.parent
+    if not folder.is_dir():
+        return f"{folder} is a file, not a folder"
     if not os.access(folder, os.W_OK | os.X_OK):
         return f"the folder {folder} is not writable"
     for file in (path, *(_beside(path, end) for end in SIDE_FILES)):

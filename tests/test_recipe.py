@@ -151,7 +151,7 @@ def test_a_store_that_cannot_be_written(workspace, cli):
     folder = recipe(workspace / "r", proposals=["hello world\n"])
     (workspace / "a-file").write_text("not a folder\n")
     out = run_fails(cli, folder, "--db", workspace / "a-file" / "sub" / "overnight.db")
-    assert "Cannot open the store" in out and "a-file" in out
+    assert "Cannot write the store" in out and "a-file is a file, not a folder; nothing was changed" in out
     assert (workspace / "a-file").read_text() == "not a folder\n"
 
 
