@@ -26,7 +26,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from overnight.core import process
+from overnight.core import process, workfolder
 from overnight.core.contracts import Agent, Context, Proposal, Surface
 from overnight.core.errors import OvernightError
 from overnight.core.hookspecs import hookimpl
@@ -114,7 +114,7 @@ class CommandAgent(Agent):
             target = self.surface.materialize(context.best_view, folder)
             name = target.relative_to(folder).as_posix()
             brief = folder / BRIEF
-            brief.write_text(self.brief(context, name), encoding="utf-8")
+            workfolder.write(brief, self.brief(context, name).encode("utf-8"))  # a link of that name is replaced
             (folder / self.config["hypothesis_file"]).unlink(missing_ok=True)
             before = _digests(folder)
             command = self.command(brief, target, folder)
