@@ -507,7 +507,9 @@ class Store:
 
     def claim_run(self, run_id: int, seen_pid: Any) -> bool:
         """Marks run `run_id` resumed by this process, if its pid is still `seen_pid`; False if another
-        process claimed it since. One conditional write: of two `--resume` at once, one gets the run."""
+        process claimed it since. One conditional write: of two `--resume` at once, one gets the run.
+        It marks the run running as well, as `record.resumed` does again once the loop opens it: from
+        the claim on, another command sees whose run it is (a paused one would otherwise look paused)."""
         with self.transaction():
             claimed = self.conn.execute(
                 "update runs set pid = ?, status = 'running', stop_reason = null, control = null, ended_at = null, "
