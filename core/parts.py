@@ -37,7 +37,7 @@ def split(view: str) -> list[str]:
     for end in [*(ends[k] for k in marks), len(view)]:
         while end - start > MOST:  # no mark for too long: cut at the last line end that keeps the part short
             i = bisect_right(ends, start + MOST) - 1
-            start = ends[i] if ends[i] > start else ends[bisect_right(ends, start)]  # or after one long line
+            start = ends[i] if i >= 0 and ends[i] > start else ends[bisect_right(ends, start)]  # or after one long line
             cuts.append(start)
         if end > start and (end - start >= LEAST or end == len(view)):
             cuts.append(end)
@@ -57,10 +57,9 @@ def split_like(view: str, old: str, old_parts: list[str]) -> list[str]:
     - a cut depends on the lines before it and on at most `MOST` characters past the cut before
       it, so the cuts of two texts that lie `MOST` or more before the end of the last whole line
       they begin with alike are the same (`old` and `view`; a stretch of `view` and the rest of it);
-    - from any of its cuts, `split` goes on as it would on the rest of the text alone, unless the
-      rest begins with a line longer than `MOST` (a text's first line that long makes the whole
-      text one part), so once a cut made again in the stretch is also a cut of `old` in the text
-      both end with, the parts that follow are `old`'s."""
+    - from any of its cuts, `split` goes on as it would on the rest of the text alone, so once a
+      cut made again in the stretch is also a cut of `old` in the text both end with, the parts
+      that follow are `old`'s."""
     if not (view and old):
         return split(view)
     if view == old:
@@ -79,8 +78,6 @@ def split_like(view: str, old: str, old_parts: list[str]) -> list[str]:
     head = min(head, len(old) - 1, len(view) - 1)  # a text's end is a cut: short of it
     k = bisect_right(ends, view.rfind("\n", 0, head) + 1 - MOST)  # old_parts[:k] are view's first parts
     start = ends[k - 1] if k else 0
-    if start and view.find("\n", start, start + MOST) < 0:  # the rest begins with a line past MOST
-        k, start = 0, 0
     alike_from, shift = len(view) - tail, len(view) - len(old)
     after = {end + shift: n for n, end in enumerate(ends, 1)}  # a cut of old, where it falls in view
     stop = alike_from + 2 * MOST

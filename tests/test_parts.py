@@ -34,6 +34,18 @@ def test_parts_join_to_the_view_and_an_edit_changes_only_where_it_falls():
         assert "".join(split(odd)) == odd
 
 
+def test_a_view_that_begins_with_a_line_longer_than_a_part_is_cut_after_it():
+    """A first line past `MOST` (a minified header, a long data row) is a part of its own, and the
+    rest is cut as any text is: an edit further down shares every other part."""
+    view = "h" * (3 * MOST) + "\n" + text(40_000)
+    parts = split(view)
+    assert parts[0] == "h" * (3 * MOST) + "\n" and "".join(parts) == view and len(parts) > 20
+    edited = view.replace("line 20000: ", "line 20000 (edited): ", 1)
+    assert len(set(split(edited)) - set(parts)) <= 2
+    assert split_like(edited, view, parts) == split(edited)
+    assert split_like(view, "h" * MOST + "\n" + view, split("h" * MOST + "\n" + view)) == parts
+
+
 def test_the_store_keeps_a_large_view_once_in_parts_and_gives_it_back_whole(workspace):
     store = Store(workspace / "s.db")
     small, large = "hello\n", text(40_000)
