@@ -104,7 +104,6 @@ class Gateway:
         # Replies of this process by cache key: a re-measurement in flight need not wait for the store.
         self.memo: dict[str, tuple[str, str]] = {}
         self.checked: set[tuple[str, str | None]] = set()
-        self.keyless: set[tuple[str, str | None]] = set()  # servers of your own that were given no key
         self.prices: dict[str, providers.Price] = {}  # model -> its price, as check_model found it
         self.silent_since: dict[tuple[str, str | None], float] = {}  # servers whose last tries all timed out
         self.timed_out = 0  # calls that got no answer: billed for their prompts all the same
@@ -134,8 +133,6 @@ class Gateway:
                 f"The model {model!r} needs the environment variable {missing[0]}, which is not set: "
                 f"export {missing[0]}=... before the run (nothing was spent)."
             )
-        if missing:
-            self.keyless.add((model, api_base))
         self.checked.add((model, api_base))
 
     def _check_price(self, model, api_base, provider, price, where, key) -> None:
@@ -206,7 +203,7 @@ class Gateway:
             provider = self._provider(model, api_base)
         except ModelConfigError:
             return "the provider's API key variable"
-        return f"{provider.upper()}_API_KEY"
+        return providers.key_for(provider) or "the provider's API key variable"
 
     # -- one call -------------------------------------------------------------------
 
@@ -309,10 +306,11 @@ class Gateway:
         lit = litellm()
         per_try = timeout or DEFAULT_TIMEOUT
         kwargs = dict(params, model=model, messages=messages, num_retries=0, max_retries=0)
-        if api_base:
+        if api_base:  # the key is overnight's choice, never litellm's fallback (providers.KEYS)
             kwargs["api_base"] = providers.api_base_for(model, api_base)
-            if (model, api_base) in self.keyless:
-                kwargs["api_key"] = "none"  # a local server that wants no key still needs one sent
+            api_key = providers.key_to_send(self._provider(model, api_base))
+            if api_key is not None:
+                kwargs["api_key"] = api_key
         started, tries = time.monotonic(), 0
 
         def once():
@@ -451,10 +449,10 @@ def refuse_foreign_host(gateway: Gateway, model: str, api_base: str | None) -> N
     if not api_base or trusted is None or (model, api_base) in trusted:
         return
     try:
-        variable = f"{gateway._provider(model, api_base).upper()}_API_KEY"
+        variable = providers.key_for(gateway._provider(model, api_base))
     except ModelConfigError:  # a model litellm cannot place fails in check_model with its own sentence
         return
-    if os.environ.get(variable):
+    if variable and os.environ.get(variable):
         raise ModelConfigError(
             f"Not sending {variable} to {api_base} (model {model!r}): the recipe was not trusted with that host, "
             f"so nothing was sent; review it with `overnight recipes trust`."

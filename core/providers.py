@@ -9,6 +9,7 @@ none of these cannot be held to `[budget] usd`, so the run refuses it before any
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -18,6 +19,18 @@ from .errors import OvernightError
 # Anthropic, Gemini and the rest are not here: a local api_base for them is a proxy to a paid host.
 LOCAL_CAPABLE = {"openai", "openai_like", "custom_openai", "hosted_vllm", "lm_studio", "llamafile", "ollama",
                  "ollama_chat", "vllm", "llamacpp"}
+# The environment variable whose key a request to a provider carries (else PROVIDER_API_KEY; None:
+# none). To a recipe's api_base overnight sends this one key itself, or "none": litellm, finding a
+# provider's own key unset, sends OPENAI_API_KEY for custom_openai, perplexity, deepinfra, cerebras
+# and other OpenAI-compatible providers, which would hand that key to a host the trust question
+# showed with another key's name.
+KEYS = {"openai": "OPENAI_API_KEY", "custom_openai": "OPENAI_API_KEY", "text-completion-openai": "OPENAI_API_KEY",
+        "together_ai": "TOGETHERAI_API_KEY", "perplexity": "PERPLEXITYAI_API_KEY", "azure": "AZURE_API_KEY",
+        "bedrock": "AWS_SECRET_ACCESS_KEY", "vertex_ai": "GOOGLE_APPLICATION_CREDENTIALS",
+        "ollama": None, "ollama_chat": None, "hosted_vllm": None, "lm_studio": None, "llamafile": None}
+NOT_BEARER = {"bedrock", "vertex_ai"}  # signed or OAuth requests: their keys are no Bearer header to pass
+
+
 # Ollama's own model options (https://github.com/ollama/ollama/blob/main/docs/modelfile.md): passed through as they are.
 OLLAMA_OPTIONS = {"num_ctx", "num_predict", "num_keep", "num_gpu", "num_thread", "num_batch", "top_k", "top_p", "min_p",
                   "typical_p", "repeat_penalty", "repeat_last_n", "presence_penalty", "frequency_penalty", "mirostat",
@@ -107,6 +120,22 @@ def unpriced(model: str, where: str | None = None, key: str = "price") -> Overni
         f"The model {model!r} has no price in litellm's table and does not run on this machine, so [budget] usd "
         f"cannot hold its spend: add {key} = {{ input = 1.0, output = 5.0 }} (dollars per million tokens, "
         f"the provider's own figures) to {section}; nothing was spent.")
+
+
+def key_for(provider: str | None) -> str | None:
+    """The environment variable holding the key a request to `provider` carries."""
+    if not provider:
+        return None
+    return KEYS.get(provider, f"{provider.upper().replace('-', '_')}_API_KEY")
+
+
+def key_to_send(provider: str | None) -> str | None:
+    """The key overnight passes with a request to a recipe's api_base: its provider's own, or "none"
+    (a local server that wants no key still needs one); None where litellm signs the request."""
+    if provider in NOT_BEARER:
+        return None
+    variable = key_for(provider)
+    return (os.environ.get(variable) if variable else None) or "none"
 
 
 def api_base_for(model: str, api_base: str | None, provider: str | None = None) -> str | None:

@@ -20,31 +20,32 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from overnight.core.paths import roles
+from overnight.core.providers import key_for
 
 from .printable import printable
 
-# provider -> (the environment key litellm sends, the provider's own host)
-PROVIDERS = {
-    "openai": ("OPENAI_API_KEY", "https://api.openai.com/v1"),
-    "anthropic": ("ANTHROPIC_API_KEY", "https://api.anthropic.com"),
-    "ollama": (None, "http://localhost:11434"),
-    "ollama_chat": (None, "http://localhost:11434"),
-    "gemini": ("GEMINI_API_KEY", "https://generativelanguage.googleapis.com"),
-    "groq": ("GROQ_API_KEY", "https://api.groq.com/openai/v1"),
-    "mistral": ("MISTRAL_API_KEY", "https://api.mistral.ai/v1"),
-    "deepseek": ("DEEPSEEK_API_KEY", "https://api.deepseek.com"),
-    "openrouter": ("OPENROUTER_API_KEY", "https://openrouter.ai/api/v1"),
-    "together_ai": ("TOGETHERAI_API_KEY", "https://api.together.xyz/v1"),
-    "xai": ("XAI_API_KEY", "https://api.x.ai/v1"),
-    "cohere": ("COHERE_API_KEY", "https://api.cohere.ai"),
-    "fireworks_ai": ("FIREWORKS_AI_API_KEY", "https://api.fireworks.ai/inference/v1"),
-    "perplexity": ("PERPLEXITYAI_API_KEY", "https://api.perplexity.ai"),
-    "huggingface": ("HUGGINGFACE_API_KEY", "https://api-inference.huggingface.co"),
-    "azure": ("AZURE_API_KEY", "the host in AZURE_API_BASE"),
-    "bedrock": ("AWS_SECRET_ACCESS_KEY", "AWS Bedrock"),
-    "vertex_ai": ("GOOGLE_APPLICATION_CREDENTIALS", "Google Vertex AI"),
-    "hosted_vllm": (None, "the api_base it names"),
-    "lm_studio": (None, "the api_base it names"),
+# provider -> its own host (the key a request carries: core/providers.KEYS)
+HOSTS = {
+    "openai": "https://api.openai.com/v1",
+    "anthropic": "https://api.anthropic.com",
+    "ollama": "http://localhost:11434",
+    "ollama_chat": "http://localhost:11434",
+    "gemini": "https://generativelanguage.googleapis.com",
+    "groq": "https://api.groq.com/openai/v1",
+    "mistral": "https://api.mistral.ai/v1",
+    "deepseek": "https://api.deepseek.com",
+    "openrouter": "https://openrouter.ai/api/v1",
+    "together_ai": "https://api.together.xyz/v1",
+    "xai": "https://api.x.ai/v1",
+    "cohere": "https://api.cohere.ai",
+    "fireworks_ai": "https://api.fireworks.ai/inference/v1",
+    "perplexity": "https://api.perplexity.ai",
+    "huggingface": "https://api-inference.huggingface.co",
+    "azure": "the host in AZURE_API_BASE",
+    "bedrock": "AWS Bedrock",
+    "vertex_ai": "Google Vertex AI",
+    "hosted_vllm": "the api_base it names",
+    "lm_studio": "the api_base it names",
 }
 OPENAI_BARE = re.compile(r"^(gpt-|o\d|chatgpt-|ft:gpt|text-|davinci|babbage)")
 
@@ -131,6 +132,7 @@ class Reach:
     unknown_llm: list[str] = field(default_factory=list)  # parts that call models and name none
     env_passthrough: list[tuple[str, str]] = field(default_factory=list)  # (part, variable)
     ships_to: list[tuple[str, str]] = field(default_factory=list)  # (part, cluster): where measurements run
+    notifies: list[str] = field(default_factory=list)  # [notify] urls: a cloned recipe's author could read its news
 
     @property
     def hosts(self) -> list[tuple[str, str, str | None]]:
@@ -139,7 +141,7 @@ class Reach:
     @property
     def needs_trust(self) -> bool:
         return bool(self.runs_code or self.writes_outside or self.sends or self.unknown_llm or self.env_passthrough
-                    or self.ships_to)
+                    or self.ships_to or self.notifies)
 
     def lines(self) -> list[str]:
         """What the trust prompt lists, one capability a line, escaped for the terminal."""
@@ -150,6 +152,11 @@ class Reach:
         out += [printable(f"{part}: gives its code {name} from your environment (env_passthrough)") for part, name in self.env_passthrough]
         out += [printable(f"{part}: sends the recipe folder and each candidate to {cluster}, where they are measured")
                 for part, cluster in self.ships_to]
+        if self.notifies:
+            from overnight.plugins.notify import masked  # apprise, read only when there are urls
+
+            out += [printable(f"[notify]: sends the run's news (its name, scores and times) to {masked(url)}")
+                    for url in self.notifies]
         return out
 
     def sends_to(self) -> list[str]:
@@ -192,6 +199,7 @@ def reach(recipe) -> Reach:
     cluster = executor.cls.ships_to(executor.options) if executor and hasattr(executor.cls, "ships_to") else None
     if cluster:
         found.ships_to.append((f"[executor] {executor.cls.name}", cluster))
+    found.notifies = [u for u in (getattr(recipe, "notify", None) or {}).get("urls") or [] if isinstance(u, str)]
     outside = _surface_outside(recipe)
     if outside is not None:
         found.writes_outside.append((f"[surface] {recipe.surface.cls.name}", outside))
@@ -222,7 +230,8 @@ def _sends(label: str, options: dict, part_roles: dict) -> list[Sends]:
 def where(model: str, api_base: str | None, label: str = "") -> Sends:
     """Where a request for `model` goes, and which key litellm attaches to it."""
     name = provider(model)
-    key, host = PROVIDERS.get(name, (f"{name.upper()}_API_KEY" if name else "the provider's API key", None))
+    host = HOSTS.get(name)
+    key = key_for(name) if name else "the provider's API key"
     if api_base:
         return Sends(label, model, api_base, key, True)
     return Sends(label, model, host or f"{name or 'its provider'}'s own host", key, False)

@@ -252,3 +252,27 @@ def test_a_server_that_is_not_running_is_named(store, monkeypatch, llm_server):
     with pytest.raises(ModelUnavailable, match=rf"Cannot reach the model server at {url} for 'openai/task-model' "
                                                r"after 3 tries \(.*\); is the server running\?"):
         g.complete(role="agent", model="openai/task-model", api_base=url, messages=[{"role": "user", "content": "hi"}])
+
+
+@pytest.mark.parametrize("model, own, sent", [("custom_openai/task-model", None, f"Bearer {KEY}"),
+                                              ("perplexity/task-model", "pplx-own-key", "Bearer pplx-own-key"),
+                                              ("openai/task-model", None, f"Bearer {KEY}")])
+def test_a_recipes_api_base_gets_the_key_the_trust_question_names(store, key, llm_server, monkeypatch, model, own, sent):
+    """custom_openai and text-completion-openai send OPENAI_API_KEY, which the trust question named
+    CUSTOM_OPENAI_API_KEY; and litellm sends OPENAI_API_KEY to an api_base when a provider's own key
+    is unset (perplexity, deepinfra, ...). The key sent is overnight's choice: the one it names."""
+    from overnight.core.providers import key_for, key_to_send
+    from overnight.sharing.reach import where
+
+    provider = model.split("/")[0]
+    if own:
+        monkeypatch.setenv(key_for(provider), own)
+    g = gateway(store, usd=1.0)
+    g.check_model(model, llm_server.url, price={"input": 1.0, "output": 1.0})
+    llm_server.default = "Hello."
+    ask(g, llm_server, model=model)
+    assert llm_server.request_headers[0]["authorization"] == sent
+    assert f"sends {key_for(provider)} and your prompt to {llm_server.url} (model {model})" in where(model, llm_server.url).line()
+    assert where("text-completion-openai/m", llm_server.url).key == "OPENAI_API_KEY"  # its /v1/completions: no test server
+    monkeypatch.delenv("PERPLEXITYAI_API_KEY", raising=False)
+    assert key_to_send("perplexity") == "none" and key_to_send("bedrock") is None  # never OPENAI_API_KEY's
