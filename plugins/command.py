@@ -14,7 +14,7 @@ from overnight.core.contracts import Measurement, MeasureRequest, Metric
 from overnight.core.errors import OvernightError
 from overnight.core.hookspecs import hookimpl
 from overnight.core.options import Option
-from overnight.core.secrets import metric_env
+from overnight.core.secrets import is_secret_name, metric_env
 
 # What may start a shell command without being a program on PATH: the shell's own words.
 SHELL_WORDS = {"cd", "export", "set", ".", "source", "exec", "test", "[", "[[", "true", "false", ":", "if", "for", "while",
@@ -22,6 +22,15 @@ SHELL_WORDS = {"cd", "export", "set", ".", "source", "exec", "test", "[", "[[", 
                "builtin", "printf", "echo", "read", "wait", "shift", "local", "declare", "readonly", "return"}
 NUMBER = r"(-?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)"
 
+
+
+def with_env(env: dict) -> str:
+    """What a command's `env` sets, for the trust question: PATH = "." makes `wc` the recipe's own
+    program, so the command alone does not say what runs. Secret-looking values are masked."""
+    if not env:
+        return ""
+    shown = ", ".join(f"{k}={'***' if is_secret_name(k) else v}" for k, v in env.items())
+    return f" (with {shown})"
 
 class CommandMetric(Metric):
     name = "command"
@@ -53,7 +62,7 @@ class CommandMetric(Metric):
         return f"the number printed by `{self.config['run']}` ({self.goal})"
 
     def describe_code(self) -> list[str]:
-        return [f"shell command in a work folder: {self.config['run']}"]
+        return [f"shell command in a work folder: {self.config['run']}" + with_env(self.config["env"])]
 
     def command(self, artifact: Path, recipe: Path | None = None) -> str:
         return (self.config["run"].replace("{file}", shlex.quote(str(artifact)))

@@ -32,7 +32,7 @@ from overnight.core.errors import OvernightError
 from overnight.core.hookspecs import hookimpl
 from overnight.core.options import Option
 from overnight.core.workfolder import IGNORE
-from overnight.plugins.command import SHELL_WORDS
+from overnight.plugins.command import SHELL_WORDS, with_env
 
 from .llm_agent import failing_examples, head_sections, hypothesis_of, tail_sections, without_new_secrets
 
@@ -66,7 +66,7 @@ class CommandAgent(Agent):
         self.surface: Surface | None = None
 
     def describe_code(self) -> list[str]:
-        return [f"command run for each proposal, in a work folder: {self.config['run']}"]
+        return [f"command run for each proposal, in a work folder: {self.config['run']}" + with_env(self.config["env"])]
 
     def prepare(self, surface: Surface) -> None:
         self.surface = surface

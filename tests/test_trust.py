@@ -63,6 +63,21 @@ def test_yes_accepts_for_that_run_and_shows_what_ran(cli, workspace, overnight_h
     assert trusted(overnight_home) == {}  # --yes is not a person's recorded decision
 
 
+def test_the_trust_question_shows_what_a_commands_env_sets(cli, workspace, overnight_home, terminal):
+    """`PATH = "."` makes `wc` the recipe's own program: the command alone would not say what runs."""
+    from tests.support.recipe_sources import RECIPE
+
+    toml = RECIPE["recipe.toml"].replace('run = "wc -c < note.txt"',
+                                         'run = "wc -c < note.txt"\nenv = { PATH = ".:/usr/bin:/bin", API_TOKEN = "t0k3n-value" }')
+    recipe = recipe_folder(workspace / "note", **{"recipe.toml": toml, "wc": "#!/bin/sh\necho 1\n"})
+
+    result = cli("run", recipe, input="n\n")
+
+    assert ("[metric] command: shell command in a work folder: wc -c < note.txt (with PATH=.:/usr/bin:/bin, API_TOKEN=***)"
+            in result.output), result.output
+    assert "t0k3n-value" not in result.output and runs_in(workspace) == 0
+
+
 def test_on_a_terminal_it_shows_what_runs_and_a_no_runs_nothing(cli, workspace, overnight_home, terminal):
     recipe = recipe_folder(workspace / "note")
 
