@@ -131,18 +131,16 @@ def show_lines(ref: str, mask: Callable[[str], str] = mask_url) -> list[str]:
         out += [f"  {line}" for line in info["runs"]]
     else:
         out.append("Runs code: no (it reads and writes files only in work folders).")
-    sends = [line for line in info["reach"] if ": sends " in line]
-    notices = [f"[notify] sends the run's news to {printable(mask(url))}" for url in info.get("notify", [])]
-    out.append("Sends data to:" if sends or notices else "Sends data to: nobody (it calls no model).")
-    out += [f"  {line}" for line in sends + notices]
+    sends = [line for line in info["reach"] if ": sends " in line]  # models, clusters and notifications
+    out.append("Sends data to:" if sends else "Sends data to: nobody (it calls no model).")
+    out += [f"  {line}" for line in sends]
     others = [line for line in info["reach"] if line not in sends and line not in info["runs"]]
     out += [f"Also: {line}" for line in others]
     if info["needs_trust"]:
         state = "trusted here" if info["trusted"] else "not trusted yet: the first run shows all of the above and asks"
         out.append(f"Trust: {state}.")
     else:
-        out.append("Trust: not needed (it runs no code, calls no model and writes nothing outside its folder)."
-                   if notices else "Trust: not needed (it runs no code, sends nothing and writes nothing outside its folder).")
+        out.append("Trust: not needed (it runs no code, sends nothing and writes nothing outside its folder).")
     return out
 
 

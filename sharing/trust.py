@@ -319,6 +319,8 @@ def needs(found: Reach) -> str:
         what.append("sends data to models")
     if found.env_passthrough and not found.runs_code:
         what.append("passes secret environment variables on")
+    if found.notifies:
+        what.append("sends notifications")
     return " and ".join(what) if len(what) < 3 else ", ".join(what[:-1]) + " and " + what[-1]
 
 

@@ -50,9 +50,20 @@ def test_recipes_show_counts_notifications_as_data_sent_out(cli, workspace):
     write(workspace / "tagline", files)
     shown = cli("recipes", "show", "tagline").output
     assert "nobody" not in shown and "sends nothing" not in shown
-    assert "Sends data to:\n  [notify] sends the run's news to ntfys://my-topic\n" \
-           "  [notify] sends the run's news to mailtos://me:****@gmail.com/\n" in shown
+    assert "Sends data to:\n  [notify]: sends the run's news (its name, scores and times) to ntfys://my-topic\n" \
+           "  [notify]: sends the run's news (its name, scores and times) to mailtos://me:****@gmail.com/\n" in shown
     assert "app-password" not in shown  # nor in the recipe.toml it prints
+    assert "Trust: not trusted yet" in shown
+
+
+def test_a_recipe_that_only_notifies_asks_for_trust_before_it_runs(cli, workspace):
+    """A cloned recipe run in place would otherwise send its news to its author's host unasked."""
+    files = dict(TAGLINE)
+    files["recipe.toml"] += '\n[notify]\nurls = ["json://127.0.0.1:9/news"]\n'
+    write(workspace / "tagline", files)
+    refused = cli("run", "tagline")
+    assert refused.exit_code != 0 and "Recipe 'tagline' sends notifications" in refused.output, refused.output
+    assert cli("status").output.startswith("No runs in ")
 
 
 def test_recipes_show_says_nobody_when_a_recipe_neither_calls_a_model_nor_notifies(cli, workspace):
