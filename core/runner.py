@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shlex
 import signal
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -23,16 +24,53 @@ from .store import RESUMABLE, Store
 def resumable_run(store: Store, recipe: Recipe) -> int:
     """The newest run of `recipe` that can be resumed, claimed for this process before anything
     else is written: of two `--resume` at once, one gets the run and the other says so and stops."""
-    runs = [r for r in store.runs_overview() if r["recipe"] == recipe.name and r["status"] in RESUMABLE]
+    named = [r for r in store.runs_overview() if r["recipe"] == recipe.name and r["status"] in RESUMABLE]
+    runs = [r for r in named if _started_elsewhere(r, recipe) is None]
+    if named and not runs:  # a copy of the recipe (`recipes use`) keeps its name: its runs are not this one's
+        folder = _started_elsewhere(named[0], recipe)
+        raise OvernightError(f"Run {named[0]['id']} of recipe '{recipe.name}' was started from {folder}, not from "
+                             f"{Path(recipe.path).parent}: resume it there (overnight run {shlex.quote(str(folder))} "
+                             f"--resume), or start a new run here without --resume.")
     run = next((r for r in runs if _resumable(r)), None)
     if run is None and runs:
         raise OvernightError(_busy(runs[0], recipe.name))
     if run is None:
         raise OvernightError(f"There is no unfinished run of recipe '{recipe.name}' to resume in {store.path}.")
+    changed = _scored_differently(store.run(run["id"]), recipe)
+    if changed:
+        raise OvernightError(f"{' and '.join(changed)} of {recipe.path} changed since run {run['id']} began, so its "
+                             f"scores would not compare with those measured now: start a new run without --resume, "
+                             f"or put those sections back as they were to resume it.")
     check_baseline(store, run["id"])
     if not store.claim_run(run["id"], run["pid"]):
         raise OvernightError(f"Run {run['id']} of recipe '{recipe.name}' is being resumed by process {store.run(run['id'])['pid']}.")
     return run["id"]
+
+
+SCORED = ("surface", "metric", "guards")  # what decides a score; the budget and the agent may change between stops
+
+
+def _started_elsewhere(run: dict, recipe: Recipe) -> Path | None:
+    """The folder a run was started from, when it is another recipe folder that is still there (one
+    that is gone was moved or renamed, and may be this one)."""
+    started = Path(run["recipe_path"] or "")
+    try:
+        if started.exists() and started.resolve() != Path(recipe.path).resolve():
+            return started.parent
+    except OSError:
+        pass
+    return None
+
+
+def _scored_differently(run: dict, recipe: Recipe) -> list[str]:
+    """The sections of recipe.toml that decide a score and differ from those the run began with."""
+    import tomllib
+
+    try:
+        before, now = tomllib.loads(run["recipe_text"] or ""), tomllib.loads(recipe.text)
+    except tomllib.TOMLDecodeError:  # a recorded text edited by hand: nothing to compare with
+        return []
+    return [f"[{section}]" for section in SCORED if before.get(section) != now.get(section)]
 
 
 def _resumable(run: dict) -> bool:

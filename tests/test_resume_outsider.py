@@ -192,3 +192,39 @@ def test_the_summary_status_and_store_count_the_same_experiments_after_an_interr
     assert "Not counted: 1 interrupted experiment." in resumed.output
     shown = json.loads(cli("status", "--json").output)[0]["experiments"]
     assert int(kept.group(1)) == shown == rows(db, "select experiments from runs")[0]["experiments"] == 6
+
+
+def test_a_copy_of_a_recipe_under_the_same_name_does_not_resume_the_originals_run(workspace, cli):
+    """`recipes use` copies a recipe with its name: --resume from the copy would finish the original's
+    run in another folder, and apply would then write the original's file."""
+    folder, db = finished_run(workspace, cli)
+    copy = recipe(workspace / "copy", proposals=["hello world\n"], budget="experiments = 1", name="r")
+    edit(db, "update runs set status = 'stopped'")
+
+    refused = cli("run", copy, "--resume", "--yes")
+
+    assert refused.exit_code == 1 and no_traceback(refused.output)
+    assert (f"Run 1 of recipe 'r' was started from {folder}, not from {copy}: resume it there "
+            f"(overnight run {folder} --resume), or start a new run here without --resume.") in refused.output
+    assert rows(db, "select status from runs") == [{"status": "stopped"}]
+    assert cli("run", folder, "--resume", "--yes").exit_code == 0
+    assert rows(db, "select status from runs") == [{"status": "finished"}]
+
+
+def test_a_recipe_whose_metric_changed_since_its_run_began_is_not_resumed(workspace, cli):
+    """Scores measured before and after a new goal or metric would be compared as one metric's."""
+    folder, db = finished_run(workspace, cli, budget="experiments = 1")
+    edit(db, "update runs set status = 'stopped'")
+    toml = folder / "recipe.toml"
+    original = toml.read_text()
+    toml.write_text(original.replace("[metric]\n", '[metric]\ngoal = "minimize"\n'))
+
+    refused = cli("run", folder, "--resume", "--yes")
+
+    assert refused.exit_code == 1 and no_traceback(refused.output)
+    assert (f"[metric] of {toml} changed since run 1 began, so its scores would not compare with those measured now: "
+            f"start a new run without --resume, or put those sections back as they were to resume it.") in refused.output
+    assert rows(db, "select status from runs") == [{"status": "stopped"}]
+    toml.write_text(original.replace("experiments = 1", "experiments = 2"))  # more budget: the same scores
+    resumed = cli("run", folder, "--resume", "--yes")
+    assert resumed.exit_code == 0, resumed.output
