@@ -12,6 +12,10 @@ from overnight.cli.common import db_option, open_store
 from overnight.core.errors import OvernightError
 
 
+# As `overnight run` exits: a shell reports 130 for a command Ctrl-C stopped, 143 for SIGTERM.
+SIGNAL_EXITS = {"interrupted by Ctrl-C": 130, "interrupted by SIGTERM": 143}
+
+
 @click.command()
 @click.argument("recipes", nargs=-1)
 @click.option("--until", help="End the night by this time of day (HH:MM): the time left is shared among the recipes.")
@@ -48,11 +52,12 @@ def night(recipes, until, minutes, resume, yes, db):
         _settle_trust(loaded, yes)
         night_id = nights.start([(r.name, r.dir) for r in loaded], parse_until(until) if until else None, minutes)
         click.echo(f"Night {night_id}: {', '.join(r.name for r in loaded)}" + (f", until {until}" if until else "") + ".")
-    status = Night(nights, night_id, click.echo, yes=yes).run()
+    queue = Night(nights, night_id, click.echo, yes=yes)
+    status = queue.run()
     _morning(nights, night_id)
     if status == "stopped":
         click.echo("The night stopped; `overnight night --resume` continues it.")
-        sys.exit(130)
+        sys.exit(SIGNAL_EXITS.get(queue.stopping, 130))
     items = nights.items(night_id)
     if items and all(i.status == "failed" for i in items):  # a script that starts the night learns of it too
         click.echo(f"Every recipe of night {night_id} failed: read why above, fix them, and start the night again.", err=True)

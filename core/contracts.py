@@ -229,8 +229,11 @@ class Plugin(abc.ABC):
         self.recipe_dir = recipe_dir
 
     def path(self, value: str) -> Path:
-        """A path from the recipe, relative to the recipe's folder."""
-        return (self.recipe_dir / value).resolve()
+        """A path from the recipe, relative to the recipe's folder (`~` is the home folder), resolved
+        as `paths.inside` checks it: what a plugin reads is what was checked."""
+        from .paths import named
+
+        return named(self.recipe_dir, value)
 
     def describe_code(self) -> list[str]:
         """Exactly what this plugin will run, for the trust prompt."""

@@ -83,7 +83,8 @@ class Checked:
 
 
 def check(table: dict[str, Any], schema: Schema, *, ignore: set[str] = frozenset()) -> Checked:
-    """Checks one recipe section against a schema; fills defaults."""
+    """Checks one recipe section against a schema; fills defaults. `ignore` names the keys the section
+    takes but another schema checks (a plugin section's kind, goal, weight...)."""
     out = Checked()
     for key, value in table.items():
         if key in ignore:
@@ -91,7 +92,7 @@ def check(table: dict[str, Any], schema: Schema, *, ignore: set[str] = frozenset
         if key not in schema:
             hint = closest(key, list(schema) + list(ignore))
             tip = f" (did you mean '{hint}'?)" if hint else ""
-            known = ", ".join(sorted(schema)) or "none"
+            known = ", ".join(sorted({*schema, *ignore})) or "none"  # the keys checked elsewhere are taken too
             out.problems.append((key, f"unknown key '{key}'{tip}; this section takes: {known}"))
             continue
         problem = check_value(key, _plain(value), schema[key])

@@ -42,11 +42,17 @@ class TooLarge(OvernightError):
     """A folder with more files or bytes than a digest or fingerprint reads."""
 
 
+def named(recipe_dir: Path, value: str) -> Path:
+    """The path a recipe's `value` names, resolved against its folder: a leading `~` is the home folder,
+    as in a shell (`~/notes/prompt.txt`), so it is checked as the absolute path it is."""
+    return (Path(recipe_dir) / os.path.expanduser(value)).resolve()
+
+
 def inside(recipe_dir: Path, value: str, key: str) -> Path:
     """The path `value` names, resolved; raises when it leads outside `recipe_dir`."""
     root = Path(recipe_dir).resolve()
     try:
-        path = (root / value).resolve()
+        path = named(root, value)
     except (OSError, RuntimeError, ValueError) as exc:  # a link loop, a NUL byte
         raise OvernightError(f"{key} = {value!r} cannot be resolved ({exc}).") from None
     if not path.is_relative_to(root):
@@ -108,7 +114,7 @@ def _reads_as_file(recipe_dir: Path, value: str) -> bool:
     text = value.strip()
     if "\n" in text or not text:
         return False
-    return text.lower().endswith((".md", ".txt", ".markdown")) or (Path(recipe_dir) / text).exists()
+    return text.lower().endswith((".md", ".txt", ".markdown")) or named(recipe_dir, text).exists()
 
 
 def sealed(folder: Path) -> bool:

@@ -14,7 +14,7 @@ from .state import DONE, Nights
 def lines(nights: Nights, night_id: int) -> list[str]:
     night = nights.night(night_id)
     items = nights.items(night_id)
-    counts = Counter(i.status for i in items)
+    counts = Counter(shown(night, i) for i in items)
     until = f" (until {_clock(night['until'])})" if night["until"] else ""
     end = _clock(night["ended_at"]) if night["ended_at"] else "now"
     tally = ", ".join(f"{n} {s}" for s, n in counts.items())
@@ -22,8 +22,16 @@ def lines(nights: Nights, night_id: int) -> list[str]:
     width = max(len(i.recipe) for i in items) if items else 0
     for item in items:
         run = nights.run_of(item)
-        out.append(f"  {item.recipe:<{width}}  {item.status:<8}  {outcome(nights, item, run)}")
+        out.append(f"  {item.recipe:<{width}}  {shown(night, item):<8}  {outcome(nights, item, run)}")
     return out
+
+
+def shown(night: dict, item) -> str:
+    """An item a signal stopped stays 'running' in the store, so that --resume continues it; once the
+    night is not running (stopped, or its process gone), nothing runs it, and the reader is told it stopped."""
+    if item.status == "running" and (night["status"] != "running" or not pid_alive(night["pid"])):
+        return "stopped"
+    return item.status
 
 
 def outcome(nights: Nights, item, run: dict | None) -> str:

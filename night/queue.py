@@ -79,7 +79,7 @@ class Night:
         self.say = say
         self.row = nights.night(night_id)
         self.proc: subprocess.Popen | None = None
-        self.stopping: str | None = None
+        self.stopping: str | None = None  # why a signal stopped the night: "interrupted by Ctrl-C" or "... SIGTERM"
 
     def run(self) -> str:
         """Runs what is left of the night; returns its status (finished, or stopped by a signal)."""

@@ -243,7 +243,7 @@ def night_report(nights, night_id: int) -> str:
         run = nights.run_of(item)
         if run is not None:
             pages.append(run_page(nights.store, run["id"]))
-    rows = [(i, digest.outcome(nights, i, nights.run_of(i))) for i in nights.items(night_id)]
+    rows = [(i, digest.shown(night, i), digest.outcome(nights, i, nights.run_of(i))) for i in nights.items(night_id)]
     return _env().get_template("report.html.j2").render(title=f"overnight: night {night_id}", pages=pages,
                                                        night=night, digest=rows, written=time.time())
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from overnight.core.contracts import LLMCall
 from overnight.core.errors import OvernightError
+from overnight.core.paths import named
 
 SCORE = re.compile(r"^\W*score\W*[:=]\s*\**\s*(\d+(?:\.\d+)?)\s*(?:/\s*10)?\b", re.IGNORECASE | re.MULTILINE)
 WINNER = re.compile(r"^\W*winner\W*[:=]\s*\**\s*(A|B|TIE)\b", re.IGNORECASE | re.MULTILINE)
@@ -50,7 +51,7 @@ def read_rubric(value: str, recipe_dir: Path) -> str:
     """`rubric` is either a file of the recipe or the rubric's text itself."""
     text = value.strip()
     if "\n" not in text and text:
-        path = (recipe_dir / text).resolve()
+        path = named(recipe_dir, text)
         if path.is_file():
             try:
                 return path.read_text(encoding="utf-8")

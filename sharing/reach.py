@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from overnight.core.paths import roles
+from overnight.core.paths import named, roles
 from overnight.core.providers import key_for
 
 from .printable import printable
@@ -253,7 +253,7 @@ def _surface_outside(recipe) -> Path | None:
     try:
         source = recipe.surface.build(recipe.dir).source().resolve()
     except Exception:  # a surface that cannot be built yet fails later with its own message
-        source = (recipe.dir / path).resolve() if isinstance(path, str) else None
+        source = named(recipe.dir, path) if isinstance(path, str) else None
     if source is None or source.is_relative_to(recipe.dir.resolve()):
         return None
     return source

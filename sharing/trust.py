@@ -36,7 +36,7 @@ from pathlib import Path
 import click
 
 from overnight.core.errors import OvernightError
-from overnight.core.paths import TooLarge, walk
+from overnight.core.paths import TooLarge, named, walk
 
 from .library import file_digest, home
 from .printable import printable
@@ -158,7 +158,7 @@ def _surface_file(recipe) -> Path | None:
         return recipe.surface.build(recipe.dir).source().resolve()
     except Exception:  # a surface that cannot be built yet fails later with its own message
         path = recipe.surface.options.get("path")
-        return (recipe.dir / path).resolve() if isinstance(path, str) else None
+        return named(recipe.dir, path) if isinstance(path, str) else None
 
 
 def _named_outside(recipe, found: Reach, folder: Path) -> list[tuple[str, Path]]:

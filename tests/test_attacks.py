@@ -717,6 +717,8 @@ def _escape(folder: Path, how: str) -> Path:
         text = text.replace('path = "note.txt"', 'path = "../.git/config"')
     elif how == "absolute surface":
         text = text.replace('path = "note.txt"', 'path = "/etc/hostname"')
+    elif how == "surface under ~":
+        text = text.replace('path = "note.txt"', 'path = "~/note.txt"')
     elif how == "symlinked data file":
         (folder / "link.jsonl").symlink_to(folder.parent / "proposals.jsonl")
         text = text.replace('file = "proposals.jsonl"', 'file = "link.jsonl"')
@@ -731,9 +733,10 @@ def _escape(folder: Path, how: str) -> Path:
     return folder
 
 
-@pytest.mark.parametrize("how", ["surface", "absolute surface", "data file outside", "json_file outside",
+@pytest.mark.parametrize("how", ["surface", "absolute surface", "surface under ~", "data file outside", "json_file outside",
                                  "symlinked data file", "symlinked parent folder"])
-def test_a_path_leading_outside_an_installed_recipe_is_refused(cli, workspace, overnight_home, how):
+def test_a_path_leading_outside_an_installed_recipe_is_refused(cli, workspace, overnight_home, how, monkeypatch):
+    monkeypatch.setenv("HOME", str(write(workspace / "home", {"note.txt": "Someone's own note.\n"})))
     (workspace / "proposals.jsonl").write_text('{"view": "x"}\n')
     folder = _escape(recipe_folder(workspace / "src"), how)
 
@@ -1158,6 +1161,30 @@ def test_apply_names_a_file_outside_the_recipe_folder_and_asks_first(cli, worksp
 
     accepted = cli("apply", "1:1", input="y\n")
     assert accepted.exit_code == 0 and mine.read_text() == "A longer note, with more in it.\n"
+
+
+def test_a_surface_path_with_a_tilde_is_the_home_folders_file_and_asks_as_an_absolute_one(cli, workspace, monkeypatch):
+    """The README's `~/notes/prompt.txt`: `~` is the home folder, as in a shell, so the file lies
+    outside the recipe folder: trust lists it and apply asks before writing it."""
+    home = workspace / "home"
+    monkeypatch.setenv("HOME", str(home))
+    mine = write(home / "notes", {"prompt.txt": "A short note.\n"}) / "prompt.txt"
+    folder = text_recipe(workspace / "mine", surface="~/notes/prompt.txt")
+
+    valid = cli("recipes", "validate", folder)
+    assert valid.exit_code == 0, valid.output
+    shown = cli("recipes", "show", folder)
+    assert f"[surface] text: writes your file {mine.resolve()}, outside the recipe folder" in shown.output
+    untrusted = cli("run", folder)  # not a terminal
+    assert untrusted.exit_code != 0 and "writes files outside its folder" in untrusted.output
+    assert cli("run", folder, "--yes").exit_code == 0
+    assert not (folder / "~").exists()
+
+    refused = cli("apply", "1:1")
+    assert refused.exit_code != 0 and f"would write {mine.resolve()}, outside the recipe folder" in refused.output
+    assert mine.read_text() == "A short note.\n"
+    assert cli("apply", "1:1", "--yes").exit_code == 0
+    assert mine.read_text() == "A longer note, with more in it.\n"
 
 
 def test_apply_inside_the_recipe_folder_asks_nothing(cli, workspace):

@@ -76,7 +76,7 @@ def test_a_night_of_three_survives_a_failing_recipe_and_a_sigkill(workspace, kil
         proc.send_signal(signal.SIGTERM)  # the night stops its run cleanly, then itself
     else:
         os.killpg(proc.pid, signal.SIGKILL)  # the run dies too, mid-experiment, its row still 'running'
-    assert proc.wait(30) == (130 if kill == "SIGTERM" else -signal.SIGKILL)
+    assert proc.wait(30) == (143 if kill == "SIGTERM" else -signal.SIGKILL)
     wait_for(lambda: not alive(child), 30)
     halfway = measured(db, "slow")
     assert 0 < halfway < 20
@@ -112,6 +112,24 @@ def test_a_night_of_three_survives_a_failing_recipe_and_a_sigkill(workspace, kil
     assert rows(db, "select status from nights")[0]["status"] == "finished"
     report = workspace / ".overnight" / "reports" / "night-1.html"
     assert report.exists() and "Report: .overnight/reports/night-1.html" in digest
+
+
+@pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_a_night_a_signal_stopped_exits_as_a_run_does_and_its_digest_says_stopped(workspace, sig, code):
+    """Nothing runs a stopped night's recipe any more: its digest must not call it running."""
+    _, _, slow = three_recipes(workspace)
+    fine = recipe(workspace / "fine", text="x" * 10 + "\n", proposals=["x" * 5 + "\n"])
+    db = workspace / ".overnight" / "overnight.db"
+    proc = overnight(workspace, "night", slow, fine, "--yes", start_new_session=True)
+    wait_for(lambda: measured(db, "slow") >= 2)
+    os.killpg(proc.pid, sig)  # Ctrl-C reaches the night and its run alike, as in a terminal
+    assert proc.wait(60) == code
+    out = (workspace / "night.out").read_text()
+    digest = out[out.index("Night 1 (stopped)"):]
+    assert "2 recipes" in digest and "1 stopped, 1 pending." in digest and "running" not in digest, digest
+    assert any(line.split()[:2] == ["slow", "stopped"] and "continues with `overnight night --resume`" in line
+               for line in digest.splitlines()), digest
+    assert no_traceback(out)
 
 
 def test_untrusted_recipes_are_refused_before_the_night_starts(workspace):

@@ -88,6 +88,46 @@ def test_unknown_key_suggests_the_closest(workspace, cli):
     assert no_runs(workspace)
 
 
+@pytest.mark.parametrize("section, old, typo, right", [
+    ("metric", 'run = "sh {recipe}/score.sh {file}"', 'gaol = "minimize"', "goal"),
+    ("metric", 'run = "sh {recipe}/score.sh {file}"', "wieght = 2", "weight"),
+    ("metric", 'run = "sh {recipe}/score.sh {file}"', "rnu = 'x'", "run"),
+    ("guards #1", "", "mx = 3", "max"),
+    ("surface", 'path = "doc.txt"', 'kidn = "text"', "kind"),
+    ("agent", 'file = "proposals.jsonl"', 'fiel = "p.jsonl"', "file"),
+    ("budget", "experiments = 3", "experimens = 3", "experiments"),
+])
+def test_the_keys_an_unknown_key_message_lists_are_every_key_the_section_takes(workspace, section, old, typo, right):
+    """The suggestion is among the keys the section takes: the shared ones (goal, weight, min...) and the plugin's own."""
+    from overnight.core import recipe as recipes
+    from overnight.core.budget import SCHEMA as BUDGET_SCHEMA
+    from overnight.core.plugins import registry
+
+    folder = recipe(workspace / "r", budget="experiments = 3", guards='[[guards]]\nkind = "command"\nrun = "sh {recipe}/score.sh {file}"\nmin = 0')
+    toml = folder / "recipe.toml"
+    text = toml.read_text()
+    if section == "guards #1":
+        text = text.replace("min = 0", f"min = 0\n{typo}")
+    else:
+        assert text.count(old) == 1 or section == "metric"
+        text = text.replace(old, f"{old}\n{typo}", 1)
+    toml.write_text(text)
+    with pytest.raises(RecipeError) as err:
+        load(folder)
+    key = typo.split(" =")[0]
+    line = next(ln for ln in str(err.value).splitlines() if f"[{section}] {key}:" in ln)
+    assert f"unknown key '{key}' (did you mean '{right}'?); this section takes: " in line, line
+    listed = line.split("this section takes: ")[1].rstrip(".").split(", ")
+    shared, kind = {"metric": (recipes.METRIC_KEYS, "metric"), "guards #1": (recipes.GUARD_KEYS, "metric"),
+                    "surface": (recipes.KIND, "surface"), "agent": (recipes.KIND, "agent")}.get(section, (None, None))
+    if shared is None:
+        every = set(BUDGET_SCHEMA)
+    else:
+        name = {"metric": "command", "surface": "text", "agent": "scripted"}[kind]
+        every = set(shared) | set(registry().get(kind, name).options)
+    assert right in listed and set(listed) == every and listed == sorted(listed)
+
+
 def test_unknown_section_suggests_the_closest(workspace, cli):
     folder = recipe(workspace / "r")
     toml = folder / "recipe.toml"
