@@ -22,13 +22,20 @@ def apply(exp, dry_run, force, db, yes=False):
     run, e = find_experiment(store, exp)
     if dry_run:
         surface, diff = ops.preview(store, run, e, force=force, warn=True)
-        warning = None if force else ops.changed_since(run, surface)
+        warning = None if force or not diff else ops.changed_since(run, surface)
         if warning:
             click.echo(warning)
-        click.echo(diff or "No difference: the file already holds this version.")
+        click.echo(diff or ops.NO_DIFFERENCE)
         return
-    _outside(ops.outside_target(run), run, e, yes)
-    surface, backup = ops.apply(store, run, e, force=force)
+    try:
+        outside = ops.outside_target(run)
+        if outside and not yes and not ops.preview(store, run, e, force=True)[1]:
+            raise ops.Unchanged()  # nothing to write, so nothing to ask
+        _outside(outside, run, e, yes)
+        surface, backup = ops.apply(store, run, e, force=force)
+    except ops.Unchanged as same:  # the same sentence as the dry run's, and nothing written
+        click.echo(same.message)
+        return
     click.echo(f"Applied experiment {run['id']}:{e['seq']} to {surface.source()}.")
     if backup:
         click.echo(f"The previous version is kept at {backup}.")

@@ -17,8 +17,14 @@ db_option = click.option(
 
 
 def open_store(db: Path | None, readonly: bool = False, create: bool = True):
-    from overnight.core.store import Store
+    """A command that only reads finds no store here when the run was in another folder: it says so."""
+    from overnight.core.errors import OvernightError
+    from overnight.core.store import Store, default_path
+    from overnight.ops.find import ELSEWHERE
 
+    path = Path(db) if db else default_path()
+    if (readonly or not create) and not path.exists():
+        raise OvernightError(f"No overnight store at {path}. {ELSEWHERE}")
     return Store(db, readonly=readonly, create=create)
 
 

@@ -58,12 +58,13 @@ def edit():
 @click.argument("key")
 @click.argument("values", nargs=-1, required=True)
 def set_(key, values):
-    """Set KEY (e.g. notify.on) to VALUES; list keys take several.
+    """Set KEY (e.g. notify.on) to VALUES; list keys take several, and "" empties them.
 
     \b
     overnight config set notify.urls "ntfys://my-topic"
     overnight config set notify.on finished failing night_finished
     overnight config set notify.failing_after 5
+    overnight config set notify.urls ""
     """
     from overnight.core import settings
     from overnight.core.options import check
@@ -73,7 +74,10 @@ def set_(key, values):
     if schema is None or name not in schema:
         known = ", ".join(f"notify.{k}" for k in settings.NOTIFY_SCHEMA)
         raise OvernightError(f"There is no setting {key!r}: the settings are {known}.")
-    value = list(values) if schema[name].type is list else _scalar(values, schema[name].type, key)
+    if schema[name].type is list:
+        value = [] if values == ("",) else list(values)  # one empty value: the list is cleared, as a shell can say it
+    else:
+        value = _scalar(values, schema[name].type, key)
     checked = check({name: value}, {name: schema[name]})
     problems = checked.problems + settings.notify_problems({name: value})
     if problems:

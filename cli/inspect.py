@@ -10,7 +10,7 @@ import click
 from overnight.cli.common import check_output, db_option, open_store
 from overnight.core.errors import OvernightError
 from overnight.core.numbers import fmt, gain, signed
-from overnight.ops.find import baseline_of, find_experiment, find_run, surface_of, view_of
+from overnight.ops.find import ELSEWHERE, baseline_of, find_experiment, find_run, surface_of, view_of
 from overnight.sharing.printable import one_line, printable
 
 # Experiments named as people type them (run, seq, "1:70"); "change" is the raw score minus the
@@ -63,7 +63,7 @@ def status(as_json, db):
 
     path = db or default_path()
     if not path.exists():  # a read-only command creates nothing
-        click.echo("[]" if as_json else f"No runs in {path} yet. Start one with `overnight run RECIPE` or `overnight demo`.")
+        click.echo("[]" if as_json else f"No runs in {path} yet. {ELSEWHERE}")
         return
     store = open_store(db, create=False)
     from overnight.ops.apply import recover
@@ -79,7 +79,7 @@ def status(as_json, db):
     for line in status_lines(store):  # the latest night, when there is one
         click.echo(line)
     if not runs:
-        click.echo(f"No runs in {store.path} yet. Start one with `overnight run RECIPE` or `overnight demo`.")
+        click.echo(f"No runs in {store.path} yet. {ELSEWHERE}")
         return
     from overnight.core.state import died, resume_command
 

@@ -42,10 +42,22 @@ def outside_target(run: dict):
 
 
 def apply(store, run: dict, exp: dict, *, force: bool = False):
-    """(surface, backup path or None): writes the experiment's view to the person's file."""
+    """(surface, backup path or None): writes the experiment's view to the person's file.
+
+    Raises `Unchanged` when the file already holds it (the preview's empty diff)."""
     view = view_of(store, exp)
     surface = surface_of(run)
     return surface, apply_experiment(store, run, exp, surface, view, force=force)
+
+
+NO_DIFFERENCE = "No difference: the file already holds this version."
+
+
+class Unchanged(OvernightError):
+    """The file already holds the experiment's version, so nothing was written: not a failure (exit 0)."""
+
+    def __init__(self, message: str = NO_DIFFERENCE):
+        super().__init__(message, exit_code=0)
 
 
 # Experiments whose candidate has no score: applying one would be a silent guess.
@@ -59,6 +71,14 @@ def apply_experiment(store, run, e, surface, view, *, dry_run=False, force=False
     source = surface.source()
     if not source.exists():
         raise OvernightError(f"The file {source} does not exist any more; nothing was written.")
+    current = surface.read()
+    # Decided here for both the preview and the apply, before any refusal: a file that already holds
+    # the version needs nothing written, so a second apply makes no backup and rewrites nothing.
+    diff = surface.diff(current, view)
+    if not diff:
+        if dry_run:
+            return diff
+        raise Unchanged(NO_DIFFERENCE)
     if not force and _read_only(source):
         import shlex
 
@@ -75,9 +95,8 @@ def apply_experiment(store, run, e, surface, view, *, dry_run=False, force=False
             f"{source} changed since run {run['id']} began, so applying could undo your edits; "
             f"nothing was written. Use --force to apply anyway."
         )
-    current = surface.read()
     if dry_run:
-        return surface.diff(current, view)
+        return diff
     from overnight.core.contracts import digest
 
     backup_dir = store.path.parent / "backups"

@@ -22,14 +22,13 @@ def process_alive(run: dict) -> bool:
 def _live(run: dict, verb: str) -> None:
     from overnight.core.state import resume_command
 
+    # How to continue a run is advice for pause and resume; someone stopping one wants it to stay stopped.
     if run["status"] not in LIVE:
-        hint = f" Continue it with `{resume_command(run)}`." if run["status"] == "stopped" else ""
+        hint = f" Continue it with `{resume_command(run)}`." if run["status"] == "stopped" and verb != "stop" else ""
         raise OvernightError(f"Run {run['id']} is {run['status']}, so there is nothing to {verb}.{hint}")
     if not process_alive(run):
-        raise OvernightError(
-            f"Run {run['id']} is marked {run['status']} but its process ({run['pid']}) is gone; "
-            f"continue it with `{resume_command(run)}`."
-        )
+        then = ", so there is nothing to stop" if verb == "stop" else f"; continue it with `{resume_command(run)}`"
+        raise OvernightError(f"Run {run['id']} is marked {run['status']} but its process ({run['pid']}) is gone{then}.")
 
 
 def pause_run(store, run: dict) -> str:

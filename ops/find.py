@@ -7,12 +7,17 @@ from pathlib import Path
 from overnight.core.errors import OvernightError
 
 
+# After "no runs here": someone who ran overnight in another folder is told where their runs are.
+ELSEWHERE = ("Each folder keeps its own store, so run this in the folder you ran overnight from (or pass --db FILE), "
+             "or start a run with `overnight run RECIPE` or `overnight demo`.")
+
+
 def find_run(store, ref: str | None) -> dict:
     """A run number, a recipe name (its latest run), or nothing for the latest run."""
     if ref in (None, "", "latest"):
         run = store.latest_run()
         if run is None:
-            raise OvernightError(f"There are no runs in {store.path} yet: start one with `overnight run RECIPE` or `overnight demo`.")
+            raise OvernightError(f"There are no runs in {store.path} yet. {ELSEWHERE}")
         return run
     try:
         number = int(ref)

@@ -182,7 +182,7 @@ def test_plain_words_takes_its_edits_from_a_script_run_as_a_coding_agent(cli, wo
     # The guard refuses the wording that drops "refund"; the script reads that in its next brief.
     refused = [e for e in exps if e["status"] == "guard_failed"]
     assert [e["rationale"] for e in refused] == ["replace 'the remittance of your refund' with 'your money back'"]
-    assert "facts kept" in refused[0]["reason"]
+    assert "guard facts missing = 1, above its max 0" in refused[0]["reason"]
     assert exps[refused[0]["seq"] + 1]["rationale"] == "replace 'the remittance of your refund' with 'your refund'"
     assert [e["status"] for e in exps].count("keep") == 10 and exps[-1]["score"] == 1.0
     run = rows(workspace, "select * from runs")[0]

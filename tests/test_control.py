@@ -132,6 +132,30 @@ def test_mistakes_are_one_sentence_and_change_nothing(finished, cli, args, messa
                     "(select group_concat(coalesce(control, '-')) from runs) c") == before
 
 
+def test_stop_on_a_stopped_run_says_only_that_and_pause_still_says_how_to_continue(finished, cli):
+    """Someone stopping a run wants it stopped: how to continue it is advice for pause, not for stop."""
+    _, db = finished
+    with sqlite3.connect(db) as conn:
+        conn.execute("update runs set status = 'stopped'")
+
+    stop = cli("stop", "--db", db)
+    assert stop.exit_code == 1 and stop.output == "Error: Run 1 is stopped, so there is nothing to stop.\n"
+    pause = cli("pause", "--db", db)
+    assert pause.exit_code == 1 and "so there is nothing to pause. Continue it with `overnight run" in pause.output
+
+    other = subprocess.Popen(["sleep", "30"])  # a run that died: its pid is another program's now
+    try:
+        with sqlite3.connect(db) as conn:
+            conn.execute("update runs set status = 'running', pid = ?, ended_at = null", [other.pid])
+        stop = cli("stop", "--db", db)
+        assert stop.exit_code == 1 and stop.output == (f"Error: Run 1 is marked running but its process ({other.pid}) "
+                                                       "is gone, so there is nothing to stop.\n")
+    finally:
+        other.kill()
+        other.wait()
+    assert rows(db, "select control from runs")[0]["control"] is None
+
+
 # -- controls of a run in another process ---------------------------------------------
 
 

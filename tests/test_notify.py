@@ -168,3 +168,17 @@ def test_broken_settings_are_said_before_the_night(workspace):
     assert done.returncode == 1 and done.stderr.strip() == "Error: notify.failing_after must be a whole number, not 'soon'."
     done = overnight(workspace, "config", "set", "notify.color", "red")
     assert done.returncode == 1 and "There is no setting 'notify.color'" in done.stderr
+
+
+def test_config_set_with_one_empty_value_clears_a_list(workspace):
+    """`config set notify.urls ""` is how a shell says "no URLs": the list is emptied, not refused."""
+    from overnight.core import settings
+
+    assert overnight(workspace, "config", "set", "notify.urls", "ntfys://my-topic").returncode == 0
+    done = overnight(workspace, "config", "set", "notify.urls", "")
+    assert done.returncode == 0 and done.stdout.strip() == f"Set notify.urls in {settings.path()}.", done.stderr
+    assert settings.notify()["urls"] == [] and "# Where to send notifications" in settings.path().read_text()
+    tried = overnight(workspace, "config", "test")
+    assert tried.returncode == 1 and "No notification URLs are set" in tried.stderr
+    done = overnight(workspace, "config", "set", "notify.urls", "", "ntfys://my-topic")  # an empty URL among others is not one
+    assert done.returncode == 1 and "must be a list of apprise URLs" in done.stderr

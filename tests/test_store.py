@@ -114,6 +114,23 @@ def test_reading_commands_on_an_empty_workspace(workspace, cli):
     assert not (workspace / ".overnight").exists()  # reading commands create nothing
 
 
+def test_a_folder_other_than_the_runs_says_each_folder_keeps_its_own_store(workspace, cli, monkeypatch):
+    """Not "start a run first" for someone who ran one elsewhere: where their runs are, and --db."""
+    folder = recipe(workspace / "r", proposals=["hello world\n"])
+    assert cli("run", folder, "--yes").exit_code == 0
+    monkeypatch.chdir(folder)
+    here = folder / ".overnight" / "overnight.db"
+    elsewhere = ("Each folder keeps its own store, so run this in the folder you ran overnight from (or pass --db FILE), "
+                 "or start a run with `overnight run RECIPE` or `overnight demo`.")
+
+    for args in (("log",), ("apply", "1:1")):
+        result = cli(*args)
+        assert result.exit_code == 1 and result.output == f"Error: No overnight store at {here}. {elsewhere}\n", args
+    assert cli("status").output == f"No runs in {here} yet. {elsewhere}\n"
+    assert not here.parent.exists()
+    assert cli("apply", "1:1", "--db", workspace / ".overnight" / "overnight.db").exit_code == 0  # the way it names
+
+
 SECRET = "sk-secret-123456"
 IN_RECIPE = "sk-recipe-abcdef"
 

@@ -132,6 +132,21 @@ def test_twenty_proposals_end_to_end(workspace, cli):
     assert kept == ["hello\n", "my own edit\n"]
 
 
+def test_apply_of_a_version_the_file_already_holds_says_so_and_writes_nothing(workspace, cli):
+    """A second apply says what its dry run says: no rewrite, no second backup, no second review."""
+    folder = recipe(workspace / "r", proposals=["hello world\n"])
+    assert cli("run", folder, "--yes").exit_code == 0
+    doc, backups = folder / "doc.txt", workspace / ".overnight" / "backups"
+    assert cli("apply", "1").exit_code == 0 and doc.read_text() == "hello world\n"
+    written = doc.stat().st_mtime_ns
+
+    dry, again = cli("apply", "1", "--dry-run"), cli("apply", "1")
+    assert dry.exit_code == again.exit_code == 0
+    assert dry.output == again.output == "No difference: the file already holds this version.\n"
+    assert doc.stat().st_mtime_ns == written and len(list(backups.iterdir())) == 1
+    assert len(rows(workspace / ".overnight" / "overnight.db", "select * from reviews")) == 1
+
+
 def test_apply_of_an_unknown_experiment_writes_nothing(workspace, cli):
     folder = recipe(workspace / "r", proposals=["hello world\n"])
     assert cli("run", folder, "--yes").exit_code == 0

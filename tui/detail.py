@@ -304,8 +304,13 @@ class Detail(AppScreen):
         self.owner.background(self._apply)
 
     def _apply(self) -> None:
+        from overnight.ops.apply import Unchanged
+
         try:
             surface, exp, backup = self._apply_experiment(preview=False)
+        except Unchanged as same:  # written meanwhile (by `overnight apply`, say): nothing to do, nothing wrong
+            self.owner.from_thread(self.owner.notify, same.message)
+            return
         except OvernightError as exc:
             self.refuse(exc.message)
             return
