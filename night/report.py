@@ -14,6 +14,7 @@ from pathlib import Path
 
 from overnight.core.contracts import FAILURES
 from overnight.core.numbers import fmt, gain_text
+from overnight.core.record import bounded_diff
 
 EXAMPLES_SHOWN = 20
 
@@ -86,7 +87,7 @@ def _diff(store, run: dict, baseline: dict | None, best: dict | None) -> str:
 
         recipe = parse(run["recipe_text"], Path(run["recipe_path"]))
         surface = recipe.surface.build(recipe.dir)
-        return surface.diff(store.candidate(baseline["candidate"]), store.candidate(best["candidate"]))
+        return bounded_diff(surface, store.candidate(baseline["candidate"]), store.candidate(best["candidate"]))
     except Exception:  # the recipe moved or no longer parses: the diff stored with the experiment
         return best["diff"] or ""
 

@@ -156,3 +156,19 @@ def test_a_view_cut_from_the_view_it_edits_has_the_parts_a_whole_cut_gives():
             like = split_like(view, old, parts)
             assert like == split(view), (len(old), len(view))
             old, parts = view, like
+
+
+def test_a_rewrite_of_a_long_file_is_previewed_and_reported_within_the_diff_limit(workspace, cli):
+    """A line diff of two long texts rewritten throughout grows with the square of their lines:
+    `apply --dry-run` and `report` bound it as the run does, and say so, rather than seem to hang."""
+    doc = "".join(f"line {i}: {'x' * 60}\n" for i in range(20_000))
+    rewritten = "".join(line.replace("x", "y") if i % 2 else line for i, line in enumerate(doc.splitlines(keepends=True)))
+    folder = recipe(workspace / "r", text=doc, proposals=[rewritten], files={"score.sh": "grep -c y < $1 || true\n"})
+    assert cli("run", folder, "--yes").exit_code == 0
+    preview = cli("apply", "1:1", "--dry-run")
+    assert preview.exit_code == 0 and "past the limit of 1,000,000; they differ" in preview.output, preview.output
+    report = workspace / "report.html"
+    assert cli("report", "1", "-o", report).exit_code == 0
+    assert "past the limit of 1,000,000" in report.read_text()
+    assert cli("apply", "1:1", "--yes").exit_code == 0 and (folder / "doc.txt").read_text() == rewritten
+    assert cli("apply", "1:1", "--yes").output.strip() == "No difference: the file already holds this version."
