@@ -55,15 +55,16 @@ class ConfigSurface(TextFileSurface, ParametricSurface):
         params, problems, seen = [], [], {}
         for i, entry in enumerate(entries, 1):
             key = entry.get("key") if isinstance(entry, dict) and isinstance(entry.get("key"), str) else None
-            where = parameters.where(self.recipe_dir, "params", i, key)
+            # Where a declaration is, looked up only for a problem: it reads recipe.toml again each time.
+            where = functools.partial(parameters.where, self.recipe_dir, "params", i, key)
             try:
                 values = parameters.read(entry, KEY, '{ key = "model.rate", min = 0, max = 1 }')
                 p = parameters.declare(values["key"], values)
             except parameters.Invalid as exc:
-                problems.append(f"{where}: {exc}.")
+                problems.append(f"{where()}: {exc}.")
                 continue
             if p.name in seen:
-                problems.append(f"{where}: the key {p.name!r} is declared twice (also params #{seen[p.name]}).")
+                problems.append(f"{where()}: the key {p.name!r} is declared twice (also params #{seen[p.name]}).")
                 continue
             seen[p.name] = i
             params.append(p)
