@@ -6,7 +6,6 @@ import os
 import stat
 
 from overnight.core.errors import OvernightError
-from overnight.core.record import bounded_diff
 
 from .find import recipe_of, surface_of, view_of
 
@@ -76,6 +75,9 @@ def apply_experiment(store, run, e, surface, view, *, dry_run=False, force=False
     # Decided here for both the preview and the apply, before any refusal: a file that already holds
     # the version needs nothing written, so a second apply makes no backup and rewrites nothing.
     # Bounded as a run's diffs are: a line diff of two long texts rewritten throughout takes minutes.
+    # (Imported here: `status` imports this module for `recover`, and the record brings asyncio.)
+    from overnight.core.record import bounded_diff
+
     diff = "" if current == view else bounded_diff(surface, current, view)
     if not diff:
         if dry_run:
