@@ -17,14 +17,8 @@ db_option = click.option(
 
 
 def open_store(db: Path | None, readonly: bool = False, create: bool = True):
-    """A command that only reads finds no store here when the run was in another folder: it says so."""
-    from overnight.core.errors import OvernightError
-    from overnight.core.store import Store, default_path
-    from overnight.ops.find import ELSEWHERE
+    from overnight.core.store import Store
 
-    path = Path(db) if db else default_path()
-    if (readonly or not create) and not path.exists():
-        raise OvernightError(f"No overnight store at {path}. {ELSEWHERE}")
     return Store(db, readonly=readonly, create=create)
 
 

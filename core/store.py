@@ -269,6 +269,10 @@ def _new_store() -> sqlite3.Connection:
     return conn
 
 
+# After "no runs here": someone who ran overnight in another folder is told where their runs are.
+ELSEWHERE = ("Each folder keeps its own store, so run this in the folder you ran overnight from (or pass --db FILE), "
+             "or start a run with `overnight run RECIPE` or `overnight demo`.")
+
 class Store:
     def __init__(self, path: Path | str | None = None, *, readonly: bool = False, create: bool = True):
         """`create=False` is for commands that only read: a folder with no store stays untouched.
@@ -284,10 +288,10 @@ class Store:
         self.unwritable: str | None = None  # what keeps this process from writing the store, if anything does
         try:
             if not create and not self.path.exists():
-                raise OvernightError(f"No overnight store at {self.path}: start a run first (overnight run RECIPE or overnight demo).")
+                raise OvernightError(f"No overnight store at {self.path}. {ELSEWHERE}")
             self._create = create
             if readonly and not self.path.exists():
-                raise OvernightError(f"No overnight store at {self.path}: start a run first (overnight run RECIPE or overnight demo).")
+                raise OvernightError(f"No overnight store at {self.path}. {ELSEWHERE}")
             self.unwritable = unwritable(self.path)
             if self.unwritable and create and not readonly:
                 raise OvernightError(f"Cannot write the store {self.path}: {self.unwritable}; nothing was changed.")

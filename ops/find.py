@@ -5,11 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from overnight.core.errors import OvernightError
+from overnight.core.store import ELSEWHERE
 
 
-# After "no runs here": someone who ran overnight in another folder is told where their runs are.
-ELSEWHERE = ("Each folder keeps its own store, so run this in the folder you ran overnight from (or pass --db FILE), "
-             "or start a run with `overnight run RECIPE` or `overnight demo`.")
 
 
 def find_run(store, ref: str | None) -> dict:
