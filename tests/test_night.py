@@ -122,7 +122,10 @@ def test_a_night_a_signal_stopped_exits_as_a_run_does_and_its_digest_says_stoppe
     db = workspace / ".overnight" / "overnight.db"
     proc = overnight(workspace, "night", slow, fine, "--yes", start_new_session=True)
     wait_for(lambda: measured(db, "slow") >= 2)
-    os.killpg(proc.pid, sig)  # Ctrl-C reaches the night and its run alike, as in a terminal
+    if sig == signal.SIGINT:
+        os.killpg(proc.pid, sig)  # Ctrl-C reaches the night and its run alike, as in a terminal
+    else:
+        os.kill(proc.pid, sig)  # SIGTERM from a service manager or `kill`: the night hands it on to its run
     assert proc.wait(60) == code
     out = (workspace / "night.out").read_text()
     digest = out[out.index("Night 1 (stopped)"):]
