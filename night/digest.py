@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from collections import Counter
 
-from overnight.core.files import pid_alive
+from overnight.core.state import process_gone
 from overnight.core.numbers import fmt, gain_text
 
 from .state import DONE, Nights
@@ -29,7 +29,7 @@ def lines(nights: Nights, night_id: int) -> list[str]:
 def shown(night: dict, item) -> str:
     """An item a signal stopped stays 'running' in the store, so that --resume continues it; once the
     night is not running (stopped, or its process gone), nothing runs it, and the reader is told it stopped."""
-    if item.status == "running" and (night["status"] != "running" or not pid_alive(night["pid"])):
+    if item.status == "running" and (night["status"] != "running" or process_gone(night)):
         return "stopped"
     return item.status
 
@@ -86,6 +86,6 @@ def status_lines(store) -> list[str]:
     if waiting:
         head += f"; then {', '.join(waiting)}"
     out = [head + "."]
-    if night["status"] == "stopped" or (night["status"] == "running" and not pid_alive(night["pid"])):
+    if night["status"] == "stopped" or (night["status"] == "running" and process_gone(night)):
         out.append("  It is not running: `overnight night --resume` continues it.")
     return out + [""]
